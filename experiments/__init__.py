@@ -1,0 +1,1 @@
+"""Experiments shipped with daskbench; their configs are in conf/experiment/."""

@@ -1,0 +1,90 @@
+"""``python -m daskbench +experiment=NAME [overrides]``: parse, connect, run, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from .errors import DaskbenchError
+
+USAGE = """python -m daskbench +experiment=NAME [KEY=VALUE | KEY=a,b,c | 'KEY=range(0,10)' ...]
+                   [--config-dir DIR] [--dry-run] [--cfg] [--list]"""
+
+EPILOG = """examples:
+  python -m daskbench +experiment=sweep
+  python -m daskbench +experiment=sweep trial.rho=0.5,0.9 'trial.horizon=range(1000,5000,1000)'
+  python -m daskbench +experiment=sweep cluster=address cluster.address=tcp://HOST:8786
+  python -m daskbench --config-dir my_conf +experiment=mine
+
+Sweep values use Hydra's grammar; no -m flag is needed. Running the same
+command again skips the trials already ok and runs only what is missing or failed.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m daskbench", usage=USAGE, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Run a parameter sweep on Dask; results go to Parquet.")
+    p.add_argument("overrides", nargs="*", help="+experiment=NAME and Hydra overrides")
+    p.add_argument("--config-dir", "-cd", help="a folder with your own experiment/NAME.yaml")
+    p.add_argument("--dry-run", action="store_true", help="show the sweep's axes and trial count, run nothing")
+    p.add_argument("--cfg", action="store_true", help="print the composed config and exit")
+    p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _main(args)
+    except DaskbenchError as exc:
+        print(f"daskbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _main(args: argparse.Namespace) -> int:
+    from . import api
+    from .compose import list_experiments
+
+    if args.list:
+        print("\n".join(list_experiments(args.config_dir)))
+        return 0
+    if args.cfg or args.dry_run:
+        rp = api.plan(None, args.overrides, args.config_dir)
+        if args.cfg:
+            print(rp.config_yaml, end="")
+        if args.dry_run:
+            print(f"experiment {rp.name}: {len(rp.plan)} trials -> {rp.results_dir}")
+            print(rp.plan.describe() or "(no swept keys)")
+        return 0
+    result = api.run(None, args.overrides, config_dir=args.config_dir)
+    _summary(result)
+    return result.exit_code
+
+
+def _summary(result) -> None:
+    c, o = result.counts, result.outcome
+    print(f"\n{result.name}: {c.ok} ok, {c.failed} failed, {c.timeout} timed out, {c.cancelled} cancelled, "
+          f"{c.skipped} skipped (already ok) of {c.total} trials in {result.duration_s:.1f}s")
+    print(f"results: {result.path / 'trials'}  (daskbench.load({str(result.path)!r}))")
+    if o.slowest:
+        print("slowest trials:")
+        for d, tid, cols in o.slowest[:5]:
+            shown = " ".join(f"{k}={v}" for k, v in cols.items())
+            print(f"  {d:8.3f}s  {tid}  {shown}")
+    if c.bad:
+        print(f"{c.bad} trial(s) failed; see the status, error and traceback columns of {result.path / 'trials'}:")
+        for tid, err in o.errors:
+            print(f"  {tid}: {err.splitlines()[0][:160] if err else ''}")
+    if o.stopped_early:
+        print("stopped early: max_failures reached; fix the cause, then run the same command again")
+    if o.interrupted:
+        print("interrupted: finished trials are saved. Resume with:")
+        print(f"  {result.resume_command}")
+    elif c.bad or o.stopped_early:
+        print(f"re-run the failed trials with: {result.resume_command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

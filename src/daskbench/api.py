@@ -1,0 +1,170 @@
+"""The Python API: run a sweep from a script or a notebook, and load its results."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+import pandas as pd
+
+from .cluster import check_resources, connect
+from .compose import RunPlan, build_plan
+from .errors import ResultsError
+from .progress import Counts, make_progress
+from .runner import RunOutcome, Runner
+from .store import Dataset, ResultStore
+
+
+@dataclass
+class RunResult:
+    """Outcome of :func:`run`: counts, where the results are, and the exit status."""
+
+    name: str
+    path: Path
+    counts: Counts
+    outcome: RunOutcome
+    resume_command: str
+    duration_s: float
+
+    @property
+    def exit_code(self) -> int:
+        if self.outcome.interrupted:
+            return 130
+        return 1 if (self.counts.bad or self.outcome.stopped_early) else 0
+
+    def load(self, dataset: str = "trials") -> pd.DataFrame:
+        return load(self.path, dataset)
+
+
+def run(
+    experiment: Optional[str] = None,
+    overrides: Sequence[str] = (),
+    *,
+    client: Any = None,
+    config_dir: Optional[str] = None,
+    progress: Optional[str] = None,
+    echo: Callable[[str], None] = print,
+) -> RunResult:
+    """Run (or resume) the sweep of ``experiment`` with Hydra-style ``overrides``.
+
+    With ``client=None`` a cluster is made from the ``cluster`` config group (a
+    LocalCluster by default) and closed afterwards; pass an existing
+    ``distributed.Client`` to run on it. Trials already ``ok`` on disk are skipped.
+    """
+    rp = build_plan(experiment, list(overrides), config_dir)
+    cfg = rp.cfg
+    store = ResultStore(
+        rp.results_dir, cfg.results.flush_rows, cfg.results.flush_seconds, cfg.results.compact_parts,
+        first_columns=[a.key for a in rp.plan.axes],
+    )
+    done = store.open_for_resume()
+    counts = Counts()
+    run_info: Dict[str, Any] = {
+        "id": uuid.uuid4().hex[:12], "started_at": _now(), "argv": list(sys.argv),
+        "overrides": list(overrides), "axes": [a.key for a in rp.plan.axes],
+    }
+    store.record_run(dict(run_info, outcome="running"), rp.config_yaml, cfg.name)
+    resume = _resume_command(experiment, overrides, config_dir)
+    t0 = time.monotonic()
+    outcome = None
+    try:
+        ctx = contextlib.nullcontext(client) if client is not None else connect(rp.cluster)
+        with ctx as cl:
+            if cl.dashboard_link:
+                echo(f"Dask dashboard: {cl.dashboard_link}")
+            check_resources(cl, dict(cfg.resources))
+            echo(f"{cfg.name}: {len(rp.plan)} trials, {len(done)} already ok in {rp.results_dir}")
+            mode = progress or cfg.runner.progress
+            counts.started = time.monotonic()
+            bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
+            outcome = Runner(cl, rp, store, counts, bar).run(done)
+    finally:
+        state = "interrupted" if outcome is None or outcome.interrupted else (
+            "stopped" if outcome.stopped_early else "finished")
+        store.record_run(dict(run_info, outcome=state, ended_at=_now(), counts={
+            "total": counts.total, "skipped": counts.skipped, "ok": counts.ok, "failed": counts.failed,
+            "timeout": counts.timeout, "cancelled": counts.cancelled}), rp.config_yaml, cfg.name)
+    return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)
+
+
+def plan(experiment: Optional[str] = None, overrides: Sequence[str] = (), config_dir: Optional[str] = None) -> RunPlan:
+    """Compose and check an experiment without running it (``--dry-run``)."""
+    return build_plan(experiment, list(overrides), config_dir)
+
+
+def _resume_command(experiment: Optional[str], overrides: Sequence[str], config_dir: Optional[str]) -> str:
+    words = ["python", "-m", "daskbench"]
+    if config_dir:
+        words += ["--config-dir", config_dir]
+    if experiment:
+        words.append(f"+experiment={experiment}")
+    words += list(overrides)
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _dataset_dir(path: Union[str, Path], dataset: str) -> Path:
+    p = Path(path)
+    if (p / dataset).is_dir():
+        return p / dataset
+    if p.name == dataset and p.is_dir():
+        return p
+    raise ResultsError(
+        f"no {dataset!r} results under {p}; run `python -m daskbench +experiment=NAME` first, "
+        "or pass the folder that holds trials/ (e.g. results/NAME)"
+    )
+
+
+def load(path: Union[str, Path], dataset: str = "trials") -> pd.DataFrame:
+    """Load a results dataset (``trials``, ``steps``, ...) as a pandas DataFrame.
+
+    ``path`` is an experiment's results folder (``results/NAME``) or the dataset
+    folder itself. The swept keys are kept in ``df.attrs['daskbench_dims']``.
+    """
+    folder = _dataset_dir(path, dataset)
+    df = Dataset(folder).read().to_pandas()
+    df.attrs["daskbench_dims"] = _dims(folder.parent)
+    return df
+
+
+def _dims(root: Path) -> List[str]:
+    import json
+
+    try:
+        runs = json.loads((root / "manifest.json").read_text()).get("runs", [])
+        return list(runs[-1].get("axes", [])) if runs else []
+    except (OSError, ValueError):
+        return []
+
+
+def to_xarray(data: Union[str, Path, pd.DataFrame], dims: Optional[Sequence[str]] = None,
+              metrics: Optional[Sequence[str]] = None):
+    """The ``ok`` trials as an ``xarray.Dataset``: one dimension per swept key (plus
+    ``replicate`` when there are several), one variable per numeric metric."""
+    df = data if isinstance(data, pd.DataFrame) else load(data)
+    dims = list(dims or df.attrs.get("daskbench_dims") or [])
+    if not dims:
+        raise ResultsError("cannot tell the swept keys; pass dims=[...] (e.g. ['trial.rho'])")
+    missing = [d for d in dims if d not in df.columns]
+    if missing:
+        raise ResultsError(f"dims {missing} are not columns of the table; columns: {list(df.columns)}")
+    ok = df[df["status"] == "ok"] if "status" in df.columns else df
+    if "replicate" in ok.columns and ok["replicate"].nunique() > 1 and "replicate" not in dims:
+        dims.append("replicate")
+    from .execute import RESERVED
+
+    if metrics is None:
+        metrics = [c for c in ok.columns if c not in dims and c not in RESERVED
+                   and pd.api.types.is_numeric_dtype(ok[c])]
+    table = ok[dims + list(metrics)].groupby(dims, dropna=False).last()
+    return table.to_xarray()

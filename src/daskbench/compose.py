@@ -1,0 +1,324 @@
+"""Hydra composition: command-line words in, a checked run plan out.
+
+This is the only module that composes Hydra configs. It composes once per
+combination of swept config groups (usually once), never once per trial.
+Sweep overrides (``trial.rho=0.5,0.9``) are taken out before composing, so
+no ``-m`` flag is needed, and handed to the pure expansion in :mod:`sweep`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import itertools
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from . import schema
+from .errors import ConfigError, ExperimentNotFound, TrialImportError
+from .sweep import SEED_KEY, Axis, SweepPlan, axis_from_override, axis_from_param, flatten, merge_axes, parse_override
+
+
+def package_conf_dir() -> Path:
+    """The shipped ``conf/``: inside the installed package, or the source checkout's."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "conf", here.parents[1] / "conf"):
+        if (cand / "config.yaml").is_file():
+            return cand
+    raise ConfigError("daskbench's own conf/ folder is missing; reinstall the package")
+
+
+def search_dirs(config_dir: Optional[str]) -> List[Path]:
+    """Config folders in the order Hydra searches them (user's first)."""
+    dirs = []
+    if config_dir:
+        p = Path(config_dir).expanduser().resolve()
+        if not p.is_dir():
+            raise ConfigError(f"--config-dir {config_dir}: no such folder")
+        dirs.append(p)
+    dirs.append(package_conf_dir())
+    return dirs
+
+
+def list_experiments(config_dir: Optional[str] = None) -> List[str]:
+    """Names usable as ``+experiment=NAME``."""
+    names = set()
+    for d in search_dirs(config_dir):
+        names.update(p.stem for p in (d / "experiment").glob("*.yaml"))
+    return sorted(names)
+
+
+def _is_group(key: str, choices: Dict[str, Any], dirs: Sequence[Path]) -> bool:
+    return key in choices or any((d / key).is_dir() for d in dirs)
+
+
+@dataclass
+class RunPlan:
+    """A composed, validated experiment ready to expand and run."""
+
+    cfg: schema.ExperimentConfig  # typed run sections (trial kept raw below)
+    cluster: Any  # LocalClusterConfig | AddressClusterConfig
+    plan: SweepPlan
+    trial_bases: Dict[Tuple[Tuple[str, str], ...], Dict[str, Any]]  # unresolved full configs
+    config_yaml: str
+    search_path: List[str]
+    results_dir: Path
+    sys_path: List[str]  # where trial modules are imported from, for the workers too
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+
+def _suggest(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[str]) -> DictConfig:
+    extra = []
+    if config_dir:
+        extra.append(f"hydra.searchpath=[file://{dirs[0]}]")
+    try:
+        with initialize_config_dir(config_dir=str(dirs[-1]), version_base="1.3"):
+            return compose("config", overrides=overrides + extra, return_hydra_config=True)
+    except MissingConfigException as exc:
+        msg = str(exc)
+        if "experiment/" in msg:
+            name = msg.split("experiment/", 1)[1].split("'", 1)[0]
+            avail = list_experiments(config_dir)
+            raise ExperimentNotFound(
+                f"unknown experiment {name!r}{_suggest(name, avail)}; available: "
+                f"{', '.join(avail) or '(none)'}. Add your own as DIR/experiment/NAME.yaml "
+                "and pass --config-dir DIR"
+            ) from None
+        raise ConfigError(msg.splitlines()[0]) from None
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(str(exc).strip().replace("\n", " ")) from None
+
+
+def _typed(section: str, node: Any, cls: type) -> Any:
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), node)
+        return merged
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
+        names = [f.name for f in fields(cls)]
+        bad = str(key).split(".")[-1]
+        if bad not in names:
+            raise ConfigError(
+                f"unknown key {section}.{bad}{_suggest(bad, names)}; valid keys under "
+                f"{section}: {', '.join(names)}"
+            ) from None
+        raise ConfigError(f"bad value for {section}.{bad}: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+
+
+def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: Optional[str] = None) -> RunPlan:
+    """Compose ``+experiment=NAME`` plus overrides and check everything a run needs."""
+    dirs = search_dirs(config_dir)
+    words = list(overrides)
+    if experiment:
+        words.insert(0, f"+experiment={experiment}")
+    parsed = [parse_override(w) for w in words]
+    if not any(o.key_or_group == "experiment" for o in parsed):
+        avail = list_experiments(config_dir)
+        raise ExperimentNotFound(
+            "no experiment given; run `python -m daskbench +experiment=NAME` with one of: "
+            + (", ".join(avail) or "(none)")
+        )
+    plain = [o for o in parsed if not o.is_sweep_override()]
+    sweeps = [o for o in parsed if o.is_sweep_override()]
+    plain_words = [o.input_line for o in plain]
+
+    cfg0 = _compose(dirs, plain_words, config_dir)
+    choices = {k: v for k, v in cfg0.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    for o in sweeps:
+        if o.key_or_group == "experiment":
+            raise ConfigError("sweeping over experiments is not supported; run each experiment on its own")
+
+    # -- top-level keys: the schema's sections plus config groups, nothing else.
+    known = {f.name for f in fields(schema.ExperimentConfig)} | {"hydra"}
+    group_roots = {g.split("/")[0] for g in choices}
+    for key in cfg0.keys():
+        if key not in known and key not in group_roots:
+            raise ConfigError(
+                f"unknown top-level key {key!r}{_suggest(str(key), sorted(known - {'hydra'}))}; "
+                f"valid keys: {', '.join(sorted(known - {'hydra'}))}, or a config group"
+            )
+    run_part = {k: cfg0[k] for k in cfg0.keys() if k in known and k not in ("hydra", "trial", "cluster")}
+    typed = _typed("config", OmegaConf.create({}), schema.ExperimentConfig)
+    for k, node in run_part.items():
+        cls = {"sweep": schema.SweepConfig, "results": schema.ResultsConfig, "runner": schema.RunnerConfig}.get(k)
+        try:
+            typed[k] = _typed(k, node, cls) if cls else node
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"bad value for {k}: {exc}") from None
+    if typed.name == "???" or not str(typed.name).strip():
+        raise ConfigError("the experiment config sets no `name`; add `name: my_experiment`")
+    cluster = _cluster(cfg0)
+    try:
+        cfg: schema.ExperimentConfig = OmegaConf.to_object(typed)  # type: ignore[assignment]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"bad value: {exc}".replace("\n", " ")) from None
+
+    # -- axes: sweep.params first, command line wins.
+    params = OmegaConf.to_container(cfg0.sweep.params, resolve=False) if "sweep" in cfg0 else {}
+    config_axes = [axis_from_param(str(k), v, is_group=_is_group(str(k), choices, dirs)) for k, v in (params or {}).items()]
+    cli_axes = [axis_from_override(o, is_group=_is_group(o.key_or_group, choices, dirs)) for o in sweeps]
+    axes = merge_axes(config_axes, cli_axes, [o.key_or_group for o in plain])
+    fixed = [a for a in axes if a.values is not None and len(a.values) == 1]
+    axes = [a for a in axes if a not in fixed]
+    for a in axes:
+        if not a.is_group and not a.key.startswith("trial.") and OmegaConf.select(cfg0, a.key, default=None) is None and not a.add:
+            raise ConfigError(
+                f"swept key {a.key!r} is not in the config; to add a new key write +{a.key}=..., "
+                "or sweep a key under trial."
+            )
+
+    # -- compose once per combination of swept groups.
+    group_axes = [a for a in axes if a.is_group]
+    fixed_groups = [a for a in fixed if a.is_group]
+    fixed_values = [a for a in fixed if not a.is_group]
+    base_words = plain_words + [f"{'+' if a.add else ''}{a.key}={a.values[0]}" for a in fixed_groups]
+    combos = list(itertools.product(*[[(a, v) for v in a.values] for a in group_axes])) or [()]
+    bases: Dict[Tuple[Tuple[str, str], ...], Dict[str, Any]] = {}
+    for combo in combos:
+        words_c = base_words + [f"{'+' if a.add else ''}{a.key}={v}" for a, v in combo]
+        c = cfg0 if (not combo and not fixed_groups) else _compose(dirs, words_c, config_dir)
+        tree = OmegaConf.to_container(c, resolve=False)
+        tree.pop("hydra", None)
+        for a in fixed_values:
+            _set(tree, a.key, a.values[0])
+        bases[tuple(sorted((a.key, str(v)) for a, v in combo))] = tree
+
+    first = next(iter(bases.values()))
+    trial = first.get("trial") or {}
+    target = trial.get("_target_") if isinstance(trial, dict) else None
+    if not target:
+        raise ConfigError("the experiment config has no trial._target_; set it to the import path of your trial function")
+    fn = import_target(str(target), dirs)
+    accepts_seed, names = _signature(fn)
+    for a in axes:
+        if a.key.startswith("trial.") and not a.is_group and names is not None:
+            arg = a.key.split(".")[1]
+            if arg not in names and not arg.startswith("_"):
+                raise ConfigError(
+                    f"swept key {a.key!r}: {target} has no argument {arg!r}{_suggest(arg, names)}; "
+                    f"its arguments: {', '.join(names)}"
+                )
+    if names is not None:
+        for arg in trial:
+            if not str(arg).startswith("_") and arg not in names:
+                raise ConfigError(
+                    f"trial.{arg}: {target} has no argument {arg!r}{_suggest(str(arg), names)}; "
+                    f"its arguments: {', '.join(names)}"
+                )
+    seed_swept = any(a.key == SEED_KEY for a in axes)
+    seed_fixed = "seed" in trial
+    if cfg.sweep.replicates > 1 and not accepts_seed:
+        raise ConfigError(
+            f"sweep.replicates={cfg.sweep.replicates} needs {target} to take a `seed` argument"
+        )
+    inject = accepts_seed and not seed_swept and (cfg.sweep.replicates > 1 or not seed_fixed)
+    fixed_seed = trial.get("seed") if seed_fixed and not inject else None
+
+    content = {}
+    for g, tree in bases.items():
+        flat = flatten({k: v for k, v in tree.items() if k not in schema.RUN_KEYS})
+        content[g] = flat
+    zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
+    plan = SweepPlan(
+        name=cfg.name, axes=axes, bases=content, zip=zip_groups, design=cfg.sweep.design,
+        samples=cfg.sweep.samples, replicates=cfg.sweep.replicates, root_seed=int(cfg.seed),
+        inject_seed=inject, fixed_seed=fixed_seed if isinstance(fixed_seed, int) else None,
+    )
+    shown = OmegaConf.to_container(cfg0, resolve=False)
+    shown.pop("hydra", None)
+    return RunPlan(
+        cfg=cfg, cluster=cluster, plan=plan, trial_bases=bases,
+        config_yaml=OmegaConf.to_yaml(shown), search_path=[str(d) for d in dirs],
+        results_dir=Path(cfg.results.dir).expanduser(),
+        sys_path=_import_roots(dirs),
+    )
+
+
+def _cluster(cfg0: DictConfig) -> Any:
+    node = cfg0.get("cluster") or {}
+    kind = node.get("kind", "local")
+    cls = schema.CLUSTER_SCHEMAS.get(kind)
+    if cls is None:
+        raise ConfigError(
+            f"cluster.kind={kind!r} is unknown; choose cluster=local or cluster=address"
+        )
+    merged = _typed("cluster", node, cls)
+    if OmegaConf.is_missing(merged, "address") if kind == "address" else False:
+        raise ConfigError(
+            "cluster=address needs the scheduler's address: cluster.address=tcp://HOST:8786"
+        )
+    return OmegaConf.to_object(merged)
+
+
+def _set(tree: Dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def _signature(fn: Any) -> Tuple[bool, Optional[List[str]]]:
+    """(takes a seed, argument names or None if it takes **kwargs)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False, None
+    params = sig.parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return "seed" in sig.parameters, None
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return "seed" in names, names
+
+
+def _import_roots(dirs: Sequence[Path]) -> List[str]:
+    """The working directory, and a user's config folder and its parent."""
+    return [os.getcwd()] + [str(d.parent) for d in dirs[:-1]] + [str(d) for d in dirs[:-1]]
+
+
+def import_target(target: str, dirs: Sequence[Path] = ()) -> Any:
+    """Import ``pkg.module.function``, adding the working directory and the user's
+    config folder's parent to ``sys.path`` (that is where trial modules live)."""
+    import importlib
+    import sys
+
+    for p in _import_roots(dirs):
+        if p not in sys.path:
+            sys.path.append(p)
+    mod_name, _, attr = target.rpartition(".")
+    if not mod_name:
+        raise TrialImportError(f"trial._target_={target!r} must be a dotted path like package.module.function")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        raise TrialImportError(
+            f"trial._target_={target!r}: cannot import module {exc.name!r} "
+            f"(searched the working directory {os.getcwd()} and the installed packages); "
+            "put the module there or install it"
+        ) from None
+    except Exception as exc:  # the user's module raised while importing
+        raise TrialImportError(
+            f"trial._target_={target!r}: importing {mod_name!r} raised {type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        names = [n for n in dir(mod) if not n.startswith("_")]
+        raise TrialImportError(
+            f"trial._target_={target!r}: module {mod_name!r} has no {attr!r}{_suggest(attr, names)}"
+        ) from None

@@ -1,0 +1,234 @@
+"""Worker side: run a chunk of trials, each with its own row and its own failure.
+
+A chunk is one Dask task holding many short trials, so the ~2 ms scheduling
+cost per task is paid once per chunk. Every trial is isolated: an exception,
+a bad return value or a timeout marks that trial alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+import numbers
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+#: columns daskbench writes itself; a metric may not take these names
+RESERVED = frozenset(
+    {"trial_id", "seed", "replicate", "status", "error", "traceback", "attempts",
+     "worker", "started_at", "duration_s"}
+)
+
+
+@dataclass
+class TrialSpec:
+    """What every trial of one run shares; sent along with each chunk.
+
+    ``bases`` maps a group-choice combination to the trial's keyword arguments
+    (``fast``) or to the whole unresolved config (otherwise, resolved per trial).
+    """
+
+    target: str
+    fast: bool
+    bases: Dict[Tuple[Tuple[str, str], ...], Dict[str, Any]]
+    retries: int = 0
+    timeout_s: Optional[float] = None
+    sys_path: List[str] = field(default_factory=list)
+
+
+# (trial_id, group key, params, seed, replicate)
+Item = Tuple[str, Tuple[Tuple[str, str], ...], Dict[str, Any], Optional[int], int]
+
+
+@dataclass
+class ChunkResult:
+    """Rows for the ``trials`` table and Arrow tables for per-step datasets."""
+
+    rows: List[Dict[str, Any]]
+    tables: Dict[str, Any]  # dataset name -> pyarrow.Table
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve_target(target: str) -> Any:
+    mod, _, attr = target.rpartition(".")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return "driver"
+
+
+def _set_path(tree: Dict[str, Any], parts: List[str], value: Any) -> None:
+    node = tree
+    for p in parts[:-1]:
+        child = node.get(p)
+        # copy on the way down: the base is shared by every trial of the chunk
+        node[p] = child = dict(child) if isinstance(child, dict) else {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _call(spec: TrialSpec, gkey, params: Dict[str, Any]) -> Any:
+    if spec.fast:
+        kwargs = dict(spec.bases[gkey])
+        target = kwargs.pop("_target_")
+        for key, value in params.items():
+            _set_path(kwargs, key.split(".")[1:], value)
+        return _resolve_target(target)(**kwargs)
+    # Interpolations or nested targets: resolve this trial's config like Hydra would.
+    import hydra.utils
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(spec.bases[gkey])
+    for key, value in params.items():
+        OmegaConf.update(cfg, key, value, force_add=True)
+    return hydra.utils.call(cfg.trial)
+
+
+class TrialTimeout(Exception):
+    pass
+
+
+def _call_with_timeout(spec: TrialSpec, gkey, params) -> Any:
+    if not spec.timeout_s:
+        return _call(spec, gkey, params)
+    box: Dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = _call(spec, gkey, params)
+        except BaseException as exc:  # handed back to the calling thread
+            box["error"] = exc
+
+    # Python threads cannot be killed: a trial past its time is recorded as a
+    # timeout and left to finish in the background while the chunk moves on.
+    t = threading.Thread(target=target, daemon=True, name="daskbench-trial")
+    t.start()
+    t.join(spec.timeout_s)
+    if t.is_alive():
+        raise TrialTimeout(f"trial ran longer than timeout_s={spec.timeout_s}")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _is_table(obj: Any) -> bool:
+    mod = type(obj).__module__
+    return (mod.startswith("pandas") and type(obj).__name__ == "DataFrame") or (
+        mod.startswith("pyarrow") and type(obj).__name__ == "Table"
+    )
+
+
+def _scalar(value: Any) -> Tuple[bool, Any]:
+    if value is None or isinstance(value, (bool, str)):
+        return True, value
+    if isinstance(value, numbers.Number) and not isinstance(value, complex):
+        if hasattr(value, "item"):
+            value = value.item()  # numpy scalars -> Python
+        return True, value
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        return True, value.item()
+    return False, value
+
+
+def _describe(obj: Any) -> str:
+    text = repr(obj)
+    return f"{type(obj).__name__} {text[:80]}{'...' if len(text) > 80 else ''}"
+
+
+def normalise(result: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Split a trial's return value into scalar metrics and tables, or raise
+    ``TypeError`` saying what was returned instead."""
+    if _is_table(result):
+        return {}, {"steps": result}
+    if not isinstance(result, Mapping):
+        raise TypeError(
+            f"trial returned {_describe(result)}; return a mapping of metric name to "
+            "scalar (and optionally tables), or a table"
+        )
+    metrics: Dict[str, Any] = {}
+    tables: Dict[str, Any] = {}
+    for key, value in result.items():
+        name = str(key)
+        if _is_table(value):
+            if name in ("trials", "manifest") or not name.replace("_", "").isalnum():
+                raise TypeError(f"table {name!r}: name tables with letters, digits and '_' (not 'trials')")
+            tables[name] = value
+            continue
+        ok, value = _scalar(value)
+        if not ok:
+            raise TypeError(
+                f"metric {name!r} is {_describe(value)}; metrics must be scalars "
+                "(numbers, strings, booleans) and per-step data a DataFrame or Arrow table"
+            )
+        if name in RESERVED:
+            raise TypeError(f"metric {name!r} clashes with a column daskbench writes; rename it")
+        metrics[name] = value
+    return metrics, tables
+
+
+def run_chunk(spec: TrialSpec, items: List[Item]) -> ChunkResult:
+    """Run each trial of the chunk in turn; never raises for a trial's fault."""
+    import pyarrow as pa
+
+    for p in spec.sys_path:
+        if p not in sys.path:
+            sys.path.append(p)
+    worker = _worker_address()
+    rows: List[Dict[str, Any]] = []
+    tables: Dict[str, List[Any]] = {}
+    for trial_id, gkey, params, seed, replicate in items:
+        row: Dict[str, Any] = {"trial_id": trial_id, "seed": seed, "replicate": replicate, "worker": worker}
+        started = time.time()
+        t0 = time.perf_counter()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                metrics, out_tables = normalise(_call_with_timeout(spec, gkey, params))
+                row.update(metrics)
+                row.update(status="ok", error=None, traceback=None)
+                for name, table in out_tables.items():
+                    t = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
+                    t = t.add_column(0, "trial_id", pa.array([trial_id] * t.num_rows, pa.string()))
+                    tables.setdefault(name, []).append(t)
+                break
+            except TrialTimeout as exc:
+                row.update(status="timeout", error=f"TrialTimeout: {exc}", traceback=None)
+                break  # a timed-out trial is not retried: its thread may still be running
+            except Exception as exc:  # a trial's own failure: record it, keep going
+                row.update(
+                    status="failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                    traceback="".join(traceback.format_exception(exc)),
+                )
+                if attempts > spec.retries:
+                    break
+        row["attempts"] = attempts
+        row["started_at"] = datetime.fromtimestamp(started, tz=timezone.utc)
+        row["duration_s"] = time.perf_counter() - t0
+        rows.append(row)
+    merged = {}
+    for name, parts in tables.items():
+        try:
+            merged[name] = pa.concat_tables(parts, promote_options="permissive")
+        except pa.ArrowInvalid:
+            merged[name] = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
+    return ChunkResult(rows, merged)
+
+
+def chunk_compute_seconds(result: ChunkResult) -> float:
+    """Worker time the chunk's trials took, for sizing the next chunks."""
+    total = sum(r["duration_s"] for r in result.rows)
+    return total if math.isfinite(total) else 0.0

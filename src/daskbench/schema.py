@@ -1,0 +1,114 @@
+"""Typed configuration sections, validated where the config enters.
+
+The experiment config is free in two places only: ``trial`` (the keyword
+arguments of the trial function, checked against its signature) and the
+config groups a user adds (e.g. ``model``). Everything else is one of the
+dataclasses below, so a misspelled key fails before anything runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class SweepConfig:
+    """How the trials of an experiment are generated.
+
+    params: dotted key -> Hydra sweep expression (``a,b``, ``range(0,10)``,
+        ``choice(x,y)``, ``interval(lo,hi)`` for sampled designs).
+    zip: groups of keys whose axes move together instead of being crossed.
+    design: ``grid`` (cartesian product) or a sampling design over the
+        ``interval`` axes: ``random``, ``lhs`` (Latin hypercube), ``sobol``.
+    samples: number of points a sampling design draws.
+    replicates: runs per point, each with its own seed spawned from ``seed``.
+    """
+
+    params: Dict[str, Any] = field(default_factory=dict)
+    zip: List[List[str]] = field(default_factory=list)
+    design: str = "grid"
+    samples: Optional[int] = None
+    replicates: int = 1
+
+
+@dataclass
+class ResultsConfig:
+    """Where and how results are written."""
+
+    dir: str = "results/${name}"
+    flush_rows: int = 10_000
+    flush_seconds: float = 10.0
+    compact_parts: int = 64
+
+
+@dataclass
+class RunnerConfig:
+    """How trials are turned into Dask futures.
+
+    chunk_size: ``auto`` batches short trials so that one task lasts about
+        ``target_chunk_seconds``; an integer fixes the trials per task.
+    max_in_flight: tasks submitted and not yet collected (default: 4 per
+        worker thread).
+    progress: ``auto`` (a bar on a terminal, plain lines otherwise),
+        ``bar``, ``plain`` or ``none``.
+    """
+
+    chunk_size: Any = "auto"
+    target_chunk_seconds: float = 0.5
+    max_chunk_size: int = 1000
+    max_in_flight: Optional[int] = None
+    progress: str = "auto"
+    progress_interval_s: float = 5.0
+
+
+@dataclass
+class LocalClusterConfig:
+    """An embedded ``distributed.LocalCluster``."""
+
+    kind: str = "local"
+    n_workers: Optional[int] = None
+    threads_per_worker: int = 1
+    processes: bool = True
+    memory_limit: str = "auto"
+    resources: Dict[str, float] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    dashboard_address: str = "127.0.0.1:8787"
+
+
+@dataclass
+class AddressClusterConfig:
+    """A running scheduler started by the user (``dask scheduler``)."""
+
+    kind: str = "address"
+    address: str = "???"
+    timeout_s: float = 30.0
+
+
+CLUSTER_SCHEMAS = {"local": LocalClusterConfig, "address": AddressClusterConfig}
+
+
+@dataclass
+class ExperimentConfig:
+    """The top level of a composed experiment config (sections above nested)."""
+
+    name: str = "???"
+    seed: int = 0
+    trial: Dict[str, Any] = field(default_factory=dict)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    results: ResultsConfig = field(default_factory=ResultsConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    cluster: Dict[str, Any] = field(default_factory=dict)
+    resources: Dict[str, float] = field(default_factory=dict)
+    priority: int = 0
+    retries: int = 0
+    timeout_s: Optional[float] = None
+    max_failures: Optional[int] = None
+
+
+#: Top-level keys that steer the run but are not part of a trial's content,
+#: so they stay out of the trial id (changing them never invalidates results).
+RUN_KEYS = frozenset(
+    {"sweep", "results", "runner", "cluster", "resources", "priority", "retries",
+     "timeout_s", "max_failures", "hydra"}
+)

@@ -1,0 +1,297 @@
+"""The results store: the one place that touches Parquet.
+
+Layout of an experiment's folder::
+
+    results/<name>/trials/part-*.parquet   one row per trial
+    results/<name>/steps/part-*.parquet    per-step tables, keyed by trial_id
+    results/<name>/manifest.json           config, versions, one entry per run
+
+Every file is written under a hidden temporary name and renamed into place, so
+a reader never sees half a file. Rewrites (removing superseded rows, unifying
+schemas, compacting many parts) build a whole new folder and swap it in; an
+interrupted swap is finished or rolled back the next time the store opens.
+A trial id is never present twice: a re-run row replaces the old one in the
+same swap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Set
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .errors import ResultsError
+
+#: fixed types of the columns daskbench writes, so batches agree on them
+BASE_TYPES = {
+    "trial_id": pa.string(),
+    "seed": pa.int64(),
+    "replicate": pa.int64(),
+    "status": pa.string(),
+    "error": pa.string(),
+    "traceback": pa.string(),
+    "attempts": pa.int64(),
+    "worker": pa.string(),
+    "started_at": pa.timestamp("us", tz="UTC"),
+    "duration_s": pa.float64(),
+}
+TAIL = ["seed", "replicate", "status", "error", "attempts", "worker", "started_at", "duration_s", "traceback"]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _column(values: List[Any], typ: Optional[pa.DataType] = None) -> pa.Array:
+    try:
+        return pa.array(values, type=typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        # mixed types in one column (e.g. choice(a,1)): keep them readable as text
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def rows_to_table(rows: List[Dict[str, Any]], first: Iterable[str] = ()) -> pa.Table:
+    """Rows (dicts) -> Arrow table with daskbench's column order and types."""
+    names: Dict[str, None] = {"trial_id": None}
+    for k in first:
+        names[k] = None
+    for r in rows:
+        for k in r:
+            names.setdefault(k, None)
+    ordered = [k for k in names if k not in TAIL] + [k for k in TAIL if k in names]
+    arrays = [_column([r.get(k) for r in rows], BASE_TYPES.get(k)) for k in ordered]
+    return pa.table(arrays, names=ordered)
+
+
+class Dataset:
+    """One Parquet dataset folder (``trials``, ``steps``, ...) with atomic writes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._new = path.with_name(f".{path.name}.new")
+        self._old = path.with_name(f".{path.name}.old")
+        self.recover()
+
+    def recover(self) -> None:
+        """Finish or roll back a folder swap that an earlier run did not complete."""
+        if self.path.exists():
+            for p in (self._new, self._old):
+                if p.exists():
+                    shutil.rmtree(p)
+        elif self._new.exists():  # the new folder was complete: the swap had begun
+            os.replace(self._new, self.path)
+            shutil.rmtree(self._old, ignore_errors=True)
+        elif self._old.exists():
+            os.replace(self._old, self.path)
+        for tmp in self.path.glob(".*.tmp") if self.path.exists() else ():
+            tmp.unlink()  # a part that was being written when the run died
+
+    def parts(self) -> List[Path]:
+        return sorted(self.path.glob("part-*.parquet")) if self.path.exists() else []
+
+    def schema(self) -> Optional[pa.Schema]:
+        parts = self.parts()
+        if not parts:
+            return None
+        return pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+
+    def read(self, columns: Optional[List[str]] = None, schema: Optional[pa.Schema] = None) -> pa.Table:
+        parts = self.parts()
+        if not parts:
+            return pa.table({})
+        schema = schema or self.schema()
+        cols = [c for c in columns if c in schema.names] if columns else None
+        return ds.dataset([str(p) for p in parts], schema=schema, format="parquet").to_table(columns=cols)
+
+    def append(self, table: pa.Table) -> None:
+        """Add a part; if its columns or types differ, rewrite to one schema."""
+        if table.num_rows == 0:
+            return
+        current = self.schema()
+        if current is None:
+            self._write_part(self.path, table)
+            return
+        merged = pa.unify_schemas([current, table.schema], promote_options="permissive")
+        if merged.equals(current):
+            self._write_part(self.path, _conform(table, current))
+        else:
+            self.rewrite(extra=table)
+
+    def rewrite(self, drop_ids: Optional[Set[str]] = None, extra: Optional[pa.Table] = None) -> None:
+        """Replace the folder with one part: old rows (minus ``drop_ids``) plus ``extra``."""
+        old = self.read()
+        if drop_ids and old.num_rows:
+            keep = pc.invert(pc.is_in(old["trial_id"], value_set=pa.array(sorted(drop_ids), pa.string())))
+            old = old.filter(keep)
+        tables = [t for t in (old, extra) if t is not None and t.num_rows]
+        if self._new.exists():
+            shutil.rmtree(self._new)
+        self._new.mkdir(parents=True)
+        if tables:
+            schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
+            self._write_part(self._new, pa.concat_tables([_conform(t, schema) for t in tables]))
+        if self.path.exists():
+            os.replace(self.path, self._old)
+        os.replace(self._new, self.path)
+        shutil.rmtree(self._old, ignore_errors=True)
+
+    @staticmethod
+    def _write_part(folder: Path, table: pa.Table) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = folder / f".{name}.tmp"
+        pq.write_table(table, tmp)
+        os.replace(tmp, folder / name)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast a table to ``schema``, adding missing columns as nulls."""
+    cols = []
+    for f in schema:
+        if f.name in table.column_names:
+            col = table[f.name]
+            cols.append(col if col.type == f.type else col.cast(f.type))
+        else:
+            cols.append(pa.nulls(table.num_rows, f.type))
+    return pa.table(cols, schema=schema)
+
+
+class ResultStore:
+    """Buffers results and writes them in batches; knows what is already done."""
+
+    def __init__(self, root: Path, flush_rows: int = 10_000, flush_seconds: float = 10.0,
+                 compact_parts: int = 64, first_columns: Iterable[str] = ()):
+        self.root = Path(root)
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.compact_parts = compact_parts
+        self.first_columns = list(first_columns)
+        self._rows: List[Dict[str, Any]] = []
+        self._tables: Dict[str, List[pa.Table]] = {}
+        self._last_flush = time.monotonic()
+        self._superseded: Set[str] = set()  # ids of non-ok rows on disk
+        self.check_writable()
+        self.trials = Dataset(self.root / "trials")
+        self._extra = {p.name: Dataset(p) for p in self.root.iterdir()
+                       if p.is_dir() and not p.name.startswith(".") and p.name != "trials"}
+
+    def check_writable(self) -> None:
+        """Fail before any trial runs if the folder cannot be written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-test-{uuid.uuid4().hex[:8]}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise ResultsError(
+                f"cannot write results to {self.root}: {exc.strerror or exc}; "
+                "choose another folder with results.dir=PATH"
+            ) from None
+
+    # -- resume ---------------------------------------------------------------
+    def open_for_resume(self) -> Set[str]:
+        """Ids of trials already ``ok``; tidies what an interrupted run left."""
+        table = self.trials.read(columns=["trial_id", "status"])
+        if table.num_rows == 0:
+            ok: Set[str] = set()
+        else:
+            ok_mask = pc.equal(table["status"], "ok")
+            ok = set(table.filter(ok_mask)["trial_id"].to_pylist())
+            self._superseded = set(table.filter(pc.invert(ok_mask))["trial_id"].to_pylist())
+        for name, dset in self._extra.items():
+            ids = dset.read(columns=["trial_id"])
+            if ids.num_rows and "trial_id" in ids.column_names:
+                orphans = set(pc.unique(ids["trial_id"]).to_pylist()) - ok
+                if orphans:  # per-step rows written just before a run died
+                    dset.rewrite(drop_ids=orphans)
+        return ok
+
+    # -- writing --------------------------------------------------------------
+    def add(self, rows: List[Dict[str, Any]], tables: Dict[str, pa.Table]) -> None:
+        self._rows.extend(rows)
+        for name, t in tables.items():
+            self._tables.setdefault(name, []).append(t)
+        self.maybe_flush()
+
+    def maybe_flush(self) -> None:
+        if self._rows and (len(self._rows) >= self.flush_rows
+                           or time.monotonic() - self._last_flush >= self.flush_seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered rows: per-step tables first, then the trials that own them."""
+        self._last_flush = time.monotonic()
+        if not self._rows:
+            return
+        for name, parts in self._tables.items():
+            dset = self._extra.get(name) or self._extra.setdefault(name, Dataset(self.root / name))
+            schema = pa.unify_schemas([t.schema for t in parts], promote_options="permissive")
+            dset.append(pa.concat_tables([_conform(t, schema) for t in parts]))
+        self._tables = {}
+        table = rows_to_table(self._rows, self.first_columns)
+        new_ids = set(table["trial_id"].to_pylist())
+        replaced = self._superseded & new_ids
+        if replaced:
+            # a re-run replaces its old failed row in the same folder swap: never twice
+            self.trials.rewrite(drop_ids=replaced, extra=table)
+            self._superseded -= replaced
+        else:
+            self.trials.append(table)
+        self._rows = []
+
+    def close(self) -> None:
+        """Flush, then compact folders that grew many small parts."""
+        self.flush()
+        for dset in [self.trials, *self._extra.values()]:
+            if len(dset.parts()) > self.compact_parts:
+                dset.rewrite()
+
+    # -- manifest -------------------------------------------------------------
+    def record_run(self, run: Dict[str, Any], config_yaml: str, name: str) -> None:
+        """Add (or update, by ``run['id']``) this run's entry in manifest.json."""
+        path = self.root / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            manifest = {}
+        manifest["name"] = name
+        manifest["config"] = config_yaml
+        manifest["versions"] = versions()
+        runs = [r for r in manifest.get("runs", []) if r.get("id") != run.get("id")]
+        runs.append(run)
+        manifest["runs"] = runs
+        _atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
+
+
+def versions() -> Dict[str, str]:
+    """Versions of the packages a result depends on."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("daskbench", "dask", "distributed", "hydra-core", "omegaconf", "pyarrow",
+                "pandas", "numpy", "scipy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
