@@ -113,9 +113,13 @@ def _typed(section: str, node: Any, cls: type) -> Any:
         names = [f.name for f in fields(cls)]
         bad = str(key).split(".")[-1]
         if bad not in names:
+            hint = ""
+            if bad.replace(".", "").lstrip("-").isdigit():
+                hint = (". In YAML flow style a comma ends the entry: write {trial.x: '1,2,3'} "
+                        "(quoted) or use block style")
             raise ConfigError(
                 f"unknown key {section}.{bad}{_suggest(bad, names)}; valid keys under "
-                f"{section}: {', '.join(names)}"
+                f"{section}: {', '.join(names)}{hint}"
             ) from None
         raise ConfigError(f"bad value for {section}.{bad}: {exc.msg if hasattr(exc, 'msg') else exc}") from None
 
@@ -170,6 +174,12 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
 
     # -- axes: sweep.params first, command line wins.
     params = OmegaConf.to_container(cfg0.sweep.params, resolve=False) if "sweep" in cfg0 else {}
+    for k, v in (params or {}).items():
+        if v is None:
+            raise ConfigError(
+                f"sweep.params.{k} has no value. If you wrote {{trial.x: 1,2}} in YAML flow style, "
+                "the comma ended the entry: quote it, {trial.x: '1,2'}, or use block style"
+            )
     config_axes = [axis_from_param(str(k), v, is_group=_is_group(str(k), choices, dirs)) for k, v in (params or {}).items()]
     cli_axes = [axis_from_override(o, is_group=_is_group(o.key_or_group, choices, dirs)) for o in sweeps]
     axes = merge_axes(config_axes, cli_axes, [o.key_or_group for o in plain])

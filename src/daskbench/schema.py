@@ -95,6 +95,7 @@ class ExperimentConfig:
     name: str = "???"
     seed: int = 0
     trial: Dict[str, Any] = field(default_factory=dict)
+    vars: Dict[str, Any] = field(default_factory=dict)  # the user's own values, for ${vars.x}
     sweep: SweepConfig = field(default_factory=SweepConfig)
     results: ResultsConfig = field(default_factory=ResultsConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)

@@ -17,8 +17,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import IntervalSweep, Override
-from hydra.errors import OverrideParseException
+from hydra.core.override_parser.types import IntervalSweep, Override, QuotedString
+from hydra.errors import HydraException
 
 from .errors import SweepError
 
@@ -52,12 +52,23 @@ def parse_override(text: str) -> Override:
     """Parse one command-line override with Hydra's grammar, or say which token is bad."""
     try:
         return _parser.parse_override(text)
-    except OverrideParseException as exc:
+    except HydraException as exc:  # OverrideParseException and grammar errors
         raise SweepError(
-            f"cannot parse {text!r}: {exc}\n"
+            f"cannot parse {text!r}: {str(exc).splitlines()[0]}. "
             "Sweep expressions use Hydra's grammar: key=a,b,c  'key=range(0,10)'  "
             "'key=choice(x,y)'  'key=interval(0,1)'; quote values with spaces or commas."
         ) from None
+
+
+def _plain(value: Any) -> Any:
+    """Hydra's parsed values as the plain Python values a composed config holds."""
+    if isinstance(value, QuotedString):
+        return value.text
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 def axis_from_override(ov: Override, is_group: bool = False) -> Axis:
@@ -65,9 +76,9 @@ def axis_from_override(ov: Override, is_group: bool = False) -> Axis:
     key = ov.key_or_group
     add = ov.get_key_element().startswith("+")
     if not ov.is_sweep_override():
-        return Axis(key, values=(ov.value(),), is_group=is_group, add=add)
+        return Axis(key, values=(_plain(ov.value()),), is_group=is_group, add=add)
     if ov.is_discrete_sweep():
-        values = tuple(ov.sweep_iterator())
+        values = tuple(_plain(v) for v in ov.sweep_iterator())
         if not values:
             raise SweepError(
                 f"axis {key!r} is empty ({ov.input_line!r}); give at least one value, "

@@ -1,0 +1,105 @@
+"""Shared fixtures: one real LocalCluster for API tests, and user experiment folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TRIALS_PY = '''
+"""Trial functions a user might write (written into a temp folder by the tests)."""
+import os, time
+import pandas as pd
+
+
+def quad(x=0.0, y=0.0, seed=0):
+    return {"f": (x - 1) ** 2 + y, "seed_seen": seed}
+
+
+def sometimes_fails(x=0, seed=0):
+    if x % 3 == 0:
+        raise ValueError(f"x={x} is a multiple of three")
+    return {"y": x * 2}
+
+
+def flaky(x=0, marker_dir=".", seed=0):
+    """Fails on its first attempt for each x, then succeeds."""
+    marker = os.path.join(marker_dir, f"flaky-{x}")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("first attempt fails")
+    return {"y": x}
+
+
+def fails_while_file(x=0, path="", seed=0):
+    """Fails for multiples of three while `path` exists: a bug the user then fixes."""
+    if x % 3 == 0 and os.path.exists(path):
+        raise ValueError(f"x={x} is a multiple of three")
+    return {"y": x * 2}
+
+
+def bad_return(x=0):
+    return [x, x]
+
+
+def with_steps(x=0, n=5, seed=0):
+    return {"total": x * n, "steps": pd.DataFrame({"tick": range(n), "value": [x * i for i in range(n)]})}
+
+
+def slow(x=0, delay=0.2, seed=0):
+    time.sleep(delay)
+    return {"y": x}
+
+
+def sleepy(x=0, delay=5.0):
+    time.sleep(delay)
+    return {"y": x}
+
+
+def no_seed(x=0):
+    return {"y": x}
+'''
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A real 2-process LocalCluster shared by the API tests."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None)
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def write_experiment(conf_dir: Path, name: str, body: str) -> Path:
+    """Write DIR/experiment/NAME.yaml (package _global_)."""
+    p = conf_dir / "experiment" / f"{name}.yaml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("# @package _global_\n" + textwrap.dedent(body))
+    return p
+
+
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+    """A user's working folder with a trial module and a config folder; cwd is set to it."""
+    (tmp_path / "usertrials.py").write_text(TRIALS_PY)
+    conf = tmp_path / "conf"
+    (conf / "experiment").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_cli(args, cwd, timeout=240, **kw):
+    """Run `python -m daskbench ARGS` in a subprocess; returns CompletedProcess."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "daskbench", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw)

@@ -1,0 +1,70 @@
+"""Running a chunk of trials in-process: isolation, bad returns, retries, timeouts."""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+import pytest
+
+from daskbench.execute import TrialSpec, normalise, run_chunk
+
+
+def spec(target, **kw):
+    return TrialSpec(target=target, fast=True, bases={(): {"_target_": target}}, **kw)
+
+
+def test_each_trial_its_own_failure(user_dir):
+    sys.path.insert(0, str(user_dir))
+    items = [(f"id{x}", (), {"trial.x": x}, None, 0) for x in range(6)]
+    res = run_chunk(spec("usertrials.sometimes_fails"), items)
+    status = {r["trial_id"]: r["status"] for r in res.rows}
+    assert status == {"id0": "failed", "id1": "ok", "id2": "ok", "id3": "failed", "id4": "ok", "id5": "ok"}
+    bad = next(r for r in res.rows if r["trial_id"] == "id3")
+    assert bad["error"] == "ValueError: x=3 is a multiple of three"
+    assert "Traceback" in bad["traceback"] and "sometimes_fails" in bad["traceback"]
+    assert next(r for r in res.rows if r["trial_id"] == "id4")["y"] == 8
+
+
+def test_retries_count_attempts(user_dir):
+    sys.path.insert(0, str(user_dir))
+    items = [("a", (), {"trial.x": 1, "trial.marker_dir": str(user_dir)}, None, 0)]
+    assert run_chunk(spec("usertrials.flaky"), items).rows[0]["status"] == "failed"
+    (user_dir / "flaky-1").unlink()
+    row = run_chunk(spec("usertrials.flaky", retries=2), items).rows[0]
+    assert row["status"] == "ok" and row["attempts"] == 2
+
+
+def test_timeout(user_dir):
+    sys.path.insert(0, str(user_dir))
+    items = [("a", (), {"trial.x": 1, "trial.delay": 3.0}, None, 0), ("b", (), {"trial.x": 2, "trial.delay": 0.0}, None, 0)]
+    rows = run_chunk(spec("usertrials.sleepy", timeout_s=0.3), items).rows
+    assert [r["status"] for r in rows] == ["timeout", "ok"]
+    assert rows[0]["duration_s"] < 2.0
+
+
+def test_tables_get_trial_ids(user_dir):
+    sys.path.insert(0, str(user_dir))
+    res = run_chunk(spec("usertrials.with_steps"), [("a", (), {"trial.x": 2, "trial.n": 3}, None, 0)])
+    assert res.rows[0]["total"] == 6
+    assert res.tables["steps"].column("trial_id").to_pylist() == ["a"] * 3
+
+
+@pytest.mark.parametrize("value, message", [
+    ([1, 2], "trial returned list [1, 2]; return a mapping"),
+    (None, "trial returned NoneType None"),
+    ({"m": [1, 2]}, "metric 'm' is list"),
+    ({"status": 1}, "metric 'status' clashes"),
+])
+def test_bad_returns(value, message):
+    with pytest.raises(TypeError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        normalise(value)
+
+
+def test_good_returns():
+    import numpy as np
+
+    metrics, tables = normalise({"a": np.float32(1.5), "b": np.int64(3), "c": True, "d": "x", "t": pd.DataFrame({"v": [1]})})
+    assert metrics == {"a": 1.5, "b": 3, "c": True, "d": "x"} and type(metrics["b"]) is int
+    assert list(tables) == ["t"]
+    assert list(normalise(pd.DataFrame({"v": [1]}))[1]) == ["steps"]
