@@ -128,3 +128,15 @@ def test_flow_style_comma_gets_a_hint(user_dir):
     """)
     with pytest.raises(ConfigError, match="flow style.*quote"):
         daskbench.plan("fs", config_dir="conf")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("runner.chunk_size=0", "runner.chunk_size=0: use auto or a whole number"),
+    ("retries=-1", "retries=-1: must be >= 0"),
+    ("timeout_s=0", "timeout_s=0.0: must be > 0"),
+    ("runner.progress=fancy", "runner.progress='fancy'"),
+])
+def test_range_checks(user_dir, override, message):
+    write_experiment(user_dir / "conf", "v", "name: v\ntrial: {_target_: usertrials.quad}\n")
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        daskbench.plan("v", [override], config_dir="conf")

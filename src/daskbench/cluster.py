@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 from typing import Any, Dict, Iterator
 
 from distributed import Client, LocalCluster
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from .errors import ClusterError
 from .schema import AddressClusterConfig, LocalClusterConfig
@@ -26,10 +29,12 @@ def connect(cfg: Any, quiet: bool = True) -> Iterator[Client]:
         if cfg.processes:
             kwargs["host"] = cfg.host
         try:
-            cluster = LocalCluster(**kwargs)
+            with _sigint_ignored():  # spawned workers inherit the ignore
+                cluster = LocalCluster(**kwargs)
         except Exception as exc:
             raise ClusterError(f"cannot start a LocalCluster ({type(exc).__name__}: {exc}); check cluster.* settings") from None
         client = Client(cluster)
+        client.register_plugin(IgnoreSigint(), name="daskbench-ignore-sigint")  # and restarted ones
         try:
             yield client
         finally:
@@ -48,6 +53,31 @@ def connect(cfg: Any, quiet: bool = True) -> Iterator[Client]:
             _quietly_close(client, None)
     else:  # pragma: no cover - schema guarantees one of the above
         raise ClusterError(f"unknown cluster config {cfg!r}")
+
+
+class IgnoreSigint(WorkerPlugin):
+    """Workers of a cluster we started ignore Ctrl-C.
+
+    A terminal sends SIGINT to the whole process group; the driver handles it
+    (cancel, save, shut the cluster down) and workers dying first would only
+    print tracebacks and fail the trials in flight.
+    """
+
+    def setup(self, worker: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _quietly_close(client: Client, cluster: Any) -> None:

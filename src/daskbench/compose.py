@@ -99,9 +99,31 @@ def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[st
                 f"{', '.join(avail) or '(none)'}. Add your own as DIR/experiment/NAME.yaml "
                 "and pass --config-dir DIR"
             ) from None
+        if "cluster/" in msg:
+            name = msg.split("cluster/", 1)[1].split("'", 1)[0]
+            raise ConfigError(
+                f"unknown cluster {name!r}; choose cluster=local (default) or cluster=address "
+                "cluster.address=tcp://HOST:8786"
+            ) from None
         raise ConfigError(msg.splitlines()[0]) from None
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(str(exc).strip().replace("\n", " ")) from None
+        msg = str(exc).strip()
+        if msg.startswith("Could not override '"):
+            key = msg.split("'", 2)[1]
+            section, _, rest = key.partition(".")
+            cls = _SECTIONS.get(section)
+            if cls is not None and rest:
+                names = [f.name for f in fields(cls)]
+                bad = rest.split(".")[0]
+                if bad not in names:
+                    raise ConfigError(
+                        f"unknown key {section}.{bad}{_suggest(bad, names)}; valid keys under "
+                        f"{section}: {', '.join(names)}"
+                    ) from None
+        raise ConfigError(" ".join(msg.split("\n")[:2])) from None
+
+
+_SECTIONS = {"sweep": schema.SweepConfig, "results": schema.ResultsConfig, "runner": schema.RunnerConfig}
 
 
 def _typed(section: str, node: Any, cls: type) -> Any:
@@ -121,7 +143,9 @@ def _typed(section: str, node: Any, cls: type) -> Any:
                 f"unknown key {section}.{bad}{_suggest(bad, names)}; valid keys under "
                 f"{section}: {', '.join(names)}{hint}"
             ) from None
-        raise ConfigError(f"bad value for {section}.{bad}: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+        detail = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
+        where = bad if section == "config" else f"{section}.{bad}"
+        raise ConfigError(f"bad value for {where}: {detail}") from None
 
 
 def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: Optional[str] = None) -> RunPlan:
@@ -159,18 +183,22 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     run_part = {k: cfg0[k] for k in cfg0.keys() if k in known and k not in ("hydra", "trial", "cluster")}
     typed = _typed("config", OmegaConf.create({}), schema.ExperimentConfig)
     for k, node in run_part.items():
-        cls = {"sweep": schema.SweepConfig, "results": schema.ResultsConfig, "runner": schema.RunnerConfig}.get(k)
+        cls = _SECTIONS.get(k)
         try:
             typed[k] = _typed(k, node, cls) if cls else node
         except OmegaConfBaseException as exc:
-            raise ConfigError(f"bad value for {k}: {exc}") from None
+            detail = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
+            raise ConfigError(f"bad value for {k}: {detail}") from None
     if typed.name == "???" or not str(typed.name).strip():
         raise ConfigError("the experiment config sets no `name`; add `name: my_experiment`")
     cluster = _cluster(cfg0)
     try:
         cfg: schema.ExperimentConfig = OmegaConf.to_object(typed)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"bad value: {exc}".replace("\n", " ")) from None
+        raise ConfigError(f"bad value: {str(exc).splitlines()[0]}") from None
+    problems = schema.check_values(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
 
     # -- axes: sweep.params first, command line wins.
     params = OmegaConf.to_container(cfg0.sweep.params, resolve=False) if "sweep" in cfg0 else {}

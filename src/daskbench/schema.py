@@ -113,3 +113,28 @@ RUN_KEYS = frozenset(
     {"sweep", "results", "runner", "cluster", "resources", "priority", "retries",
      "timeout_s", "max_failures", "hydra"}
 )
+
+
+def check_values(cfg: ExperimentConfig) -> List[str]:
+    """Range checks the types cannot express; returns one message per bad value."""
+    bad: List[str] = []
+    r = cfg.runner
+    if not (str(r.chunk_size) == "auto" or (str(r.chunk_size).isdigit() and int(r.chunk_size) >= 1)):
+        bad.append(f"runner.chunk_size={r.chunk_size!r}: use auto or a whole number >= 1")
+    for key, value, low in [
+        ("runner.max_chunk_size", r.max_chunk_size, 1), ("runner.max_in_flight", r.max_in_flight, 1),
+        ("results.flush_rows", cfg.results.flush_rows, 1), ("results.compact_parts", cfg.results.compact_parts, 1),
+        ("retries", cfg.retries, 0), ("max_failures", cfg.max_failures, 1),
+    ]:
+        if value is not None and value < low:
+            bad.append(f"{key}={value}: must be >= {low}")
+    for key, value in [("runner.target_chunk_seconds", r.target_chunk_seconds), ("timeout_s", cfg.timeout_s),
+                       ("runner.progress_interval_s", r.progress_interval_s)]:
+        if value is not None and value <= 0:
+            bad.append(f"{key}={value}: must be > 0")
+    if r.progress not in ("auto", "bar", "plain", "none"):
+        bad.append(f"runner.progress={r.progress!r}: use auto, bar, plain or none")
+    for k, v in cfg.resources.items():
+        if v <= 0:
+            bad.append(f"resources.{k}={v}: must be > 0")
+    return bad

@@ -1,0 +1,106 @@
+"""Shared helpers for the benchmark scripts (not part of the daskbench package).
+
+Every benchmark prints a small table, writes its figures as JSON to
+``benchmarks/results/<name>.json`` and prints the same JSON as the last line of
+stdout, so ``run_all.py`` (or anyone) can pick them up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+PY = sys.executable
+
+NOOP_TARGET = "experiments.mmc_queue.noop"
+
+
+def machine() -> Dict[str, Any]:
+    """What the figures were measured on."""
+    try:
+        import distributed, dask, hydra  # noqa: E401
+
+        versions = {"dask": dask.__version__, "distributed": distributed.__version__, "hydra": hydra.__version__}
+    except ImportError:  # pragma: no cover
+        versions = {}
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+        "platform": platform.platform(), **versions,
+    }
+
+
+def write_noop_experiment(config_dir: Path, results_dir: Path, params: Dict[str, str],
+                          name: str = "noop", extra: str = "") -> Path:
+    """Write ``config_dir/experiment/<name>.yaml``: the no-op trial over ``params``."""
+    exp = config_dir / "experiment"
+    exp.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# @package _global_",
+        f"name: {name}",
+        "trial:",
+        f"  _target_: {NOOP_TARGET}",
+        "  x: 0.0",
+        "sweep:",
+        "  params:" + ("" if params else " {}"),
+    ]
+    lines += [f"    {k}: {v}" for k, v in params.items()]
+    lines += ["results:", f"  dir: {results_dir}"]
+    if extra:
+        lines.append(extra)
+    path = exp / f"{name}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def tmpdir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"daskbench-{prefix}-"))
+
+
+def median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def table(rows: List[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [[str(h) for h in header]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    out = []
+    for n, r in enumerate(cells):
+        out.append("  ".join(c.rjust(w) if n and i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v == 0 or abs(v) >= 100:
+            return f"{v:,.0f}"
+        if abs(v) >= 1:
+            return f"{v:.2f}"
+        return f"{v:.3g}"
+    return str(v)
+
+
+def emit(name: str, data: Dict[str, Any]) -> None:
+    """Write ``results/<name>.json`` and print the JSON as the last line of stdout."""
+    data = dict(data, benchmark=name, machine=machine())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    print(json.dumps(data), flush=True)
