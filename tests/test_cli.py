@@ -44,7 +44,7 @@ def test_user_config_dir_and_failures_exit_nonzero(user_dir):
         sweep: {params: {trial.x: 'range(0,6)'}}
     """)
     r = run_cli(["--config-dir", "conf", "+experiment=mine", *SMALL], cwd=user_dir)
-    assert r.returncode == 1
+    assert r.returncode == 1, (r.stdout, r.stderr)
     assert "2 trial(s) failed" in r.stdout and "ValueError: x=0 is a multiple of three" in r.stdout
     assert "re-run the failed trials with: python -m daskbench --config-dir conf +experiment=mine" in r.stdout
     assert "Traceback" not in r.stdout + r.stderr

@@ -1,0 +1,126 @@
+"""Where the time of ``python -m daskbench`` goes for a small no-op sweep.
+
+Runs the CLI's ``main()`` in a subprocess with timers around its phases
+(imports, composition, LocalCluster start, trials, shut-down), without
+changing daskbench: the phases are found by wrapping its functions from here.
+With ``--cprofile`` the whole in-process run is also profiled with cProfile and
+the top functions by cumulative time are printed.
+
+    .venv/bin/python benchmarks/profile_cli.py [N] [--cprofile]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+T_START = time.perf_counter()
+
+
+def child(conf: str, n: int, use_cprofile: bool) -> None:
+    import contextlib
+
+    t0 = time.perf_counter()
+    import daskbench.__main__ as cli  # noqa: F401  (what `python -m daskbench` imports first)
+    import daskbench.api as api
+    import daskbench.runner as runner
+
+    phases = {"import daskbench": time.perf_counter() - t0}
+    marks = {}
+
+    real_connect = api.connect
+
+    @contextlib.contextmanager
+    def connect(cfg, quiet=True):
+        t = time.perf_counter()
+        ctx = real_connect(cfg, quiet)
+        client = ctx.__enter__()
+        phases["LocalCluster + Client start"] = time.perf_counter() - t
+        try:
+            yield client
+        finally:
+            t = time.perf_counter()
+            ctx.__exit__(None, None, None)
+            phases["cluster + client close"] = time.perf_counter() - t
+
+    real_build = api.build_plan
+
+    def build_plan(*a, **k):
+        t = time.perf_counter()
+        try:
+            return real_build(*a, **k)
+        finally:
+            phases["compose + build_plan"] = time.perf_counter() - t
+
+    real_run = runner.Runner.run
+
+    def run(self, done):
+        t = time.perf_counter()
+        try:
+            return real_run(self, done)
+        finally:
+            phases["Runner.run (all trials)"] = time.perf_counter() - t
+            marks["chunks"] = self._n_chunks
+
+    api.connect, api.build_plan, runner.Runner.run = connect, build_plan, run
+    argv = ["--config-dir", conf, "+experiment=noop", "cluster.n_workers=2", "runner.progress=none"]
+    t = time.perf_counter()
+    if use_cprofile:
+        import cProfile
+        import io
+        import pstats
+
+        prof = cProfile.Profile()
+        rc = prof.runcall(cli.main, argv)
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(35)
+        marks["cprofile"] = s.getvalue()
+    else:
+        rc = cli.main(argv)
+    phases["main() total"] = time.perf_counter() - t
+    phases["in-process total (from interpreter start)"] = time.perf_counter() - T_START
+    print("@@PHASES@@" + json.dumps({"rc": rc, "phases": phases, "marks": marks}))
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 200
+    use_cprofile = "--cprofile" in sys.argv
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import shutil
+
+    import _common as C
+
+    work = C.tmpdir("profile")
+    try:
+        C.write_noop_experiment(work / "conf", work / "results", {"trial.x": f"range(0,{n})"})
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, __file__, "--child", str(work / "conf"), str(n)]
+                              + (["--cprofile"] if use_cprofile else []),
+                              cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wall = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@PHASES@@")), None)
+    if line is None:
+        sys.stdout.write(proc.stdout)
+        raise SystemExit("child failed")
+    data = json.loads(line[len("@@PHASES@@"):])
+    ph = data["phases"]
+    ph["subprocess wall clock"] = wall
+    ph["interpreter start-up + exit (wall - in-process)"] = wall - ph["in-process total (from interpreter start)"]
+    print(f"python -m daskbench, {n} no-op trials, {data['marks'].get('chunks')} chunks\n")
+    print(C.table([[k, v] for k, v in ph.items()], ["phase", "seconds"]))
+    if use_cprofile:
+        print("\n" + data["marks"]["cprofile"])
+    print(json.dumps({"trials": n, "phases": ph}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], int(sys.argv[3]), "--cprofile" in sys.argv)
+    else:
+        main()
