@@ -98,9 +98,22 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def src_fingerprint() -> str:
+    """sha256 of src/daskbench/*.py: which state of the code the figures belong to."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "src" / "daskbench").glob("*.py")):
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def emit(name: str, data: Dict[str, Any]) -> None:
     """Write ``results/<name>.json`` and print the JSON as the last line of stdout."""
-    data = dict(data, benchmark=name, machine=machine())
+    import datetime
+
+    data = dict(data, benchmark=name, machine=machine(), src_sha256=src_fingerprint(),
+                measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
     print(json.dumps(data), flush=True)

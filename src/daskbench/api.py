@@ -83,6 +83,7 @@ def run(
             echo(f"{cfg.name}: {len(rp.plan)} trials, {len(done)} already ok in {rp.results_dir}")
             mode = progress or cfg.runner.progress
             counts.started = time.monotonic()
+            counts.total = len(rp.plan)
             bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
             outcome = Runner(cl, rp, store, counts, bar).run(done)
     finally:

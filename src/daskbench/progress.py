@@ -39,11 +39,10 @@ class Counts:
         return left / rate if rate > 0 and left >= 0 else None
 
     def line(self) -> str:
-        eta = self.eta()
-        todo = self.total - self.skipped
+        skipped = f"  skipped {self.skipped}" if self.skipped else ""
         return (
-            f"{self.done}/{todo} done  ok {self.ok}  failed {self.bad}  in flight {self.in_flight}  "
-            f"{self.rate():.1f} trials/s  ETA {_fmt(eta)}"
+            f"{self.done + self.skipped}/{self.total} done  ok {self.ok}  failed {self.bad}  "
+            f"in flight {self.in_flight}{skipped}  {self.rate():.1f} trials/s  ETA {_fmt(self.eta())}"
         )
 
 
@@ -97,20 +96,23 @@ class BarProgress(Progress):
         from rich.progress import Progress as RichProgress
 
         self._bar = RichProgress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("ok {task.fields[ok]}  [red]failed {task.fields[bad]}[/]  in flight {task.fields[flight]}"),
-            TextColumn("{task.fields[rate]:.1f}/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+            TextColumn("ok {task.fields[ok]}  [red]failed {task.fields[bad]}[/]  in flight {task.fields[flight]}"
+                       "  skipped {task.fields[skipped]}"),
+            TextColumn("{task.fields[rate]:.1f}/s"), TextColumn("ETA"), TimeRemainingColumn(),
             refresh_per_second=4,
         )
-        self._task = self._bar.add_task(description, total=max(counts.total - counts.skipped, 0),
-                                        ok=0, bad=0, flight=0, rate=0.0)
+        self._task = self._bar.add_task(description, total=counts.total, ok=0, bad=0, flight=0,
+                                        skipped=0, rate=0.0)
 
     def start(self) -> None:
         self._bar.start()
 
     def update(self) -> None:
         c = self.counts
-        self._bar.update(self._task, completed=c.done, ok=c.ok, bad=c.bad, flight=c.in_flight, rate=c.rate())
+        # skipped trials (already ok on disk) count as complete: they are found lazily
+        self._bar.update(self._task, total=c.total, completed=c.done + c.skipped, ok=c.ok, bad=c.bad,
+                         flight=c.in_flight, skipped=c.skipped, rate=c.rate())
 
     def stop(self) -> None:
         self.update()

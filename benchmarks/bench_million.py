@@ -1,0 +1,161 @@
+"""A 1,000,000-trial no-op sweep through ``daskbench.run``: driver peak RSS and wall time.
+
+The sweep (``trial.x=range(0,1000000)`` over ``experiments.mmc_queue.noop``)
+runs on a ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``
+bound to 127.0.0.1, in a fresh subprocess so that the driver's peak resident
+set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) measures this run
+alone. The driver process holds the client *and* the Dask scheduler (a
+LocalCluster runs its scheduler in-process); the workers are child processes.
+
+Reference points, each in its own fresh subprocess (same imports as the driver):
+
+* ``list(plan)``: materialising the 1M ``Trial`` objects (ids, params, seeds)
+  that daskbench instead generates lazily;
+* naive list of 1M trial dicts ``[{"trial.x": i} for i in range(N)]``: the
+  least a runner that builds every trial up front would hold.
+
+Target: driver peak RSS < 1 GiB.
+
+    .venv/bin/python benchmarks/bench_million.py [N]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 1_000_000
+TARGET_MIB = 1024.0
+
+
+def _rss_mib(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _current_rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def child_run(n: int, work: Path) -> dict:
+    import logging
+
+    import daskbench
+    from distributed import Client, LocalCluster
+
+    sys.path.insert(0, str(HERE))
+    import _common as C
+
+    C.write_noop_experiment(work / "conf", work / "results" / "noop", {"trial.x": f"range(0,{n})"})
+    after_import = _rss_mib()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        client.submit(sum, [1, 2]).result()
+        before = _rss_mib()
+        t0 = time.perf_counter()
+        res = daskbench.run("noop", [], client=client, config_dir=str(work / "conf"),
+                            progress="none", echo=lambda s: None)
+        wall = time.perf_counter() - t0
+        peak = _rss_mib()
+        counts = res.counts
+    rows = len(daskbench.load(work / "results" / "noop"))
+    assert counts.ok == n and rows == n, (counts, rows)
+    return {"trials": n, "ok": counts.ok, "rows_on_disk": rows, "wall_s": wall, "trials_per_s": n / wall,
+            "driver_peak_rss_mib": peak, "driver_rss_before_run_mib": before,
+            "driver_rss_after_import_mib": after_import,
+            "worker_peak_rss_mib": _rss_mib(resource.RUSAGE_CHILDREN)}
+
+
+def child_list_plan(n: int, work: Path) -> dict:
+    import daskbench
+
+    sys.path.insert(0, str(HERE))
+    import _common as C
+
+    C.write_noop_experiment(work / "conf", work / "results" / "noop", {"trial.x": f"range(0,{n})"})
+    rp = daskbench.plan("noop", [], config_dir=str(work / "conf"))
+    base = _current_rss_mib()
+    t0 = time.perf_counter()
+    trials = list(rp.plan)
+    dt = time.perf_counter() - t0
+    assert len(trials) == n
+    return {"what": f"list(plan): {n:,} Trial objects", "seconds": dt,
+            "rss_increase_mib": _current_rss_mib() - base, "peak_rss_mib": _rss_mib()}
+
+
+def child_naive_dicts(n: int, work: Path) -> dict:
+    import daskbench  # noqa: F401  (same imports as the driver, for a like-for-like peak)
+
+    base = _current_rss_mib()
+    t0 = time.perf_counter()
+    trials = [{"trial.x": i} for i in range(n)]
+    dt = time.perf_counter() - t0
+    assert len(trials) == n
+    return {"what": "naive [{'trial.x': i} ...] list", "seconds": dt,
+            "rss_increase_mib": _current_rss_mib() - base, "peak_rss_mib": _rss_mib()}
+
+
+def spawn(mode: str, n: int) -> dict:
+    sys.path.insert(0, str(HERE))
+    import _common as C
+
+    work = C.tmpdir(f"million-{mode}")
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, __file__, "--child", mode, str(n), str(work)], cwd=work,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wall = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("@@RESULT@@")), None)
+    if proc.returncode != 0 or line is None:
+        sys.stdout.write(proc.stdout[-4000:])
+        raise SystemExit(f"child {mode} failed ({proc.returncode})")
+    out = json.loads(line[len("@@RESULT@@"):])
+    out["subprocess_wall_s"] = wall
+    return out
+
+
+def main() -> None:
+    sys.path.insert(0, str(HERE))
+    import _common as C
+
+    print(f"{N:,}-trial no-op sweep through daskbench.run (LocalCluster, 2 workers) ...", flush=True)
+    run = spawn("run", N)
+    print(f"  done in {run['wall_s']:.1f}s", flush=True)
+    plan_list = spawn("list_plan", N)
+    naive = spawn("naive_dicts", N)
+    peak = run["driver_peak_rss_mib"]
+    met = peak < TARGET_MIB
+    print(f"\n{N:,} no-op trials, one subprocess each\n")
+    print(C.table([
+        ["daskbench.run: driver peak RSS (client + scheduler)", peak, run["wall_s"], run["trials_per_s"]],
+        ["  driver RSS before the run (imports + cluster)", run["driver_rss_before_run_mib"], "", ""],
+        ["  largest worker process peak RSS", run["worker_peak_rss_mib"], "", ""],
+        [f"reference: list(plan), {N:,} Trial objects (RSS increase)", plan_list["rss_increase_mib"],
+         plan_list["seconds"], ""],
+        [f"reference: naive list of {N:,} trial dicts (RSS increase)", naive["rss_increase_mib"], naive["seconds"], ""],
+    ], ["what", "MiB", "seconds", "trials/s"]))
+    print(f"\ndriver peak RSS {peak:,.0f} MiB;  target < {TARGET_MIB:,.0f} MiB (1 GiB): {'MET' if met else 'NOT MET'}\n")
+    C.emit("million", {
+        "trials": N, "daskbench_run": run, "reference_list_plan": plan_list, "reference_naive_dicts": naive,
+        "driver_peak_rss_mib": peak, "wall_s": run["wall_s"], "trials_per_s": run["trials_per_s"],
+        "target": "driver peak RSS < 1 GiB", "target_met": met,
+        "command": ".venv/bin/python benchmarks/bench_million.py",
+    })
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        mode, n, work = sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+        fn = {"run": child_run, "list_plan": child_list_plan, "naive_dicts": child_naive_dicts}[mode]
+        print("@@RESULT@@" + json.dumps(fn(n, work)), flush=True)
+    else:
+        main()
