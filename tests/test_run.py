@@ -190,3 +190,36 @@ def test_interpolated_trial_config(user_dir, client):
     assert res.counts.ok == 4
     df = daskbench.load("results/ip")
     assert sorted(zip(df["trial.x"], df["vars.scale"], df.f)) == [(1, 10, 10.0), (1, 20, 20.0), (2, 10, 11.0), (2, 20, 21.0)]
+
+
+def test_group_sweep_zip_and_design_run(user_dir, client):
+    conf = user_dir / "conf"
+    (conf / "model").mkdir()
+    (conf / "model" / "flat.yaml").write_text("offset: 0.0\n")
+    (conf / "model" / "raised.yaml").write_text("offset: 100.0\n")
+    write_experiment(conf, "gz", """
+        defaults:
+          - /model: flat
+        name: gz
+        trial: {_target_: usertrials.quad, x: 0.0, y: '${model.offset}'}
+    """)
+    res = go("gz", ["model=flat,raised", "trial.x=1,2"], client=client)
+    assert res.counts.ok == 4
+    df = daskbench.load("results/gz")
+    assert sorted(zip(df.model, df["trial.x"], df.f)) == [
+        ("flat", 1, 0.0), ("flat", 2, 1.0), ("raised", 1, 100.0), ("raised", 2, 101.0)]
+
+    write_experiment(conf, "zp", """
+        name: zp
+        trial: {_target_: usertrials.quad}
+    """)
+    res = go("zp", ["trial.x=1,2,3", "trial.y=10,20,30", "sweep.zip=[[trial.x,trial.y]]"], client=client)
+    df = daskbench.load("results/zp")
+    assert sorted(zip(df["trial.x"], df["trial.y"])) == [(1, 10), (2, 20), (3, 30)]
+
+    args = ["trial.x=interval(0,4)", "trial.y=0,1", "sweep.design=lhs", "sweep.samples=5", "results.dir=results/lhs"]
+    res = go("zp", args, client=client)
+    assert res.counts.ok == 10
+    df = daskbench.load("results/lhs")
+    assert df["trial.x"].between(0, 4).all() and df["trial.x"].nunique() == 5
+    assert go("zp", args, client=client).counts.skipped == 10  # the same design again: same points
