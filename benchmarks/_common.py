@@ -21,7 +21,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 PY = sys.executable
 
-NOOP_TARGET = "experiments.mmc_queue.noop"
+NOOP_TARGET = "experiments.noop.trial"
 
 
 def machine() -> Dict[str, Any]:

@@ -4,9 +4,11 @@ Runs the CLI's ``main()`` in a subprocess with timers around its phases
 (imports, composition, LocalCluster start, trials, shut-down), without
 changing daskbench: the phases are found by wrapping its functions from here.
 With ``--cprofile`` the whole in-process run is also profiled with cProfile and
-the top functions by cumulative time are printed.
+the top functions by cumulative time are printed. ``--no-dashboard`` starts the
+LocalCluster without its Bokeh dashboard (a what-if: daskbench's config cannot
+turn it off today). ``--repeat=K`` runs K times and reports the medians.
 
-    .venv/bin/python benchmarks/profile_cli.py [N] [--cprofile]
+    .venv/bin/python benchmarks/profile_cli.py [N] [--cprofile] [--no-dashboard] [--repeat=K]
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 T_START = time.perf_counter()
 
 
-def child(conf: str, n: int, use_cprofile: bool) -> None:
+def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False) -> None:
     import contextlib
 
     t0 = time.perf_counter()
@@ -66,6 +68,15 @@ def child(conf: str, n: int, use_cprofile: bool) -> None:
             marks["chunks"] = self._n_chunks
 
     api.connect, api.build_plan, runner.Runner.run = connect, build_plan, run
+    if no_dashboard:
+        import daskbench.cluster as cluster_mod
+
+        real_lc = cluster_mod.LocalCluster
+
+        def local_cluster(*a, **k):
+            k["dashboard_address"] = None
+            return real_lc(*a, **k)
+        cluster_mod.LocalCluster = local_cluster
     argv = ["--config-dir", conf, "+experiment=noop", "cluster.n_workers=2", "runner.progress=none"]
     t = time.perf_counter()
     if use_cprofile:
@@ -89,38 +100,44 @@ def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 200
     use_cprofile = "--cprofile" in sys.argv
+    flags = [a for a in ("--cprofile", "--no-dashboard") if a in sys.argv]
+    repeat = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--repeat=")), 1)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import shutil
 
     import _common as C
 
-    work = C.tmpdir("profile")
-    try:
-        C.write_noop_experiment(work / "conf", work / "results", {"trial.x": f"range(0,{n})"})
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, __file__, "--child", str(work / "conf"), str(n)]
-                              + (["--cprofile"] if use_cprofile else []),
-                              cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        wall = time.perf_counter() - t0
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@PHASES@@")), None)
-    if line is None:
-        sys.stdout.write(proc.stdout)
-        raise SystemExit("child failed")
-    data = json.loads(line[len("@@PHASES@@"):])
-    ph = data["phases"]
-    ph["subprocess wall clock"] = wall
-    ph["interpreter start-up + exit (wall - in-process)"] = wall - ph["in-process total (from interpreter start)"]
-    print(f"python -m daskbench, {n} no-op trials, {data['marks'].get('chunks')} chunks\n")
-    print(C.table([[k, v] for k, v in ph.items()], ["phase", "seconds"]))
+    runs = []
+    for _ in range(repeat):
+        work = C.tmpdir("profile")
+        try:
+            C.write_noop_experiment(work / "conf", work / "results", {"trial.x": f"range(0,{n})"})
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, __file__, "--child", str(work / "conf"), str(n)] + flags,
+                                  cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            wall = time.perf_counter() - t0
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@PHASES@@")), None)
+        if line is None:
+            sys.stdout.write(proc.stdout)
+            raise SystemExit("child failed")
+        data = json.loads(line[len("@@PHASES@@"):])
+        ph = data["phases"]
+        ph["subprocess wall clock"] = wall
+        ph["interpreter start-up + exit (wall - in-process)"] = wall - ph["in-process total (from interpreter start)"]
+        runs.append(ph)
+    med = {k: C.median([r[k] for r in runs]) for k in runs[0]}
+    print(f"python -m daskbench, {n} no-op trials, {data['marks'].get('chunks')} chunks"
+          f"{', no dashboard' if '--no-dashboard' in flags else ''}; median of {repeat}\n")
+    print(C.table([[k, v] for k, v in med.items()], ["phase", "seconds"]))
     if use_cprofile:
         print("\n" + data["marks"]["cprofile"])
-    print(json.dumps({"trials": n, "phases": ph}))
+    print(json.dumps({"trials": n, "flags": flags, "repeat": repeat, "phases_median": med, "runs": runs}))
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]), "--cprofile" in sys.argv)
+        child(sys.argv[2], int(sys.argv[3]), "--cprofile" in sys.argv, "--no-dashboard" in sys.argv)
     else:
         main()

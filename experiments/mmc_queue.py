@@ -89,7 +89,3 @@ def trial(rho: float, servers: int, customers: int, mu: float = 1.0, warmup: flo
         "steps": steps,
     }
 
-
-def noop(x: float = 0.0, seed: int = 0) -> Dict[str, float]:
-    """A trial that does nothing: for measuring the runner's own overhead."""
-    return {"y": x}

@@ -9,7 +9,10 @@ Public API::
     ds = daskbench.to_xarray(df)                                  # one dim per swept key
 """
 
-from .api import RunResult, load, plan, run, to_xarray
+from __future__ import annotations
+
+from typing import Any
+
 from .errors import ClusterError, ConfigError, DaskbenchError, ExperimentNotFound, ResultsError, SweepError, TrialImportError
 
 __all__ = [
@@ -18,3 +21,15 @@ __all__ = [
     "ResultsError", "ClusterError",
 ]
 __version__ = "0.1.0"
+
+_API = {"run", "load", "to_xarray", "plan", "RunResult"}
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: workers unpickle daskbench objects, and importing
+    # pandas, pyarrow and Hydra there for nothing costs a third of a second each.
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'daskbench' has no attribute {name!r}")

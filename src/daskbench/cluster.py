@@ -8,6 +8,7 @@ import signal
 import threading
 from typing import Any, Dict, Iterator
 
+import dask
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -28,6 +29,9 @@ def connect(cfg: Any, quiet: bool = True) -> Iterator[Client]:
         )
         if cfg.processes:
             kwargs["host"] = cfg.host
+        # distributed keeps each connection's last messages for debugging; with
+        # big sweeps that log alone holds hundreds of MB of task arguments.
+        dask.config.set({"distributed.admin.low-level-log-length": 0})
         try:
             with _sigint_ignored():  # spawned workers inherit the ignore
                 cluster = LocalCluster(**kwargs)

@@ -11,13 +11,14 @@ import functools
 import importlib
 import math
 import numbers
+import pickle
 import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 #: columns daskbench writes itself; a metric may not take these names
 RESERVED = frozenset(
@@ -178,10 +179,19 @@ def normalise(result: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     return metrics, tables
 
 
-def run_chunk(spec: TrialSpec, items: List[Item]) -> ChunkResult:
-    """Run each trial of the chunk in turn; never raises for a trial's fault."""
-    import pyarrow as pa
+def pack(items: List[Item]) -> bytes:
+    """A chunk's items as one bytes object.
 
+    The scheduler and client keep recent messages for debugging; bytes cost a
+    fraction of the memory of a million small Python objects held there.
+    """
+    return pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
+    """Run each trial of the chunk in turn; never raises for a trial's fault."""
+    if isinstance(items, bytes):
+        items = pickle.loads(items)
     for p in spec.sys_path:
         if p not in sys.path:
             sys.path.append(p)
@@ -200,6 +210,8 @@ def run_chunk(spec: TrialSpec, items: List[Item]) -> ChunkResult:
                 row.update(metrics)
                 row.update(status="ok", error=None, traceback=None)
                 for name, table in out_tables.items():
+                    import pyarrow as pa  # only trials that return tables pay for it
+
                     t = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
                     t = t.add_column(0, "trial_id", pa.array([trial_id] * t.num_rows, pa.string()))
                     tables.setdefault(name, []).append(t)
@@ -221,6 +233,8 @@ def run_chunk(spec: TrialSpec, items: List[Item]) -> ChunkResult:
         rows.append(row)
     merged = {}
     for name, parts in tables.items():
+        import pyarrow as pa
+
         try:
             merged[name] = pa.concat_tables(parts, promote_options="permissive")
         except pa.ArrowInvalid:

@@ -20,7 +20,7 @@ from distributed import Client, as_completed
 
 from .compose import RunPlan
 from .errors import ClusterError
-from .execute import ChunkResult, Item, TrialSpec, chunk_compute_seconds, run_chunk
+from .execute import ChunkResult, Item, TrialSpec, chunk_compute_seconds, pack, run_chunk
 from .progress import Counts, Progress
 from .store import ResultStore
 from .sweep import SEED_KEY, Trial
@@ -119,7 +119,7 @@ class Runner:
         # key prefix = experiment name, so the dashboard groups the tasks by experiment
         key = f"{cfg.name}-{self.run_token}-{self._n_chunks}"
         fut = self.client.submit(
-            run_chunk, self.spec, items, key=key, pure=False,
+            run_chunk, self.spec, pack(items), key=key, pure=False,
             resources=dict(cfg.resources) or None, priority=int(cfg.priority), retries=int(cfg.retries),
         )
         return fut
@@ -133,6 +133,7 @@ class Runner:
         max_in_flight = cfg.runner.max_in_flight or max(4 * threads, 4)
         trials: Iterator[Trial] = iter(plan)
         seen: Set[str] = set()
+        may_repeat = plan.may_repeat()
         processed = 0
         pending: Dict[Any, List[Trial]] = {}
         ac = as_completed([], with_results=True, raise_errors=False)
@@ -149,7 +150,8 @@ class Runner:
                     if t.trial_id in done or t.trial_id in seen:
                         counts.skipped += 1
                         continue
-                    seen.add(t.trial_id)
+                    if may_repeat:  # only then is a set of every id worth its memory
+                        seen.add(t.trial_id)
                     batch.append(t)
                     if len(batch) >= size:
                         break

@@ -73,7 +73,7 @@ class LocalClusterConfig:
     memory_limit: str = "auto"
     resources: Dict[str, float] = field(default_factory=dict)
     host: str = "127.0.0.1"
-    dashboard_address: str = "127.0.0.1:8787"
+    dashboard_address: Optional[str] = "127.0.0.1:8787"  # null: no dashboard
 
 
 @dataclass

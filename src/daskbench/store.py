@@ -137,18 +137,38 @@ class Dataset:
             self.rewrite(extra=table)
 
     def rewrite(self, drop_ids: Optional[Set[str]] = None, extra: Optional[pa.Table] = None) -> None:
-        """Replace the folder with one part: old rows (minus ``drop_ids``) plus ``extra``."""
-        old = self.read()
-        if drop_ids and old.num_rows:
-            keep = pc.invert(pc.is_in(old["trial_id"], value_set=pa.array(sorted(drop_ids), pa.string())))
-            old = old.filter(keep)
-        tables = [t for t in (old, extra) if t is not None and t.num_rows]
+        """Replace the folder with one part: old rows (minus ``drop_ids``) plus ``extra``.
+
+        Streams batch by batch, so compacting a million rows never holds them all.
+        """
+        schemas = [sc for sc in (self.schema(), extra.schema if extra is not None else None) if sc is not None]
         if self._new.exists():
             shutil.rmtree(self._new)
         self._new.mkdir(parents=True)
-        if tables:
-            schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
-            self._write_part(self._new, pa.concat_tables([_conform(t, schema) for t in tables]))
+        if schemas:
+            schema = pa.unify_schemas(schemas, promote_options="permissive")
+            drop = pa.array(sorted(drop_ids), pa.string()) if drop_ids else None
+            name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+            tmp = self._new / f".{name}.tmp"
+            rows = 0
+            with pq.ParquetWriter(tmp, schema) as writer:
+                parts = self.parts()
+                if parts:
+                    dataset = ds.dataset([str(p) for p in parts], schema=schema, format="parquet")
+                    for batch in dataset.to_batches(batch_size=64_000):
+                        t = pa.Table.from_batches([batch], schema=schema)
+                        if drop is not None:
+                            t = t.filter(pc.invert(pc.is_in(t["trial_id"], value_set=drop)))
+                        if t.num_rows:
+                            writer.write_table(t)
+                            rows += t.num_rows
+                if extra is not None and extra.num_rows:
+                    writer.write_table(_conform(extra, schema))
+                    rows += extra.num_rows
+            if rows:
+                os.replace(tmp, self._new / name)
+            else:
+                tmp.unlink()
         if self.path.exists():
             os.replace(self.path, self._old)
         os.replace(self._new, self.path)

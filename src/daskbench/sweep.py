@@ -8,6 +8,7 @@ Trials are generated lazily, so a sweep of millions never sits whole in memory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -105,6 +106,7 @@ def axis_from_param(key: str, expr: Any, is_group: bool = False) -> Axis:
     return Axis(key, values=(expr,), is_group=is_group)
 
 
+@functools.lru_cache(maxsize=4096)
 def spawn_seed(root_seed: int, replicate: int) -> int:
     """Seed of replicate ``r``: ``SeedSequence(root_seed).spawn(...)[r]`` as a 32-bit int."""
     ss = np.random.SeedSequence(int(root_seed), spawn_key=(int(replicate),))
@@ -261,6 +263,15 @@ class SweepPlan:
         lo = np.array([a.interval[0] for a in axes])
         hi = np.array([a.interval[1] for a in axes])
         return axes, lo + u * (hi - lo)
+
+    def may_repeat(self) -> bool:
+        """Whether two trials could share an id (an axis lists a value twice)."""
+        for a in self.axes:
+            if a.values is not None:
+                reprs = [json.dumps(v, sort_keys=True, default=repr) + type(v).__name__ for v in a.values]
+                if len(set(reprs)) != len(reprs):
+                    return True
+        return False
 
     def __len__(self) -> int:
         n = 1
