@@ -2,7 +2,7 @@
 
 Both run on the same ``LocalCluster(n_workers=2, threads_per_worker=1,
 processes=True)`` bound to 127.0.0.1, with the same trial function
-(``experiments.mmc_queue.noop``):
+(``experiments.noop.trial``):
 
 (a) baseline: ``client.map(noop, range(N), pure=False)``, one future per trial,
     then ``client.gather`` of all of them (results stay in memory, nothing is

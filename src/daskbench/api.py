@@ -10,9 +10,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas costs ~0.4 s to import; only load() and to_xarray() need it
+    import pandas as pd
 
 from .cluster import check_resources, connect
 from .compose import RunPlan, build_plan
@@ -152,6 +153,8 @@ def to_xarray(data: Union[str, Path, pd.DataFrame], dims: Optional[Sequence[str]
               metrics: Optional[Sequence[str]] = None):
     """The ``ok`` trials as an ``xarray.Dataset``: one dimension per swept key (plus
     ``replicate`` when there are several), one variable per numeric metric."""
+    import pandas as pd
+
     df = data if isinstance(data, pd.DataFrame) else load(data)
     dims = list(dims or df.attrs.get("daskbench_dims") or [])
     if not dims:

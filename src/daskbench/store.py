@@ -27,7 +27,6 @@ from typing import Any, Dict, Iterable, List, Optional, Set
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import ResultsError
@@ -118,6 +117,8 @@ class Dataset:
         parts = self.parts()
         if not parts:
             return pa.table({})
+        import pyarrow.dataset as ds  # lazily: it pulls in pandas, which a run rarely needs
+
         schema = schema or self.schema()
         cols = [c for c in columns if c in schema.names] if columns else None
         return ds.dataset([str(p) for p in parts], schema=schema, format="parquet").to_table(columns=cols)
@@ -154,6 +155,8 @@ class Dataset:
             with pq.ParquetWriter(tmp, schema) as writer:
                 parts = self.parts()
                 if parts:
+                    import pyarrow.dataset as ds
+
                     dataset = ds.dataset([str(p) for p in parts], schema=schema, format="parquet")
                     for batch in dataset.to_batches(batch_size=64_000):
                         t = pa.Table.from_batches([batch], schema=schema)
