@@ -33,7 +33,7 @@ TARGET = 5.0
 
 
 def raw_map(client, n: int) -> float:
-    from experiments.mmc_queue import noop
+    from experiments.noop import trial as noop
 
     t0 = time.perf_counter()
     futs = client.map(noop, range(n), pure=False)

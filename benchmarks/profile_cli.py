@@ -5,8 +5,7 @@ Runs the CLI's ``main()`` in a subprocess with timers around its phases
 changing daskbench: the phases are found by wrapping its functions from here.
 With ``--cprofile`` the whole in-process run is also profiled with cProfile and
 the top functions by cumulative time are printed. ``--no-dashboard`` starts the
-LocalCluster without its Bokeh dashboard (a what-if: daskbench's config cannot
-turn it off today). ``--repeat=K`` runs K times and reports the medians.
+LocalCluster without its Bokeh dashboard (as ``cluster.dashboard_address=null`` does). ``--repeat=K`` runs K times and reports the medians.
 
     .venv/bin/python benchmarks/profile_cli.py [N] [--cprofile] [--no-dashboard] [--repeat=K]
 """
