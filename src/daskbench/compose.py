@@ -102,7 +102,7 @@ def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[st
         if "cluster/" in msg:
             name = msg.split("cluster/", 1)[1].split("'", 1)[0]
             raise ConfigError(
-                f"unknown cluster {name!r}; choose cluster=local (default) or cluster=address "
+                f"unknown cluster {name!r}; choose cluster=local (default), cluster=kubernetes or cluster=address "
                 "cluster.address=tcp://HOST:8786"
             ) from None
         raise ConfigError(msg.splitlines()[0]) from None
@@ -293,7 +293,7 @@ def _cluster(cfg0: DictConfig) -> Any:
     cls = schema.CLUSTER_SCHEMAS.get(kind)
     if cls is None:
         raise ConfigError(
-            f"cluster.kind={kind!r} is unknown; choose cluster=local or cluster=address"
+            f"cluster.kind={kind!r} is unknown; choose cluster=local, cluster=address or cluster=kubernetes"
         )
     merged = _typed("cluster", node, cls)
     if OmegaConf.is_missing(merged, "address") if kind == "address" else False:

@@ -63,6 +63,28 @@ class RunnerConfig:
 
 
 @dataclass
+class SecurityConfig:
+    """TLS between the driver, scheduler and workers.
+
+    mode: ``none``; ``temporary`` (self-signed certificates made for one run,
+        LocalCluster only); ``files`` (``ca_file``, ``cert_file``, ``key_file``).
+    """
+
+    mode: str = "none"
+    ca_file: Optional[str] = None
+    cert_file: Optional[str] = None
+    key_file: Optional[str] = None
+
+
+@dataclass
+class AdaptConfig:
+    """Adaptive scaling between ``minimum`` and ``maximum`` workers (off when maximum is 0)."""
+
+    minimum: int = 0
+    maximum: int = 0
+
+
+@dataclass
 class LocalClusterConfig:
     """An embedded ``distributed.LocalCluster``."""
 
@@ -74,6 +96,9 @@ class LocalClusterConfig:
     resources: Dict[str, float] = field(default_factory=dict)
     host: str = "127.0.0.1"
     dashboard_address: Optional[str] = "127.0.0.1:8787"  # null: no dashboard
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    resource_wait_s: float = 60.0  # adaptive only: how long to wait for a worker with `resources`
 
 
 @dataclass
@@ -83,9 +108,33 @@ class AddressClusterConfig:
     kind: str = "address"
     address: str = "???"
     timeout_s: float = 30.0
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    upload_code: bool = True  # ship experiments/ and the trial module's folder to the workers
+    resource_wait_s: float = 0.0  # >0: wait this long for a worker with `resources` to join
 
 
-CLUSTER_SCHEMAS = {"local": LocalClusterConfig, "address": AddressClusterConfig}
+@dataclass
+class KubernetesClusterConfig:
+    """A ``DaskCluster`` run by the dask-kubernetes operator (``pip install daskbench[kubernetes]``).
+
+    The cluster is built from ``manifest`` (a DaskCluster document, default the
+    shipped ``deploy/daskcluster.yaml``) with the values below laid over it.
+    """
+
+    kind: str = "kubernetes"
+    name: str = "daskbench"
+    namespace: Optional[str] = None
+    manifest: Optional[str] = None  # None: the shipped deploy/daskcluster.yaml
+    image: Optional[str] = None  # None: the manifest's image
+    n_workers: Optional[int] = None  # None: the manifest's replicas
+    env: Dict[str, str] = field(default_factory=dict)
+    adapt: AdaptConfig = field(default_factory=lambda: AdaptConfig(minimum=1, maximum=10))
+    resource_wait_s: float = 600.0
+    shutdown_on_close: bool = True
+
+
+CLUSTER_SCHEMAS = {"local": LocalClusterConfig, "address": AddressClusterConfig,
+                   "kubernetes": KubernetesClusterConfig}
 
 
 @dataclass
