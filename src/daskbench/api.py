@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import; only load() and to_xarray() need it
     import pandas as pd
 
-from .cluster import check_resources, connect
+from .cluster import connect, prepare
 from .compose import RunPlan, build_plan
 from .errors import ResultsError
+from .schema import LocalClusterConfig
 from .progress import Counts, make_progress
-from .runner import RunOutcome, Runner
+from .runner import RunOutcome, Runner, make_spec
 from .store import Dataset, ResultStore
 
 
@@ -61,6 +62,9 @@ def run(
     """
     rp = build_plan(experiment, list(overrides), config_dir)
     cfg = rp.cfg
+    if client is None and not isinstance(rp.cluster, LocalClusterConfig):
+        # the driver's folders mean nothing on other hosts: code is shipped instead
+        rp.sys_path = []
     store = ResultStore(
         rp.results_dir, cfg.results.flush_rows, cfg.results.flush_seconds, cfg.results.compact_parts,
         first_columns=[a.key for a in rp.plan.axes],
@@ -80,7 +84,10 @@ def run(
         with ctx as cl:
             if cl.dashboard_link:
                 echo(f"Dask dashboard: {cl.dashboard_link}")
-            check_resources(cl, dict(cfg.resources))
+            if client is not None:  # the user's own client: plugins and resources only
+                prepare(cl, None, "", dict(cfg.resources), echo)
+            else:
+                prepare(cl, rp.cluster, make_target(rp), dict(cfg.resources), echo)
             echo(f"{cfg.name}: {len(rp.plan)} trials, {len(done)} already ok in {rp.results_dir}")
             mode = progress or cfg.runner.progress
             counts.started = time.monotonic()
@@ -94,6 +101,11 @@ def run(
             "total": counts.total, "skipped": counts.skipped, "ok": counts.ok, "failed": counts.failed,
             "timeout": counts.timeout, "cancelled": counts.cancelled}), rp.config_yaml, cfg.name)
     return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)
+
+
+def make_target(rp: RunPlan) -> str:
+    """The import path of the experiment's trial function."""
+    return make_spec(rp).target
 
 
 def plan(experiment: Optional[str] = None, overrides: Sequence[str] = (), config_dir: Optional[str] = None) -> RunPlan:

@@ -1,62 +1,157 @@
-"""The one place that creates or connects to Dask clusters; everything else takes a Client."""
+"""The one place that creates or connects to Dask clusters; everything else takes a Client.
+
+``connect`` starts a LocalCluster, reaches a running scheduler, or creates a
+DaskCluster through the Kubernetes operator, with TLS when asked; ``prepare``
+readies any client for a sweep (scheduler plugins, the trial's code on remote
+workers, workers with the experiment's resources).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
-from typing import Any, Dict, Iterator
+import time
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import dask
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .errors import ClusterError
-from .schema import AddressClusterConfig, LocalClusterConfig
+from .errors import ClusterError, ConfigError
+from .schema import AddressClusterConfig, KubernetesClusterConfig, LocalClusterConfig, SecurityConfig
+
+
+def make_security(sec: SecurityConfig, local: bool) -> Any:
+    """A ``distributed.security.Security`` for ``cluster.security``, or None."""
+    from distributed.security import Security
+
+    if sec.mode == "none":
+        return None
+    if sec.mode == "temporary":
+        if not local:
+            raise ConfigError(
+                "cluster.security.mode=temporary makes self-signed certificates for a LocalCluster only; "
+                "for a running scheduler set mode=files with ca_file, cert_file and key_file"
+            )
+        try:
+            return Security.temporary()
+        except ImportError:
+            raise ConfigError("cluster.security.mode=temporary needs the `cryptography` package: pip install cryptography") from None
+    if sec.mode != "files":
+        raise ConfigError(f"cluster.security.mode={sec.mode!r}: use none, temporary or files")
+    files = {"ca_file": sec.ca_file, "cert_file": sec.cert_file, "key_file": sec.key_file}
+    for key, path in files.items():
+        if not path:
+            raise ConfigError(f"cluster.security.mode=files needs cluster.security.{key}")
+        if not os.path.isfile(os.path.expanduser(path)):
+            raise ConfigError(f"cluster.security.{key}={path}: no such file")
+    ca, cert, key = (os.path.expanduser(p) for p in files.values())
+    return Security(
+        tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
+        tls_scheduler_cert=cert, tls_scheduler_key=key, tls_worker_cert=cert, tls_worker_key=key,
+        require_encryption=True,
+    )
 
 
 @contextlib.contextmanager
 def connect(cfg: Any, quiet: bool = True) -> Iterator[Client]:
-    """Start (``local``) or reach (``address``) a cluster, and close what we started."""
+    """Start (``local``, ``kubernetes``) or reach (``address``) a cluster; close what we started."""
     level = logging.ERROR if quiet else logging.WARNING
     if isinstance(cfg, LocalClusterConfig):
-        kwargs: Dict[str, Any] = dict(
-            n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
-            processes=cfg.processes, memory_limit=cfg.memory_limit,
-            resources=dict(cfg.resources) or None, dashboard_address=cfg.dashboard_address,
-            silence_logs=level,
-        )
-        if cfg.processes:
-            kwargs["host"] = cfg.host
-        # distributed keeps each connection's last messages for debugging; with
-        # big sweeps that log alone holds hundreds of MB of task arguments.
-        dask.config.set({"distributed.admin.low-level-log-length": 0})
-        try:
-            with _sigint_ignored():  # spawned workers inherit the ignore
-                cluster = LocalCluster(**kwargs)
-        except Exception as exc:
-            raise ClusterError(f"cannot start a LocalCluster ({type(exc).__name__}: {exc}); check cluster.* settings") from None
-        client = Client(cluster)
-        client.register_plugin(IgnoreSigint(), name="daskbench-ignore-sigint")  # and restarted ones
-        try:
+        with _local(cfg, level) as client:
             yield client
-        finally:
-            _quietly_close(client, cluster)
     elif isinstance(cfg, AddressClusterConfig):
-        try:
-            client = Client(cfg.address, timeout=f"{cfg.timeout_s}s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ClusterError(
-                f"cannot reach the Dask scheduler at {cfg.address} within {cfg.timeout_s:g}s ({exc}); "
-                "start one with `dask scheduler` or fix cluster.address"
-            ) from None
-        try:
+        with _address(cfg) as client:
             yield client
-        finally:
-            _quietly_close(client, None)
-    else:  # pragma: no cover - schema guarantees one of the above
+    elif isinstance(cfg, KubernetesClusterConfig):
+        with _kubernetes(cfg) as client:
+            yield client
+    else:  # pragma: no cover - the schema guarantees one of the above
         raise ClusterError(f"unknown cluster config {cfg!r}")
+
+
+@contextlib.contextmanager
+def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
+    security = make_security(cfg.security, local=True)
+    adaptive = cfg.adapt.maximum > 0
+    kwargs: Dict[str, Any] = dict(
+        n_workers=cfg.adapt.minimum if adaptive else cfg.n_workers,
+        threads_per_worker=cfg.threads_per_worker, processes=cfg.processes,
+        memory_limit=cfg.memory_limit, resources=dict(cfg.resources) or None,
+        dashboard_address=cfg.dashboard_address, silence_logs=level,
+    )
+    if cfg.processes:
+        kwargs["host"] = cfg.host
+    if security is not None:
+        kwargs.update(security=security, protocol="tls://")
+    # distributed keeps each connection's last messages for debugging; with
+    # big sweeps that log alone holds hundreds of MB of task arguments.
+    dask.config.set({"distributed.admin.low-level-log-length": 0})
+    try:
+        with _sigint_ignored():  # spawned workers inherit the ignore
+            cluster = LocalCluster(**kwargs)
+    except Exception as exc:
+        raise ClusterError(f"cannot start a LocalCluster ({type(exc).__name__}: {exc}); check cluster.* settings") from None
+    if adaptive:
+        cluster.adapt(minimum=cfg.adapt.minimum, maximum=cfg.adapt.maximum)
+    client = Client(cluster, security=security)
+    client.register_plugin(IgnoreSigint(), name="daskbench-ignore-sigint")  # and restarted ones
+    try:
+        yield client
+    finally:
+        _quietly_close(client, cluster)
+
+
+@contextlib.contextmanager
+def _address(cfg: AddressClusterConfig) -> Iterator[Client]:
+    security = make_security(cfg.security, local=False)
+    if cfg.address.startswith("tls://") and security is None:
+        raise ConfigError(
+            f"cluster.address={cfg.address} uses TLS but cluster.security.mode is none; set "
+            "cluster.security.mode=files with ca_file, cert_file and key_file"
+        )
+    if security is not None and not cfg.address.startswith("tls://"):
+        raise ConfigError(f"cluster.security is set but cluster.address={cfg.address} is not tls://")
+    started = time.monotonic()
+    try:
+        client = Client(cfg.address, timeout=f"{cfg.timeout_s}s", security=security)
+    except (OSError, TimeoutError, ValueError) as exc:
+        waited = time.monotonic() - started
+        hint = " (check that cluster.security's CA and certificate match the scheduler's)" if security else ""
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {cfg.address} (waited {waited:.0f}s of "
+            f"cluster.timeout_s={cfg.timeout_s:g}): {str(exc).splitlines()[0]}{hint}. Start one with "
+            "`dask scheduler` or fix cluster.address"
+        ) from None
+    try:
+        yield client
+    finally:
+        _quietly_close(client, None)
+
+
+@contextlib.contextmanager
+def _kubernetes(cfg: KubernetesClusterConfig) -> Iterator[Client]:
+    from . import kube
+
+    try:
+        cluster = kube.make_cluster(cfg)
+    except (ConfigError, ClusterError):
+        raise
+    except Exception as exc:
+        raise ClusterError(
+            f"cannot create the DaskCluster {cfg.name!r} ({type(exc).__name__}: {exc}); check kubectl's "
+            "context and that the dask-kubernetes operator is installed (see deploy/README.md)"
+        ) from None
+    if cfg.adapt.maximum > 0:
+        cluster.adapt(minimum=cfg.adapt.minimum, maximum=cfg.adapt.maximum)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        _quietly_close(client, cluster if cfg.shutdown_on_close else None)
 
 
 class IgnoreSigint(WorkerPlugin):
@@ -95,26 +190,76 @@ def _quietly_close(client: Client, cluster: Any) -> None:
             cluster.close(timeout=10)
 
 
+# -- readying a client for a sweep ---------------------------------------------
+
+def prepare(client: Client, cfg: Any, target: str, resources: Dict[str, float],
+            echo: Callable[[str], None] = print) -> None:
+    """Install daskbench's scheduler plugin, ship the trial's code to remote
+    workers, and make sure some worker can run a trial that needs ``resources``."""
+    from .scheduler_plugins import KeepActorWorkers
+
+    client.register_plugin(KeepActorWorkers(), name=KeepActorWorkers.name)
+    if isinstance(cfg, (AddressClusterConfig, KubernetesClusterConfig)) and getattr(cfg, "upload_code", True):
+        from .shipping import ship_code
+
+        shipped = ship_code(client, target)
+        if shipped:
+            echo(f"sent {shipped} to the workers")
+    if isinstance(cfg, LocalClusterConfig):
+        check_local_resources(cfg, resources)
+        wait = 0.0
+    else:
+        wait = float(getattr(cfg, "resource_wait_s", 0.0))
+    wait_for_resources(client, resources, wait, echo)
+
+
 def worker_resources(client: Client) -> Dict[str, Dict[str, float]]:
     """Resources each worker advertises, by worker address."""
     info = client.scheduler_info()
     return {addr: dict(w.get("resources") or {}) for addr, w in info.get("workers", {}).items()}
 
 
-def check_resources(client: Client, wanted: Dict[str, float]) -> None:
-    """Stop before submitting if no worker can ever run a trial that needs ``wanted``.
+def _matching(client: Client, wanted: Dict[str, float]) -> bool:
+    return any(all(res.get(k, 0) >= v for k, v in wanted.items()) for res in worker_resources(client).values())
 
-    Dask would otherwise leave such tasks waiting in ``no-worker`` for ever.
-    """
-    if not wanted:
-        return
-    have = worker_resources(client)
-    if any(all(res.get(k, 0) >= v for k, v in wanted.items()) for res in have.values()):
-        return
-    pools = sorted({f"{k}={v:g}" for res in have.values() for k, v in res.items()})
+
+def _no_match(client: Optional[Client], wanted: Dict[str, float], have: Optional[Dict[str, float]] = None,
+              waited: Optional[float] = None) -> ClusterError:
+    if have is None and client is not None:
+        pools = sorted({f"{k}={v:g}" for res in worker_resources(client).values() for k, v in res.items()})
+    else:
+        pools = sorted(f"{k}={v:g}" for k, v in (have or {}).items())
     asked = ", ".join(f"{k}={v:g}" for k, v in wanted.items())
-    raise ClusterError(
-        f"no worker has the resources this experiment asks for ({asked}); the workers have: "
+    when = f" joined within {waited:g}s" if waited else ""
+    return ClusterError(
+        f"no worker has the resources this experiment asks for ({asked}){when}; the workers have: "
         f"{', '.join(pools) or 'no resources'}. Start a worker with `dask worker ADDRESS --resources "
         f"\"{asked.replace(', ', ' ')}\"`, set cluster.resources for a local cluster, or change `resources`"
     )
+
+
+def check_local_resources(cfg: LocalClusterConfig, wanted: Dict[str, float]) -> None:
+    """A LocalCluster's workers all have ``cluster.resources``, adaptive or not."""
+    if wanted and not all(cfg.resources.get(k, 0) >= v for k, v in wanted.items()):
+        raise _no_match(None, wanted, have=dict(cfg.resources))
+
+
+def wait_for_resources(client: Client, wanted: Dict[str, float], timeout_s: float,
+                       echo: Callable[[str], None] = print) -> None:
+    """Return once a worker has ``wanted``; fail at once (fixed cluster) or after
+    ``timeout_s`` (a cluster whose workers come and go).
+
+    Dask would otherwise leave such tasks waiting in ``no-worker`` for ever.
+    """
+    if not wanted or _matching(client, wanted):
+        return
+    if timeout_s <= 0:
+        raise _no_match(client, wanted)
+    asked = ", ".join(f"{k}={v:g}" for k, v in wanted.items())
+    echo(f"waiting up to {timeout_s:g}s for a worker with {asked} ...")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(min(1.0, max(deadline - time.monotonic(), 0)))
+        if _matching(client, wanted):
+            return
+    raise _no_match(client, wanted, waited=timeout_s)
