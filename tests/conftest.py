@@ -103,3 +103,16 @@ def run_cli(args, cwd, timeout=240, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "daskbench", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+
+
+KILLER_PY = '''
+import os, signal, time
+
+def kill_once(x=0, marker="", delay=0.1, seed=0):
+    """Kills its own worker process the first time x == 0 runs: a worker leaving mid-sweep."""
+    if x == 0 and marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(delay)
+    return {"y": x, "pid": os.getpid()}
+'''

@@ -87,22 +87,23 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
         kwargs["host"] = cfg.host
     if security is not None:
         kwargs.update(security=security, protocol="tls://")
-    # distributed keeps each connection's last messages for debugging; with
-    # big sweeps that log alone holds hundreds of MB of task arguments.
-    dask.config.set({"distributed.admin.low-level-log-length": 0})
-    try:
-        with _sigint_ignored():  # spawned workers inherit the ignore
-            cluster = LocalCluster(**kwargs)
-    except Exception as exc:
-        raise ClusterError(f"cannot start a LocalCluster ({type(exc).__name__}: {exc}); check cluster.* settings") from None
-    if adaptive:
-        cluster.adapt(minimum=cfg.adapt.minimum, maximum=cfg.adapt.maximum)
-    client = Client(cluster, security=security)
-    client.register_plugin(IgnoreSigint(), name="daskbench-ignore-sigint")  # and restarted ones
-    try:
-        yield client
-    finally:
-        _quietly_close(client, cluster)
+    # distributed keeps each connection's last messages for debugging; with big
+    # sweeps that log alone holds hundreds of MB of task arguments. Scoped to
+    # the cluster's lifetime: connections made later (adaptive) read it too.
+    with dask.config.set({"distributed.admin.low-level-log-length": 0}):
+        try:
+            with _sigint_ignored():  # spawned workers inherit the ignore
+                cluster = LocalCluster(**kwargs)
+        except Exception as exc:
+            raise ClusterError(f"cannot start a LocalCluster ({type(exc).__name__}: {exc}); check cluster.* settings") from None
+        if adaptive:
+            cluster.adapt(minimum=cfg.adapt.minimum, maximum=cfg.adapt.maximum)
+        client = Client(cluster, security=security)
+        client.register_plugin(IgnoreSigint(), name="daskbench-ignore-sigint")  # and restarted ones
+        try:
+            yield client
+        finally:
+            _quietly_close(client, cluster)
 
 
 @contextlib.contextmanager

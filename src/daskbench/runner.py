@@ -130,6 +130,12 @@ class Runner:
         counts = self.counts
         counts.total = len(plan)
         threads = self.threads()
+        # An adaptive cluster scales on the work queued at the scheduler: size the
+        # queue for the largest the cluster may grow to, or it never grows.
+        adapt = getattr(self.rp.cluster, "adapt", None)
+        if adapt is not None and adapt.maximum > 0:
+            per_worker = getattr(self.rp.cluster, "threads_per_worker", None) or max(threads // max(len(self.client.scheduler_info()["workers"]), 1), 1)
+            threads = max(threads, adapt.maximum * per_worker)
         max_in_flight = cfg.runner.max_in_flight or max(4 * threads, 4)
         trials: Iterator[Trial] = iter(plan)
         seen: Set[str] = set()
