@@ -135,20 +135,17 @@ def _address(cfg: AddressClusterConfig) -> Iterator[Client]:
 
 @contextlib.contextmanager
 def _kubernetes(cfg: KubernetesClusterConfig) -> Iterator[Client]:
-    from . import kube
+    from . import kube  # the optional extra: a missing one is a ConfigError naming it
 
+    cluster = kube.make_cluster(cfg, quiet=False)  # ConfigError / ClusterError, one line each
     try:
-        cluster = kube.make_cluster(cfg)
-    except (ConfigError, ClusterError):
-        raise
+        if cfg.adapt.maximum > 0:
+            cluster.adapt(minimum=cfg.adapt.minimum, maximum=cfg.adapt.maximum)
+        client = Client(cluster)
     except Exception as exc:
-        raise ClusterError(
-            f"cannot create the DaskCluster {cfg.name!r} ({type(exc).__name__}: {exc}); check kubectl's "
-            "context and that the dask-kubernetes operator is installed (see deploy/README.md)"
-        ) from None
-    if cfg.adapt.maximum > 0:
-        cluster.adapt(minimum=cfg.adapt.minimum, maximum=cfg.adapt.maximum)
-    client = Client(cluster)
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=30)
+        raise ClusterError(f"DaskCluster {cfg.name!r} started but cannot be used ({type(exc).__name__}: {exc})") from None
     try:
         yield client
     finally:

@@ -19,7 +19,6 @@ import ast
 import copy
 import difflib
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -116,16 +115,19 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _node_lines(node: yaml.Node, path: Path_, out: Dict[Path_, int]) -> None:
+def _node_lines(node: yaml.Node, path: Path_, out: Dict[Path_, int], dups: List[Path_]) -> None:
+    """Record the line of every key and item; collect keys given twice (YAML keeps the last)."""
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             p = path + (str(k.value),)
+            if p in out:
+                dups.append(p)
             out[p] = k.start_mark.line + 1
-            _node_lines(v, p, out)
+            _node_lines(v, p, out, dups)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
             out[path + (i,)] = v.start_mark.line + 1
-            _node_lines(v, path + (i,), out)
+            _node_lines(v, path + (i,), out, dups)
 
 
 def load_documents(path: Any) -> List[Manifest]:
@@ -148,8 +150,11 @@ def load_documents(path: Any) -> List[Manifest]:
                 raise ConfigError(f"{source}:{node.start_mark.line + 1}: a document must be a mapping "
                                   f"(apiVersion, kind, metadata, spec), not {type(data).__name__}")
             doc = Manifest(data)
-            doc.source, doc.lines = source, {}
-            _node_lines(node, (), doc.lines)
+            doc.source, doc.lines, dups = source, {}, []
+            _node_lines(node, (), doc.lines, dups)
+            if dups:
+                raise ConfigError(f"{source}:{doc.lines[dups[0]]}: {_format_path(dups[0])}: key given twice "
+                                  "(YAML would keep only the last); remove one")
             docs.append(doc)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -231,20 +236,20 @@ def _check(value: Any, schema: Dict[str, Any], path: Path_, errors: List[Tuple[P
                 errors.append((path + (key,), "required key is missing"))
     elif isinstance(value, list):
         items = schema.get("items", {})
-        seen: Dict[Any, int] = {}
+        list_type = schema.get("x-kubernetes-list-type")
+        keys = schema.get("x-kubernetes-list-map-keys", [])
+        defaults = {k: items.get("properties", {}).get(k, {}).get("default") for k in keys}
+        seen: Dict[str, int] = {}
         for i, item in enumerate(value):
             _check(item, items, path + (i,), errors)
-            if schema.get("x-kubernetes-list-type") == "map" and isinstance(item, dict):
-                keys = schema.get("x-kubernetes-list-map-keys", [])
-                ident = tuple(item.get(k, items.get("properties", {}).get(k, {}).get("default")) for k in keys)
-            elif schema.get("x-kubernetes-list-type") == "set":
+            if list_type == "map" and isinstance(item, dict):
+                ident = ", ".join(f"{k}={item.get(k, defaults[k])}" for k in keys)
+            elif list_type == "set":
                 ident = repr(item)
             else:
                 continue
             if ident in seen:
-                errors.append((path + (i,), f"duplicate of item [{seen[ident]}]"
-                               + (f" ({', '.join(f'{k}={v}' for k, v in zip(keys, ident))})"
-                                  if isinstance(ident, tuple) else "")))
+                errors.append((path + (i,), f"duplicate of item [{seen[ident]}] ({ident})"))
             seen.setdefault(ident, i)
 
 
@@ -319,17 +324,12 @@ def manifest_path(cfg: Any, repo_root: Any = None) -> Path:
     return path
 
 
-@dataclass
-class _Container:
-    path: Path_
-    body: Dict[str, Any]
-
-
-def _container(spec: Dict[str, Any], role: str, source: str) -> _Container:
+def _container(spec: Dict[str, Any], role: str, source: str) -> Tuple[str, Dict[str, Any]]:
+    """(path, body) of the container named ``role`` (scheduler or worker)."""
     containers = spec["spec"][role]["spec"]["containers"]
     for i, c in enumerate(containers):
         if c.get("name") == role:
-            return _Container(("spec", role, "spec", "containers", i), c)
+            return f"spec.{role}.spec.containers[{i}]", c
     names = ", ".join(repr(c.get("name")) for c in containers)
     raise ConfigError(f"{source}: spec.{role}.spec.containers: no container named {role!r} (found {names}); "
                       f"daskbench sets image and env on the containers named 'scheduler' and 'worker'")
@@ -357,7 +357,7 @@ def check_cluster(doc: Dict[str, Any], source: str = "<manifest>") -> None:
       gracefully through ``/api/v1/retire_workers``) and ``/health`` (probes).
     """
     name = doc["metadata"]["name"]
-    sched = _container(doc, "scheduler", source)
+    sched_path, sched = _container(doc, "scheduler", source)
     _container(doc, "worker", source)
     service = doc["spec"]["scheduler"]["service"]
     at = "spec.scheduler.service"
@@ -381,14 +381,14 @@ def check_cluster(doc: Dict[str, Any], source: str = "<manifest>") -> None:
                                       f"{port!r} names no port of this container{_suggest(port, named)}")
     for j, p in enumerate(service.get("ports") or []):
         target = p.get("targetPort")
-        named = [q.get("name") for q in sched.body.get("ports") or []]
+        named = [q.get("name") for q in sched.get("ports") or []]
         if isinstance(target, str) and not target.isdigit() and target not in named:
             raise ConfigError(f"{source}: {at}.ports[{j}].targetPort: {target!r} names no port of the "
                               f"scheduler container{_suggest(target, named)}")
-    routes = _routes(sched.body.get("env") or [])
+    routes = _routes(sched.get("env") or [])
     lacking = [r for r in NEEDED_ROUTES if r not in (routes or [])]
     if lacking:
-        raise ConfigError(f"{source}: {_format_path(sched.path)}.env: {ROUTES_ENV} must list {', '.join(lacking)} "
+        raise ConfigError(f"{source}: {sched_path}.env: {ROUTES_ENV} must list {', '.join(lacking)} "
                           "(the operator retires workers through the scheduler's HTTP API and probes /health); "
                           "copy its value from deploy/daskcluster.yaml")
 
@@ -429,7 +429,7 @@ def build_spec(cfg: Any, repo_root: Any = None) -> Dict[str, Any]:
                               "the manifest's replicas)")
         spec["spec"]["worker"]["replicas"] = cfg.n_workers
     for role in ("scheduler", "worker"):
-        c = _container(spec, role, doc.source).body
+        c = _container(spec, role, doc.source)[1]
         if cfg.image:
             c["image"] = cfg.image
         env = c.setdefault("env", [])
@@ -452,19 +452,31 @@ def build_spec(cfg: Any, repo_root: Any = None) -> Dict[str, Any]:
 def make_cluster(cfg: Any, repo_root: Any = None, quiet: bool = False) -> Any:
     """Create the ``DaskCluster`` through the operator and return its ``KubeCluster``.
 
-    Needs kubectl access to a Kubernetes cluster running the dask-kubernetes
-    operator; not exercised by the tests (no API server there).
+    Create-only: if a DaskCluster of that name exists already, this fails
+    instead of connecting to it (connecting would ignore our spec, and
+    ``shutdown_on_close`` would then delete a cluster we did not make). Needs
+    kubectl access to a Kubernetes cluster running the operator; the tests only
+    exercise its failure without one.
     """
     spec = build_spec(cfg, repo_root)
     try:
         from dask_kubernetes.operator import KubeCluster
+        from dask_kubernetes.operator.kubecluster.kubecluster import CreateMode
     except ImportError:
         raise ConfigError(EXTRA_HINT) from None
+    before = set(KubeCluster._instances)
     try:
         return KubeCluster(custom_cluster_spec=spec, namespace=spec["metadata"].get("namespace"),
-                           shutdown_on_close=cfg.shutdown_on_close, quiet=quiet)
+                           shutdown_on_close=cfg.shutdown_on_close, create_mode=CreateMode.CREATE_ONLY,
+                           quiet=quiet)
     except Exception as exc:  # kr8s, httpx, operator timeouts: all mean "no cluster"
+        # dask-kubernetes' exit hook would "close" (delete) the DaskCluster named
+        # like the half-made one, which may be someone else's (e.g. "already
+        # exists"); KubeCluster deletes what it created on the failures it detects.
+        for half_made in set(KubeCluster._instances) - before:
+            KubeCluster._instances.discard(half_made)
         first = (str(exc).strip().splitlines() or [""])[0]
         raise ClusterError(f"cannot create DaskCluster {cfg.name!r} ({type(exc).__name__}: {first}); check "
-                           "`kubectl get pods`, that the dask-kubernetes operator is installed "
-                           "(deploy/README.md) and the cluster.* settings") from None
+                           "`kubectl get daskclusters,pods` (delete a leftover with `kubectl delete daskcluster "
+                           f"{cfg.name}` or set another cluster.name), that the dask-kubernetes operator is "
+                           "installed (deploy/README.md) and the cluster.* settings") from None
