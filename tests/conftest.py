@@ -62,6 +62,15 @@ def sleepy(x=0, delay=5.0):
     return {"y": x}
 
 
+def reporting(x=0, steps=10, seed=0):
+    """Reports live values while it runs, one of them not a number."""
+    import daskbench
+    for i in range(steps):
+        daskbench.report(progress=(i + 1) / steps, loss=1.0 / (i + 1), phase="warmup" if i < 2 else "main")
+        time.sleep(0.15)
+    return {"y": x}
+
+
 def no_seed(x=0):
     return {"y": x}
 '''

@@ -7,16 +7,18 @@ Public API::
     result = daskbench.run("sweep", client=client)                # on your own Client
     df = daskbench.load("results/sweep")                          # pandas
     ds = daskbench.to_xarray(df)                                  # one dim per swept key
+    daskbench.report(loss=0.3)                # inside a trial: a live metric
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .live import report
 from .errors import ClusterError, ConfigError, DaskbenchError, ExperimentNotFound, ResultsError, SweepError, TrialImportError
 
 __all__ = [
-    "run", "load", "to_xarray", "plan", "RunResult",
+    "run", "load", "to_xarray", "plan", "RunResult", "report",
     "DaskbenchError", "ConfigError", "ExperimentNotFound", "SweepError", "TrialImportError",
     "ResultsError", "ClusterError",
 ]

@@ -93,7 +93,7 @@ def run(
             counts.started = time.monotonic()
             counts.total = len(rp.plan)
             bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
-            outcome = Runner(cl, rp, store, counts, bar).run(done)
+            outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo).run(done)
     finally:
         state = "interrupted" if outcome is None or outcome.interrupted else (
             "stopped" if outcome.stopped_early else "finished")

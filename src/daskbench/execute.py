@@ -7,6 +7,7 @@ a bad return value or a timeout marks that trial alone.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib
 import math
@@ -19,6 +20,8 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+from . import live
 
 #: columns daskbench writes itself; a metric may not take these names
 RESERVED = frozenset(
@@ -41,6 +44,8 @@ class TrialSpec:
     retries: int = 0
     timeout_s: Optional[float] = None
     sys_path: List[str] = field(default_factory=list)
+    experiment: str = ""
+    run_id: str = ""
 
 
 # (trial_id, group key, params, seed, replicate)
@@ -114,7 +119,8 @@ def _call_with_timeout(spec: TrialSpec, gkey, params) -> Any:
 
     # Python threads cannot be killed: a trial past its time is recorded as a
     # timeout and left to finish in the background while the chunk moves on.
-    t = threading.Thread(target=target, daemon=True, name="daskbench-trial")
+    ctx = contextvars.copy_context()  # so daskbench.report() knows the trial there too
+    t = threading.Thread(target=ctx.run, args=(target,), daemon=True, name="daskbench-trial")
     t.start()
     t.join(spec.timeout_s)
     if t.is_alive():
@@ -203,6 +209,7 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
         started = time.time()
         t0 = time.perf_counter()
         attempts = 0
+        token = live._current.set(live.TrialContext(spec.experiment, spec.run_id, trial_id))
         while True:
             attempts += 1
             try:
@@ -227,10 +234,13 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
                 )
                 if attempts > spec.retries:
                     break
+        live._current.reset(token)
+        live.flush(trial_id)
         row["attempts"] = attempts
         row["started_at"] = datetime.fromtimestamp(started, tz=timezone.utc)
         row["duration_s"] = time.perf_counter() - t0
         rows.append(row)
+    _log_chunk(spec, rows)
     merged = {}
     for name, parts in tables.items():
         import pyarrow as pa
@@ -240,6 +250,20 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
         except pa.ArrowInvalid:
             merged[name] = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
     return ChunkResult(rows, merged)
+
+
+def _log_chunk(spec: TrialSpec, rows: List[Dict[str, Any]]) -> None:
+    """One ``daskbench-trials`` event per chunk, for Prometheus and the status page."""
+    if not spec.run_id:
+        return
+    counts: Dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    errors = [[r["trial_id"], r["error"]] for r in rows if r["status"] != "ok"][:5]
+    live._send(live.TOPIC_TRIALS, {
+        "experiment": spec.experiment, "run_id": spec.run_id, "time": time.time(), "counts": counts,
+        "durations": [r["duration_s"] for r in rows], "errors": errors,
+    })
 
 
 def chunk_compute_seconds(result: ChunkResult) -> float:

@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Counts:
     cancelled: int = 0
     in_flight: int = 0
     started: float = field(default_factory=time.monotonic)
+    live: Optional[Callable[[], str]] = None  # latest aggregate of live metrics
 
     @property
     def done(self) -> int:
@@ -40,9 +41,11 @@ class Counts:
 
     def line(self) -> str:
         skipped = f"  skipped {self.skipped}" if self.skipped else ""
+        live = self.live() if self.live else ""
         return (
             f"{self.done + self.skipped}/{self.total} done  ok {self.ok}  failed {self.bad}  "
             f"in flight {self.in_flight}{skipped}  {self.rate():.1f} trials/s  ETA {_fmt(self.eta())}"
+            + (f"  | {live}" if live else "")
         )
 
 
@@ -100,21 +103,32 @@ class BarProgress(Progress):
             TextColumn("ok {task.fields[ok]}  [red]failed {task.fields[bad]}[/]  in flight {task.fields[flight]}"
                        "  skipped {task.fields[skipped]}"),
             TextColumn("{task.fields[rate]:.1f}/s"), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("{task.fields[live]}"),
             refresh_per_second=4,
         )
         self._task = self._bar.add_task(description, total=counts.total, ok=0, bad=0, flight=0,
-                                        skipped=0, rate=0.0)
+                                        skipped=0, rate=0.0, live="")
+        self._stop = threading.Event()
+        # refresh the numbers every second even while no trial finishes
+        self._ticker = threading.Thread(target=self._tick, daemon=True, name="daskbench-bar")
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            self.update()
 
     def start(self) -> None:
         self._bar.start()
+        self._ticker.start()
 
     def update(self) -> None:
         c = self.counts
         # skipped trials (already ok on disk) count as complete: they are found lazily
         self._bar.update(self._task, total=c.total, completed=c.done + c.skipped, ok=c.ok, bad=c.bad,
-                         flight=c.in_flight, skipped=c.skipped, rate=c.rate())
+                         flight=c.in_flight, skipped=c.skipped, rate=c.rate(),
+                         live=(c.live() if c.live else ""))
 
     def stop(self) -> None:
+        self._stop.set()
         self.update()
         self._bar.stop()
 

@@ -9,6 +9,7 @@ million trials never sits whole in the driver or the scheduler.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 import time
@@ -20,13 +21,14 @@ from distributed import Client, as_completed
 
 from .compose import RunPlan
 from .errors import ClusterError
+from .live import TOPIC_LIVE, TOPIC_SWEEP, LiveAggregate
 from .execute import ChunkResult, Item, TrialSpec, chunk_compute_seconds, pack, run_chunk
 from .progress import Counts, Progress
 from .store import ResultStore
 from .sweep import SEED_KEY, Trial
 
 
-def make_spec(rp: RunPlan) -> TrialSpec:
+def make_spec(rp: RunPlan, run_id: str = "") -> TrialSpec:
     """The per-run payload every chunk carries; picks the fast calling path when
     the trial's keyword arguments need no resolving."""
     value_keys = [a.key for a in rp.plan.axes if not a.is_group]
@@ -38,7 +40,7 @@ def make_spec(rp: RunPlan) -> TrialSpec:
     return TrialSpec(
         target=str(next(iter(trials.values()))["_target_"]), fast=fast, bases=bases,
         retries=int(rp.cfg.retries), timeout_s=rp.cfg.timeout_s,
-        sys_path=list(dict.fromkeys(rp.sys_path)),
+        sys_path=list(dict.fromkeys(rp.sys_path)), experiment=rp.cfg.name, run_id=run_id,
     )
 
 
@@ -96,15 +98,18 @@ class Runner:
     """Submits a sweep's trials to a ``Client`` and streams results into a store."""
 
     def __init__(self, client: Client, rp: RunPlan, store: ResultStore, counts: Counts,
-                 progress: Optional[Progress] = None):
+                 progress: Optional[Progress] = None, run_id: str = "", echo: Any = print):
         self.client, self.rp, self.store, self.counts = client, rp, store, counts
         self.progress = progress or Progress(counts)
         cfg = rp.cfg
         chunk = cfg.runner.chunk_size
         fixed = None if str(chunk) == "auto" else int(chunk)
         self.sizer = ChunkSizer(fixed, cfg.runner.target_chunk_seconds, cfg.runner.max_chunk_size)
-        self.spec = make_spec(rp)
         self.run_token = uuid.uuid4().hex[:8]
+        self.run_id = run_id or self.run_token
+        self.spec = make_spec(rp, self.run_id)
+        self.live = LiveAggregate(self.run_id, warn=echo)
+        counts.live = self.live.summary
         self._n_chunks = 0
         self._slowest: List[Tuple[float, str, Dict[str, Any]]] = []
         self._errors: List[Tuple[str, str]] = []
@@ -171,6 +176,8 @@ class Runner:
                 ac.add(fut)
                 counts.in_flight += len(batch)
 
+        self._announce("start")
+        self.client.subscribe_topic(TOPIC_LIVE, self.live)
         self.progress.start()
         try:
             fill()
@@ -196,9 +203,22 @@ class Runner:
         finally:
             self.progress.stop()
             self.store.close()
+            with contextlib.suppress(Exception):
+                self.client.unsubscribe_topic(TOPIC_LIVE)
+            self._announce("end")
         outcome.slowest = sorted(self._slowest, reverse=True)
         outcome.errors = self._errors
         return outcome
+
+    def _announce(self, event: str) -> None:
+        """Tell the scheduler (status page, Prometheus) that the sweep starts or ends."""
+        c = self.counts
+        msg = {"event": event, "experiment": self.rp.cfg.name, "run_id": self.run_id, "time": time.time(),
+               "total": c.total, "results": str(self.rp.results_dir),
+               "counts": {"ok": c.ok, "failed": c.failed, "timeout": c.timeout, "cancelled": c.cancelled,
+                          "skipped": c.skipped}}
+        with contextlib.suppress(Exception):  # a lost scheduler must not hide the run's own outcome
+            self.client.log_event(TOPIC_SWEEP, msg)
 
     def _cancel(self, pending: Dict[Any, List[Trial]]) -> None:
         """Cancel what is still queued or running; record those trials as cancelled."""

@@ -1,0 +1,149 @@
+"""Live metrics: trials report intermediate values while they run.
+
+Inside a trial, ``daskbench.report(loss=0.3, step=10)`` sends the values as a
+Dask event (``Worker.log_event``) on the topic ``daskbench-live``; the driver
+subscribes to it (``Client.subscribe_topic``) and shows the latest aggregate on
+the progress line, and the scheduler plugin in :mod:`daskbench.observe` counts
+them for Prometheus. Sends are throttled per trial (the last value always
+arrives), so a trial that reports every step does not flood the scheduler.
+
+Event topics and their messages (all plain dicts, shared with the plugin):
+
+- ``daskbench-live``: ``{experiment, run_id, trial_id, time, metrics: {name: float}, rejected: {name: type}}``
+- ``daskbench-trials`` (one per finished chunk, from the worker):
+  ``{experiment, run_id, time, counts: {status: n}, durations: [s, ...], errors: [[trial_id, error], ...]}``
+- ``daskbench-sweep`` (from the driver): ``{event: "start"|"end", experiment, run_id, time,
+  total, results, counts}``
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import numbers
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+TOPIC_LIVE = "daskbench-live"
+TOPIC_TRIALS = "daskbench-trials"
+TOPIC_SWEEP = "daskbench-sweep"
+TOPIC_SIM = "daskbench-sim"
+
+#: seconds between two sends of the same trial's metrics
+MIN_INTERVAL_S = 0.25
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """Which trial is running in this thread (set by the worker-side runner)."""
+
+    experiment: str
+    run_id: str
+    trial_id: str
+
+
+_current: contextvars.ContextVar[Optional[TrialContext]] = contextvars.ContextVar("daskbench_trial", default=None)
+_pending: Dict[str, Tuple[float, Dict[str, Any]]] = {}  # trial_id -> (last send time, unsent message)
+_lock = threading.Lock()
+
+
+def current() -> Optional[TrialContext]:
+    """The running trial, or None outside one (pass it to threads you start)."""
+    return _current.get()
+
+
+def _numeric(value: Any) -> Optional[float]:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return None
+
+
+def report(context: Optional[TrialContext] = None, **metrics: Any) -> None:
+    """Report intermediate numeric values of the running trial.
+
+    Outside a trial running on a Dask worker this does nothing. A value that is
+    not a finite number is not aggregated; the driver says so once per metric.
+    """
+    ctx = context or _current.get()
+    if ctx is None:
+        return
+    clean: Dict[str, float] = {}
+    rejected: Dict[str, str] = {}
+    for name, value in metrics.items():
+        v = _numeric(value)
+        if v is None:
+            rejected[str(name)] = type(value).__name__
+        else:
+            clean[str(name)] = v
+    msg = {"experiment": ctx.experiment, "run_id": ctx.run_id, "trial_id": ctx.trial_id,
+           "time": time.time(), "metrics": clean, "rejected": rejected}
+    now = time.monotonic()
+    with _lock:
+        last = _pending.get(ctx.trial_id, (0.0, None))[0]
+        if now - last < MIN_INTERVAL_S and not rejected:
+            _pending[ctx.trial_id] = (last, msg)  # keep the newest; sent later or at the end
+            return
+        _pending[ctx.trial_id] = (now, None)
+    _send(TOPIC_LIVE, msg)
+
+
+def flush(trial_id: str) -> None:
+    """Send a trial's last throttled report (called when the trial ends)."""
+    with _lock:
+        entry = _pending.pop(trial_id, None)
+    if entry and entry[1] is not None:
+        _send(TOPIC_LIVE, entry[1])
+
+
+def _send(topic: str, msg: Dict[str, Any]) -> None:
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(topic, msg)
+    except (ImportError, ValueError):  # not on a worker: nobody to tell
+        pass
+
+
+class LiveAggregate:
+    """Driver side: the latest value of each metric per trial, averaged over the
+    trials heard from in the last ``window_s`` seconds."""
+
+    def __init__(self, run_id: str, window_s: float = 30.0, warn=print):
+        self.run_id, self.window_s, self.warn = run_id, window_s, warn
+        self._latest: Dict[str, Tuple[float, Dict[str, float]]] = {}
+        self._warned: set = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Tuple[float, Dict[str, Any]]) -> None:
+        """Handler for ``Client.subscribe_topic`` (called on the client's loop)."""
+        _, msg = event
+        if not isinstance(msg, dict) or msg.get("run_id") != self.run_id:
+            return
+        for name, typ in (msg.get("rejected") or {}).items():
+            if name not in self._warned:
+                self._warned.add(name)
+                self.warn(f"daskbench.report: metric {name!r} from trial {msg.get('trial_id')} is a {typ}, "
+                          "not a number; only numbers are aggregated")
+        with self._lock:
+            self._latest[msg["trial_id"]] = (time.monotonic(), dict(msg.get("metrics") or {}))
+
+    def summary(self, limit: int = 4) -> str:
+        """``name=mean`` for up to ``limit`` metrics, with the number of trials."""
+        cutoff = time.monotonic() - self.window_s
+        with self._lock:
+            for tid in [t for t, (ts, _) in self._latest.items() if ts < cutoff]:
+                del self._latest[tid]
+            values: Dict[str, list] = {}
+            for _, metrics in self._latest.values():
+                for k, v in metrics.items():
+                    values.setdefault(k, []).append(v)
+            n = len(self._latest)
+        if not values:
+            return ""
+        parts = [f"{k}={sum(v) / len(v):.4g}" for k, v in list(values.items())[:limit]]
+        return f"live ({n} trial{'s' if n != 1 else ''}): " + " ".join(parts)
