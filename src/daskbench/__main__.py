@@ -9,7 +9,7 @@ from typing import List, Optional
 from .errors import DaskbenchError
 
 USAGE = """python -m daskbench +experiment=NAME [KEY=VALUE | KEY=a,b,c | 'KEY=range(0,10)' ...]
-                   [--config-dir DIR] [--dry-run] [--cfg] [--list]"""
+                   [--config-dir DIR] [--dry-run] [--cfg] [--list] [--report RESULTS_DIR]"""
 
 EPILOG = """examples:
   python -m daskbench +experiment=sweep
@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show the sweep's axes and trial count, run nothing")
     p.add_argument("--cfg", action="store_true", help="print the composed config and exit")
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    p.add_argument("--report", metavar="RESULTS_DIR",
+                   help="write the report (plots, failures, timings) for a results folder and exit")
     return p
 
 
@@ -49,6 +51,11 @@ def _main(args: argparse.Namespace) -> int:
 
     if args.list:
         print("\n".join(list_experiments(args.config_dir)))
+        return 0
+    if args.report:
+        from .reporting import write_report
+
+        print(f"report: {write_report(args.report)}")
         return 0
     if args.cfg or args.dry_run:
         rp = api.plan(None, args.overrides, args.config_dir)

@@ -100,7 +100,19 @@ def run(
         store.record_run(dict(run_info, outcome=state, ended_at=_now(), counts={
             "total": counts.total, "skipped": counts.skipped, "ok": counts.ok, "failed": counts.failed,
             "timeout": counts.timeout, "cancelled": counts.cancelled}), rp.config_yaml, cfg.name)
+    if cfg.results.report and counts.done:
+        _write_report(rp.results_dir, echo)
     return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)
+
+
+def _write_report(results_dir: Path, echo: Callable[[str], None]) -> None:
+    """Plots and tables next to the results; a report problem never fails the run."""
+    from .reporting import write_report
+
+    try:
+        echo(f"report: {write_report(results_dir)}")
+    except Exception as exc:  # the results are safe on disk whatever happens here
+        echo(f"report: not written ({type(exc).__name__}: {exc})")
 
 
 def make_target(rp: RunPlan) -> str:
@@ -146,7 +158,7 @@ def load(path: Union[str, Path], dataset: str = "trials") -> pd.DataFrame:
     folder itself. The swept keys are kept in ``df.attrs['daskbench_dims']``.
     """
     folder = _dataset_dir(path, dataset)
-    df = Dataset(folder).read().to_pandas()
+    df = Dataset(folder, writer=False).read().to_pandas()
     df.attrs["daskbench_dims"] = _dims(folder.parent)
     return df
 

@@ -40,6 +40,7 @@ class ResultsConfig:
     flush_rows: int = 10_000
     flush_seconds: float = 10.0
     compact_parts: int = 64
+    report: bool = True  # write report/report.html (plots, failures, timings) after each run
 
 
 @dataclass

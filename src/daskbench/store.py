@@ -84,11 +84,12 @@ def rows_to_table(rows: List[Dict[str, Any]], first: Iterable[str] = ()) -> pa.T
 class Dataset:
     """One Parquet dataset folder (``trials``, ``steps``, ...) with atomic writes."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, writer: bool = True):
         self.path = path
         self._new = path.with_name(f".{path.name}.new")
         self._old = path.with_name(f".{path.name}.old")
-        self.recover()
+        if writer:  # readers never tidy: a sweep may be writing this folder right now
+            self.recover()
 
     def recover(self) -> None:
         """Finish or roll back a folder swap that an earlier run did not complete."""
