@@ -194,9 +194,12 @@ def prepare(client: Client, cfg: Any, target: str, resources: Dict[str, float],
             echo: Callable[[str], None] = print) -> None:
     """Install daskbench's scheduler plugin, ship the trial's code to remote
     workers, and make sure some worker can run a trial that needs ``resources``."""
+    from .observe import ObservePlugin
     from .scheduler_plugins import KeepActorWorkers
 
     client.register_plugin(KeepActorWorkers(), name=KeepActorWorkers.name)
+    # Prometheus counters and the /daskbench/status page, served by the scheduler
+    client.register_plugin(ObservePlugin(), name=ObservePlugin.name)
     if isinstance(cfg, (AddressClusterConfig, KubernetesClusterConfig)) and getattr(cfg, "upload_code", True):
         from .shipping import ship_code
 

@@ -1,0 +1,299 @@
+"""The scheduler plugin behind /metrics' daskbench_* metrics and /daskbench/status.
+
+Real LocalClusters (their scheduler lives in this process, as it does for every
+test run): events are logged the way daskbench logs them, by the client and
+from tasks on worker processes, and the scheduler's HTTP server is scraped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from typing import Any, Callable, Dict, Iterator, Tuple
+
+import pytest
+from distributed import Client, LocalCluster, get_worker
+
+from daskbench import observe
+from daskbench.observe import ObservePlugin
+
+prometheus_parser = pytest.importorskip("prometheus_client.parser")
+
+Samples = Dict[Tuple[str, frozenset], float]
+
+
+@contextlib.contextmanager
+def observed_cluster(**kw: Any) -> Iterator[Tuple[Client, str]]:
+    """A 2-process LocalCluster with the plugin; yields (client, http base URL)."""
+    kwargs = dict(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                  dashboard_address="127.0.0.1:0")
+    kwargs.update(kw)
+    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        client.register_plugin(ObservePlugin())
+        port = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)
+        yield client, f"http://127.0.0.1:{port}"
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode()
+
+
+def scrape(base: str) -> Samples:
+    """``/metrics`` as {(sample name, labels): value}, daskbench's samples only."""
+    out: Samples = {}
+    for fam in prometheus_parser.text_string_to_metric_families(get(base + "/metrics")):
+        for s in fam.samples:
+            if s.name.startswith("daskbench_"):
+                out[s.name, frozenset(s.labels.items())] = s.value
+    return out
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), math.nan)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """Events reach the scheduler asynchronously (batched streams): poll."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        time.sleep(0.1)
+
+
+def sweep_event(client: Client, event: str, experiment: str, run_id: str, total: int, **counts: int) -> None:
+    """What the driver logs at the start and end of a sweep."""
+    client.log_event("daskbench-sweep", {
+        "event": event, "experiment": experiment, "run_id": run_id, "time": time.time(), "total": total,
+        "results": f"/data/results/{experiment}", "counts": counts})
+
+
+def chunk_event(experiment: str, run_id: str, counts: Dict[str, int], durations: list, errors: list) -> str:
+    """Runs on a worker: what the trial runner logs once per finished chunk."""
+    w = get_worker()
+    w.log_event("daskbench-trials", {"experiment": experiment, "run_id": run_id, "time": time.time(),
+                                     "counts": counts, "durations": durations, "errors": errors})
+    return w.address
+
+
+def live_event(experiment: str, run_id: str, trial_id: str, loss: float) -> None:
+    get_worker().log_event("daskbench-live", {
+        "experiment": experiment, "run_id": run_id, "trial_id": trial_id, "time": time.time(),
+        "metrics": {"loss": loss}, "rejected": {}})
+
+
+def sim_event(experiment: str, run_id: str, ticks_per_s: float) -> None:
+    get_worker().log_event("daskbench-sim", {"experiment": experiment, "run_id": run_id, "ticks_per_s": ticks_per_s})
+
+
+def test_metrics_status_page_and_json_follow_a_sweep():
+    exp, run = "mm<c>", "run-1"
+    with observed_cluster() as (client, base):
+        client.register_plugin(ObservePlugin())  # again: idempotent, nothing doubles
+        sweep_event(client, "start", exp, run, total=10)
+        addrs = set(client.gather([
+            client.submit(chunk_event, exp, run, {"ok": 3, "failed": 1}, [0.002, 0.02, 0.2, 2.0],
+                          [["t-bad-1", "ValueError: x=0 <script>alert(1)</script>"]], workers=[w], pure=False)
+            for w in client.scheduler_info()["workers"]]))
+        assert len(addrs) == 2  # both worker processes reported
+        client.gather([client.submit(live_event, exp, run, f"t{i}", 0.5 + i, pure=False) for i in range(3)])
+        client.submit(sim_event, exp, run, 1234.5, pure=False).result()
+
+        def counted():
+            m = scrape(base)
+            assert value(m, "daskbench_trials_total", experiment=exp, status="ok") == 6
+            assert value(m, "daskbench_live_reports_total", experiment=exp) == 3
+            assert value(m, "daskbench_sim_ticks_per_second", experiment=exp) == 1234.5
+            return m
+
+        m = wait_for(counted)
+        assert value(m, "daskbench_trials_total", experiment=exp, status="failed") == 2
+        assert value(m, "daskbench_sweeps_running") == 1
+        hist = "daskbench_trial_duration_seconds"
+        assert value(m, hist + "_count", experiment=exp) == 8
+        assert value(m, hist + "_sum", experiment=exp) == pytest.approx(2 * 2.222)
+        assert value(m, hist + "_bucket", experiment=exp, le="0.001") == 0
+        assert value(m, hist + "_bucket", experiment=exp, le="0.0025") == 2
+        assert value(m, hist + "_bucket", experiment=exp, le="0.25") == 6
+        assert value(m, hist + "_bucket", experiment=exp, le="3600.0") == 8
+        assert value(m, hist + "_bucket", experiment=exp, le="+Inf") == 8
+
+        snap = json.loads(get(base + "/daskbench/status.json"))
+        (r,) = snap["runs"]
+        assert (r["experiment"], r["run_id"], r["state"], r["total"]) == (exp, run, "running", 10)
+        assert (r["done"], r["ok"], r["failed"]) == (8, 6, 2)
+        assert r["results"] == f"/data/results/{exp}" and r["rate"] > 0
+        assert r["durations"]["count"] == 8 and r["durations"]["max"] == 2.0
+        assert r["live"]["reports"] == 3 and r["live"]["metrics"]["loss"]["last"] == 2.5
+        assert {f["trial_id"] for f in snap["failures"]} == {"t-bad-1"}
+
+        page = get(base + "/daskbench/status")
+        assert "},2000)" in page  # refreshes itself every 2 s
+        assert "mm&lt;c&gt;" in page and "mm<c>" not in page  # escaped
+        body = page.split("<body>", 1)[1]
+        assert "t-bad-1" in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script" not in body
+        assert "8/10" in page and "/data/results/mm&lt;c&gt;" in page
+
+        # The driver settles cancelled trials itself: the end event's counts fill them in.
+        sweep_event(client, "end", exp, run, total=10, ok=6, failed=2, timeout=0, cancelled=2, skipped=0)
+
+        def ended():
+            m = scrape(base)
+            assert value(m, "daskbench_sweeps_running") == 0
+            return m
+
+        m = wait_for(ended)
+        assert value(m, "daskbench_trials_total", experiment=exp, status="cancelled") == 2
+        assert value(m, "daskbench_trials_total", experiment=exp, status="ok") == 6  # not counted twice
+        assert value(m, "daskbench_sim_ticks_per_second", experiment=exp) == 0  # the simulation is over
+        (r,) = json.loads(get(base + "/daskbench/status.json"))["runs"]
+        assert r["state"] == "finished" and r["done"] == 10 and r["counts"]["cancelled"] == 2
+        assert "finished" in get(base + "/daskbench/status")
+
+
+def test_two_clusters_in_one_process_keep_their_own_numbers():
+    # Sequential clusters (as in a test session), and two alive at once.
+    with observed_cluster(n_workers=1) as (client, base):
+        client.submit(chunk_event, "alpha", "a1", {"ok": 5}, [0.1] * 5, [], pure=False).result()
+        wait_for(lambda: value(scrape(base), "daskbench_trials_total", experiment="alpha", status="ok") == 5)
+    with observed_cluster(n_workers=1) as (c1, base1), observed_cluster(n_workers=1) as (c2, base2):
+        c1.submit(chunk_event, "beta", "b1", {"ok": 2}, [0.1] * 2, [], pure=False).result()
+        c2.submit(chunk_event, "gamma", "g1", {"failed": 1}, [0.1], [["g-1", "boom"]], pure=False).result()
+        wait_for(lambda: value(scrape(base1), "daskbench_trials_total", experiment="beta", status="ok") == 2)
+        wait_for(lambda: value(scrape(base2), "daskbench_trials_total", experiment="gamma", status="failed") == 1)
+        m1, m2 = scrape(base1), scrape(base2)  # both have heard their events by now
+        assert [r["experiment"] for r in json.loads(get(base2 + "/daskbench/status.json"))["runs"]] == ["gamma"]
+    # one sweep each (seen from its trials), not two
+    assert value(m1, "daskbench_sweeps_running") == 1 and value(m2, "daskbench_sweeps_running") == 1
+    assert {dict(labels).get("experiment") for _, labels in m1} <= {"beta", None}
+    assert {dict(labels).get("experiment") for _, labels in m2} <= {"gamma", None}
+
+
+def test_a_sweep_whose_driver_left_without_ending_is_lost():
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster:
+        base = f"http://127.0.0.1:{cluster.scheduler.http_server.port}"
+        with Client(cluster) as driver:
+            driver.register_plugin(ObservePlugin())
+            sweep_event(driver, "start", "orphan", "o1", total=100)
+            wait_for(lambda: value(scrape(base), "daskbench_sweeps_running") == 1)
+        # the driver is gone (crashed) and nobody else is connected
+        wait_for(lambda: value(scrape(base), "daskbench_sweeps_running") == 0)
+        (r,) = json.loads(get(base + "/daskbench/status.json"))["runs"]
+        assert r["state"] == "lost" and r["ended"] is not None
+
+
+def test_registering_without_a_dashboard_still_counts():
+    # dashboard=False drops Bokeh; distributed still serves its HTTP routes, and
+    # the plugin must register either way.
+    with observed_cluster(n_workers=1, scheduler_kwargs={"dashboard": False}) as (client, base):
+        client.submit(chunk_event, "nodash", "n1", {"ok": 1}, [0.5], [], pure=False).result()
+        wait_for(lambda: client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.plugins["daskbench-observe"].snapshot()["runs"]))
+        assert json.loads(get(base + "/daskbench/status.json"))["runs"][0]["experiment"] == "nodash"
+
+
+def test_state_stays_bounded_and_bad_events_are_ignored():
+    # The plugin's event hook, called directly: a long-lived scheduler must not grow.
+    p = ObservePlugin()
+    for i in range(observe.MAX_RUNS * 3):
+        p.log_event("daskbench-sweep", {"event": "start", "experiment": f"e{i}", "run_id": f"r{i}", "total": 10})
+        p.log_event("daskbench-sweep", {"event": "end", "experiment": f"e{i}", "run_id": f"r{i}",
+                                        "counts": {"ok": 10}})
+    for i in range(2000):
+        p.log_event("daskbench-trials", {"experiment": "big", "run_id": "big-1", "counts": {"failed": 5},
+                                         "durations": [0.01] * 5, "errors": [[f"t{i}-{j}", "x" * 10_000] for j in range(5)]})
+        p.log_event("daskbench-live", {"experiment": "big", "run_id": "big-1", "trial_id": f"t{i}",
+                                       "metrics": {f"m{i}": 1.0, "loss": float(i)}})
+    for bad in (None, [1, 2], {"counts": "many"}, {"durations": ["nan", "x", -1, math.inf]}):
+        p.log_event("daskbench-trials", bad)
+    p.log_event("some-other-topic", object())
+    snap = p.snapshot()
+    assert len(snap["runs"]) <= observe.MAX_RUNS and len(p.totals) <= observe.MAX_EXPERIMENTS + 1
+    big = next(r for r in snap["runs"] if r["run_id"] == "big-1")
+    assert big["done"] == 10_000 and big["state"] == "running"
+    assert len(big["failures"]) == observe.MAX_FAILURES
+    assert all(len(f["error"]) <= observe.MAX_TEXT for f in big["failures"])
+    assert len(big["live"]["metrics"]) <= observe.MAX_METRICS and big["live"]["metrics"]["loss"]["last"] == 1999
+    assert p.metric_values()["totals"]["big"][0] == {"failed": 10_000}
+    json.dumps(snap)  # the status.json payload
+
+
+NO_PROMETHEUS = textwrap.dedent('''
+    import sys, json, urllib.request
+    sys.modules["prometheus_client"] = None  # as if it were not installed
+    from distributed import Client, LocalCluster
+    from daskbench.observe import ObservePlugin
+
+    for _ in range(2):  # two schedulers: the missing package is logged once per process
+        with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as cluster, \\
+                Client(cluster) as client:
+            client.register_plugin(ObservePlugin())
+            client.log_event("daskbench-sweep", {"event": "start", "experiment": "np", "run_id": "r", "total": 1})
+            port = cluster.scheduler.http_server.port
+            def snap():
+                return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/daskbench/status.json").read())
+            import time
+            for _ in range(50):
+                if snap()["runs"]:
+                    break
+                time.sleep(0.1)
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/daskbench/status").read().decode()
+            logs = [m for _, m in client.get_scheduler_logs() if "prometheus_client is not installed" in m]
+            print(json.dumps({"prometheus": snap()["prometheus"], "runs": len(snap()["runs"]),
+                              "note": "prometheus_client is not installed" in page, "logged": len(logs)}))
+''')
+
+
+def test_without_prometheus_client_the_page_still_works(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", NO_PROMETHEUS], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert first == {"prometheus": False, "runs": 1, "note": True, "logged": 1}
+    assert second["prometheus"] is False and second["runs"] == 1 and second["logged"] == 0
+
+
+def test_end_to_end_run_fills_the_metrics(client, user_dir):
+    """``daskbench.run`` on a client: ``cluster.prepare`` installs the plugin."""
+    import daskbench
+    from tests.conftest import write_experiment
+
+    write_experiment(user_dir / "conf", "obs", """
+        name: obs
+        trial: {_target_: usertrials.sometimes_fails}
+        sweep: {params: {trial.x: 'range(0,6)'}}
+    """)
+    res = daskbench.run("obs", [], client=client, config_dir="conf", progress="none", echo=lambda *_: None)
+    plugins = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
+    if "daskbench-observe" not in plugins:
+        pytest.skip("daskbench.cluster.prepare does not register ObservePlugin yet")
+    assert res.counts.ok == 4 and res.counts.failed == 2
+    base = "http://127.0.0.1:%d" % client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)
+
+    def counted():
+        m = scrape(base)
+        assert value(m, "daskbench_trials_total", experiment="obs", status="ok") == 4
+        assert value(m, "daskbench_trials_total", experiment="obs", status="failed") == 2
+        assert value(m, "daskbench_sweeps_running") == 0
+        return m
+
+    m = wait_for(counted)
+    assert value(m, "daskbench_trial_duration_seconds_count", experiment="obs") == 6
+    runs = [r for r in json.loads(get(base + "/daskbench/status.json"))["runs"] if r["experiment"] == "obs"]
+    assert runs[0]["state"] == "finished" and runs[0]["total"] == 6 and runs[0]["results"].endswith("obs")
+    assert len({f["trial_id"] for f in runs[0]["failures"]}) == 2
