@@ -79,7 +79,9 @@ def main() -> None:
     (app_dir / "app.py").write_text(APP)
     (app_dir / "config.yaml").write_text("x: 0\n")
 
-    db_cmd = [C.PY, "-m", "daskbench", "--config-dir", str(conf), "+experiment=noop", "cluster.n_workers=2"]
+    # the report written after each run is off: Hydra writes none, and it costs seconds
+    db_cmd = [C.PY, "-m", "daskbench", "--config-dir", str(conf), "+experiment=noop", "cluster.n_workers=2",
+              "results.report=false"]
     nd_cmd = db_cmd + ["cluster.dashboard_address=null"]
     # Dask's own floor: start and close the same LocalCluster, nothing else
     (work / "floor.py").write_text(FLOOR)
