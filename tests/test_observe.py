@@ -297,3 +297,27 @@ def test_end_to_end_run_fills_the_metrics(client, user_dir):
     runs = [r for r in json.loads(get(base + "/daskbench/status.json"))["runs"] if r["experiment"] == "obs"]
     assert runs[0]["state"] == "finished" and runs[0]["total"] == 6 and runs[0]["results"].endswith("obs")
     assert len({f["trial_id"] for f in runs[0]["failures"]}) == 2
+
+
+def test_dashboard_port_taken_run_goes_on(user_dir):
+    """The /metrics and status port already taken: the run says where they went and goes on."""
+    import re
+    import socket
+
+    from tests.conftest import run_cli, write_experiment
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        write_experiment(user_dir / "conf", "pt", """
+            name: pt
+            trial: {_target_: usertrials.quad}
+            sweep: {params: {trial.x: '1,2'}}
+        """)
+        r = run_cli(["--config-dir", "conf", "+experiment=pt", f"cluster.dashboard_address=127.0.0.1:{port}",
+                     "runner.progress=plain", "results.report=false"], cwd=user_dir)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    m = re.search(r"Dask dashboard: http://127\.0\.0\.1:(\d+)/status", r.stdout)
+    assert m and int(m.group(1)) != port  # the address printed is the one actually served
+    assert "pt: 2 ok" in r.stdout
