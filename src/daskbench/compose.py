@@ -296,7 +296,7 @@ def _cluster(cfg0: DictConfig) -> Any:
             f"cluster.kind={kind!r} is unknown; choose cluster=local, cluster=address or cluster=kubernetes"
         )
     merged = _typed("cluster", node, cls)
-    if OmegaConf.is_missing(merged, "address") if kind == "address" else False:
+    if kind == "address" and OmegaConf.is_missing(merged, "address"):
         raise ConfigError(
             "cluster=address needs the scheduler's address: cluster.address=tcp://HOST:8786"
         )

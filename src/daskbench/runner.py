@@ -115,10 +115,13 @@ class Runner:
         self._errors: List[Tuple[str, str]] = []
 
     def threads(self) -> int:
-        info = self.client.scheduler_info()
-        return max(sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()), 1)
+        return max(sum(self._worker_threads()), 1)
 
-    def _submit(self, items: List[Item], trials: List[Trial]):
+    def _worker_threads(self) -> List[int]:
+        info = self.client.scheduler_info()
+        return [w.get("nthreads", 1) for w in info.get("workers", {}).values()]
+
+    def _submit(self, items: List[Item]):
         cfg = self.rp.cfg
         self._n_chunks += 1
         # key prefix = experiment name, so the dashboard groups the tasks by experiment
@@ -139,7 +142,7 @@ class Runner:
         # queue for the largest the cluster may grow to, or it never grows.
         adapt = getattr(self.rp.cluster, "adapt", None)
         if adapt is not None and adapt.maximum > 0:
-            per_worker = getattr(self.rp.cluster, "threads_per_worker", None) or max(threads // max(len(self.client.scheduler_info()["workers"]), 1), 1)
+            per_worker = getattr(self.rp.cluster, "threads_per_worker", None) or max(self._worker_threads() or [1])
             threads = max(threads, adapt.maximum * per_worker)
         max_in_flight = cfg.runner.max_in_flight or max(4 * threads, 4)
         trials: Iterator[Trial] = iter(plan)
@@ -171,7 +174,7 @@ class Runner:
                 if not batch:
                     break
                 items = [(t.trial_id, t.groups, t.params, t.seed, t.replicate) for t in batch]
-                fut = self._submit(items, batch)
+                fut = self._submit(items)
                 pending[fut] = batch
                 ac.add(fut)
                 counts.in_flight += len(batch)
