@@ -1,0 +1,28 @@
+"""Long-lived simulated agents, sharded over Dask actors.
+
+A model (:class:`Model`) declares populations of agents: columnar
+(:class:`Population`, NumPy arrays, one row per agent) or plain objects
+(:class:`Agent`). Its agents are split into shards; each shard is one Dask
+actor holding many agents; a coordinator steps all shards in lockstep, with
+fast-forward over idle ticks and optional real-time pacing; agents message each
+other by id; placement is ``round_robin`` or by graph ``community``; random
+draws come from per-agent streams, so 1, 2 or 4 shards give the same result;
+shards are checkpointed every K ticks and restarted when a worker dies.
+
+The core (model, shard, messages, clock, partition, coordinator) imports no
+Dask; :mod:`daskbench.sim.actor` is the thin Dask layer.
+"""
+
+from .clock import Clock
+from .coordinator import Outcome, Settings, simulate
+from .errors import ShardLost, SimulationError
+from .host import LocalHost
+from .messages import Inbox
+from .model import Agent, AgentTick, Message, Model, Population, Tick
+from .rng import AgentRandom
+from .run import run, tables, trial
+
+__all__ = [
+    "Agent", "AgentRandom", "AgentTick", "Clock", "Inbox", "LocalHost", "Message", "Model", "Outcome",
+    "Population", "Settings", "ShardLost", "SimulationError", "Tick", "run", "simulate", "tables", "trial",
+]

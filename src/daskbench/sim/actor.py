@@ -1,0 +1,233 @@
+"""Shards on Dask actors: each shard lives in one actor on a chosen worker.
+
+Many agents per actor, never one actor per agent (an actor call costs about a
+millisecond). Per tick the coordinator makes one ``step`` call per shard and
+waits for all of them: the barrier. A shard sends the messages for another
+shard straight to that shard's actor (``deliver``, an ``async`` method, so it
+runs on the receiving worker's event loop even while that worker's actor
+thread is busy stepping) and returns only once they are delivered; shards in
+the same process hand them over directly.
+
+A lost worker is noticed two ways: a call fails to reach it, or the scheduler
+no longer lists it while the coordinator waits. Either raises
+:class:`ShardLost` and the coordinator restarts every shard from its last
+checkpoint on the workers that are left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+import uuid
+import weakref
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import ShardLost, SimulationError
+from .model import Model
+from .shard import Layout, Shard, StepReport
+
+#: shard actors living in this process, by actor key (same-process delivery)
+_LOCAL: "weakref.WeakValueDictionary[str, ShardActor]" = weakref.WeakValueDictionary()
+
+SHARD_PRIORITY = 1_000_000  # shard creation runs before queued trials on a worker
+POLL_S = 1.0  # how often a waiting coordinator checks that the shards' workers are alive
+DELIVER_TIMEOUT_S = 300.0
+
+
+def _is_lost(exc: BaseException) -> bool:
+    """Did this call fail because a worker or actor went away (not the model's fault)?"""
+    if isinstance(exc, (ShardLost, OSError, asyncio.CancelledError, concurrent.futures.CancelledError)):
+        return True
+    name = type(exc).__name__
+    if name in ("CommClosedError", "KilledWorker", "FutureCancelledError", "CancelledError"):
+        return True
+    return isinstance(exc, RuntimeError) and "Actor was lost" in str(exc)
+
+
+class ShardActor:
+    """One shard, hosted by a Dask actor."""
+
+    def __init__(self, key: str, model: Model, index: int, assign: np.ndarray, layout: Layout, seed: int,
+                 tick_seconds: float, snapshot: Optional[bytes]):
+        self.key = key
+        self.shard = Shard(model, index, assign, layout, seed, tick_seconds)
+        if snapshot is None:
+            self.shard.setup()
+        else:
+            self.shard.restore(snapshot)
+        self.peers: Dict[int, Any] = {}
+        self.peer_keys: Dict[int, str] = {}
+        self._abort = threading.Event()
+        _LOCAL[key] = self
+
+    def connect(self, peers: Dict[int, Tuple[str, Any]]) -> int:
+        """Handles of the other shards' actors: {shard: (actor key, Actor)}."""
+        self.peer_keys = {i: k for i, (k, _) in peers.items()}
+        self.peers = {i: a for i, (_, a) in peers.items()}
+        return self.shard.n_agents
+
+    def step(self, tick: int) -> StepReport:
+        remote, report = self.shard.step(tick)
+        pending = []
+        for dest, batches in remote.items():
+            local = _LOCAL.get(self.peer_keys[dest])
+            if local is not None:  # same process: no serialisation
+                local.shard.deliver(tick, self.shard.index, batches)
+            else:
+                try:
+                    pending.append((dest, self.peers[dest].deliver(tick, self.shard.index, batches)))
+                except Exception as exc:
+                    raise ShardLost(f"shard {dest} unreachable: {exc}") from None
+        deadline = time.monotonic() + DELIVER_TIMEOUT_S
+        for dest, fut in pending:
+            while True:
+                if self._abort.is_set():
+                    raise ShardLost("aborted by the coordinator")
+                try:
+                    fut.result(timeout=0.5)
+                    break
+                except TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise ShardLost(f"shard {dest} did not take its messages within {DELIVER_TIMEOUT_S:.0f}s") from None
+                except Exception as exc:
+                    if _is_lost(exc):
+                        raise ShardLost(f"shard {dest} unreachable: {type(exc).__name__}: {exc}") from None
+                    raise
+        return report
+
+    async def deliver(self, tick: int, src: int, batches: Dict[str, Any]) -> None:
+        self.shard.deliver(tick, src, batches)
+
+    async def abort(self) -> None:
+        self._abort.set()
+
+    def snapshot(self) -> bytes:
+        return self.shard.snapshot()
+
+    def agent_report(self):
+        return self.shard.agent_report()
+
+
+def resource_restrictions() -> Dict[str, float]:
+    """The resources the running task asked for (so its shards go where they are)."""
+    try:
+        from distributed import get_worker
+        from distributed.worker import thread_state
+
+        ts = get_worker().state.tasks.get(getattr(thread_state, "key", None))
+        return dict(ts.resource_restrictions or {}) if ts is not None else {}
+    except (ImportError, ValueError, AttributeError):
+        return {}
+
+
+def eligible_workers(workers: Dict[str, Dict[str, Any]], resources: Dict[str, float]) -> List[str]:
+    """Addresses of the workers that have every resource the trial asked for (sorted)."""
+    out = []
+    for addr, info in workers.items():
+        have = info.get("resources") or {}
+        if all(float(have.get(r, 0)) >= float(q) for r, q in resources.items()):
+            out.append(addr)
+    if not out:
+        raise SimulationError(
+            f"no worker has the trial's resources {resources} for its shards; the workers have "
+            f"{sorted({r for i in workers.values() for r in (i.get('resources') or {})}) or 'no resources'}"
+        )
+    return sorted(out)
+
+
+class ActorHost:
+    """Shards in Dask actors, one per chosen worker in turn."""
+
+    def __init__(self, client: Any, model: Model, assign: np.ndarray, layout: Layout, seed: int,
+                 tick_seconds: float, workers: Sequence[str], resources: Dict[str, float], token: str = ""):
+        self.client = client
+        self.model, self.assign, self.layout, self.seed, self.tick_seconds = model, assign, layout, seed, tick_seconds
+        self.n_shards = int(assign.max()) + 1
+        self.workers = list(workers)
+        self.resources = resources
+        self.token = token or uuid.uuid4().hex[:12]
+        self.generation = 0
+        self.futures: List[Any] = []
+        self.actors: List[Any] = []
+        self.placed: List[str] = []
+        self._assign_future = None
+
+    def _alive(self) -> List[str]:
+        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        return eligible_workers(info, self.resources)
+
+    def start(self, snapshots: Optional[Sequence[bytes]] = None) -> None:
+        client = self.client
+        self.generation += 1
+        if self.generation > 1:  # after a loss: place on the workers that are left
+            self.workers = self._alive()
+        self.placed = [self.workers[i % len(self.workers)] for i in range(self.n_shards)]
+        if self._assign_future is None or self.generation > 1:
+            [self._assign_future] = client.scatter([self.assign], hash=False, broadcast=False)
+        snaps: List[Any] = [None] * self.n_shards
+        if snapshots is not None:
+            snaps = client.scatter(list(snapshots), hash=False, workers=None)
+        keys = [f"sim-shard-{self.token}-g{self.generation}-{i}" for i in range(self.n_shards)]
+        self.futures = [
+            client.submit(ShardActor, keys[i], self.model, i, self._assign_future, self.layout, self.seed,
+                          self.tick_seconds, snaps[i], actor=True, key=keys[i], workers=[addr],
+                          allow_other_workers=False, pure=False, priority=SHARD_PRIORITY)
+            for i, addr in enumerate(self.placed)
+        ]
+        self.actors = self._wait_all(self.futures, lambda f: f.result(timeout=POLL_S), "starting")
+        peers = {i: (keys[i], a) for i, a in enumerate(self.actors)}
+        self._wait_all([a.connect(peers) for a in self.actors], lambda f: f.result(timeout=POLL_S), "connecting")
+
+    def _wait_all(self, futures: Sequence[Any], get, what: str) -> List[Any]:
+        """Results of all ``futures``, raising :class:`ShardLost` if a shard's worker goes away."""
+        out: List[Any] = [None] * len(futures)
+        for i, fut in enumerate(futures):
+            while True:
+                try:
+                    out[i] = get(fut)
+                    break
+                except TimeoutError:
+                    gone = sorted(set(self.placed) - set(self.client.scheduler_info(n_workers=-1)["workers"]))
+                    if gone:
+                        raise ShardLost(f"worker {', '.join(gone)} holding a shard left while {what}") from None
+                except Exception as exc:
+                    if _is_lost(exc):
+                        raise ShardLost(f"shard {i} lost while {what}: {type(exc).__name__}: {exc}") from None
+                    raise
+        return out
+
+    def step(self, tick: int) -> List[StepReport]:
+        try:
+            calls = [a.step(tick) for a in self.actors]
+        except Exception as exc:
+            if _is_lost(exc):
+                raise ShardLost(f"a shard is lost: {exc}") from None
+            raise
+        return self._wait_all(calls, lambda f: f.result(timeout=POLL_S), f"stepping tick {tick}")
+
+    def snapshot(self) -> List[bytes]:
+        return self._wait_all([a.snapshot() for a in self.actors], lambda f: f.result(timeout=POLL_S), "checkpointing")
+
+    def agent_report(self):
+        parts = self._wait_all([a.agent_report() for a in self.actors], lambda f: f.result(timeout=POLL_S), "reporting")
+        return [p for shard_parts in parts for p in shard_parts]
+
+    def describe(self) -> Dict[str, Any]:
+        return {"host": "actors", "workers": len(set(self.placed))}
+
+    def close(self) -> None:
+        for a in self.actors:
+            try:
+                a.abort()  # frees a shard stuck delivering to a lost peer
+            except Exception:
+                pass
+        futures, self.futures, self.actors = self.futures, [], []
+        if futures:
+            try:
+                self.client.cancel(futures, force=True)
+            except Exception:
+                pass

@@ -1,0 +1,173 @@
+"""The coordinator: drives the clock over a host's shards and collects the results.
+
+One simulation is one trial. The coordinator asks the host for one tick at a
+time on every shard (one batched call per shard, then a barrier), turns the
+shards' partial reporters into the model's reporters for the ``steps`` table,
+collects agent reporters every ``agent_report_every`` ticks for the ``agents``
+table, and keeps a checkpoint of every shard every ``checkpoint_every`` ticks.
+When a shard is lost it starts the shards again from the last checkpoint (or
+from the start), drops what it had collected past that point and carries on,
+so the result is the one an undisturbed run gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .clock import Clock
+from .errors import ShardLost, SimulationError
+from .host import Host
+from .model import Model
+from .shard import StepReport, add_partial
+
+logger = logging.getLogger("daskbench.sim")
+
+
+@dataclass
+class Settings:
+    """How to run a simulation (the ``trial.*`` keys of a simulation experiment)."""
+
+    ticks: int = 100
+    shards: Optional[int] = None  # null: one per worker
+    allocation: str = "round_robin"
+    fast_forward: bool = True
+    realtime_factor: Optional[float] = None
+    tick_seconds: float = 1.0
+    checkpoint_every: int = 0  # ticks; 0 = no checkpoints (restart from the start)
+    agent_report_every: int = 0  # ticks; 0 = no agents table
+    max_restarts: int = 3
+
+    def check(self) -> None:
+        for name in ("checkpoint_every", "agent_report_every", "max_restarts"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0):
+                raise SimulationError(f"{name}={v!r}: give a whole number >= 0 (0 = off)")
+        if self.shards is not None and not (isinstance(self.shards, (int, np.integer)) and self.shards >= 1):
+            raise SimulationError(f"shards={self.shards!r}: give a whole number >= 1, or null for one per worker")
+
+
+@dataclass
+class Outcome:
+    """Everything a simulation produced."""
+
+    steps: List[Dict[str, Any]]
+    agents: List[Tuple[int, str, np.ndarray, Dict[str, np.ndarray]]]  # (tick, population, ids, columns)
+    metrics: Dict[str, Any]
+
+
+def _scalar(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Number) and not isinstance(value, complex):
+        return value.item() if hasattr(value, "item") else value
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return value.item()
+    raise SimulationError(
+        f"model reporter {name!r} returned {type(value).__name__}"
+        f"{' of shape ' + str(value.shape) if isinstance(value, np.ndarray) else ''}; reporters must return "
+        "scalars (reduce arrays in Model.report)"
+    )
+
+
+class Checkpoint:
+    __slots__ = ("tick", "next_tick", "snapshots", "n_steps", "n_agents", "counters")
+
+    def __init__(self, tick, next_tick, snapshots, n_steps, n_agents, counters):
+        self.tick, self.next_tick, self.snapshots = tick, next_tick, snapshots
+        self.n_steps, self.n_agents, self.counters = n_steps, n_agents, counters
+
+
+def simulate(model: Model, host: Host, settings: Settings, clock: Clock,
+             on_tick: Optional[Callable[[Dict[str, Any]], None]] = None) -> Outcome:
+    """Run the simulation to its end on ``host`` and return what it produced."""
+    steps: List[Dict[str, Any]] = []
+    agents: List[Tuple[int, str, np.ndarray, Dict[str, np.ndarray]]] = []
+    counters = {"local": 0, "remote": 0, "agent_steps": 0, "executed": 0}
+    restarts = 0
+    t_start = time.perf_counter()
+    host.start(None)
+    ckpt = Checkpoint(None, clock.start, None, 0, 0, dict(counters))
+    tick: Optional[int] = clock.start
+    last_tick = clock.start
+    while tick is not None:
+        try:
+            clock.pace(tick)
+            t0 = time.perf_counter()
+            reports = host.step(tick)
+            wall = time.perf_counter() - t0
+            row = _row(model, tick, clock.time_of(tick), reports, wall)
+            last_tick = tick
+            steps.append(row)
+            for key in ("local", "remote", "agent_steps"):
+                counters[key] += row[{"local": "messages_local", "remote": "messages_remote"}.get(key, key)]
+            counters["executed"] += 1
+            in_flight = row["messages_local"] + row["messages_remote"] > 0
+            nxt = clock.next(tick, [r.next_due for r in reports], in_flight)
+            K = settings.agent_report_every
+            if K and ((tick - clock.start) % K == 0 or nxt is None):
+                agents.extend((tick, name, ids, cols) for name, ids, cols in host.agent_report())
+            if settings.checkpoint_every and nxt is not None and counters["executed"] % settings.checkpoint_every == 0:
+                ckpt = Checkpoint(tick, nxt, host.snapshot(), len(steps), len(agents), dict(counters))
+            if on_tick is not None:
+                on_tick(row)
+            tick = nxt
+        except ShardLost as exc:
+            restarts += 1
+            if restarts > settings.max_restarts:
+                raise SimulationError(
+                    f"a shard was lost {restarts} times ({exc}); giving up after max_restarts={settings.max_restarts}"
+                ) from exc
+            where = f"the checkpoint of tick {ckpt.tick}" if ckpt.snapshots is not None else "the start"
+            logger.warning("simulation: %s; restarting from %s (restart %d)", exc, where, restarts)
+            host.close()
+            host.start(ckpt.snapshots)
+            del steps[ckpt.n_steps:]
+            del agents[ckpt.n_agents:]
+            counters = dict(ckpt.counters)
+            clock.restart()
+            tick = ckpt.next_tick
+    wall_s = time.perf_counter() - t_start
+    total = counters["local"] + counters["remote"]
+    metrics: Dict[str, Any] = {}
+    if steps:
+        metrics.update({k: v for k, v in steps[-1].items()
+                        if k not in ("tick", "time", "wall_ms", "messages_local", "messages_remote", "agent_steps")})
+    metrics.update({
+        "ticks": counters["executed"],
+        "final_tick": last_tick,
+        "messages_local": counters["local"],
+        "messages_remote": counters["remote"],
+        "cross_shard_fraction": counters["remote"] / total if total else 0.0,
+        "agent_steps": counters["agent_steps"],
+        "restarts": restarts,
+        "sim_wall_s": wall_s,
+        "tick_ms": float(np.mean([s["wall_ms"] for s in steps])) if steps else math.nan,
+        "agent_steps_per_s": counters["agent_steps"] / wall_s if wall_s > 0 else math.nan,
+    })
+    if clock.realtime_factor is not None:
+        metrics["realtime_max_lag_s"] = clock.max_lag_s
+    for key, value in dict(model.summary(steps)).items():
+        metrics[str(key)] = _scalar(str(key), value)
+    return Outcome(steps, agents, metrics)
+
+
+def _row(model: Model, tick: int, sim_time: float, reports: Sequence[StepReport], wall: float) -> Dict[str, Any]:
+    totals: Dict[str, Any] = {}
+    for r in reports:
+        for key, value in r.partials.items():
+            add_partial(totals, key, value, "a population")
+    row: Dict[str, Any] = {"tick": tick, "time": sim_time}
+    for key, value in dict(model.report(tick, totals)).items():
+        row[str(key)] = _scalar(str(key), value)
+    row["messages_local"] = sum(r.local for r in reports)
+    row["messages_remote"] = sum(r.remote for r in reports)
+    row["agent_steps"] = sum(r.agent_steps for r in reports)
+    row["wall_ms"] = wall * 1e3
+    return row

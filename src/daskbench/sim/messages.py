@@ -1,0 +1,219 @@
+"""Messages between agents: what a step sends, and what the next step receives.
+
+Messages are columnar: one :class:`Batch` per kind holds the destination ids,
+the sender ids and one array per field. A shard keeps the messages whose
+receiver it holds and hands the rest, one batch per destination shard and kind,
+to the host to deliver before the next tick.
+
+The order a receiver sees does not depend on the sharding: an :class:`Inbox`
+sorts by (receiver, sender), stably, and every message from one sender comes
+from the one shard that holds it, in the order its step sent them. Sums and
+counts (:meth:`Inbox.count`, :meth:`Inbox.sum`) need no order and skip the sort.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from .errors import SimulationError
+
+
+class Batch:
+    """Messages of one kind: ``dst`` and ``src`` (global agent ids) and field arrays."""
+
+    __slots__ = ("dst", "src", "fields")
+
+    def __init__(self, dst: np.ndarray, src: np.ndarray, fields: Dict[str, np.ndarray]):
+        self.dst = dst
+        self.src = src
+        self.fields = fields
+
+    def __len__(self) -> int:
+        return len(self.dst)
+
+    def __reduce__(self):
+        return (Batch, (self.dst, self.src, self.fields))
+
+    def take(self, index: np.ndarray) -> "Batch":
+        return Batch(self.dst[index], self.src[index], {k: v[index] for k, v in self.fields.items()})
+
+    @staticmethod
+    def concat(batches: List["Batch"], kind: str) -> "Batch":
+        if len(batches) == 1:
+            return batches[0]
+        names = set(batches[0].fields)
+        for b in batches[1:]:
+            if set(b.fields) != names:
+                raise SimulationError(
+                    f"messages of kind {kind!r} were sent with different fields "
+                    f"({sorted(names)} and {sorted(b.fields)}); send the same fields with every message of a kind"
+                )
+        return Batch(
+            np.concatenate([b.dst for b in batches]),
+            np.concatenate([b.src for b in batches]),
+            {k: np.concatenate([b.fields[k] for b in batches]) for k in batches[0].fields},
+        )
+
+
+def _column(values: Any, n: int, name: str, kind: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        return np.full(n, arr.item() if arr.dtype != object else values, dtype=arr.dtype)
+    if arr.ndim != 1 or len(arr) != n:
+        if isinstance(values, (list, tuple)) and len(values) == n:  # one object per message
+            out = np.empty(n, dtype=object)
+            out[:] = list(values)
+            return out
+        raise SimulationError(
+            f"message field {name!r} of kind {kind!r} has shape {arr.shape}; give one value per message ({n}) or one for all"
+        )
+    return arr
+
+
+class Outbox:
+    """What one shard's agents send during one tick, by kind."""
+
+    def __init__(self, n_agents: int):
+        self.n_agents = n_agents
+        self._parts: Dict[str, List[Batch]] = {}
+
+    def send(self, dst: Any, src: Any, kind: str, fields: Mapping[str, Any]) -> None:
+        dst = np.asarray(dst)
+        if dst.ndim == 0:
+            dst = dst.reshape(1)
+        if dst.dtype.kind not in "iu":
+            if dst.size == 0:
+                dst = dst.astype(np.int64)
+            else:
+                raise SimulationError(f"message of kind {kind!r}: receiver ids must be integers, got {dst.dtype} ({dst[:3]!r})")
+        n = len(dst)
+        if n == 0:
+            return
+        lo, hi = int(dst.min()), int(dst.max())
+        if lo < 0 or hi >= self.n_agents:
+            bad = lo if lo < 0 else hi
+            raise SimulationError(
+                f"message of kind {kind!r} to agent id {bad}, which does not exist: the model has "
+                f"{self.n_agents} agents (ids 0..{self.n_agents - 1})"
+            )
+        src = np.asarray(src, dtype=np.int64)
+        src = np.full(n, int(src), dtype=np.int64) if src.ndim == 0 else src
+        if len(src) != n:
+            raise SimulationError(f"message of kind {kind!r}: {len(src)} sender ids for {n} receivers")
+        cols = {str(k): _column(v, n, str(k), kind) for k, v in fields.items()}
+        self._parts.setdefault(kind, []).append(Batch(dst.astype(np.int64, copy=False), src, cols))
+
+    def __bool__(self) -> bool:
+        return bool(self._parts)
+
+    def split(self, owner: np.ndarray, me: int) -> Tuple[Dict[str, Batch], Dict[int, Dict[str, Batch]], int, int]:
+        """(messages for this shard, {shard: messages for it}, local count, remote count)."""
+        local: Dict[str, Batch] = {}
+        remote: Dict[int, Dict[str, Batch]] = {}
+        n_local = n_remote = 0
+        for kind, parts in self._parts.items():
+            batch = Batch.concat(parts, kind)
+            dest = owner[batch.dst]
+            if (dest == me).all():
+                local[kind] = batch
+                n_local += len(batch)
+                continue
+            # a stable sort by destination shard keeps each sender's messages in order
+            order = np.argsort(dest, kind="stable")
+            dest_sorted = dest[order]
+            shards, starts = np.unique(dest_sorted, return_index=True)
+            ends = list(starts[1:]) + [len(order)]
+            for s, a, b in zip(shards.tolist(), starts.tolist(), ends):
+                part = batch.take(order[a:b])
+                if s == me:
+                    local[kind] = part
+                    n_local += len(part)
+                else:
+                    remote.setdefault(s, {})[kind] = part
+                    n_remote += len(part)
+        self._parts = {}
+        return local, remote, n_local, n_remote
+
+
+class Inbox:
+    """Messages of one kind received by one population's agents on this shard, this tick.
+
+    ``rows`` (on demand) are the receivers' row numbers in the population's arrays.
+    Iterating fields (``inbox.src``, ``inbox["price"]``, ``inbox.rows``) gives
+    messages sorted by (receiver, sender); ``count()`` and ``sum(field)`` give one
+    value per agent of the population and do not sort.
+    """
+
+    def __init__(self, batches: List[Batch], row_of: np.ndarray, n: int, kind: str):
+        self._batches = batches
+        self._row_of = row_of
+        self.n = n
+        self.kind = kind
+        self._merged: Optional[Batch] = None
+        self._rows: Optional[np.ndarray] = None
+        self._sorted = False
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._batches)
+
+    def _batch(self) -> Batch:
+        if self._merged is None:
+            self._merged = (Batch.concat(self._batches, self.kind) if self._batches
+                            else Batch(np.empty(0, np.int64), np.empty(0, np.int64), {}))
+            self._rows = self._row_of[self._merged.dst]
+        return self._merged
+
+    def _sort(self) -> Batch:
+        b = self._batch()
+        if not self._sorted:
+            order = np.lexsort((b.src, b.dst))  # stable: ties keep the sender's order
+            self._merged = b = b.take(order)
+            self._rows = self._rows[order]
+            self._sorted = True
+        return b
+
+    def count(self) -> np.ndarray:
+        """Number of messages each agent received (one int per agent)."""
+        self._batch()
+        return np.bincount(self._rows, minlength=self.n)
+
+    def sum(self, field: str) -> np.ndarray:
+        """Sum of ``field`` over the messages each agent received (one float per agent)."""
+        b = self._batch()
+        if field not in b.fields:
+            raise SimulationError(self._no_field(field))
+        return np.bincount(self._rows, weights=b.fields[field], minlength=self.n)
+
+    @property
+    def rows(self) -> np.ndarray:
+        self._sort()
+        return self._rows
+
+    @property
+    def dst(self) -> np.ndarray:
+        return self._sort().dst
+
+    @property
+    def src(self) -> np.ndarray:
+        return self._sort().src
+
+    def __getitem__(self, field: str) -> np.ndarray:
+        b = self._sort()
+        if field not in b.fields:
+            raise SimulationError(self._no_field(field))
+        return b.fields[field]
+
+    def _no_field(self, field: str) -> str:
+        have = sorted(self._batch().fields)
+        return f"messages of kind {self.kind!r} have no field {field!r}; they carry {have or 'no fields'}"
+
+
+def merge(deliveries: Iterable[Tuple[int, Dict[str, Batch]]]) -> Dict[str, List[Batch]]:
+    """Group delivered batches by kind, in source-shard order."""
+    out: Dict[str, List[Batch]] = {}
+    for _, batches in sorted(deliveries, key=lambda d: d[0]):
+        for kind, batch in batches.items():
+            out.setdefault(kind, []).append(batch)
+    return out

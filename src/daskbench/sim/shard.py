@@ -1,0 +1,235 @@
+"""A shard: the agents of one simulation that one host holds, stepped together.
+
+Pure Python/NumPy: the Dask actor in :mod:`daskbench.sim.actor` and the
+in-process host in :mod:`daskbench.sim.host` both wrap this class. One
+``step(tick)`` runs every population that has something due or a message
+waiting, keeps the messages for its own agents and returns the rest, per
+destination shard, for the host to deliver before the next tick.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from .errors import SimulationError
+from .messages import Batch, Inbox, Outbox, merge
+from .model import Agent, Model, ObjectPopulation, Population, Tick
+from .rng import AgentRandom
+
+
+@dataclass
+class Layout:
+    """Which agent ids belong to which population (contiguous, declaration order)."""
+
+    names: List[str]
+    offsets: List[int]  # population i holds ids offsets[i] .. offsets[i+1]-1
+
+    @property
+    def n_agents(self) -> int:
+        return self.offsets[-1]
+
+    @staticmethod
+    def of(model: Model) -> "Layout":
+        declared = dict(model.populations)
+        if not declared:
+            raise SimulationError(f"{type(model).__name__}.populations is empty; declare {{name: Population or Agent subclass}}")
+        for name, cls in declared.items():
+            if not (isinstance(cls, type) and issubclass(cls, (Population, Agent))):
+                raise SimulationError(
+                    f"{type(model).__name__}.populations[{name!r}] is {cls!r}; give a subclass of "
+                    "daskbench.sim.Population (columnar) or daskbench.sim.Agent (plain objects)"
+                )
+        sizes = dict(model.sizes())
+        unknown = [k for k in sizes if k not in declared]
+        if unknown:
+            raise SimulationError(
+                f"{type(model).__name__}.sizes() names agent type {unknown[0]!r}, which the model does not "
+                f"declare; its populations are {', '.join(declared)}"
+            )
+        offsets, names = [0], []
+        for name in declared:
+            count = sizes.get(name, 0)
+            if not (isinstance(count, (int, np.integer)) and count >= 0):
+                raise SimulationError(f"{type(model).__name__}.sizes()[{name!r}] = {count!r}; give a whole number >= 0")
+            names.append(name)
+            offsets.append(offsets[-1] + int(count))
+        if offsets[-1] == 0:
+            raise SimulationError(f"{type(model).__name__} has no agents: sizes() gave {sizes}")
+        return Layout(names, offsets)
+
+
+@dataclass
+class StepReport:
+    """What a shard tells the coordinator after one tick."""
+
+    tick: int
+    partials: Dict[str, Any]
+    next_due: Optional[int]
+    local: int  # messages sent to agents on this shard
+    remote: int  # messages sent to agents on other shards
+    agent_steps: int
+    seconds: float = 0.0  # time spent in the populations' step
+
+
+class Shard:
+    """The populations of one shard and its message queues."""
+
+    def __init__(self, model: Model, index: int, assign: np.ndarray, layout: Layout, seed: int,
+                 tick_seconds: float = 1.0):
+        self.model = model
+        self.index = index
+        self.n_shards = int(assign.max()) + 1
+        self.layout = layout
+        self.seed = int(seed)
+        self.tick_seconds = tick_seconds
+        self.owner = assign
+        mine = np.flatnonzero(assign == index)
+        # row of each global id in its population's arrays on this shard (-1: not here)
+        self.row_of = np.full(layout.n_agents, -1, dtype=np.int64)
+        self.pops: List[Tuple[str, Population, int, int]] = []
+        for i, name in enumerate(layout.names):
+            lo, hi = layout.offsets[i], layout.offsets[i + 1]
+            ids = mine[(mine >= lo) & (mine < hi)]
+            cls = model.populations[name]
+            pop = ObjectPopulation(cls) if issubclass(cls, Agent) else cls()
+            pop._bind(name, ids, model, seed)
+            self.row_of[ids] = np.arange(len(ids))
+            self.pops.append((name, pop, lo, hi))
+        self._pending: Dict[int, List[Tuple[int, Dict[str, Batch]]]] = {}  # tick sent -> deliveries
+        self._lock = threading.Lock()
+        self._due: List[Optional[int]] = [0] * len(self.pops)
+
+    @property
+    def n_agents(self) -> int:
+        return sum(p.n for _, p, _, _ in self.pops)
+
+    def setup(self) -> None:
+        for _, pop, _, _ in self.pops:
+            if pop.n:
+                pop.setup(AgentRandom(pop.ids, self.seed, -1))
+
+    def deliver(self, tick: int, src_shard: int, batches: Dict[str, Batch]) -> None:
+        """Messages sent at ``tick`` by shard ``src_shard`` (may run on another thread)."""
+        with self._lock:
+            self._pending.setdefault(tick, []).append((src_shard, batches))
+
+    def _take_inbox(self, tick: int) -> Dict[str, List[Batch]]:
+        with self._lock:
+            ready = [t for t in self._pending if t < tick]
+            deliveries = [d for t in sorted(ready) for d in self._pending.pop(t)]
+        return merge(deliveries)
+
+    def step(self, tick: int) -> Tuple[Dict[int, Dict[str, Batch]], StepReport]:
+        import time
+
+        t0 = time.perf_counter()
+        inbox = self._take_inbox(tick)
+        outbox = Outbox(self.layout.n_agents)
+        steps = 0
+        sim_time = tick * self.tick_seconds
+        for i, (name, pop, lo, hi) in enumerate(self.pops):
+            boxes: Dict[str, Inbox] = {}
+            for kind, batches in inbox.items():
+                mine = []
+                for b in batches:
+                    sel = (b.dst >= lo) & (b.dst < hi)
+                    if sel.all():
+                        mine.append(b)
+                    elif sel.any():
+                        mine.append(b.take(np.flatnonzero(sel)))
+                if mine:
+                    boxes[kind] = Inbox(mine, self.row_of, pop.n, kind)
+            due = self._due[i]
+            if pop.n and (boxes or (due is not None and due <= tick)):
+                pop.step(Tick(tick, sim_time, self.model, self.layout.n_agents,
+                              AgentRandom(pop.ids, self.seed, tick), boxes, outbox, self.row_of, pop.n))
+                steps += pop.agent_steps()
+                self._due[i] = pop.next_activity(tick)
+        local, remote, n_local, n_remote = outbox.split(self.owner, self.index)
+        if local:
+            self.deliver(tick, self.index, local)
+        partials = self.observe()
+        known = [d for d in self._due if d is not None]
+        report = StepReport(tick, partials, min(known) if known else None, n_local, n_remote, steps,
+                            time.perf_counter() - t0)
+        return remote, report
+
+    def observe(self) -> Dict[str, Any]:
+        """The populations' partial reporters, summed over this shard's populations."""
+        total: Dict[str, Any] = {}
+        for name, pop, _, _ in self.pops:
+            if not pop.n:
+                continue
+            for key, value in dict(pop.observe()).items():
+                add_partial(total, str(key), value, name)
+        return total
+
+    def agent_report(self) -> List[Tuple[str, np.ndarray, Dict[str, np.ndarray]]]:
+        """Per population: (name, ids, {column: values}) for the ``agents`` table."""
+        out = []
+        for name, pop, _, _ in self.pops:
+            if not pop.n:
+                continue
+            cols = {}
+            for key, values in dict(pop.agent_report()).items():
+                arr = np.asarray(values)
+                if arr.shape != (pop.n,):
+                    raise SimulationError(
+                        f"agent reporter {key!r} of population {name!r} returned shape {arr.shape}; "
+                        f"return one scalar per agent (shape ({pop.n},))"
+                    )
+                cols[str(key)] = arr
+            if cols:
+                out.append((name, pop.ids, cols))
+        return out
+
+    def snapshot(self) -> bytes:
+        """Everything needed to continue from here: populations, due ticks, messages in flight."""
+        with self._lock:
+            pending = dict(self._pending)
+        return pickle.dumps(([p for _, p, _, _ in self.pops], self._due, pending), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, snapshot: bytes) -> None:
+        pops, due, pending = pickle.loads(snapshot)
+        self.pops = [(name, pop, lo, hi) for (name, _, lo, hi), pop in zip(self.pops, pops)]
+        for _, pop, _, _ in self.pops:
+            pop.model = self.model
+            if isinstance(pop, ObjectPopulation):
+                for a in pop.agents:
+                    a.model = self.model
+        self._due = due
+        with self._lock:
+            self._pending = pending
+
+
+def add_partial(total: Dict[str, Any], key: str, value: Any, where: str) -> None:
+    """Add one partial reporter value into ``total`` (numbers add, arrays add elementwise)."""
+    if isinstance(value, (bool, np.bool_)):
+        value = int(value)
+    if isinstance(value, (int, float, np.number)):
+        pass
+    elif isinstance(value, np.ndarray) and value.dtype.kind in "iufb":
+        pass
+    else:
+        raise SimulationError(
+            f"observe() of {where!r} returned {key!r} = {type(value).__name__}; partial reporters are "
+            "numbers or numeric arrays, summed over shards"
+        )
+    if key not in total:
+        total[key] = value
+        return
+    prev = total[key]
+    if isinstance(prev, np.ndarray) or isinstance(value, np.ndarray):
+        a, b = np.atleast_1d(prev), np.atleast_1d(value)
+        if a.shape != b.shape:  # e.g. histograms: pad the shorter one
+            n = max(len(a), len(b))
+            a = np.pad(a, (0, n - len(a)))
+            b = np.pad(b, (0, n - len(b)))
+        total[key] = a + b
+    else:
+        total[key] = prev + value
