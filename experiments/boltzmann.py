@@ -53,8 +53,10 @@ class Wealth(sim.Population):
             self.wealth += coins.count()  # units given to these agents last tick
         self.hist = np.bincount(self.wealth)  # the state the tutorial's DataCollector sees
         rich = self.wealth > 0
-        self.wealth[rich] -= 1
-        t.send(t.rng.integers(t.n_agents, where=rich), src=self.ids[rich], kind="coin")
+        self.wealth -= rich  # one unit from each agent that has any
+        givers = t.rng.subset(rich)  # their own random streams
+        # units are only counted, never read in order: anonymous messages, half the bytes
+        t.send(givers.integers(t.n_agents), src=None, kind="coin")
 
     def observe(self) -> Mapping[str, Any]:
         return {"wealth_hist": self.hist}

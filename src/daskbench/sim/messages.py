@@ -13,7 +13,7 @@ counts (:meth:`Inbox.count`, :meth:`Inbox.sum`) need no order and skip the sort.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -37,13 +37,19 @@ class Batch:
         return (Batch, (self.dst, self.src, self.fields))
 
     def take(self, index: np.ndarray) -> "Batch":
-        return Batch(self.dst[index], self.src[index], {k: v[index] for k, v in self.fields.items()})
+        src = None if self.src is None else self.src[index]
+        return Batch(self.dst[index], src, {k: v[index] for k, v in self.fields.items()})
 
     @staticmethod
     def concat(batches: List["Batch"], kind: str) -> "Batch":
         if len(batches) == 1:
             return batches[0]
         names = set(batches[0].fields)
+        anonymous = {b.src is None for b in batches}
+        if len(anonymous) > 1:
+            raise SimulationError(
+                f"messages of kind {kind!r} were sent both with and without src; give src= always or never for a kind"
+            )
         for b in batches[1:]:
             if set(b.fields) != names:
                 raise SimulationError(
@@ -52,7 +58,7 @@ class Batch:
                 )
         return Batch(
             np.concatenate([b.dst for b in batches]),
-            np.concatenate([b.src for b in batches]),
+            None if batches[0].src is None else np.concatenate([b.src for b in batches]),
             {k: np.concatenate([b.fields[k] for b in batches]) for k in batches[0].fields},
         )
 
@@ -77,6 +83,8 @@ class Outbox:
 
     def __init__(self, n_agents: int):
         self.n_agents = n_agents
+        # ids travel as int32 when they fit: half the bytes between shards
+        self.id_dtype = np.int32 if n_agents < 2**31 else np.int64
         self._parts: Dict[str, List[Batch]] = {}
 
     def send(self, dst: Any, src: Any, kind: str, fields: Mapping[str, Any]) -> None:
@@ -98,35 +106,48 @@ class Outbox:
                 f"message of kind {kind!r} to agent id {bad}, which does not exist: the model has "
                 f"{self.n_agents} agents (ids 0..{self.n_agents - 1})"
             )
-        src = np.asarray(src, dtype=np.int64)
-        src = np.full(n, int(src), dtype=np.int64) if src.ndim == 0 else src
-        if len(src) != n:
+        if src is None:  # anonymous: counts and sums only (see Inbox)
+            src = None
+        else:
+            src = np.asarray(src)
+            src = np.full(n, int(src), dtype=self.id_dtype) if src.ndim == 0 else src.astype(self.id_dtype, copy=False)
+        if src is not None and len(src) != n:
             raise SimulationError(f"message of kind {kind!r}: {len(src)} sender ids for {n} receivers")
         cols = {str(k): _column(v, n, str(k), kind) for k, v in fields.items()}
-        self._parts.setdefault(kind, []).append(Batch(dst.astype(np.int64, copy=False), src, cols))
+        self._parts.setdefault(kind, []).append(Batch(dst.astype(self.id_dtype, copy=False), src, cols))
 
     def __bool__(self) -> bool:
         return bool(self._parts)
 
-    def split(self, owner: np.ndarray, me: int) -> Tuple[Dict[str, Batch], Dict[int, Dict[str, Batch]], int, int]:
-        """(messages for this shard, {shard: messages for it}, local count, remote count)."""
+    def split(self, owner: Callable[[np.ndarray], np.ndarray], n_shards: int,
+              me: int) -> Tuple[Dict[str, Batch], Dict[int, Dict[str, Batch]], int, int]:
+        """(messages for this shard, {shard: messages for it}, local count, remote count).
+
+        ``owner`` maps receiver ids to shards. Each part keeps the order the
+        messages were sent in (a boolean mask per shard when there are few, a
+        stable sort otherwise).
+        """
         local: Dict[str, Batch] = {}
         remote: Dict[int, Dict[str, Batch]] = {}
         n_local = n_remote = 0
         for kind, parts in self._parts.items():
             batch = Batch.concat(parts, kind)
-            dest = owner[batch.dst]
-            if (dest == me).all():
+            if n_shards == 1:
                 local[kind] = batch
                 n_local += len(batch)
                 continue
-            # a stable sort by destination shard keeps each sender's messages in order
-            order = np.argsort(dest, kind="stable")
-            dest_sorted = dest[order]
-            shards, starts = np.unique(dest_sorted, return_index=True)
-            ends = list(starts[1:]) + [len(order)]
-            for s, a, b in zip(shards.tolist(), starts.tolist(), ends):
-                part = batch.take(order[a:b])
+            dest = owner(batch.dst)
+            if n_shards <= 16:
+                pieces = [(s, np.flatnonzero(dest == s)) for s in range(n_shards)]
+            else:
+                order = np.argsort(dest, kind="stable")
+                shards, starts = np.unique(dest[order], return_index=True)
+                ends = list(starts[1:]) + [len(order)]
+                pieces = [(s, order[a:b]) for s, a, b in zip(shards.tolist(), starts.tolist(), ends)]
+            for s, index in pieces:
+                if not len(index):
+                    continue
+                part = batch if len(index) == len(batch) else batch.take(index)
                 if s == me:
                     local[kind] = part
                     n_local += len(part)
@@ -143,10 +164,12 @@ class Inbox:
     ``rows`` (on demand) are the receivers' row numbers in the population's arrays.
     Iterating fields (``inbox.src``, ``inbox["price"]``, ``inbox.rows``) gives
     messages sorted by (receiver, sender); ``count()`` and ``sum(field)`` give one
-    value per agent of the population and do not sort.
+    value per agent of the population (``sum`` of floats sorts first, so rounding
+    does not depend on the sharding). Messages sent without ``src`` (anonymous,
+    half the bytes between shards) allow only ``count()`` and integer ``sum()``.
     """
 
-    def __init__(self, batches: List[Batch], row_of: np.ndarray, n: int, kind: str):
+    def __init__(self, batches: List[Batch], row_of: Callable[[np.ndarray], np.ndarray], n: int, kind: str):
         self._batches = batches
         self._row_of = row_of
         self.n = n
@@ -162,12 +185,17 @@ class Inbox:
         if self._merged is None:
             self._merged = (Batch.concat(self._batches, self.kind) if self._batches
                             else Batch(np.empty(0, np.int64), np.empty(0, np.int64), {}))
-            self._rows = self._row_of[self._merged.dst]
+            self._rows = self._row_of(self._merged.dst)
         return self._merged
 
     def _sort(self) -> Batch:
         b = self._batch()
-        if not self._sorted:
+        if b.src is None and len(b):
+            raise SimulationError(
+                f"messages of kind {self.kind!r} were sent without src, so they have no order: use "
+                "count() or sum() on them, or send them with src= to read them one by one"
+            )
+        if not self._sorted and len(b):
             order = np.lexsort((b.src, b.dst))  # stable: ties keep the sender's order
             self._merged = b = b.take(order)
             self._rows = self._rows[order]
@@ -184,6 +212,11 @@ class Inbox:
         b = self._batch()
         if field not in b.fields:
             raise SimulationError(self._no_field(field))
+        values = b.fields[field]
+        if values.dtype.kind in "iub":  # exact in any order
+            return np.bincount(self._rows, weights=values, minlength=self.n)
+        # floats: add in the (receiver, sender) order, so rounding is the same on any sharding
+        b = self._sort()
         return np.bincount(self._rows, weights=b.fields[field], minlength=self.n)
 
     @property

@@ -91,7 +91,9 @@ class Tick:
         """Send messages from agents ``src`` to agents ``dst`` (global ids; arrays or ints).
 
         Fields are one value per message or one for all. Receivers see them at
-        the next tick, wherever they live.
+        the next tick, wherever they live, ordered by (receiver, sender).
+        ``src=None`` sends anonymous messages: half the bytes, but receivers can
+        only count them or sum integer fields.
         """
         self._outbox.send(dst, src, kind, fields)
 

@@ -96,6 +96,10 @@ class AgentRandom:
     def _ids(self, where: Optional[np.ndarray]) -> np.ndarray:
         return self.ids if where is None else self.ids[where]
 
+    def subset(self, where: np.ndarray) -> "AgentRandom":
+        """The draws of the agents selected by ``where`` (a mask or row numbers); ``.ids`` are theirs."""
+        return AgentRandom(self.ids[where], self.seed, self.tick)
+
     def random(self, stream: int = 0, where: Optional[np.ndarray] = None) -> np.ndarray:
         """Floats in [0, 1), one per agent (or per agent selected by ``where``)."""
         return uniform(self._ids(where), self.seed, self.tick, stream)

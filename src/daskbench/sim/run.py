@@ -27,6 +27,7 @@ from .clock import Clock
 from .coordinator import Outcome, Settings, simulate
 from .errors import SimulationError
 from .host import LocalHost
+from .memory import keep_temporaries
 from .model import Model
 from .partition import allocate, cut_fraction
 from .shard import Layout
@@ -73,6 +74,7 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None,
         return outcome
 
     if local:
+        keep_temporaries()  # a trial's own process on a worker has Dask's allocator settings too
         shards = settings.shards or 1
         assign = allocate(settings.allocation, n, shards, graph, seed)
         host = LocalHost(model, assign, layout, seed, settings.tick_seconds)
@@ -171,7 +173,7 @@ def trial(model: str, params: Optional[Mapping[str, Any]] = None, seed: int = 0,
     try:
         instance = cls(**params)
     except TypeError as exc:
-        raise SimulationError(f"{cls.__name__}({', '.join(f'{k}=' for k in params)}...): {exc}; check trial.params") from None
+        raise SimulationError(f"{cls.__name__}: {exc}; check trial.params (given: {', '.join(sorted(params)) or 'none'})") from None
     outcome = run(instance, settings, seed=seed, local=local)
     result: Dict[str, Any] = dict(outcome.metrics)
     result.update(tables(outcome))

@@ -87,22 +87,39 @@ class Shard:
         self.layout = layout
         self.seed = int(seed)
         self.tick_seconds = tick_seconds
-        self.owner = assign
+        self.assign = assign
         mine = np.flatnonzero(assign == index)
-        # row of each global id in its population's arrays on this shard (-1: not here)
-        self.row_of = np.full(layout.n_agents, -1, dtype=np.int64)
+        n = layout.n_agents
+        if self.n_shards == 1 or np.array_equal(assign, np.arange(n) % self.n_shards):
+            # round robin: arithmetic instead of a lookup in an array as long as the model
+            s = self.n_shards
+            self.owner = lambda dst: dst % s
+        else:
+            self.owner = lambda dst: assign[dst]
         self.pops: List[Tuple[str, Population, int, int]] = []
+        self.row_fns = []
+        table = None
         for i, name in enumerate(layout.names):
             lo, hi = layout.offsets[i], layout.offsets[i + 1]
             ids = mine[(mine >= lo) & (mine < hi)]
             cls = model.populations[name]
             pop = ObjectPopulation(cls) if issubclass(cls, Agent) else cls()
             pop._bind(name, ids, model, seed)
-            self.row_of[ids] = np.arange(len(ids))
+            stride = int(ids[1] - ids[0]) if len(ids) > 1 else 1
+            if len(ids) and stride > 0 and int(ids[-1]) == int(ids[0]) + stride * (len(ids) - 1):
+                # evenly spaced ids (one shard, or round robin): a row is arithmetic
+                first = int(ids[0])
+                self.row_fns.append((lambda dst, f=first: dst - f) if stride == 1
+                                    else (lambda dst, f=first, st=stride: (dst - f) // st))
+            else:
+                if table is None:  # row of each global id in its population's arrays here
+                    table = np.full(n, -1, dtype=np.int64)
+                table[ids] = np.arange(len(ids))
+                self.row_fns.append(lambda dst, t=table: t[dst])
             self.pops.append((name, pop, lo, hi))
         self._pending: Dict[int, List[Tuple[int, Dict[str, Batch]]]] = {}  # tick sent -> deliveries
         self._lock = threading.Lock()
-        self._due: List[Optional[int]] = [0] * len(self.pops)
+        self._due: List[Optional[int]] = [0 if p.n else None for _, p, _, _ in self.pops]
 
     @property
     def n_agents(self) -> int:
@@ -143,14 +160,14 @@ class Shard:
                     elif sel.any():
                         mine.append(b.take(np.flatnonzero(sel)))
                 if mine:
-                    boxes[kind] = Inbox(mine, self.row_of, pop.n, kind)
+                    boxes[kind] = Inbox(mine, self.row_fns[i], pop.n, kind)
             due = self._due[i]
             if pop.n and (boxes or (due is not None and due <= tick)):
                 pop.step(Tick(tick, sim_time, self.model, self.layout.n_agents,
-                              AgentRandom(pop.ids, self.seed, tick), boxes, outbox, self.row_of, pop.n))
+                              AgentRandom(pop.ids, self.seed, tick), boxes, outbox, self.row_fns[i], pop.n))
                 steps += pop.agent_steps()
                 self._due[i] = pop.next_activity(tick)
-        local, remote, n_local, n_remote = outbox.split(self.owner, self.index)
+        local, remote, n_local, n_remote = outbox.split(self.owner, self.n_shards, self.index)
         if local:
             self.deliver(tick, self.index, local)
         partials = self.observe()

@@ -1,0 +1,37 @@
+"""Allocator settings for processes that host shards.
+
+Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` so that freed
+memory goes back to the OS. That setting also switches off glibc's adaptive
+mmap threshold, so every NumPy temporary above 128 KiB is a fresh ``mmap``
+whose pages are faulted in and zeroed again on each use: a columnar step over
+a million agents ran about 3 times slower on a worker than in a plain process
+here (benchmarks/bench_sim.py). A shard churns through same-sized temporaries
+every tick, so its process keeps them: blocks below 64 MiB come from the heap,
+and the heap is trimmed only past 256 MiB free at its top.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+_done = False
+
+
+def keep_temporaries(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 << 20) -> bool:
+    """Set glibc's thresholds for this process (once); False where there is no glibc."""
+    global _done
+    if _done:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 and libc.mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1
+    except (OSError, AttributeError):
+        return False
+    _done = ok
+    return ok
