@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -60,11 +60,21 @@ def _rng(seed: int, purpose: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, 0xE91D, purpose]))
 
 
+class Network(NamedTuple):
+    """The contact network as arrays: edges ``u < v`` (no pair twice: a pair in several settings
+    keeps the first of household, work, random) with their ``setting``, and each person's
+    ``household`` and ``workplace`` number (-1: none)."""
+
+    u: np.ndarray
+    v: np.ndarray
+    setting: np.ndarray
+    household: np.ndarray
+    workplace: np.ndarray
+
+
 def contact_edges(n: int, seed: int, work_fraction: float, work_min: int, work_max: int, work_degree: int,
-                  commute: float, random_contacts: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The contact network as arrays: ``(u, v, setting, household)`` with ``u < v`` and no
-    duplicate pair (a pair in several settings keeps the first of household, work, random);
-    ``household[i]`` is person i's household number."""
+                  commute: float, random_contacts: float) -> Network:
+    """Build the :class:`Network` of ``n`` people from ``seed`` (see the module docstring)."""
     rng = _rng(seed, 1)
     # households: consecutive ids, sizes drawn until everyone has one
     sizes = rng.choice(np.arange(1, 7), size=n, p=HOUSEHOLD_SIZES)
@@ -87,10 +97,12 @@ def contact_edges(n: int, seed: int, work_fraction: float, work_min: int, work_m
         ends = np.append(ends, len(order))
     elif len(ends):
         ends[-1] = len(order)  # a short remainder joins the last workplace
-    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)[: len(ends)]
     wsize = np.repeat(ends - starts, ends - starts)
     wstart = np.repeat(starts, ends - starts)
     wpos = np.arange(len(order)) - wstart
+    workplace = np.full(n, -1, dtype=np.int64)
+    workplace[order] = np.repeat(np.arange(len(starts)), ends - starts)
     for d in range(1, work_degree // 2 + 1):  # ring lattice: each side's d-th neighbour
         a = wstart + wpos
         b = wstart + (wpos + d) % np.maximum(wsize, 1)
@@ -105,7 +117,7 @@ def contact_edges(n: int, seed: int, work_fraction: float, work_min: int, work_m
     keep = u != v
     u, v, kind = u[keep], v[keep], kind[keep]
     _, first = np.unique(u * n + v, return_index=True)  # first occurrence: household before work before random
-    return u[first], v[first], kind[first].astype(np.int8), household
+    return Network(u[first], v[first], kind[first].astype(np.int8), household, workplace)
 
 
 class Person(sim.Population):
@@ -240,16 +252,16 @@ class Epidemic(sim.Model):
     def sizes(self) -> Mapping[str, int]:
         return {"person": self.n_people}
 
-    def edges(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(u, v, setting, household)`` of :func:`contact_edges` for this model's seed (cached)."""
-        return self._cached("edges", lambda: contact_edges(
+    def network(self) -> Network:
+        """The :class:`Network` of this model's seed and parameters (cached)."""
+        return self._cached("network", lambda: contact_edges(
             self.n_people, self.seed, self.work_fraction, self.work_min, self.work_max, self.work_degree,
             self.commute, self.random_contacts))
 
     def csr(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The network as CSR over all people: ``(indptr, neighbour, setting)``, neighbours sorted."""
         def build():
-            u, v, kind, _ = self.edges()
+            u, v, kind = self.network()[:3]
             src, dst = np.concatenate([u, v]), np.concatenate([v, u])
             order = np.lexsort((dst, src))
             indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=self.n_people))])
@@ -261,7 +273,7 @@ class Epidemic(sim.Model):
         def build():
             import networkx as nx
 
-            u, v, kind, _ = self.edges()
+            u, v, kind = self.network()[:3]
             g = nx.Graph()
             g.add_nodes_from(range(self.n_people))
             for k, name in enumerate(SETTINGS):

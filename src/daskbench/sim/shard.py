@@ -194,7 +194,7 @@ class Shard:
                 continue
             cols = {}
             for key, values in dict(pop.agent_report()).items():
-                arr = np.asarray(values)
+                arr = np.array(values, copy=True)  # the population goes on changing its own arrays
                 if arr.shape != (pop.n,):
                     raise SimulationError(
                         f"agent reporter {key!r} of population {name!r} returned shape {arr.shape}; "
