@@ -68,7 +68,7 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None,
         return graph_cache["g"]
 
     def finish(outcome: Outcome, shards: int, assign: np.ndarray, workers: int) -> Outcome:
-        outcome.metrics.update(agents=n, shards=shards, shard_workers=workers)
+        outcome.metrics.update(n_agents=n, shards=shards, shard_workers=workers)
         if settings.allocation == "community" or graph_cache:
             outcome.metrics["graph_cut_fraction"] = cut_fraction(graph(), assign)
         return outcome
