@@ -89,15 +89,15 @@ def test_shards_go_only_to_workers_with_the_trials_resources(hosts, user_dir):
     hosts.start_worker("gpu", resources="GPU=1")
     hosts.start_worker("plain")
     names = hosts.wait_for_workers(2)
-    write_experiment(user_dir / "conf", "placed", f"""
+    write_experiment(user_dir / "conf", "placed", """
         name: placed
         trial:
           _target_: daskbench.sim.trial
           model: experiments.boltzmann.Boltzmann
-          params: {{n_agents: 50}}
+          params: {n_agents: 50}
           ticks: 5
-        resources: {{GPU: 1}}
-        results: {{report: false}}
+        resources: {GPU: 1}
+        results: {report: false}
     """)
     r = run_cli(["--config-dir", "conf", "+experiment=placed", "cluster=address",
                  f"cluster.address={hosts.address}"], user_dir)

@@ -16,8 +16,8 @@ import logging
 import math
 import numbers
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -84,8 +84,7 @@ class Checkpoint:
         self.n_steps, self.n_agents, self.counters = n_steps, n_agents, counters
 
 
-def simulate(model: Model, host: Host, settings: Settings, clock: Clock,
-             on_tick: Optional[Callable[[Dict[str, Any]], None]] = None) -> Outcome:
+def simulate(model: Model, host: Host, settings: Settings, clock: Clock) -> Outcome:
     """Run the simulation to its end on ``host`` and return what it produced."""
     steps: List[Dict[str, Any]] = []
     agents: List[Tuple[int, str, np.ndarray, Dict[str, np.ndarray]]] = []
@@ -105,8 +104,9 @@ def simulate(model: Model, host: Host, settings: Settings, clock: Clock,
             row = _row(model, tick, clock.time_of(tick), reports, wall)
             last_tick = tick
             steps.append(row)
-            for key in ("local", "remote", "agent_steps"):
-                counters[key] += row[{"local": "messages_local", "remote": "messages_remote"}.get(key, key)]
+            counters["local"] += row["messages_local"]
+            counters["remote"] += row["messages_remote"]
+            counters["agent_steps"] += row["agent_steps"]
             counters["executed"] += 1
             in_flight = row["messages_local"] + row["messages_remote"] > 0
             nxt = clock.next(tick, [r.next_due for r in reports], in_flight)
@@ -115,8 +115,6 @@ def simulate(model: Model, host: Host, settings: Settings, clock: Clock,
                 agents.extend((tick, name, ids, cols) for name, ids, cols in host.agent_report())
             if settings.checkpoint_every and nxt is not None and counters["executed"] % settings.checkpoint_every == 0:
                 ckpt = Checkpoint(tick, nxt, host.snapshot(), len(steps), len(agents), dict(counters))
-            if on_tick is not None:
-                on_tick(row)
             tick = nxt
         except ShardLost as exc:
             restarts += 1

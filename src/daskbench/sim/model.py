@@ -215,7 +215,6 @@ class ObjectPopulation(Population):
         self.agents: List[Agent] = []
         self._due: List[Optional[int]] = []
         self._stepped = 0
-        self.inboxes: Dict[str, Inbox] = {}
 
     def setup(self, rng: AgentRandom) -> None:
         for gid in self.ids.tolist():

@@ -18,7 +18,6 @@ Where the shards live:
 from __future__ import annotations
 
 import importlib
-import uuid
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
@@ -80,7 +79,7 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None,
         host = LocalHost(model, assign, layout, seed, settings.tick_seconds)
         return finish(simulate(model, host, settings, clock), shards, assign, 1)
 
-    from .actor import ActorHost, eligible_workers, resource_restrictions
+    from .actor import resource_restrictions
 
     resources = resource_restrictions()
     if client is not None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pickle
 import threading
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -87,7 +88,6 @@ class Shard:
         self.layout = layout
         self.seed = int(seed)
         self.tick_seconds = tick_seconds
-        self.assign = assign
         mine = np.flatnonzero(assign == index)
         n = layout.n_agents
         if self.n_shards == 1 or np.array_equal(assign, np.arange(n) % self.n_shards):
@@ -142,8 +142,6 @@ class Shard:
         return merge(deliveries)
 
     def step(self, tick: int) -> Tuple[Dict[int, Dict[str, Batch]], StepReport]:
-        import time
-
         t0 = time.perf_counter()
         inbox = self._take_inbox(tick)
         outbox = Outbox(self.layout.n_agents)
