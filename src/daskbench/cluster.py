@@ -64,13 +64,28 @@ def connect(cfg: Any, quiet: bool = True) -> Iterator[Client]:
         with _local(cfg, level) as client:
             yield client
     elif isinstance(cfg, AddressClusterConfig):
-        with _address(cfg) as client:
+        with _quiet_loop_errors(quiet), _address(cfg) as client:
             yield client
     elif isinstance(cfg, KubernetesClusterConfig):
         with _kubernetes(cfg) as client:
             yield client
     else:  # pragma: no cover - the schema guarantees one of the above
         raise ClusterError(f"unknown cluster config {cfg!r}")
+
+
+@contextlib.contextmanager
+def _quiet_loop_errors(quiet: bool) -> Iterator[None]:
+    """When a remote scheduler dies, the client's event loop logs each failed
+    callback with a traceback (logger ``tornado.application``) before daskbench
+    can report the loss in one line; keep those out of a user's terminal."""
+    log = logging.getLogger("tornado.application")
+    previous = log.level
+    if quiet:
+        log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(previous)
 
 
 @contextlib.contextmanager
