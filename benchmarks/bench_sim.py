@@ -1,0 +1,211 @@
+"""Simulations on Dask actors: tick overhead, Boltzmann against Mesa, 1 -> 2 workers, placement.
+
+Four measurements, each next to its baseline in this one script:
+
+1. **Tick overhead**: the ``Idle`` model (agents due every tick that do nothing)
+   on 1, 2 and 4 shard actors over a 2-worker ``LocalCluster``: wall time per
+   tick, which is the coordinator's one call per shard plus the barrier.
+2. **Boltzmann against Mesa**: ``experiments.boltzmann`` (1 shard actor, and in
+   the coordinator's own process) against Mesa's tutorial model
+   (``benchmarks/mesa_boltzmann.py``), same number of agents and steps, agent-steps
+   per second of stepping (start-up excluded on both sides), with each side's
+   Gini after the last step as a check that they model the same thing.
+3. **1 -> 2 workers**: Boltzmann with 10^5 and 10^6 agents on 1 shard (one
+   worker busy) against 2 shards on the 2 workers of the same cluster.
+4. **Placement**: ``experiments.epidemic`` under ``round_robin`` and
+   ``community`` allocation on 2 and 4 shards: fraction of messages that cross
+   shards (deterministic: it does not depend on where the shards run).
+
+Every timed figure is the median of ``--repeats`` runs, the two sides
+alternating. Dashboard off, everything on 127.0.0.1.
+
+    .venv/bin/python benchmarks/bench_sim.py            # quick set (a few minutes)
+    .venv/bin/python benchmarks/bench_sim.py --full     # more ticks, more repeats
+    .venv/bin/python benchmarks/bench_sim.py --smoke    # tiny sizes: the scripts still run
+
+Writes ``benchmarks/results/sim.json`` (see ``_common.emit``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # experiments/ and benchmarks/ importable, here and on workers
+import _common as C  # noqa: E402
+
+#: sizes per mode: (tick-overhead ticks, Boltzmann vs Mesa agents, steps, speedup sizes, speedup ticks,
+#: epidemic people, repeats)
+MODES: Dict[str, Dict[str, Any]] = {
+    "smoke": dict(idle_ticks=20, mesa_agents=2_000, mesa_steps=5, speedup_sizes=[20_000], speedup_ticks=5,
+                  epidemic_people=1_000, repeats=1),
+    "quick": dict(idle_ticks=300, mesa_agents=100_000, mesa_steps=10, speedup_sizes=[100_000, 1_000_000],
+                  speedup_ticks=40, epidemic_people=5_000, repeats=3),
+    "full": dict(idle_ticks=1_000, mesa_agents=100_000, mesa_steps=30, speedup_sizes=[100_000, 1_000_000],
+                 speedup_ticks=100, epidemic_people=20_000, repeats=5),
+}
+TARGETS = {"tick_overhead_ms_2_shards": 3.0, "vs_mesa": 20.0, "speedup_1m": 1.6, "community_vs_round_robin": 0.5}
+
+
+def _sim(model: Any, client: Any = None, **settings: Any) -> Dict[str, Any]:
+    from daskbench.sim.coordinator import Settings
+    from daskbench.sim.run import run
+
+    local = client is None
+    return run(model, Settings(**settings), seed=2026, client=client, local=local).metrics
+
+
+def tick_overhead(client: Any, ticks: int, repeats: int) -> Dict[str, Any]:
+    from sim_models import Idle
+
+    out: Dict[str, Any] = {}
+    for shards in (1, 2, 4):
+        runs = [_sim(Idle(1_000), client, ticks=ticks, shards=shards, fast_forward=False)["tick_ms"]
+                for _ in range(repeats)]
+        out[f"{shards}_shards_ms"] = C.median(runs)
+    return out
+
+
+def mesa_steps(n: int, steps: int) -> Dict[str, Any]:
+    try:
+        from mesa_boltzmann import MoneyModel, compute_gini
+    except ImportError as exc:  # Mesa comes with the bench extra only
+        return {"skipped": f"Mesa not installed ({exc}); pip install -e '.[bench]'"}
+    model = MoneyModel(n, seed=2026, collect=False)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        model.step()
+    dt = time.perf_counter() - t0
+    return {"agent_steps_per_s": n * steps / dt, "seconds": dt, "gini": compute_gini(model)}
+
+
+def vs_mesa(client: Any, n: int, steps: int, repeats: int) -> Dict[str, Any]:
+    from experiments.boltzmann import Boltzmann
+
+    actor, local, mesa = [], [], []
+    gini: Dict[str, float] = {}
+    for _ in range(repeats):
+        m = mesa_steps(n, steps)
+        if "skipped" in m:
+            return {"agents": n, "steps": steps, **m}
+        mesa.append(m["agent_steps_per_s"])
+        gini["mesa"] = m["gini"]
+        a = _sim(Boltzmann(n), client, ticks=steps + 1, shards=1)  # tick 0's gini is the start state
+        actor.append(a["agent_steps_per_s"])
+        gini["daskbench"] = a["gini"]
+        local.append(_sim(Boltzmann(n), None, ticks=steps + 1, shards=1)["agent_steps_per_s"])
+    base = C.median(mesa)
+    return {"agents": n, "steps": steps, "mesa_agent_steps_per_s": base,
+            "daskbench_actor_agent_steps_per_s": C.median(actor),
+            "daskbench_in_process_agent_steps_per_s": C.median(local),
+            "ratio_actor": C.median(actor) / base, "ratio_in_process": C.median(local) / base,
+            "gini_after_last_step": gini}
+
+
+def speedup(client: Any, sizes: List[int], ticks: int, repeats: int) -> Dict[str, Any]:
+    from experiments.boltzmann import Boltzmann
+
+    out: Dict[str, Any] = {}
+    for n in sizes:
+        one, two = [], []
+        _sim(Boltzmann(n), client, ticks=3, shards=2)  # warm both workers (imports, allocator)
+        for _ in range(repeats):
+            one.append(_sim(Boltzmann(n), client, ticks=ticks, shards=1)["tick_ms"])
+            two.append(_sim(Boltzmann(n), client, ticks=ticks, shards=2)["tick_ms"])
+        out[str(n)] = {"ticks": ticks, "tick_ms_1_shard": C.median(one), "tick_ms_2_shards": C.median(two),
+                       "speedup": C.median(one) / C.median(two)}
+    return out
+
+
+def placement(people: int) -> Dict[str, Any]:
+    from experiments.epidemic import Epidemic
+
+    out: Dict[str, Any] = {"people": people}
+    for shards in (2, 4):
+        row = {}
+        for allocation in ("round_robin", "community"):
+            t0 = time.perf_counter()
+            m = _sim(Epidemic(n_people=people), None, ticks=200, shards=shards, allocation=allocation)
+            row[allocation] = {"cross_shard_fraction": m["cross_shard_fraction"], "seconds": time.perf_counter() - t0,
+                               "attack_rate": m["attack_rate"]}
+        row["ratio"] = row["community"]["cross_shard_fraction"] / row["round_robin"]["cross_shard_fraction"]
+        out[f"{shards}_shards"] = row
+    return out
+
+
+def _timed(label: str, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    print(f"  {label} ...", flush=True)
+    t0 = time.perf_counter()
+    out = fn()
+    out["took_s"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def main(argv: List[str] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_const", dest="mode", const="quick")
+    g.add_argument("--full", action="store_const", dest="mode", const="full")
+    g.add_argument("--smoke", action="store_const", dest="mode", const="smoke")
+    p.add_argument("--repeats", type=int, default=None)
+    args = p.parse_args(argv)
+    mode = args.mode or "quick"
+    cfg = dict(MODES[mode])
+    repeats = args.repeats or cfg["repeats"]
+
+    from distributed import Client, LocalCluster
+
+    # the scheduler's HTTP server (not a dashboard: that is off) moves off a taken port: not news here
+    warnings.filterwarnings("ignore", message="Port .* is already in use")
+    res: Dict[str, Any] = {"mode": mode, "repeats": repeats, "targets": TARGETS}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        res["tick_overhead"] = _timed("tick overhead", lambda: tick_overhead(client, cfg["idle_ticks"], repeats))
+        res["vs_mesa"] = _timed("Boltzmann vs Mesa", lambda: vs_mesa(client, cfg["mesa_agents"], cfg["mesa_steps"], repeats))
+        res["speedup"] = _timed("1 -> 2 workers", lambda: speedup(client, cfg["speedup_sizes"], cfg["speedup_ticks"], repeats))
+    res["placement"] = _timed("placement", lambda: placement(cfg["epidemic_people"]))
+
+    rows = [[f"tick overhead, {s} shard{'s' if s > 1 else ''} on 2 workers", f"{res['tick_overhead'][f'{s}_shards_ms']:.2f} ms",
+             "", "", "<= 3 ms" if s == 2 else ""] for s in (1, 2, 4)]
+    vm = res["vs_mesa"]
+    if "skipped" in vm:
+        rows.append([f"Boltzmann {vm['agents']:,} agents vs Mesa", "skipped", vm["skipped"], "", ">= 20x"])
+    else:
+        rows.append([f"Boltzmann {vm['agents']:,} agents, 1 shard actor", f"{vm['daskbench_actor_agent_steps_per_s'] / 1e6:.2f} M/s",
+                     f"Mesa {vm['mesa_agent_steps_per_s'] / 1e6:.3f} M/s", f"{vm['ratio_actor']:.0f}x", ">= 20x"])
+        rows.append([f"Boltzmann {vm['agents']:,} agents, in process", f"{vm['daskbench_in_process_agent_steps_per_s'] / 1e6:.2f} M/s",
+                     f"Mesa {vm['mesa_agent_steps_per_s'] / 1e6:.3f} M/s", f"{vm['ratio_in_process']:.0f}x", ""])
+    for n, s in res["speedup"].items():
+        if n == "took_s":
+            continue
+        rows.append([f"Boltzmann {int(n):,} agents, 2 shards/2 workers", f"{s['tick_ms_2_shards']:.1f} ms/tick",
+                     f"1 shard: {s['tick_ms_1_shard']:.1f} ms/tick", f"{s['speedup']:.2f}x",
+                     ">= 1.6x" if int(n) == 1_000_000 else ""])
+    for k in ("2_shards", "4_shards"):
+        r = res["placement"][k]
+        rows.append([f"epidemic {res['placement']['people']:,} people, {k.replace('_', ' ')}: cross-shard",
+                     f"community {r['community']['cross_shard_fraction']:.3f}",
+                     f"round_robin {r['round_robin']['cross_shard_fraction']:.3f}", f"{r['ratio']:.2f}", "<= 0.5"])
+    print()
+    print(C.table(rows, ["measure", "daskbench", "baseline", "ratio", "target"]))
+
+    met = {"tick_overhead_ms_2_shards": res["tick_overhead"]["2_shards_ms"] <= TARGETS["tick_overhead_ms_2_shards"],
+           "community_vs_round_robin": all(res["placement"][k]["ratio"] <= 0.5 for k in ("2_shards", "4_shards"))}
+    if "skipped" not in vm:
+        met["vs_mesa"] = vm["ratio_actor"] >= TARGETS["vs_mesa"]
+    if "1000000" in res["speedup"]:
+        met["speedup_1m"] = res["speedup"]["1000000"]["speedup"] >= TARGETS["speedup_1m"]
+    res["target_met"] = met
+    C.emit("sim", res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
