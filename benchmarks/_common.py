@@ -2,7 +2,9 @@
 
 Every benchmark prints a small table, writes its figures as JSON to
 ``benchmarks/results/<name>.json`` and prints the same JSON as the last line of
-stdout, so ``run_all.py`` (or anyone) can pick them up.
+stdout, so the suite runner (``python -m benchmarks``) or anyone can pick them up.
+Every benchmark takes one of ``--smoke`` (smallest sizes, seconds), ``--quick``
+(the default) or ``--full``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,28 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 PY = sys.executable
 
-NOOP_TARGET = "experiments.noop.trial"
+#: a no-op trial in a module that imports nothing, so start-up figures measure daskbench
+NOOP_TARGET = "benchmarks.workloads.noop"
+MODES = ("smoke", "quick", "full")
+
+
+def mode(argv: Sequence[str] = ()) -> str:
+    """``smoke``, ``quick`` (default) or ``full`` from ``--smoke``/``--quick``/``--full``."""
+    argv = list(argv) or sys.argv[1:]
+    picked = [m for m in MODES if f"--{m}" in argv]
+    return picked[-1] if picked else "quick"
+
+
+def env() -> Dict[str, str]:
+    """Environment for child processes: the repository root importable (for
+    ``benchmarks.workloads``) from any working directory, output unbuffered."""
+    path = os.environ.get("PYTHONPATH", "")
+    return dict(os.environ, PYTHONUNBUFFERED="1",
+                PYTHONPATH=str(ROOT) + (os.pathsep + path if path else ""))
+
+
+def cores() -> int:
+    return os.cpu_count() or 1
 
 
 def machine() -> Dict[str, Any]:
@@ -64,6 +87,20 @@ def write_noop_experiment(config_dir: Path, results_dir: Path, params: Dict[str,
     lines += ["results:", f"  dir: {results_dir}"]
     if extra:
         lines.append(extra)
+    path = exp / f"{name}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_experiment(config_dir: Path, name: str, target: str, trial: Dict[str, Any],
+                     results_dir: Path) -> Path:
+    """Write ``config_dir/experiment/<name>.yaml`` for ``target`` with fixed ``trial``
+    keyword arguments and no sweep axes (the caller sweeps on the command line)."""
+    exp = config_dir / "experiment"
+    exp.mkdir(parents=True, exist_ok=True)
+    lines = ["# @package _global_", f"name: {name}", "trial:", f"  _target_: {target}"]
+    lines += [f"  {k}: {v}" for k, v in trial.items()]
+    lines += ["sweep:", "  params: {}", "results:", f"  dir: {results_dir}", "  report: false"]
     path = exp / f"{name}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path

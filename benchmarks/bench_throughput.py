@@ -1,19 +1,29 @@
-"""End-to-end throughput of 5,000 no-op trials: raw ``client.map`` vs ``daskbench.run``.
+"""Trial throughput and parallel efficiency: daskbench against the pools users would otherwise pick.
 
-Both run on the same ``LocalCluster(n_workers=2, threads_per_worker=1,
-processes=True)`` bound to 127.0.0.1, with the same trial function
-(``experiments.noop.trial``):
+Every tool runs the same CPU busy-loop trial (:func:`benchmarks.workloads.busy`:
+no-op, 1, 10 or 100 ms of CPU) over sweeps of 200, 5,000 and 100,000 trials, in
+one process, on pools that are started (and warmed up) before the clock starts,
+so the figures compare the cost of running trials, not of starting pools
+(``bench_hydra.py`` times whole command-line runs, start-up included):
 
-(a) baseline: ``client.map(noop, range(N), pure=False)``, one future per trial,
-    then ``client.gather`` of all of them (results stay in memory, nothing is
-    written);
-(b) ``daskbench.run("noop", ["trial.x=range(0,N)"], client=client)``: sweep
-    expansion, chunking, result rows written to Parquet in a fresh temp folder.
+* ``daskbench``: ``daskbench.run(...)`` with a ``Client`` on a
+  ``LocalCluster(n_workers=cores, threads_per_worker=1)``; it also writes every
+  row to Parquet;
+* ``dask_map``: one raw Dask future per trial (``client.map`` + ``gather``) on the
+  same cluster: the baseline every ratio is taken against;
+* ``joblib``: ``joblib.Parallel(n_jobs=cores, backend="loky")``, automatic batching;
+* ``process_pool``: ``concurrent.futures.ProcessPoolExecutor(cores).map`` with its
+  default ``chunksize=1`` (what a user gets without tuning).
 
-Each is run 3 times (alternating, after one untimed warm-up of each) and the
-median trials/s is reported. Target: daskbench >= 5x the raw client.map.
+A Mesa model (the tutorial's Boltzmann wealth model, ~8 ms a run) is run through
+``mesa.batch_run(number_processes=cores)`` and through ``daskbench.run``.
 
-    .venv/bin/python benchmarks/bench_throughput.py [N]
+Parallel efficiency = the trials' own CPU time (summed from what each trial
+reports) / (wall clock x cores). Each tool-and-size runs ``repeats`` times,
+interleaved with the other tools, and the median is kept. A combination whose
+estimated wall time exceeds ``MAX_EST_S`` is skipped and listed with its estimate.
+
+    python -m benchmarks.bench_throughput [--smoke|--quick|--full]
 """
 
 from __future__ import annotations
@@ -23,74 +33,254 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any, Dict, List, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+if not __package__:  # run as a file: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import _common as C  # noqa: E402
+from benchmarks.workloads import busy, mesa_trial  # noqa: E402
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-REPEATS = 3
-TARGET = 5.0
+SIZES = {"smoke": [20], "quick": [200, 5000], "full": [200, 5000, 100_000]}
+LENGTHS_MS = {"smoke": [0, 1], "quick": [0, 1, 10], "full": [0, 1, 10, 100]}
+#: skip a tool-and-size whose estimated wall time exceeds this (seconds)
+MAX_EST_S = {"smoke": 5, "quick": 15, "full": 150}
+#: repeats; cells estimated above LONG_S run once
+REPEATS = {"smoke": 1, "quick": 3, "full": 3}
+LONG_S = 30.0
+#: rough per-trial overhead (s) of each tool on 2 cores, only to decide what to skip
+OVERHEAD_S = {"daskbench": 5e-5, "dask_map": 2.5e-3, "joblib": 3e-4, "process_pool": 2e-4,
+              "mesa_batch_run": 3e-4, "daskbench_mesa": 5e-5}
+MESA = {"smoke": {"trials": [20], "n": 20, "steps": 20},
+        "quick": {"trials": [200], "n": 100, "steps": 100},
+        "full": {"trials": [200, 5000], "n": 100, "steps": 100}}
+MESA_TRIAL_S = 0.008  # measured: one run of the n=100, 100-step model
 
 
-def raw_map(client, n: int) -> float:
-    from experiments.noop import trial as noop
+class Tools:
+    """The pools, started once; each ``run_*`` returns (wall seconds, sum of trial CPU seconds)."""
 
-    t0 = time.perf_counter()
-    futs = client.map(noop, range(n), pure=False)
-    out = client.gather(futs)
-    dt = time.perf_counter() - t0
-    assert len(out) == n and out[-1] == {"y": n - 1}
-    del futs, out
-    return dt
+    def __init__(self, work: Path, cores: int):
+        from distributed import Client, LocalCluster
+
+        self.work, self.cores = work, cores
+        self.cluster = LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                    dashboard_address=None, silence_logs=logging.ERROR)
+        self.client = Client(self.cluster)
+        self.conf = work / "conf"
+        C.write_experiment(self.conf, "busy", "benchmarks.workloads.busy", {"ms": 0.0, "i": 0},
+                           work / "unused")
+        C.write_experiment(self.conf, "mesa", "benchmarks.workloads.mesa_trial",
+                           {"n": 100, "steps": 100, "seed": 0, "i": 0}, work / "unused")
+        self.available = {"daskbench": None, "dask_map": None, "process_pool": None}
+        self.pool = None
+        try:
+            import joblib  # noqa: F401
+
+            self.available["joblib"] = None
+        except ImportError:
+            self.available["joblib"] = "joblib not installed (pip install -e '.[bench]')"
+        try:
+            import mesa  # noqa: F401
+
+            self.available["mesa_batch_run"] = None
+        except ImportError:
+            self.available["mesa_batch_run"] = "mesa not installed (pip install -e '.[bench]')"
+        self._runs = 0
+
+    def start_process_pool(self) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, like Dask's and loky's workers: fork from a process running an
+        # event loop and a scheduler is unsafe (and importing Mesa forces spawn anyway)
+        self.pool = ProcessPoolExecutor(self.cores, mp_context=multiprocessing.get_context("spawn"))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+        self.client.close()
+        self.cluster.close()
+
+    # -- the tools ------------------------------------------------------------
+    def run_daskbench(self, n: int, ms: float) -> Tuple[float, float]:
+        return self._daskbench("busy", n, [f"trial.ms={ms}"])
+
+    def _daskbench(self, name: str, n: int, extra: List[str]) -> Tuple[float, float]:
+        import daskbench
+
+        self._runs += 1
+        out = self.work / "results" / f"r{self._runs}"
+        t0 = time.perf_counter()
+        res = daskbench.run(name, [f"trial.i=range(0,{n})", f"results.dir={out}", *extra], client=self.client,
+                            config_dir=str(self.conf), progress="none", echo=lambda s: None)
+        wall = time.perf_counter() - t0
+        assert res.counts.ok == n and res.exit_code == 0, res.counts
+        cpu = float(daskbench.load(out)["cpu_s"].sum())
+        shutil.rmtree(out, ignore_errors=True)
+        return wall, cpu
+
+    def run_dask_map(self, n: int, ms: float) -> Tuple[float, float]:
+        t0 = time.perf_counter()
+        futs = self.client.map(busy, [ms] * n, range(n), pure=False)
+        out = self.client.gather(futs)
+        wall = time.perf_counter() - t0
+        del futs
+        return wall, sum(r["cpu_s"] for r in out)
+
+    def run_joblib(self, n: int, ms: float) -> Tuple[float, float]:
+        from joblib import Parallel, delayed
+
+        t0 = time.perf_counter()
+        out = Parallel(n_jobs=self.cores, backend="loky")(delayed(busy)(ms, i) for i in range(n))
+        wall = time.perf_counter() - t0
+        return wall, sum(r["cpu_s"] for r in out)
+
+    def run_process_pool(self, n: int, ms: float) -> Tuple[float, float]:
+        if self.pool is None:
+            self.start_process_pool()
+        t0 = time.perf_counter()
+        out = list(self.pool.map(busy, [ms] * n, range(n)))
+        wall = time.perf_counter() - t0
+        return wall, sum(r["cpu_s"] for r in out)
+
+    def run_mesa_batch_run(self, n: int, model: Dict[str, int]) -> Tuple[float, float]:
+        from mesa.batchrunner import batch_run
+
+        from benchmarks.workloads import mesa_model_cls
+
+        t0 = time.perf_counter()
+        out = batch_run(mesa_model_cls(), parameters={"n": model["n"], "i": range(n)},
+                        number_processes=self.cores, iterations=1, max_steps=model["steps"],
+                        data_collection_period=-1, display_progress=False)
+        wall = time.perf_counter() - t0
+        assert len(out) == n, len(out)
+        return wall, sum(r["cpu_s"] for r in out)
+
+    def run_daskbench_mesa(self, n: int, model: Dict[str, int]) -> Tuple[float, float]:
+        return self._daskbench("mesa", n, [f"trial.n={model['n']}", f"trial.steps={model['steps']}"])
 
 
-def daskbench_run(client, n: int, config_dir: Path, results: Path) -> float:
-    import daskbench
-
-    t0 = time.perf_counter()
-    res = daskbench.run("noop", [f"trial.x=range(0,{n})", f"results.dir={results}"], client=client,
-                        config_dir=str(config_dir), progress="none", echo=lambda s: None)
-    dt = time.perf_counter() - t0
-    assert res.counts.ok == n and res.exit_code == 0, res.counts
-    return dt
+def estimate_s(tool: str, n: int, trial_s: float, cores: int) -> float:
+    return n * trial_s / cores + n * OVERHEAD_S[tool]
 
 
 def main() -> None:
-    from distributed import Client, LocalCluster
-
+    mode = C.mode()
+    cores = C.cores()
     work = C.tmpdir("throughput")
-    C.write_noop_experiment(work / "conf", work / "results" / "unused", {})
-    raw, db = [], []
+    tools = Tools(work, cores)
+    trial_tools = ["daskbench", "dask_map", "joblib", "process_pool"]
+    cells: List[Dict[str, Any]] = []
+    mesa_cells: List[Dict[str, Any]] = []
     try:
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-            raw_map(client, 200)  # warm-up: workers import the trial module
-            daskbench_run(client, 200, work / "conf", work / "results" / "warm")
-            for i in range(REPEATS):
-                raw.append(raw_map(client, N))
-                db.append(daskbench_run(client, N, work / "conf", work / "results" / f"rep{i}"))
-                shutil.rmtree(work / "results" / f"rep{i}", ignore_errors=True)
-                print(f"  repeat {i + 1}: client.map {N / raw[-1]:,.0f}/s, daskbench.run {N / db[-1]:,.0f}/s",
-                      flush=True)
+        # warm-up: every worker imports the trial module, every pool spawns
+        tools.run_dask_map(20, 0)
+        tools.run_daskbench(20, 0)
+        if tools.available["joblib"] is None:
+            tools.run_joblib(20, 0)
+        tools.run_process_pool(20, 0)
+        for ms in LENGTHS_MS[mode]:
+            for n in SIZES[mode]:
+                cell: Dict[str, Any] = {"trials": n, "trial_ms": ms, "tools": {}}
+                plan: Dict[str, int] = {}
+                for tool in trial_tools:
+                    why = tools.available.get(tool)
+                    est = estimate_s(tool, n, ms / 1000, cores)
+                    if why is None and est > MAX_EST_S[mode]:
+                        why = f"skipped: estimated {est:,.0f} s per run (limit {MAX_EST_S[mode]} s in --{mode})"
+                    if why:
+                        cell["tools"][tool] = {"skipped": why}
+                    else:
+                        plan[tool] = REPEATS[mode] if est <= LONG_S else 1
+                # interleave the tools repeat by repeat, so drift on a shared machine hits all alike
+                runs: Dict[str, List[Tuple[float, float]]] = {t: [] for t in plan}
+                for r in range(max(plan.values(), default=0)):
+                    for tool, reps in plan.items():
+                        if r < reps:
+                            runs[tool].append(getattr(tools, f"run_{tool}")(n, ms))
+                for tool, rr in runs.items():
+                    cell["tools"][tool] = summarise(rr, n, cores)
+                base = cell["tools"].get("dask_map", {}).get("seconds")
+                for tool, v in cell["tools"].items():
+                    if "seconds" in v and base:
+                        v["speedup_vs_dask_map"] = base / v["seconds"]
+                cells.append(cell)
+                print(f"  {ms:>3} ms x {n:>7,}: " + ", ".join(
+                    f"{t} {v['trials_per_s']:,.0f}/s" for t, v in cell["tools"].items() if "seconds" in v),
+                    flush=True)
+        m = MESA[mode]
+        for n in m["trials"]:
+            cell = {"trials": n, "model": {"n": m["n"], "steps": m["steps"]}, "tools": {}}
+            why = tools.available["mesa_batch_run"]
+            if why:
+                cell["tools"] = {"mesa_batch_run": {"skipped": why}, "daskbench_mesa": {"skipped": why}}
+            else:
+                reps = REPEATS[mode] if estimate_s("mesa_batch_run", n, MESA_TRIAL_S, cores) <= LONG_S else 1
+                runs = {"mesa_batch_run": [], "daskbench_mesa": []}
+                tools.run_daskbench_mesa(min(n, 20), m)  # warm-up: workers import Mesa
+                for _ in range(reps):
+                    for tool in runs:
+                        runs[tool].append(getattr(tools, f"run_{tool}")(n, m))
+                for tool, rr in runs.items():
+                    cell["tools"][tool] = summarise(rr, n, cores)
+                base = cell["tools"]["mesa_batch_run"]["seconds"]
+                for v in cell["tools"].values():
+                    v["speedup_vs_batch_run"] = base / v["seconds"]
+            mesa_cells.append(cell)
     finally:
+        tools.close()
         shutil.rmtree(work, ignore_errors=True)
 
-    raw_tps, db_tps = N / C.median(raw), N / C.median(db)
-    ratio = db_tps / raw_tps
-    met = ratio >= TARGET
-    print(f"\n{N:,} no-op trials on LocalCluster(2 workers x 1 thread, processes), median of {REPEATS}\n")
-    print(C.table([
-        ["raw client.map + gather (baseline)", C.median(raw), raw_tps, 1.0],
-        ["daskbench.run", C.median(db), db_tps, ratio],
-    ], ["method", "seconds", "trials/s", "ratio"]))
-    print(f"\nratio daskbench/client.map: {ratio:.1f}x;  target >= {TARGET:g}x: {'MET' if met else 'NOT MET'}\n")
+    print(f"\nTrial throughput, CPU busy-loop trials, {cores} cores; median of up to {REPEATS[mode]} runs "
+          "(trials/s, parallel efficiency, speed-up of daskbench over the tool)\n")
+    rows = []
+    for cell in cells:
+        t = cell["tools"]
+        db = t["daskbench"]
+        row = [f"{cell['trial_ms']} ms", cell["trials"], _tps(db), _eff(db, cell["trial_ms"])]
+        for tool in trial_tools[1:]:
+            v = t.get(tool, {})
+            row.append(_tps(v) if "seconds" in v else "skipped")
+            row.append(f"{v['seconds'] / db['seconds']:.2f}x" if "seconds" in v and "seconds" in db else "-")
+        rows.append(row)
+    print(C.table(rows, ["trial", "trials", "daskbench/s", "eff", "dask_map/s", "db vs map",
+                         "joblib/s", "db vs joblib", "pool/s", "db vs pool"]))
+    skipped = [(c["trial_ms"], c["trials"], tool, v["skipped"]) for c in cells for tool, v in c["tools"].items()
+               if "skipped" in v]
+    for ms, n, tool, why in skipped:
+        print(f"  {ms} ms x {n:,} {tool}: {why}")
+    if mesa_cells:
+        print("\nMesa Boltzmann model trials (n agents, steps): mesa.batch_run vs daskbench.run\n")
+        mrows = []
+        for c in mesa_cells:
+            b, d = c["tools"]["mesa_batch_run"], c["tools"]["daskbench_mesa"]
+            if "seconds" in b:
+                mrows.append([c["trials"], f"{c['model']['n']}x{c['model']['steps']}", _tps(b), _eff(b, 1),
+                              _tps(d), _eff(d, 1), f"{b['seconds'] / d['seconds']:.2f}x"])
+            else:
+                mrows.append([c["trials"], "-", b["skipped"], "", "", "", ""])
+        print(C.table(mrows, ["trials", "model", "batch_run/s", "eff", "daskbench/s", "eff", "speed-up"]))
     C.emit("throughput", {
-        "trials": N, "repeats": REPEATS,
-        "raw_client_map": {"seconds_runs": raw, "seconds": C.median(raw), "trials_per_s": raw_tps},
-        "daskbench_run": {"seconds_runs": db, "seconds": C.median(db), "trials_per_s": db_tps},
-        "ratio": ratio, "target": f">= {TARGET:g}x", "target_met": met,
-        "command": ".venv/bin/python benchmarks/bench_throughput.py",
+        "mode": mode, "cores": cores, "trial": "CPU busy loop (time.thread_time), benchmarks.workloads.busy",
+        "cells": cells, "mesa": mesa_cells,
+        "command": f"python -m benchmarks.bench_throughput --{mode}",
     })
+
+
+def summarise(runs: List[Tuple[float, float]], n: int, cores: int) -> Dict[str, Any]:
+    walls = [w for w, _ in runs]
+    wall, cpu = C.median(walls), C.median([c for _, c in runs])
+    return {"repeats": len(runs), "seconds_runs": walls, "seconds": wall, "trials_per_s": n / wall,
+            "cpu_s": cpu, "efficiency": cpu / (wall * cores)}
+
+
+def _tps(v: Dict[str, Any]) -> str:
+    return f"{v['trials_per_s']:,.0f}" if "trials_per_s" in v else "-"
+
+
+def _eff(v: Dict[str, Any], ms: float) -> str:
+    # a no-op trial has no CPU time of its own: efficiency means nothing there
+    return f"{v['efficiency']:.0%}" if ms and "efficiency" in v else "-"
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ needs ``pip install -e ".[bench]"`` (Mesa is not a dependency of daskbench).
 
 from __future__ import annotations
 
+import time
+
 import mesa
 
 
@@ -47,3 +49,22 @@ class MoneyModel(mesa.Model):
         if self.collect:
             self.datacollector.collect(self)
         self.agents.shuffle_do("exchange")
+
+
+class TimedMoneyModel(MoneyModel):
+    """The same model for trial-throughput runs: data collected after each step (so
+    the last row is the final state) and the model's own CPU time as a reporter,
+    for parallel efficiency under ``mesa.batch_run`` as under any other tool."""
+
+    def __init__(self, n=100, seed=None, i=0):
+        self._t0 = time.thread_time()
+        super().__init__(n, seed=seed, collect=False)
+        self.datacollector = mesa.DataCollector(model_reporters={"Gini": compute_gini, "cpu_s": _cpu_s})
+
+    def step(self):
+        super().step()
+        self.datacollector.collect(self)
+
+
+def _cpu_s(model: TimedMoneyModel) -> float:
+    return time.thread_time() - model._t0

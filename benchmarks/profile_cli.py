@@ -113,7 +113,7 @@ def main() -> None:
             C.write_noop_experiment(work / "conf", work / "results", {"trial.x": f"range(0,{n})"})
             t0 = time.perf_counter()
             proc = subprocess.run([sys.executable, __file__, "--child", str(work / "conf"), str(n)] + flags,
-                                  cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                  cwd=work, env=C.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             wall = time.perf_counter() - t0
         finally:
             shutil.rmtree(work, ignore_errors=True)
