@@ -12,10 +12,12 @@ import difflib
 import inspect
 import itertools
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
@@ -89,6 +91,8 @@ def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[st
     try:
         with initialize_config_dir(config_dir=str(dirs[-1]), version_base="1.3"):
             return compose("config", overrides=overrides + extra, return_hydra_config=True)
+    except yaml.YAMLError as exc:  # a config file Hydra loads is not YAML at all
+        raise ConfigError(_yaml_message(exc)) from None
     except MissingConfigException as exc:
         msg = str(exc)
         if "experiment/" in msg:
@@ -111,19 +115,92 @@ def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[st
         if msg.startswith("Could not override '"):
             key = msg.split("'", 2)[1]
             section, _, rest = key.partition(".")
+            if section == "trial" and rest:
+                raise _MissingTrialKey(
+                    f"{key} is not in the experiment config; to pass a new argument write +{key}=VALUE", key
+                ) from None
             cls = _SECTIONS.get(section)
+            if section == "cluster":  # the keys of the chosen kind, e.g. cluster=address
+                kind = next((w.split("=", 1)[1] for w in reversed(overrides) if w.startswith("cluster=")), "local")
+                cls = schema.CLUSTER_SCHEMAS.get(kind)
+                section = f"cluster (cluster={kind})" if kind != "local" else section
             if cls is not None and rest:
                 names = [f.name for f in fields(cls)]
                 bad = rest.split(".")[0]
                 if bad not in names:
                     raise ConfigError(
-                        f"unknown key {section}.{bad}{_suggest(bad, names)}; valid keys under "
+                        f"unknown key {key.split('.')[0]}.{bad}{_suggest(bad, names)}; valid keys under "
                         f"{section}: {', '.join(names)}"
                     ) from None
         raise ConfigError(" ".join(msg.split("\n")[:2])) from None
 
 
 _SECTIONS = {"sweep": schema.SweepConfig, "results": schema.ResultsConfig, "runner": schema.RunnerConfig}
+#: sections of an experiment file that must be mappings when given
+_MAPPINGS = ("trial", "vars", "sweep", "results", "runner", "cluster", "resources")
+
+
+class _MissingTrialKey(ConfigError):
+    """A plain override of a ``trial.*`` key the composed config does not have."""
+
+    def __init__(self, message: str, key: str):
+        super().__init__(message)
+        self.key = key
+
+
+def _yaml_message(exc: yaml.YAMLError, path: Optional[Path] = None) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = str(path) if path else (getattr(mark, "name", None) or "a config file")
+    line = f":{mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return (f"{where}{line}: not valid YAML ({problem}); fix the brackets, indentation or quoting there "
+            "(in flow style {a: 1, b: 2} every brace must be closed)")
+
+
+def _check_experiment_file(name: str, dirs: Sequence[Path]) -> None:
+    """Read ``experiment/NAME.yaml`` before Hydra does, to name its file and line in errors."""
+    for d in dirs:
+        path = d / "experiment" / f"{name}.yaml"
+        if path.is_file():
+            break
+    else:
+        return  # Hydra reports an unknown experiment with the names it knows
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(_yaml_message(exc, path)) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if doc is None:
+        return
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: an experiment config must be a mapping (key: value lines), "
+                          f"not a {type(doc).__name__}")
+    for key in _MAPPINGS:
+        value = doc.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(
+                f"{path}: `{key}` must be a mapping (key: value lines, or {{k: v}}), not a "
+                f"{type(value).__name__} ({value!r:.60}); e.g. {key}: {{_target_: mymodule.run}}"
+                if key == "trial" else
+                f"{path}: `{key}` must be a mapping (key: value lines, or {{k: v}}), not a "
+                f"{type(value).__name__} ({value!r:.60})"
+            )
+
+
+_CONVERT = re.compile(r"Value '(.*)' of type '\w+' could not be converted to (\w+)")
+_KINDS = {"Integer": "an integer (a whole number)", "Float": "a number", "Boolean": "true or false",
+          "String": "a string"}
+
+
+def _value_message(exc: Exception, where: str) -> str:
+    """'bad value for KEY: ...' with what was given and what is expected."""
+    detail = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
+    m = _CONVERT.match(detail)
+    if m:
+        return (f"bad value for {where}: {m.group(1)!r} is not {_KINDS.get(m.group(2), m.group(2))}; "
+                f"fix {where} in the experiment config or on the command line")
+    return f"bad value for {where}: {detail}"
 
 
 def _typed(section: str, node: Any, cls: type) -> Any:
@@ -143,9 +220,9 @@ def _typed(section: str, node: Any, cls: type) -> Any:
                 f"unknown key {section}.{bad}{_suggest(bad, names)}; valid keys under "
                 f"{section}: {', '.join(names)}{hint}"
             ) from None
-        detail = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
-        where = bad if section == "config" else f"{section}.{bad}"
-        raise ConfigError(f"bad value for {where}: {detail}") from None
+        full = str(getattr(exc, "full_key", None) or bad)
+        where = full if section == "config" else f"{section}.{full}"
+        raise ConfigError(_value_message(exc, where)) from None
 
 
 def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: Optional[str] = None) -> RunPlan:
@@ -164,8 +241,14 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     plain = [o for o in parsed if not o.is_sweep_override()]
     sweeps = [o for o in parsed if o.is_sweep_override()]
     plain_words = [o.input_line for o in plain]
+    for o in plain:
+        if o.key_or_group == "experiment" and isinstance(o.value(), str):
+            _check_experiment_file(o.value(), dirs)
 
-    cfg0 = _compose(dirs, plain_words, config_dir)
+    try:
+        cfg0 = _compose(dirs, plain_words, config_dir)
+    except _MissingTrialKey as exc:
+        raise _explain_trial_key(exc, dirs, plain, config_dir) from None
     choices = {k: v for k, v in cfg0.hydra.runtime.choices.items() if not k.startswith("hydra")}
     for o in sweeps:
         if o.key_or_group == "experiment":
@@ -180,6 +263,11 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
                 f"unknown top-level key {key!r}{_suggest(str(key), sorted(known - {'hydra'}))}; "
                 f"valid keys: {', '.join(sorted(known - {'hydra'}))}, or a config group"
             )
+    if "name" not in cfg0 or OmegaConf.is_missing(cfg0, "name"):
+        raise ConfigError("the experiment config sets no `name`; add `name: my_experiment`")
+    for k in cfg0.keys():
+        if k != "hydra" and OmegaConf.is_missing(cfg0, k):
+            raise ConfigError(f"{k} has no value (???); set it in the experiment config or with {k}=VALUE")
     run_part = {k: cfg0[k] for k in cfg0.keys() if k in known and k not in ("hydra", "trial", "cluster")}
     typed = _typed("config", OmegaConf.create({}), schema.ExperimentConfig)
     for k, node in run_part.items():
@@ -187,8 +275,8 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
         try:
             typed[k] = _typed(k, node, cls) if cls else node
         except OmegaConfBaseException as exc:
-            detail = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
-            raise ConfigError(f"bad value for {k}: {detail}") from None
+            full = str(getattr(exc, "full_key", None) or k)
+            raise ConfigError(_value_message(exc, full if full.startswith(str(k)) else f"{k}.{full}")) from None
     if typed.name == "???" or not str(typed.name).strip():
         raise ConfigError("the experiment config sets no `name`; add `name: my_experiment`")
     cluster = _cluster(cfg0)
@@ -300,7 +388,79 @@ def _cluster(cfg0: DictConfig) -> Any:
         raise ConfigError(
             "cluster=address needs the scheduler's address: cluster.address=tcp://HOST:8786"
         )
-    return OmegaConf.to_object(merged)
+    cluster = OmegaConf.to_object(merged)
+    check_cluster(cluster)
+    return cluster
+
+
+_ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:]+\]|[^\s/:\[\]]+):(?P<port>\d{1,5})$")
+
+
+def check_cluster(c: Any) -> None:
+    """Check cluster settings before anything runs or is written, so a mistake there
+    costs no cluster start and leaves the results folder untouched."""
+    if isinstance(c, schema.LocalClusterConfig):
+        adaptive = c.adapt.maximum > 0
+        if c.n_workers is not None and c.n_workers < 1 and not adaptive:
+            raise ConfigError(f"cluster.n_workers={c.n_workers}: must be >= 1 (or null: one worker per core; "
+                              "for scaling from zero set cluster.adapt.maximum)")
+        if c.threads_per_worker < 1:
+            raise ConfigError(f"cluster.threads_per_worker={c.threads_per_worker}: must be >= 1")
+    if isinstance(c, (schema.LocalClusterConfig, schema.KubernetesClusterConfig)):
+        a = c.adapt
+        if a.minimum < 0 or a.maximum < 0 or (a.maximum > 0 and a.minimum > a.maximum):
+            raise ConfigError(f"cluster.adapt.minimum={a.minimum}, cluster.adapt.maximum={a.maximum}: "
+                              "need 0 <= minimum <= maximum (maximum=0 turns adaptive scaling off)")
+    if isinstance(c, schema.AddressClusterConfig):
+        m = _ADDRESS.match(str(c.address).strip())
+        if m is None or (m.group("scheme") or "tcp") not in ("tcp", "tls", "ws", "wss", "ucx"):
+            raise ConfigError(f"cluster.address={c.address}: not a scheduler address; write "
+                              "cluster.address=tcp://HOST:8786 (tls://HOST:8786 with cluster.security)")
+        if c.timeout_s <= 0:
+            raise ConfigError(f"cluster.timeout_s={c.timeout_s:g}: must be > 0")
+        tls = m.group("scheme") == "tls"
+        if tls and c.security.mode == "none":
+            raise ConfigError(f"cluster.address={c.address} uses TLS but cluster.security.mode is none; set "
+                              "cluster.security.mode=files with ca_file, cert_file and key_file")
+        if c.security.mode == "temporary":
+            raise ConfigError("cluster.security.mode=temporary makes self-signed certificates for a LocalCluster "
+                              "only; for a running scheduler set mode=files with ca_file, cert_file and key_file")
+        if c.security.mode != "none" and not tls:
+            raise ConfigError(f"cluster.security is set but cluster.address={c.address} is not tls://; "
+                              "write cluster.address=tls://HOST:PORT")
+    sec = getattr(c, "security", None)
+    if sec is not None:
+        if sec.mode not in ("none", "temporary", "files"):
+            raise ConfigError(f"cluster.security.mode={sec.mode!r}: use none, temporary or files")
+        if sec.mode == "files":
+            for key in ("ca_file", "cert_file", "key_file"):
+                path = getattr(sec, key)
+                if not path:
+                    raise ConfigError(f"cluster.security.mode=files needs cluster.security.{key}=PATH")
+                if not os.path.isfile(os.path.expanduser(path)):
+                    raise ConfigError(f"cluster.security.{key}={path}: no such file; give the path of the "
+                                      "PEM file (the same ones the scheduler was started with)")
+    if isinstance(c, schema.KubernetesClusterConfig):
+        from . import kube  # validates the DaskCluster manifest offline, against the operator's CRDs
+
+        kube.build_spec(c)
+
+
+def _explain_trial_key(exc: _MissingTrialKey, dirs: Sequence[Path], plain: Sequence[Any],
+                       config_dir: Optional[str]) -> ConfigError:
+    """``trial.k=v`` for a key the config lacks: say whether the function takes ``k`` at all."""
+    try:
+        others = [o.input_line for o in plain if o.key_or_group != exc.key]
+        trial = _compose(dirs, others, config_dir).get("trial") or {}
+        target = str(trial.get("_target_") or "")
+        _, names = _signature(import_target(target, dirs)) if target else (False, None)
+    except Exception:  # the other words have problems of their own: report the first one
+        return exc
+    arg = exc.key.split(".")[1]
+    if names is not None and arg not in names:
+        return ConfigError(f"{exc.key}: {target} has no argument {arg!r}{_suggest(arg, names)}; "
+                           f"its arguments: {', '.join(names)}")
+    return exc
 
 
 def _set(tree: Dict[str, Any], dotted: str, value: Any) -> None:
