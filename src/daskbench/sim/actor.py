@@ -5,8 +5,10 @@ millisecond). Per tick the coordinator makes one ``step`` call per shard and
 waits for all of them: the barrier. A shard sends the messages for another
 shard straight to that shard's actor (``deliver``, an ``async`` method, so it
 runs on the receiving worker's event loop even while that worker's actor
-thread is busy stepping) and returns only once they are delivered; shards in
-the same process hand them over directly.
+thread is busy stepping) without waiting for them to land; the coordinator
+tells each shard, with its next ``step`` call, which shards sent it messages,
+and the shard waits for those before it steps. Shards in the same process hand
+messages over directly.
 
 A lost worker is noticed two ways: a call fails to reach it, or the scheduler
 no longer lists it while the coordinator waits. Either raises
@@ -27,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import ShardLost, SimulationError
-from .memory import keep_temporaries
+from .memory import hand_over_quickly, keep_temporaries
 from .model import Model
 from .shard import Layout, Shard, StepReport
 
@@ -69,6 +71,7 @@ class ShardActor:
     def __init__(self, key: str, model: Model, index: int, assign: np.ndarray, layout: Layout, seed: int,
                  tick_seconds: float, snapshot: Optional[bytes]):
         keep_temporaries()  # see daskbench.sim.memory: ~3x faster steps on a Dask worker
+        hand_over_quickly()
         self.key = key
         self.shard = Shard(model, index, assign, layout, seed, tick_seconds)
         if snapshot is None:
@@ -78,6 +81,7 @@ class ShardActor:
         self.peers: Dict[int, Any] = {}
         self.peer_keys: Dict[int, str] = {}
         self._abort = threading.Event()
+        self._sent: List[Tuple[int, Any]] = []  # (shard, ActorFuture) of deliveries not yet checked
         _LOCAL[key] = self
 
     def connect(self, peers: Dict[int, Tuple[str, Any]]) -> int:
@@ -86,35 +90,49 @@ class ShardActor:
         self.peers = {i: a for i, (_, a) in peers.items()}
         return self.shard.n_agents
 
-    def step(self, tick: int) -> StepReport:
+    def step(self, tick: int, after: Optional[int] = None, expect: Sequence[int] = ()) -> StepReport:
+        """Run ``tick`` once the shards ``expect`` have delivered what they sent at tick ``after``.
+
+        Messages for other processes are sent without waiting for them to land:
+        the receiver waits for them at the start of its next step instead, so the
+        transfer overlaps the coordinator's barrier rather than adding a round
+        trip to every tick.
+        """
+        self._await_deliveries(after, expect)
         remote, report = self.shard.step(tick)
-        pending = []
         for dest, batches in remote.items():
             local = _LOCAL.get(self.peer_keys[dest])
             if local is not None:  # same process: no serialisation
                 local.shard.deliver(tick, self.shard.index, batches)
-            else:
-                try:
-                    pending.append((dest, self.peers[dest].deliver(tick, self.shard.index, batches)))
-                except Exception as exc:
-                    raise ShardLost(f"shard {dest} unreachable: {exc}") from None
-        deadline = time.monotonic() + DELIVER_TIMEOUT_S
-        while pending:
-            if self._abort.is_set():
-                raise ShardLost("aborted by the coordinator")
-            try:
-                results = gather_actor_calls(pending[0][1]._io_loop, [f for _, f in pending], 0.5)
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise ShardLost(f"a shard did not take its messages within {DELIVER_TIMEOUT_S:.0f}s") from None
                 continue
-            for (dest, _), res in zip(pending, results):
-                if isinstance(res, BaseException):
-                    if _is_lost(res):
-                        raise ShardLost(f"shard {dest} unreachable: {type(res).__name__}: {res}")
-                    raise res
-            break
+            try:
+                self._sent.append((dest, self.peers[dest].deliver(tick, self.shard.index, batches)))
+            except Exception as exc:
+                raise ShardLost(f"shard {dest} unreachable: {exc}") from None
         return report
+
+    def _await_deliveries(self, after: Optional[int], expect: Sequence[int]) -> None:
+        """Block until the expected messages are in; raise if a send of ours failed meanwhile."""
+        if after is not None and expect:
+            deadline = time.monotonic() + DELIVER_TIMEOUT_S
+            while not self.shard.wait_for(after, expect, 0.5):
+                if self._abort.is_set():
+                    raise ShardLost("aborted by the coordinator")
+                if time.monotonic() > deadline:
+                    raise ShardLost(f"shards {list(expect)} did not deliver the messages of tick {after} "
+                                    f"within {DELIVER_TIMEOUT_S:.0f}s")
+        still = []
+        for dest, fut in self._sent:
+            if not fut.done():
+                still.append((dest, fut))
+                continue
+            try:
+                fut.result()
+            except Exception as exc:
+                if _is_lost(exc):
+                    raise ShardLost(f"shard {dest} unreachable: {type(exc).__name__}: {exc}") from None
+                raise
+        self._sent = still
 
     async def deliver(self, tick: int, src: int, batches: Dict[str, Any]) -> None:
         self.shard.deliver(tick, src, batches)
@@ -122,7 +140,9 @@ class ShardActor:
     async def abort(self) -> None:
         self._abort.set()
 
-    def snapshot(self) -> bytes:
+    def snapshot(self, after: Optional[int] = None, expect: Sequence[int] = ()) -> bytes:
+        """The shard's state with every message sent at tick ``after`` in its queues."""
+        self._await_deliveries(after, expect)
         return self.shard.snapshot()
 
     def agent_report(self):
@@ -161,6 +181,7 @@ class ActorHost:
 
     def __init__(self, client: Any, model: Model, assign: np.ndarray, layout: Layout, seed: int,
                  tick_seconds: float, workers: Sequence[str], resources: Dict[str, float], token: str = ""):
+        hand_over_quickly()  # the coordinator's thread and its client's event loop trade the GIL every tick
         self.client = client
         self.model, self.assign, self.layout, self.seed, self.tick_seconds = model, assign, layout, seed, tick_seconds
         self.n_shards = int(assign.max()) + 1
@@ -172,6 +193,7 @@ class ActorHost:
         self.actors: List[Any] = []
         self.placed: List[str] = []
         self._assign_future = None
+        self._last: Optional[Tuple[int, List[StepReport]]] = None  # the last tick run, and its reports
 
     def _alive(self) -> List[str]:
         info = self.client.scheduler_info(n_workers=-1)["workers"]
@@ -180,6 +202,7 @@ class ActorHost:
     def start(self, snapshots: Optional[Sequence[bytes]] = None) -> None:
         client = self.client
         self.generation += 1
+        self._last = None
         if self.generation > 1:  # after a loss: place on the workers that are left
             self.workers = self._alive()
         self.placed = [self.workers[i % len(self.workers)] for i in range(self.n_shards)]
@@ -235,17 +258,28 @@ class ActorHost:
                     raise
         return out
 
+    def _expected(self) -> Tuple[Optional[int], List[List[int]]]:
+        """The last tick, and for each shard the shards whose messages of that tick it must wait for."""
+        if self._last is None:
+            return None, [[] for _ in self.actors]
+        tick, reports = self._last
+        return tick, [[i for i, r in enumerate(reports) if j in r.sent_to] for j in range(len(self.actors))]
+
     def step(self, tick: int) -> List[StepReport]:
+        after, expect = self._expected()
         try:
-            calls = [a.step(tick) for a in self.actors]
+            calls = [a.step(tick, after, expect[j]) for j, a in enumerate(self.actors)]
         except Exception as exc:
             if _is_lost(exc):
                 raise ShardLost(f"a shard is lost: {exc}") from None
             raise
-        return self._call_all(calls, f"stepping tick {tick}")
+        reports = self._call_all(calls, f"stepping tick {tick}")
+        self._last = (tick, reports)
+        return reports
 
     def snapshot(self) -> List[bytes]:
-        return self._call_all([a.snapshot() for a in self.actors], "checkpointing")
+        after, expect = self._expected()
+        return self._call_all([a.snapshot(after, expect[j]) for j, a in enumerate(self.actors)], "checkpointing")
 
     def agent_report(self):
         parts = self._call_all([a.agent_report() for a in self.actors], "reporting")

@@ -1,4 +1,4 @@
-"""Allocator settings for processes that host shards.
+"""Allocator and GIL settings for processes that host shards.
 
 Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` so that freed
 memory goes back to the OS. That setting also switches off glibc's adaptive
@@ -35,3 +35,21 @@ def keep_temporaries(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 <
         return False
     _done = ok
     return ok
+
+
+#: seconds a thread may hold the GIL while another waits for it (Python's default: 5 ms)
+SWITCH_INTERVAL_S = 0.0002
+
+
+def hand_over_quickly(interval: float = SWITCH_INTERVAL_S) -> None:
+    """Let a shard process's event loop take the GIL within ``interval`` of asking.
+
+    A shard steps in the worker's actor thread while messages from other shards
+    arrive on the worker's event loop thread. With Python's default switch
+    interval the loop may wait 5 ms for the GIL before it can take a delivery,
+    and the sending shard waits with it: several milliseconds per tick, the
+    whole budget of a tick. Stepping is NumPy that mostly releases the GIL, so
+    switching more often costs it little.
+    """
+    if sys.getswitchinterval() > interval:
+        sys.setswitchinterval(interval)

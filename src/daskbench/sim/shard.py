@@ -13,7 +13,7 @@ import pickle
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -75,6 +75,7 @@ class StepReport:
     remote: int  # messages sent to agents on other shards
     agent_steps: int
     seconds: float = 0.0  # time spent in the populations' step
+    sent_to: Tuple[int, ...] = ()  # the other shards this tick's messages went to
 
 
 class Shard:
@@ -118,7 +119,7 @@ class Shard:
                 self.row_fns.append(lambda dst, t=table: t[dst])
             self.pops.append((name, pop, lo, hi))
         self._pending: Dict[int, List[Tuple[int, Dict[str, Batch]]]] = {}  # tick sent -> deliveries
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # deliveries may come from other threads
         self._due: List[Optional[int]] = [0 if p.n else None for _, p, _, _ in self.pops]
 
     @property
@@ -134,6 +135,17 @@ class Shard:
         """Messages sent at ``tick`` by shard ``src_shard`` (may run on another thread)."""
         with self._lock:
             self._pending.setdefault(tick, []).append((src_shard, batches))
+            self._lock.notify_all()
+
+    def wait_for(self, tick: int, sources: Sequence[int], timeout: float) -> bool:
+        """Wait until the shards ``sources`` have delivered what they sent at ``tick``; False on timeout."""
+        want = set(sources)
+
+        def arrived() -> bool:
+            return want <= {src for src, _ in self._pending.get(tick, ())}
+
+        with self._lock:
+            return self._lock.wait_for(arrived, timeout)
 
     def _take_inbox(self, tick: int) -> Dict[str, List[Batch]]:
         with self._lock:
@@ -171,7 +183,7 @@ class Shard:
         partials = self.observe()
         known = [d for d in self._due if d is not None]
         report = StepReport(tick, partials, min(known) if known else None, n_local, n_remote, steps,
-                            time.perf_counter() - t0)
+                            time.perf_counter() - t0, tuple(sorted(remote)))
         return remote, report
 
     def observe(self) -> Dict[str, Any]:
