@@ -13,7 +13,9 @@ benchmark's experiment folder), timed over 50 composes.
 
 Target: <= 50 us per trial for daskbench.
 
-    .venv/bin/python benchmarks/bench_expand.py
+    python -m benchmarks.bench_expand [--smoke|--quick|--full]
+
+``--smoke`` expands 10,000 trials (100 x 100) and times 10 composes.
 """
 
 from __future__ import annotations
@@ -24,16 +26,19 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+if not __package__:  # run as a file: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import _common as C  # noqa: E402
 
-REPEATS = 3
-N_COMPOSE = 50
+MODE = C.mode()
+REPEATS = 1 if MODE == "smoke" else 3
+N_COMPOSE = 10 if MODE == "smoke" else 50
 TARGET_US = 50.0
+X = 100 if MODE == "smoke" else 1000  # x values; times 100 replicates or seeds
 VARIANTS = {
-    # name: overrides giving 1000 x 100 = 100,000 trials
-    "x=range(0,1000) x 100 replicates": ["trial.x=range(0,1000)", "sweep.replicates=100"],
-    "x=range(0,1000) x seed=range(0,100)": ["trial.x=range(0,1000)", "trial.seed=range(0,100)"],
+    # name: overrides giving X x 100 trials (100,000 unless --smoke)
+    f"x=range(0,{X}) x 100 replicates": [f"trial.x=range(0,{X})", "sweep.replicates=100"],
+    f"x=range(0,{X}) x seed=range(0,100)": [f"trial.x=range(0,{X})", "trial.seed=range(0,100)"],
 }
 
 
@@ -109,7 +114,7 @@ def main() -> None:
         "daskbench": expand, "baseline_hydra_compose": base,
         "us_per_trial": worst, "baseline_us_per_trial": base["us_per_trial"],
         "ratio": ratio, "target": f"<= {TARGET_US:g} us/trial", "target_met": met,
-        "command": ".venv/bin/python benchmarks/bench_expand.py",
+        "mode": MODE, "command": f"python -m benchmarks.bench_expand --{MODE}",
     })
 
 

@@ -1,0 +1,108 @@
+"""The benchmark suite still runs: ``python -m benchmarks --smoke`` on the smallest sizes.
+
+Checks that every benchmark wrote its JSON with the expected keys and sane
+values (counts add up, ratios and rates positive, per-trial curves present).
+Never a timing threshold: figures on a shared machine are noise to a test.
+Baselines whose packages are missing (Mesa, Hydra's joblib launcher) are
+skipped by the suite with a reason, which is checked instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    results = tmp_path_factory.mktemp("bench-results")  # never overwrite a developer's own figures
+    t0 = time.time()
+    env = dict(os.environ, DASKBENCH_BENCH_RESULTS=str(results))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=280, env=env)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "=== summary" in proc.stdout
+
+    def load(name: str) -> dict:
+        path = results / f"{name}.json"
+        assert path.exists(), f"{name}.json not written"
+        assert path.stat().st_mtime >= t0 - 1, f"{name}.json is stale"
+        data = json.loads(path.read_text())
+        assert data["benchmark"] == name and data["machine"]["cores"] >= 1 and data["src_sha256"]
+        return data
+
+    return load, proc.stdout
+
+
+def test_summary(smoke):
+    load, out = smoke
+    s = load("summary")
+    assert s["mode"] == "smoke" and s["failed"] == []
+    assert {"expand", "throughput", "hydra", "scale", "million", "store", "sim"} <= set(s["benchmarks"])
+    sim = s["benchmarks"]["sim"]
+    if not (ROOT / "benchmarks" / "bench_sim.py").exists():
+        assert sim["status"] == "not available"
+    for row in s["rows"]:
+        assert set(row) == {"benchmark", "measure", "daskbench", "baseline", "ratio", "target / met"}
+
+
+def test_throughput(smoke):
+    r = smoke[0]("throughput")
+    assert r["mode"] == "smoke" and r["cells"]
+    for cell in r["cells"]:
+        db = cell["tools"]["daskbench"]
+        assert _positive(db["trials_per_s"]) and db["repeats"] >= 1
+        for tool in ("dask_map", "joblib", "process_pool"):
+            v = cell["tools"][tool]
+            assert "skipped" in v or (_positive(v["seconds"]) and _positive(v["speedup_vs_dask_map"])), v
+        if cell["trial_ms"]:
+            # every trial burnt its CPU time and reported it; efficiency is a fraction of the cores
+            assert db["cpu_s"] >= cell["trials"] * cell["trial_ms"] / 1000 * 0.99
+            assert 0 < db["efficiency"] <= 1.05
+    for cell in r["mesa"]:
+        b = cell["tools"]["mesa_batch_run"]
+        assert "skipped" in b or _positive(b["trials_per_s"])
+
+
+def test_hydra(smoke):
+    r = smoke[0]("hydra")
+    noop = r["lengths"][0]
+    assert noop["trial_ms"] == 0 and _positive(noop["daskbench_cli"]["seconds"])
+    hy = noop["hydra_joblib"]
+    assert "skipped" in hy or (_positive(hy["seconds"]) and _positive(r["ratio"]))
+
+
+def test_scale(smoke):
+    r = smoke[0]("scale")
+    assert len(r["runs"]) == len(r["sizes"]) >= 2
+    for run, n in zip(r["runs"], r["sizes"]):
+        assert run["trials"] == n and 1 <= run["chunks"] <= n
+        assert _positive(run["driver_peak_rss_mib"]) and _positive(run["scheduler_peak_rss_mib"])
+        assert run["parquet_files"] >= 1
+    for key in ("expand_s", "submit_s", "wall_s", "scheduler_cpu_s"):
+        assert len(r["per_trial"][key]) == len(r["sizes"])
+    assert isinstance(r["growing"], list) and _positive(r["raw_map"]["tasks_per_s"])
+
+
+def test_store_and_expand_and_million(smoke):
+    load = smoke[0]
+    st = load("store")
+    assert st["trials"]["files"] >= 1 and _positive(st["trials"]["store_rows_per_s"])
+    assert st["steps"]["rows"] == st["steps"]["trials"] * 100 and _positive(st["steps"]["ratio"])
+    ex = load("expand")
+    assert _positive(ex["us_per_trial"]) and _positive(ex["ratio"])
+    mi = load("million")
+    assert mi["daskbench_run"]["ok"] == mi["trials"] == mi["daskbench_run"]["rows_on_disk"]
