@@ -105,7 +105,12 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
     # distributed keeps each connection's last messages for debugging; with big
     # sweeps that log alone holds hundreds of MB of task arguments. Scoped to
     # the cluster's lifetime: connections made later (adaptive) read it too.
-    with dask.config.set({"distributed.admin.low-level-log-length": 0}):
+    # allowed-failures 0: a task whose worker dies comes straight back to the
+    # driver (KilledWorker), which reruns it and, for a chunk, finds the trial
+    # that crashed (runner.crash_retries), instead of Dask running a crashing
+    # chunk on four workers in turn.
+    with dask.config.set({"distributed.admin.low-level-log-length": 0,
+                          "distributed.scheduler.allowed-failures": 0}):
         try:
             with _sigint_ignored():  # spawned workers inherit the ignore
                 cluster = LocalCluster(**kwargs)

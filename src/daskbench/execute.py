@@ -3,6 +3,12 @@
 A chunk is one Dask task holding many short trials, so the ~2 ms scheduling
 cost per task is paid once per chunk. Every trial is isolated: an exception,
 a bad return value or a timeout marks that trial alone.
+
+Where a trial runs (``runner.isolation``): ``thread`` calls it in the worker's
+own thread (with ``timeout_s``, in a watchdog thread that cannot be stopped);
+``process`` runs it in a child process killed at ``timeout_s`` (see
+:mod:`daskbench.isolate`); ``auto`` is ``process`` when ``timeout_s`` is set
+and ``thread`` otherwise.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from . import live
+from .isolate import TrialProcessError, TrialTimeout
+
+#: values of ``runner.isolation``
+ISOLATION = ("auto", "thread", "process")
 
 #: columns daskbench writes itself; a metric may not take these names
 RESERVED = frozenset(
@@ -46,6 +56,13 @@ class TrialSpec:
     sys_path: List[str] = field(default_factory=list)
     experiment: str = ""
     run_id: str = ""
+    isolation: str = "auto"
+    quarantine: bool = False  # its worker died running it: a child process with the worker's memory limit
+
+    @property
+    def in_process(self) -> bool:
+        """Whether each trial runs in a child process of its own."""
+        return self.quarantine or self.isolation == "process" or (self.isolation == "auto" and bool(self.timeout_s))
 
 
 # (trial_id, group key, params, seed, replicate)
@@ -102,8 +119,13 @@ def _call(spec: TrialSpec, gkey, params: Dict[str, Any]) -> Any:
     return hydra.utils.call(cfg.trial)
 
 
-class TrialTimeout(Exception):
-    pass
+def _attempt(spec: TrialSpec, gkey, params, context: live.TrialContext) -> Any:
+    """One run of one trial, where ``spec.isolation`` says."""
+    if spec.in_process:
+        from . import isolate
+
+        return isolate.call(spec, gkey, params, context)
+    return _call_with_timeout(spec, gkey, params)
 
 
 def _call_with_timeout(spec: TrialSpec, gkey, params) -> Any:
@@ -117,14 +139,15 @@ def _call_with_timeout(spec: TrialSpec, gkey, params) -> Any:
         except BaseException as exc:  # handed back to the calling thread
             box["error"] = exc
 
-    # Python threads cannot be killed: a trial past its time is recorded as a
-    # timeout and left to finish in the background while the chunk moves on.
+    # runner.isolation=thread: Python threads cannot be killed, so a trial past
+    # its time is recorded as a timeout and left running in the background.
     ctx = contextvars.copy_context()  # so daskbench.report() knows the trial there too
     t = threading.Thread(target=ctx.run, args=(target,), daemon=True, name="daskbench-trial")
     t.start()
     t.join(spec.timeout_s)
     if t.is_alive():
-        raise TrialTimeout(f"trial ran longer than timeout_s={spec.timeout_s}")
+        raise TrialTimeout(f"trial ran longer than timeout_s={spec.timeout_s:g} "
+                           "(runner.isolation=thread: it may still be running on its worker)")
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -209,11 +232,12 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
         started = time.time()
         t0 = time.perf_counter()
         attempts = 0
-        token = live._current.set(live.TrialContext(spec.experiment, spec.run_id, trial_id))
+        context = live.TrialContext(spec.experiment, spec.run_id, trial_id)
+        token = live._current.set(context)
         while True:
             attempts += 1
             try:
-                metrics, out_tables = normalise(_call_with_timeout(spec, gkey, params))
+                metrics, out_tables = normalise(_attempt(spec, gkey, params, context))
                 row.update(metrics)
                 row.update(status="ok", error=None, traceback=None)
                 for name, table in out_tables.items():
@@ -225,13 +249,13 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
                 break
             except TrialTimeout as exc:
                 row.update(status="timeout", error=f"TrialTimeout: {exc}", traceback=None)
-                break  # a timed-out trial is not retried: its thread may still be running
+                break  # not retried: it would most likely time out again
             except Exception as exc:  # a trial's own failure: record it, keep going
-                row.update(
-                    status="failed",
-                    error=f"{type(exc).__name__}: {exc}",
-                    traceback="".join(traceback.format_exception(exc)),
-                )
+                if isinstance(exc, TrialProcessError):  # raised in the child: its own text
+                    error, tb = exc.error, exc.traceback_text
+                else:
+                    error, tb = f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+                row.update(status="failed", error=error, traceback=tb)
                 if attempts > spec.retries:
                     break
         live._current.reset(token)

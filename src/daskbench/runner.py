@@ -5,19 +5,41 @@ task lasts about ``runner.target_chunk_seconds`` (short trials are batched; long
 ones go one per task), and submitted with the experiment's resources, priority
 and retries. At most ``max_in_flight`` tasks exist at once, so a sweep of a
 million trials never sits whole in the driver or the scheduler.
+
+Workers that die: Dask reruns a lost worker's tasks elsewhere, silently. The
+scheduler's ``remove-worker`` events (topic ``all``) name the tasks a worker
+held when it went, and arrive before those tasks' results, so each trial's
+``attempts`` counts the runs lost with a worker too. When Dask gives up on a
+task (``KilledWorker``; at once on a LocalCluster daskbench starts):
+
+1. a chunk of several trials is split into one task per trial;
+2. a trial alone in its task whose worker dies again is *quarantined*: run in
+   a child process limited to the worker's memory limit (:mod:`daskbench.isolate`),
+   so a trial that crashes or eats memory fails with its own cause and kills no
+   more workers, while the innocent trials that shared its worker run fine;
+3. a quarantined trial whose worker still dies (the machine, not the trial)
+   is run again up to ``runner.crash_retries`` times, then recorded ``failed``.
+
+Dask counts every task a dead worker held (running or next in its queue) as
+suspicious; so does ``attempts``, and that is why nothing is failed on a
+worker death alone before the quarantine has had its say.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import heapq
 import math
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from distributed import Client, as_completed
+from distributed.scheduler import KilledWorker
 
 from .compose import RunPlan
 from .errors import ClusterError
@@ -41,6 +63,7 @@ def make_spec(rp: RunPlan, run_id: str = "") -> TrialSpec:
         target=str(next(iter(trials.values()))["_target_"]), fast=fast, bases=bases,
         retries=int(rp.cfg.retries), timeout_s=rp.cfg.timeout_s,
         sys_path=list(dict.fromkeys(rp.sys_path)), experiment=rp.cfg.name, run_id=run_id,
+        isolation=str(rp.cfg.runner.isolation),
     )
 
 
@@ -111,6 +134,13 @@ class Runner:
         self.live = LiveAggregate(self.run_id, warn=echo)
         counts.live = self.live.summary
         self._n_chunks = 0
+        self._key_prefix = f"{cfg.name}-{self.run_token}-"
+        self._lock = threading.Lock()
+        self._task_deaths: Dict[str, int] = {}  # task key -> workers lost while it held it
+        self._trial_deaths: Dict[str, int] = {}  # trial id -> runs lost with a worker
+        self._quarantined: Dict[str, int] = {}  # trial id -> workers lost while quarantined
+        self._requeue: collections.deque = collections.deque()  # trials to run again, one per task
+        self.quarantine_spec = dataclasses.replace(self.spec, quarantine=True)
         self._slowest: List[Tuple[float, str, Dict[str, Any]]] = []
         self._errors: List[Tuple[str, str]] = []
 
@@ -121,13 +151,13 @@ class Runner:
         info = self.client.scheduler_info()
         return [w.get("nthreads", 1) for w in info.get("workers", {}).values()]
 
-    def _submit(self, items: List[Item]):
+    def _submit(self, items: List[Item], quarantine: bool = False):
         cfg = self.rp.cfg
         self._n_chunks += 1
         # key prefix = experiment name, so the dashboard groups the tasks by experiment
-        key = f"{cfg.name}-{self.run_token}-{self._n_chunks}"
+        key = f"{self._key_prefix}{self._n_chunks}"
         fut = self.client.submit(
-            run_chunk, self.spec, pack(items), key=key, pure=False,
+            run_chunk, self.quarantine_spec if quarantine else self.spec, pack(items), key=key, pure=False,
             resources=dict(cfg.resources) or None, priority=int(cfg.priority), retries=int(cfg.retries),
         )
         return fut
@@ -154,8 +184,17 @@ class Runner:
         outcome = RunOutcome(counts)
         exhausted = False
 
+        def submit(batch: List[Trial]) -> None:
+            items = [(t.trial_id, t.groups, t.params, t.seed, t.replicate) for t in batch]
+            fut = self._submit(items, quarantine=len(batch) == 1 and batch[0].trial_id in self._quarantined)
+            pending[fut] = batch
+            ac.add(fut)
+            counts.in_flight += len(batch)
+
         def fill() -> None:
             nonlocal exhausted, processed
+            while self._requeue and len(pending) < max_in_flight:
+                submit([self._requeue.popleft()])
             while not exhausted and len(pending) < max_in_flight:
                 size = self.sizer.size(counts.total - processed, threads)
                 batch: List[Trial] = []
@@ -173,14 +212,14 @@ class Runner:
                     exhausted = True
                 if not batch:
                     break
-                items = [(t.trial_id, t.groups, t.params, t.seed, t.replicate) for t in batch]
-                fut = self._submit(items)
-                pending[fut] = batch
-                ac.add(fut)
-                counts.in_flight += len(batch)
+                submit(batch)
 
         self._announce("start")
         self.client.subscribe_topic(TOPIC_LIVE, self.live)
+        handlers = getattr(self.client, "_event_handlers", {})
+        previous = handlers.get("all")  # a user's own client may listen to "all" already
+        self.client.subscribe_topic("all", self._cluster_event if previous is None
+                                    else _both(previous, self._cluster_event))
         self.progress.start()
         try:
             fill()
@@ -188,7 +227,12 @@ class Runner:
                 fut, result = next(ac)
                 batch = pending.pop(fut)
                 counts.in_flight -= len(batch)
-                if isinstance(result, BaseException):
+                if isinstance(result, tuple) and len(result) == 3 and isinstance(result[1], BaseException):
+                    result = result[1]  # as_completed(raise_errors=False) gives (type, exc, tb)
+                self._lost_runs(fut.key, batch, result)
+                if isinstance(result, KilledWorker):
+                    result = self._killed(batch, result)
+                elif isinstance(result, BaseException):
                     result = self._chunk_failed(batch, result)
                 else:
                     self.sizer.observe(result)
@@ -208,6 +252,11 @@ class Runner:
             self.store.close()
             with contextlib.suppress(Exception):
                 self.client.unsubscribe_topic(TOPIC_LIVE)
+            with contextlib.suppress(Exception):
+                if previous is None:
+                    self.client.unsubscribe_topic("all")
+                else:
+                    self.client.subscribe_topic("all", previous)
             self._announce("end")
         outcome.slowest = sorted(self._slowest, reverse=True)
         outcome.errors = self._errors
@@ -230,17 +279,77 @@ class Runner:
             self.client.cancel(futs)
         except Exception:  # the cluster may already be gone; the rows still get written
             pass
-        for fut in futs:
-            batch = pending.pop(fut)
+        batches = [pending.pop(fut) for fut in futs]
+        for batch in batches:
             self.counts.in_flight -= len(batch)
+        if self._requeue:  # waiting to run again after their worker died
+            batches.append(list(self._requeue))
+            self._requeue.clear()
+        for batch in batches:
             rows = [self._row(t, status="cancelled", error="cancelled before it finished") for t in batch]
             self.counts.cancelled += len(rows)
             self.store.add(rows, {})
 
     def _row(self, t: Trial, **fields: Any) -> Dict[str, Any]:
-        row = {"trial_id": t.trial_id, "seed": t.seed, "replicate": t.replicate, "attempts": 0}
+        row = {"trial_id": t.trial_id, "seed": t.seed, "replicate": t.replicate,
+               "attempts": self._trial_deaths.pop(t.trial_id, 0)}
+        self._quarantined.pop(t.trial_id, None)
         row.update(fields)
         return row
+
+    # -- workers that die --------------------------------------------------------
+    def _cluster_event(self, event: Tuple[float, Dict[str, Any]]) -> None:
+        """Handler for the scheduler's ``all`` topic (runs on the client's loop)."""
+        msg = event[1] if isinstance(event, tuple) and len(event) == 2 else None
+        if not isinstance(msg, dict) or msg.get("action") != "remove-worker":
+            return
+        with self._lock:
+            for key in msg.get("processing-tasks") or ():
+                if isinstance(key, str) and key.startswith(self._key_prefix):
+                    self._task_deaths[key] = self._task_deaths.get(key, 0) + 1
+
+    def _lost_runs(self, key: str, batch: List[Trial], result: Any) -> None:
+        """Runs of this task lost with a worker; charged to each of its trials."""
+        with self._lock:
+            n = self._task_deaths.pop(key, 0)
+        if isinstance(result, KilledWorker):
+            # exact: Dask gives up after allowed_failures + 1 deaths, and its
+            # last remove-worker event may still be on its way
+            n = max(n, int(result.allowed_failures) + 1)
+        if n:
+            for t in batch:
+                self._trial_deaths[t.trial_id] = self._trial_deaths.get(t.trial_id, 0) + n
+            tid = batch[0].trial_id
+            if len(batch) == 1 and tid in self._quarantined:
+                self._quarantined[tid] += n
+
+    def _killed(self, batch: List[Trial], exc: KilledWorker) -> ChunkResult:
+        """Dask gave up on a task because its workers died: find the trial to blame."""
+        if len(batch) > 1:
+            self._requeue.extend(batch)  # one per task: only the culprit's dies again
+            return ChunkResult([], {})
+        t = batch[0]
+        if t.trial_id not in self._quarantined:
+            self._quarantined[t.trial_id] = 0  # next: alone, in a child process
+            self._requeue.append(t)
+            return ChunkResult([], {})
+        deaths = self._quarantined[t.trial_id]
+        if deaths <= int(self.rp.cfg.runner.crash_retries):
+            self._requeue.append(t)
+            return ChunkResult([], {})
+        last = getattr(getattr(exc, "last_worker", None), "address", "?")
+        error = (f"KilledWorker: the worker died while running this trial, {self._trial_deaths.get(t.trial_id, 0)} "
+                 f"time(s), the last on {last}, {deaths} of them while the trial ran alone in a child process: "
+                 "the worker's machine, not the trial, seems to be failing (runner.crash_retries sets how often "
+                 "such a trial is tried)")
+        return ChunkResult([self._row(t, status="failed", error=error)], {})
+
+    def _blame(self, row: Dict[str, Any], deaths: int) -> None:
+        """A quarantined trial's own failure, with the worker deaths that led to it."""
+        if row.get("status") == "failed" and deaths:
+            row["error"] = (f"KilledWorker: the worker died while running this trial ({deaths} time(s)); "
+                            f"run alone in a child process limited to the worker's memory, it failed with: "
+                            f"{row.get('error')}")
 
     def _chunk_failed(self, batch: List[Trial], exc: BaseException) -> ChunkResult:
         if self.client.status not in ("running", "connecting"):
@@ -252,6 +361,11 @@ class Runner:
         by_id = {t.trial_id: t for t in batch}
         for row in result.rows:
             t = by_id[row["trial_id"]]
+            if self._trial_deaths:  # runs lost with a worker before this one
+                deaths = self._trial_deaths.pop(t.trial_id, 0)
+                row["attempts"] = row.get("attempts", 0) + deaths
+                if self._quarantined.pop(t.trial_id, None) is not None:
+                    self._blame(row, deaths)
             cols = t.columns()
             if self.rp.plan.inject_seed:
                 cols.pop(SEED_KEY, None)  # spawned seeds live in the `seed` column
@@ -272,3 +386,15 @@ class Runner:
                 if len(self._errors) < 5:
                     self._errors.append((t.trial_id, str(row.get("error"))))
         self.store.add(result.rows, result.tables)
+
+
+def _both(first: Any, second: Any) -> Any:
+    """One event handler that calls two (a client keeps one per topic)."""
+
+    def handler(event: Any) -> None:
+        try:
+            first(event)
+        finally:
+            second(event)
+
+    return handler

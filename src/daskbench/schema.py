@@ -53,6 +53,13 @@ class RunnerConfig:
         worker thread).
     progress: ``auto`` (a bar on a terminal, plain lines otherwise),
         ``bar``, ``plain`` or ``none``.
+    isolation: where a trial runs: ``thread`` (in the worker's thread; a
+        ``timeout_s`` cannot stop it), ``process`` (a child process, killed at
+        ``timeout_s``), ``auto`` (``process`` when ``timeout_s`` is set).
+    crash_retries: a trial whose worker dies is rerun alone in a task, then
+        alone in a child process capped at the worker's memory limit; if
+        workers still die under it this many more times it is recorded
+        ``failed`` (KilledWorker).
     """
 
     chunk_size: Any = "auto"
@@ -61,6 +68,8 @@ class RunnerConfig:
     max_in_flight: Optional[int] = None
     progress: str = "auto"
     progress_interval_s: float = 5.0
+    isolation: str = "auto"
+    crash_retries: int = 2
 
 
 @dataclass
@@ -175,6 +184,7 @@ def check_values(cfg: ExperimentConfig) -> List[str]:
         ("runner.max_chunk_size", r.max_chunk_size, 1), ("runner.max_in_flight", r.max_in_flight, 1),
         ("results.flush_rows", cfg.results.flush_rows, 1), ("results.compact_parts", cfg.results.compact_parts, 1),
         ("retries", cfg.retries, 0), ("max_failures", cfg.max_failures, 1),
+        ("runner.crash_retries", r.crash_retries, 0),
     ]:
         if value is not None and value < low:
             bad.append(f"{key}={value}: must be >= {low}")
@@ -184,6 +194,8 @@ def check_values(cfg: ExperimentConfig) -> List[str]:
             bad.append(f"{key}={value}: must be > 0")
     if r.progress not in ("auto", "bar", "plain", "none"):
         bad.append(f"runner.progress={r.progress!r}: use auto, bar, plain or none")
+    if r.isolation not in ("auto", "thread", "process"):
+        bad.append(f"runner.isolation={r.isolation!r}: use auto, thread or process")
     for k, v in cfg.resources.items():
         if v <= 0:
             bad.append(f"resources.{k}={v}: must be > 0")
