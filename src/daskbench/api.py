@@ -65,20 +65,21 @@ def run(
     if client is None and not isinstance(rp.cluster, LocalClusterConfig):
         # the driver's folders mean nothing on other hosts: code is shipped instead
         rp.sys_path = []
+    # Checks that read only: a bad results folder fails before a cluster starts.
     store = ResultStore(
         rp.results_dir, cfg.results.flush_rows, cfg.results.flush_seconds, cfg.results.compact_parts,
         first_columns=[a.key for a in rp.plan.axes],
     )
-    done = store.open_for_resume()
+    done = store.open_for_resume(cfg.name)
     counts = Counts()
     run_info: Dict[str, Any] = {
         "id": uuid.uuid4().hex[:12], "started_at": _now(), "argv": list(sys.argv),
         "overrides": list(overrides), "axes": [a.key for a in rp.plan.axes],
     }
-    store.record_run(dict(run_info, outcome="running"), rp.config_yaml, cfg.name)
     resume = _resume_command(experiment, overrides, config_dir)
     t0 = time.monotonic()
     outcome = None
+    recorded = False
     try:
         ctx = contextlib.nullcontext(client) if client is not None else connect(rp.cluster)
         with ctx as cl:
@@ -88,6 +89,9 @@ def run(
                 prepare(cl, None, "", dict(cfg.resources), echo)
             else:
                 prepare(cl, rp.cluster, make_target(rp), dict(cfg.resources), echo)
+            # the first write: only once the cluster is up and can run trials
+            store.record_run(dict(run_info, outcome="running"), rp.config_yaml, cfg.name)
+            recorded = True
             echo(f"{cfg.name}: {len(rp.plan)} trials, {len(done)} already ok in {rp.results_dir}")
             mode = progress or cfg.runner.progress
             counts.started = time.monotonic()
@@ -95,11 +99,12 @@ def run(
             bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
             outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo).run(done)
     finally:
-        state = "interrupted" if outcome is None or outcome.interrupted else (
-            "stopped" if outcome.stopped_early else "finished")
-        store.record_run(dict(run_info, outcome=state, ended_at=_now(), counts={
-            "total": counts.total, "skipped": counts.skipped, "ok": counts.ok, "failed": counts.failed,
-            "timeout": counts.timeout, "cancelled": counts.cancelled}), rp.config_yaml, cfg.name)
+        if recorded and store.broken is None:  # a broken store has said why already
+            state = "interrupted" if outcome is None or outcome.interrupted else (
+                "stopped" if outcome.stopped_early else "finished")
+            store.record_run(dict(run_info, outcome=state, ended_at=_now(), counts={
+                "total": counts.total, "skipped": counts.skipped, "ok": counts.ok, "failed": counts.failed,
+                "timeout": counts.timeout, "cancelled": counts.cancelled}), rp.config_yaml, cfg.name)
     if cfg.results.report and counts.done:
         _write_report(rp.results_dir, echo)
     return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)

@@ -6,8 +6,11 @@ Layout of an experiment's folder::
     results/<name>/steps/part-*.parquet    per-step tables, keyed by trial_id
     results/<name>/manifest.json           config, versions, one entry per run
 
-Every file is written under a hidden temporary name and renamed into place, so
-a reader never sees half a file. Rewrites (removing superseded rows, unifying
+Every file is written under a hidden temporary name, synced, and renamed into
+place, so a reader never sees half a file; a write that fails (disk full, a
+folder turned read-only) removes its temporary file and raises
+:class:`ResultsError` naming the folder and the cause, and what was written
+before stays readable and resumable. Rewrites (removing superseded rows, unifying
 schemas, compacting many parts) build a whole new folder and swap it in; an
 interrupted swap is finished or rolled back the next time the store opens.
 A trial id is never present twice: a re-run row replaces the old one in the
@@ -16,6 +19,8 @@ same swap.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -51,13 +56,66 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+_CAUSES = {errno.ENOSPC: "No space left on device", errno.EROFS: "Read-only file system",
+           errno.EDQUOT: "Disk quota exceeded", errno.EACCES: "Permission denied"}
+_FIXES = {
+    errno.ENOSPC: "free space there or set results.dir=PATH",
+    errno.EDQUOT: "free space there (disk quota) or set results.dir=PATH",
+    errno.EROFS: "the file system is read-only: remount it read-write or set results.dir=PATH",
+    errno.EACCES: "make it writable or set results.dir=PATH",
+    errno.EPERM: "make it writable or set results.dir=PATH",
+}
+
+
+def write_error(folder: Path, exc: BaseException) -> ResultsError:
+    """A write under ``folder`` failed: say where, why, and what to do."""
+    code = getattr(exc, "errno", None)
+    cause = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    if code not in _CAUSES:  # pyarrow re-raises OS errors as text: find the cause in it
+        for c, text in _CAUSES.items():
+            if text in str(exc):
+                code, cause = c, text
+    fix = _FIXES.get(code, "check the folder or set results.dir=PATH")
+    return ResultsError(
+        f"cannot write results to {folder}: {cause}; {fix}. What was written before is kept: "
+        "run the same command again to resume"
+    )
+
+
+@contextlib.contextmanager
+def _tmp_file(final: Path):
+    """Open a hidden temporary file next to ``final``; on success sync and rename it
+    into place, on any failure remove it, so no partial file is ever left."""
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as f:
+    with _tmp_file(path) as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+
+def _part_name() -> str:
+    return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def _read_schema(part: Path) -> pa.Schema:
+    try:
+        return pq.read_schema(part)
+    except (pa.ArrowException, OSError) as exc:
+        raise ResultsError(
+            f"{part} is not a Parquet file daskbench can read ({str(exc).splitlines()[0]}); move it out of "
+            "the results folder (or set results.dir=PATH to start a new one)"
+        ) from None
 
 
 def _column(values: List[Any], typ: Optional[pa.DataType] = None) -> pa.Array:
@@ -112,7 +170,13 @@ class Dataset:
         parts = self.parts()
         if not parts:
             return None
-        return pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+        try:
+            return pa.unify_schemas([_read_schema(p) for p in parts], promote_options="permissive")
+        except pa.ArrowException as exc:  # e.g. a column that is text in one part, a list in another
+            raise ResultsError(
+                f"the parts of {self.path} have clashing column types ({str(exc).splitlines()[0]}); "
+                "move the folder away or set results.dir=PATH"
+            ) from None
 
     def read(self, columns: Optional[List[str]] = None, schema: Optional[pa.Schema] = None) -> pa.Table:
         parts = self.parts()
@@ -146,45 +210,47 @@ class Dataset:
         schemas = [sc for sc in (self.schema(), extra.schema if extra is not None else None) if sc is not None]
         if self._new.exists():
             shutil.rmtree(self._new)
-        self._new.mkdir(parents=True)
-        if schemas:
-            schema = pa.unify_schemas(schemas, promote_options="permissive")
-            drop = pa.array(sorted(drop_ids), pa.string()) if drop_ids else None
-            name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-            tmp = self._new / f".{name}.tmp"
-            rows = 0
-            with pq.ParquetWriter(tmp, schema) as writer:
-                parts = self.parts()
-                if parts:
-                    import pyarrow.dataset as ds
-
-                    dataset = ds.dataset([str(p) for p in parts], schema=schema, format="parquet")
-                    for batch in dataset.to_batches(batch_size=64_000):
-                        t = pa.Table.from_batches([batch], schema=schema)
-                        if drop is not None:
-                            t = t.filter(pc.invert(pc.is_in(t["trial_id"], value_set=drop)))
-                        if t.num_rows:
-                            writer.write_table(t)
-                            rows += t.num_rows
-                if extra is not None and extra.num_rows:
-                    writer.write_table(_conform(extra, schema))
-                    rows += extra.num_rows
-            if rows:
-                os.replace(tmp, self._new / name)
-            else:
-                tmp.unlink()
+        try:
+            self._new.mkdir(parents=True)
+            if schemas:
+                self._write_merged(pa.unify_schemas(schemas, promote_options="permissive"), drop_ids, extra)
+        except BaseException:
+            # the old folder is untouched until the swap below: drop the half-built new one
+            shutil.rmtree(self._new, ignore_errors=True)
+            raise
         if self.path.exists():
             os.replace(self.path, self._old)
         os.replace(self._new, self.path)
         shutil.rmtree(self._old, ignore_errors=True)
 
+    def _write_merged(self, schema: pa.Schema, drop_ids: Optional[Set[str]], extra: Optional[pa.Table]) -> None:
+        drop = pa.array(sorted(drop_ids), pa.string()) if drop_ids else None
+        rows = 0
+        final = self._new / _part_name()
+        with _tmp_file(final) as f, pq.ParquetWriter(f, schema) as writer:
+            parts = self.parts()
+            if parts:
+                import pyarrow.dataset as ds
+
+                dataset = ds.dataset([str(p) for p in parts], schema=schema, format="parquet")
+                for batch in dataset.to_batches(batch_size=64_000):
+                    t = pa.Table.from_batches([batch], schema=schema)
+                    if drop is not None:
+                        t = t.filter(pc.invert(pc.is_in(t["trial_id"], value_set=drop)))
+                    if t.num_rows:
+                        writer.write_table(t)
+                        rows += t.num_rows
+            if extra is not None and extra.num_rows:
+                writer.write_table(_conform(extra, schema))
+                rows += extra.num_rows
+        if not rows:
+            final.unlink()  # nothing left: an empty folder, not an empty part
+
     @staticmethod
     def _write_part(folder: Path, table: pa.Table) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = folder / f".{name}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, folder / name)
+        with _tmp_file(folder / _part_name()) as f:
+            pq.write_table(table, f)
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -200,7 +266,13 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 class ResultStore:
-    """Buffers results and writes them in batches; knows what is already done."""
+    """Buffers results and writes them in batches; knows what is already done.
+
+    Opening a store writes nothing: the folder is created by the first write,
+    so a run that stops at a config or cluster mistake leaves no trace. After a
+    write has failed the store is *broken*: it has raised :class:`ResultsError`
+    once, and later flushes and closes write nothing more.
+    """
 
     def __init__(self, root: Path, flush_rows: int = 10_000, flush_seconds: float = 10.0,
                  compact_parts: int = 64, first_columns: Iterable[str] = ()):
@@ -213,41 +285,100 @@ class ResultStore:
         self._tables: Dict[str, List[pa.Table]] = {}
         self._last_flush = time.monotonic()
         self._superseded: Set[str] = set()  # ids of non-ok rows on disk
+        self.broken: Optional[ResultsError] = None
         self.check_writable()
-        self.trials = Dataset(self.root / "trials")
-        self._extra = {p.name: Dataset(p) for p in self.root.iterdir()
-                       if p.is_dir() and not p.name.startswith(".") and p.name != "trials"}
+        with self._writing():  # tidying what an interrupted run left is a write too
+            self.trials = Dataset(self.root / "trials")
+            self._extra = {p.name: Dataset(p) for p in self._subdirs() if p.name != "trials"}
+
+    def _subdirs(self) -> List[Path]:
+        if not self.root.is_dir():
+            return []
+        return [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "report"]
 
     def check_writable(self) -> None:
-        """Fail before any trial runs if the folder cannot be written."""
+        """Fail before any trial runs if the folder cannot be written, creating nothing:
+        the probe goes into the folder, or into its nearest existing parent."""
+        where = self.root
+        while not where.exists() and not where.is_symlink() and where != where.parent:
+            where = where.parent
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".write-test-{uuid.uuid4().hex[:8]}"
-            probe.write_bytes(b"ok")
-            probe.unlink()
+            if not where.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{where} is a file, not a folder")
+            probe = where / f".daskbench-write-test-{uuid.uuid4().hex[:8]}"
+            probe.mkdir()
+            probe.rmdir()
         except OSError as exc:
             raise ResultsError(
                 f"cannot write results to {self.root}: {exc.strerror or exc}; "
                 "choose another folder with results.dir=PATH"
             ) from None
 
+    @contextlib.contextmanager
+    def _writing(self):
+        """Turn a failed write into one ResultsError and mark the store broken."""
+        if self.broken is not None:
+            raise self.broken
+        try:
+            yield
+        except OSError as exc:  # pyarrow's IO errors are OSErrors too
+            self.broken = write_error(self.root, exc)
+            raise self.broken from None
+        except pa.ArrowException as exc:
+            if not any(text in str(exc) for text in _CAUSES.values()):
+                raise  # not the file system: a bug to see in full
+            self.broken = write_error(self.root, exc)
+            raise self.broken from None
+
     # -- resume ---------------------------------------------------------------
-    def open_for_resume(self) -> Set[str]:
-        """Ids of trials already ``ok``; tidies what an interrupted run left."""
-        table = self.trials.read(columns=["trial_id", "status"])
+    def open_for_resume(self, name: Optional[str] = None) -> Set[str]:
+        """Ids of trials already ``ok``; checks that the folder holds this
+        experiment's results (``name``) and tidies what an interrupted run left."""
+        self.check_manifest(name)
+        table = self.trials.read(columns=["trial_id", "status"]) if self.trials.parts() else pa.table({})
+        if self.trials.parts() and not {"trial_id", "status"} <= set(table.column_names):
+            raise ResultsError(
+                f"{self.trials.path} holds Parquet data daskbench did not write (no trial_id and status "
+                "columns); set results.dir=PATH to a folder of its own"
+            )
         if table.num_rows == 0:
             ok: Set[str] = set()
         else:
             ok_mask = pc.equal(table["status"], "ok")
             ok = set(table.filter(ok_mask)["trial_id"].to_pylist())
             self._superseded = set(table.filter(pc.invert(ok_mask))["trial_id"].to_pylist())
-        for name, dset in self._extra.items():
+        for dname, dset in self._extra.items():
             ids = dset.read(columns=["trial_id"])
             if ids.num_rows and "trial_id" in ids.column_names:
                 orphans = set(pc.unique(ids["trial_id"]).to_pylist()) - ok
                 if orphans:  # per-step rows written just before a run died
-                    dset.rewrite(drop_ids=orphans)
+                    with self._writing():
+                        dset.rewrite(drop_ids=orphans)
         return ok
+
+    def check_manifest(self, name: Optional[str]) -> Dict[str, Any]:
+        """The folder's manifest.json ({} if none); a ResultsError if it is not one
+        daskbench wrote for experiment ``name``."""
+        path = self.root / "manifest.json"
+        if not path.exists():
+            return {}
+        try:
+            manifest = json.loads(path.read_text())
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise ResultsError(
+                f"{path} is not valid JSON ({str(exc).splitlines()[0]}); daskbench keeps its run history "
+                "there and will not overwrite it: move the file away (a new one is written), or set "
+                "results.dir=PATH"
+            ) from None
+        other = manifest.get("name")
+        if name is not None and other is not None and other != name:
+            raise ResultsError(
+                f"{self.root} holds the results of experiment {other!r} (see its manifest.json), not {name!r}; "
+                "set results.dir=PATH to a folder of its own"
+            )
+        return manifest
 
     # -- writing --------------------------------------------------------------
     def add(self, rows: List[Dict[str, Any]], tables: Dict[str, pa.Table]) -> None:
@@ -266,6 +397,10 @@ class ResultStore:
         self._last_flush = time.monotonic()
         if not self._rows:
             return
+        with self._writing():
+            self._flush()
+
+    def _flush(self) -> None:
         for name, parts in self._tables.items():
             dset = self._extra.get(name) or self._extra.setdefault(name, Dataset(self.root / name))
             schema = pa.unify_schemas([t.schema for t in parts], promote_options="permissive")
@@ -283,27 +418,29 @@ class ResultStore:
         self._rows = []
 
     def close(self) -> None:
-        """Flush, then compact folders that grew many small parts."""
+        """Flush, then compact folders that grew many small parts. A broken store
+        has reported its failure already and writes nothing more."""
+        if self.broken is not None:
+            return
         self.flush()
-        for dset in [self.trials, *self._extra.values()]:
-            if len(dset.parts()) > self.compact_parts:
-                dset.rewrite()
+        with self._writing():
+            for dset in [self.trials, *self._extra.values()]:
+                if len(dset.parts()) > self.compact_parts:
+                    dset.rewrite()
 
     # -- manifest -------------------------------------------------------------
     def record_run(self, run: Dict[str, Any], config_yaml: str, name: str) -> None:
         """Add (or update, by ``run['id']``) this run's entry in manifest.json."""
-        path = self.root / "manifest.json"
-        try:
-            manifest = json.loads(path.read_text()) if path.exists() else {}
-        except (OSError, ValueError):
-            manifest = {}
+        manifest = self.check_manifest(name)
         manifest["name"] = name
         manifest["config"] = config_yaml
         manifest["versions"] = versions()
         runs = [r for r in manifest.get("runs", []) if r.get("id") != run.get("id")]
         runs.append(run)
         manifest["runs"] = runs
-        _atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
+        with self._writing():
+            self.root.mkdir(parents=True, exist_ok=True)
+            _atomic_write_bytes(self.root / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
 
 
 def versions() -> Dict[str, str]:
