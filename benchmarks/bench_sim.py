@@ -2,9 +2,13 @@
 
 Four measurements, each next to its baseline in this one script:
 
+Simulations run as a sweep runs them: ``daskbench.sim.trial`` is a task on a
+worker of a 2-worker ``LocalCluster`` (one thread each), and its coordinator
+places one shard actor per worker in turn.
+
 1. **Tick overhead**: the ``Idle`` model (agents due every tick that do nothing)
-   on 1, 2 and 4 shard actors over a 2-worker ``LocalCluster``: wall time per
-   tick, which is the coordinator's one call per shard plus the barrier.
+   on 1, 2 and 4 shard actors: wall time per tick, which is the coordinator's
+   one call per shard plus the barrier.
 2. **Boltzmann against Mesa**: ``experiments.boltzmann`` (1 shard actor, and in
    the coordinator's own process) against Mesa's tutorial model
    (``benchmarks/mesa_boltzmann.py``), same number of agents and steps, agent-steps
@@ -51,24 +55,26 @@ MODES: Dict[str, Dict[str, Any]] = {
     "full": dict(idle_ticks=1_000, mesa_agents=100_000, mesa_steps=30, speedup_sizes=[100_000, 1_000_000],
                  speedup_ticks=100, epidemic_people=20_000, repeats=5),
 }
+IDLE, BOLTZMANN, EPIDEMIC = "sim_models.Idle", "experiments.boltzmann.Boltzmann", "experiments.epidemic.Epidemic"
 TARGETS = {"tick_overhead_ms_2_shards": 3.0, "vs_mesa": 20.0, "speedup_1m": 1.6, "community_vs_round_robin": 0.5}
 
 
-def _sim(model: Any, client: Any = None, **settings: Any) -> Dict[str, Any]:
-    from daskbench.sim.coordinator import Settings
-    from daskbench.sim.run import run
+def _sim(model: str, params: Dict[str, Any], client: Any = None, **settings: Any) -> Dict[str, Any]:
+    """One simulation's metrics. With ``client``: as a sweep runs it, the trial is a task on a
+    worker and its coordinator places the shard actors; without: every shard in this process."""
+    from daskbench import sim
 
-    local = client is None
-    return run(model, Settings(**settings), seed=2026, client=client, local=local).metrics
+    kwargs = dict(model=model, params=params, seed=2026, **settings)
+    if client is None:
+        return sim.trial(local=True, **kwargs)
+    return client.submit(sim.trial, pure=False, **kwargs).result()
 
 
 def tick_overhead(client: Any, ticks: int, repeats: int) -> Dict[str, Any]:
-    from sim_models import Idle
-
     out: Dict[str, Any] = {}
     for shards in (1, 2, 4):
-        runs = [_sim(Idle(1_000), client, ticks=ticks, shards=shards, fast_forward=False)["tick_ms"]
-                for _ in range(repeats)]
+        runs = [_sim(IDLE, {"n_agents": 1_000}, client, ticks=ticks, shards=shards,
+                     clock={"fast_forward": False})["tick_ms"] for _ in range(repeats)]
         out[f"{shards}_shards_ms"] = C.median(runs)
     return out
 
@@ -87,8 +93,6 @@ def mesa_steps(n: int, steps: int) -> Dict[str, Any]:
 
 
 def vs_mesa(client: Any, n: int, steps: int, repeats: int) -> Dict[str, Any]:
-    from experiments.boltzmann import Boltzmann
-
     actor, local, mesa = [], [], []
     gini: Dict[str, float] = {}
     for _ in range(repeats):
@@ -97,10 +101,10 @@ def vs_mesa(client: Any, n: int, steps: int, repeats: int) -> Dict[str, Any]:
             return {"agents": n, "steps": steps, **m}
         mesa.append(m["agent_steps_per_s"])
         gini["mesa"] = m["gini"]
-        a = _sim(Boltzmann(n), client, ticks=steps + 1, shards=1)  # tick 0's gini is the start state
+        a = _sim(BOLTZMANN, {"n_agents": n}, client, ticks=steps + 1, shards=1)  # tick 0 reports the start
         actor.append(a["agent_steps_per_s"])
         gini["daskbench"] = a["gini"]
-        local.append(_sim(Boltzmann(n), None, ticks=steps + 1, shards=1)["agent_steps_per_s"])
+        local.append(_sim(BOLTZMANN, {"n_agents": n}, None, ticks=steps + 1, shards=1)["agent_steps_per_s"])
     base = C.median(mesa)
     return {"agents": n, "steps": steps, "mesa_agent_steps_per_s": base,
             "daskbench_actor_agent_steps_per_s": C.median(actor),
@@ -110,29 +114,25 @@ def vs_mesa(client: Any, n: int, steps: int, repeats: int) -> Dict[str, Any]:
 
 
 def speedup(client: Any, sizes: List[int], ticks: int, repeats: int) -> Dict[str, Any]:
-    from experiments.boltzmann import Boltzmann
-
     out: Dict[str, Any] = {}
     for n in sizes:
         one, two = [], []
-        _sim(Boltzmann(n), client, ticks=3, shards=2)  # warm both workers (imports, allocator)
+        _sim(BOLTZMANN, {"n_agents": n}, client, ticks=3, shards=2)  # warm both workers (imports, allocator)
         for _ in range(repeats):
-            one.append(_sim(Boltzmann(n), client, ticks=ticks, shards=1)["tick_ms"])
-            two.append(_sim(Boltzmann(n), client, ticks=ticks, shards=2)["tick_ms"])
+            one.append(_sim(BOLTZMANN, {"n_agents": n}, client, ticks=ticks, shards=1)["tick_ms"])
+            two.append(_sim(BOLTZMANN, {"n_agents": n}, client, ticks=ticks, shards=2)["tick_ms"])
         out[str(n)] = {"ticks": ticks, "tick_ms_1_shard": C.median(one), "tick_ms_2_shards": C.median(two),
                        "speedup": C.median(one) / C.median(two)}
     return out
 
 
 def placement(people: int) -> Dict[str, Any]:
-    from experiments.epidemic import Epidemic
-
     out: Dict[str, Any] = {"people": people}
     for shards in (2, 4):
         row = {}
         for allocation in ("round_robin", "community"):
             t0 = time.perf_counter()
-            m = _sim(Epidemic(n_people=people), None, ticks=200, shards=shards, allocation=allocation)
+            m = _sim(EPIDEMIC, {"n_people": people}, None, ticks=200, shards=shards, allocation=allocation)
             row[allocation] = {"cross_shard_fraction": m["cross_shard_fraction"], "seconds": time.perf_counter() - t0,
                                "attack_rate": m["attack_rate"]}
         row["ratio"] = row["community"]["cross_shard_fraction"] / row["round_robin"]["cross_shard_fraction"]
