@@ -79,10 +79,6 @@ class Case:
     root: bool = False  # needs root (mounts)
 
 
-def _exp(body: str) -> str:
-    return body
-
-
 def _file_at(rel: str, text: str = "") -> Callable[[Path], None]:
     def make(wd: Path) -> None:
         p = wd / rel
@@ -142,6 +138,10 @@ CASES: List[Case] = [
          yaml="name: bad\ntrial: {_target_: badtrials.qaud}\n"),
     Case("config-not-a-dotted-path", ["+experiment=bad"], ["trial._target_='quad'", "package.module.function"],
          yaml="name: bad\ntrial: {_target_: quad}\n"),
+    Case("config-target-is-module", ["+experiment=bad"], ["trial._target_='os.path' is a module", "trial function"],
+         yaml="name: bad\ntrial: {_target_: os.path}\n"),
+    Case("config-negative-seed", ["+experiment=bad"], ["seed=-1", ">= 0"],
+         yaml="name: bad\nseed: -1\ntrial: {_target_: badtrials.quad}\n", seeded="results"),
     Case("config-unknown-trial-arg", ["+experiment=bad"], ["trial.z", "has no argument 'z'", "x, seed"],
          yaml="name: bad\ntrial: {_target_: badtrials.quad, z: 1}\n"),
     Case("config-unknown-top-key", ["+experiment=bad"], ["unknown top-level key 'sweeps'", "did you mean 'sweep'"],
@@ -175,13 +175,19 @@ CASES: List[Case] = [
          ["unknown key sweep.desing", "did you mean 'design'"]),
     Case("cli-unknown-runner-key", ["+experiment=bad", "runner.chunksize=5"],
          ["unknown key runner.chunksize", "did you mean 'chunk_size'"]),
-    Case("cli-unknown-trial-key", ["+experiment=bad", "trial.nope=1"], ["trial.nope", "x, seed"]),
+    Case("cli-unknown-trial-key", ["+experiment=bad", "trial.nope=1"], ["trial.nope", "x, seed"], seeded="results"),
+    Case("cli-config-dir-missing", ["--config-dir", "nosuch", "+experiment=bad"], ["--config-dir nosuch", "no such folder"]),
+    Case("cli-report-not-results", ["--report", "conf"], ["no results in conf", "python -m daskbench"]),
+    Case("cli-empty-results-dir", ["+experiment=bad", "results.dir="], ["results.dir is empty", "results.dir=results/NAME"]),
+    Case("cli-unknown-option", ["+experiment=bad", "--bogus"], ["unrecognized arguments: --bogus", "--help"]),
     Case("cli-bad-syntax", ["+experiment=bad", "trial.x=0.5,,0.9"], ["cannot parse 'trial.x=0.5,,0.9'", "Hydra's grammar"]),
     Case("cli-bad-type", ["+experiment=bad", "retries=lots"], ["retries", "'lots'", "integer"]),
     Case("cli-bad-chunk-size", ["+experiment=bad", "runner.chunk_size=big"], ["runner.chunk_size='big'", "auto"]),
     Case("cli-sweep-experiments", ["+experiment=bad,other"], ["sweeping over experiments"]),
     # -- sweep expressions ----------------------------------------------------
     Case("sweep-empty-range", ["+experiment=bad", "trial.x=range(0,0)"], ["axis 'trial.x' is empty", "at least one value"]),
+    Case("sweep-range-zero-step", ["+experiment=bad", "trial.x=range(0,10,0)"],
+         ["'trial.x=range(0,10,0)'", "must not be zero", "range(0,10,2)"], seeded="results"),
     Case("sweep-bad-range-args", ["+experiment=bad", "trial.x=range(a,b)"], ["'trial.x=range(a,b)'", "range(0,10)"]),
     Case("sweep-empty-choice", ["+experiment=bad", "trial.x=choice()"], ["'trial.x=choice()'", "empty choice"]),
     Case("sweep-unbalanced-bracket", ["+experiment=bad", "trial.x=[1,2"], ["'trial.x=[1,2'", "Hydra's grammar"]),
@@ -189,7 +195,7 @@ CASES: List[Case] = [
          yaml="name: bad\ntrial: {_target_: badtrials.quad}\nsweep: {params: {trial.x: 'range(0,'}}\n"),
     Case("sweep-interval-on-grid", ["+experiment=bad", "trial.x=interval(0,1)"], ["'trial.x' is an interval", "sweep.design="]),
     Case("sweep-bad-interval", ["+experiment=bad", "sweep.design=lhs", "sweep.samples=4", "trial.x=interval(1,0)"],
-         ["interval(1.0,0.0)", "lo < hi"]),
+         ["interval(1.0,0.0)", "lo < hi"], seeded="results"),
     Case("sweep-design-no-samples", ["+experiment=bad", "sweep.design=sobol", "trial.x=interval(0,1)"],
          ["sweep.design=sobol needs sweep.samples=N"]),
     Case("sweep-unknown-design", ["+experiment=bad", "sweep.design=magic"], ["sweep.design='magic'", "grid, random, lhs, sobol"]),
@@ -227,19 +233,21 @@ CASES: List[Case] = [
     Case("cluster-missing-certs", ["+experiment=bad", "cluster=address", "cluster.address=tls://127.0.0.1:9",
                                    "cluster.security.mode=files", "cluster.security.ca_file=ca.pem",
                                    "cluster.security.cert_file=cert.pem", "cluster.security.key_file=key.pem"],
-         ["cluster.security.ca_file=ca.pem", "no such file"]),
+         ["cluster.security.ca_file=ca.pem", "no such file"], seeded="results"),
     Case("cluster-zero-workers", ["+experiment=bad", "cluster.n_workers=0"], ["cluster.n_workers=0", ">= 1"]),
     Case("cluster-negative-workers", ["+experiment=bad", "cluster.n_workers=-2"], ["cluster.n_workers=-2", ">= 1"]),
     Case("cluster-key-of-other-kind", ["+experiment=bad", "cluster=address", "cluster.address=tcp://127.0.0.1:9",
                                        "cluster.n_workers=2"],
          ["unknown key cluster.n_workers", "cluster=address", "timeout_s"]),
+    Case("cluster-bad-memory-limit", ["+experiment=bad", "cluster.memory_limit=lots"],
+         ["cluster.memory_limit=lots", "4GB"], seeded="results"),
     Case("cluster-zero-threads", ["+experiment=bad", "cluster.threads_per_worker=0"],
          ["cluster.threads_per_worker=0", ">= 1"]),
     # -- manifests ------------------------------------------------------------------
     Case("deploy-manifest-corrupt", ["+experiment=bad", "cluster=kubernetes", "cluster.manifest=deploy.yaml"],
          ["deploy.yaml", "not valid YAML"], setup=_file_at("deploy.yaml", BAD_DEPLOY)),
     Case("deploy-manifest-missing", ["+experiment=bad", "cluster=kubernetes", "cluster.manifest=nosuch.yaml"],
-         ["cluster.manifest=nosuch.yaml", "no such file"]),
+         ["cluster.manifest=nosuch.yaml", "no such file"], seeded="results"),
     Case("deploy-manifest-wrong-kind", ["+experiment=bad", "cluster=kubernetes", "cluster.manifest=deploy.yaml"],
          ["deploy.yaml", "DaskCluster"], setup=_file_at("deploy.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")),
 ]

@@ -22,8 +22,16 @@ command again skips the trials already ok and runs only what is missing or faile
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with daskbench's one-line errors (no usage block) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"daskbench: error: {message}; see `python -m daskbench --help`", file=sys.stderr)
+        sys.exit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m daskbench", usage=USAGE, epilog=EPILOG,
+    p = _Parser(prog="python -m daskbench", usage=USAGE, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Run a parameter sweep on Dask; results go to Parquet.")
     p.add_argument("overrides", nargs="*", help="+experiment=NAME and Hydra overrides")
@@ -37,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    # intermixed: options may come between overrides (`+experiment=x --dry-run trial.a=1`)
+    args = _parser().parse_intermixed_args(argv)
     try:
         return _main(args)
     except DaskbenchError as exc:

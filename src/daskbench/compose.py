@@ -284,7 +284,7 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
         cfg: schema.ExperimentConfig = OmegaConf.to_object(typed)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(f"bad value: {str(exc).splitlines()[0]}") from None
-    problems = schema.check_values(cfg)
+    problems = schema.check_values(cfg) + _more_checks(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -375,6 +375,18 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     )
 
 
+def _more_checks(cfg: schema.ExperimentConfig) -> List[str]:
+    """Value checks beyond the schema's own (kept here, where the config enters)."""
+    bad = []
+    if not str(cfg.results.dir).strip():
+        bad.append("results.dir is empty; give a folder, e.g. results.dir=results/NAME (the default is results/<name>)")
+    if cfg.seed < 0:
+        bad.append(f"seed={cfg.seed}: must be >= 0 (NumPy's SeedSequence takes non-negative integers)")
+    if cfg.results.flush_seconds < 0:
+        bad.append(f"results.flush_seconds={cfg.results.flush_seconds:g}: must be >= 0")
+    return bad
+
+
 def _cluster(cfg0: DictConfig) -> Any:
     node = cfg0.get("cluster") or {}
     kind = node.get("kind", "local")
@@ -406,6 +418,17 @@ def check_cluster(c: Any) -> None:
                               "for scaling from zero set cluster.adapt.maximum)")
         if c.threads_per_worker < 1:
             raise ConfigError(f"cluster.threads_per_worker={c.threads_per_worker}: must be >= 1")
+        if str(c.memory_limit) != "auto":
+            from dask.utils import parse_bytes
+
+            try:
+                parse_bytes(c.memory_limit)
+            except (ValueError, TypeError):
+                raise ConfigError(f"cluster.memory_limit={c.memory_limit}: give auto, a size per worker such as "
+                                  "4GB or 512MiB, or 0 for no limit") from None
+        for k, v in c.resources.items():
+            if v <= 0:
+                raise ConfigError(f"cluster.resources.{k}={v:g}: must be > 0")
     if isinstance(c, (schema.LocalClusterConfig, schema.KubernetesClusterConfig)):
         a = c.adapt
         if a.minimum < 0 or a.maximum < 0 or (a.maximum > 0 and a.minimum > a.maximum):
@@ -514,9 +537,15 @@ def import_target(target: str, dirs: Sequence[Path] = ()) -> Any:
             f"trial._target_={target!r}: importing {mod_name!r} raised {type(exc).__name__}: {exc}"
         ) from None
     try:
-        return getattr(mod, attr)
+        fn = getattr(mod, attr)
     except AttributeError:
         names = [n for n in dir(mod) if not n.startswith("_")]
         raise TrialImportError(
             f"trial._target_={target!r}: module {mod_name!r} has no {attr!r}{_suggest(attr, names)}"
         ) from None
+    if not callable(fn):
+        raise TrialImportError(
+            f"trial._target_={target!r} is a {type(fn).__name__}, not a function; give the trial function "
+            f"itself, e.g. trial._target_={target}.run"
+        )
+    return fn

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -54,8 +55,10 @@ def parse_override(text: str) -> Override:
     try:
         return _parser.parse_override(text)
     except HydraException as exc:  # OverrideParseException and grammar errors
+        # ANTLR lists every token it could have taken ("expecting {':', BRACKET_OPEN, ...}"): noise to a user
+        detail = re.sub(r" expecting \{[^}]*\}| expecting \S+", "", str(exc).splitlines()[0])
         raise SweepError(
-            f"cannot parse {text!r}: {str(exc).splitlines()[0]}. "
+            f"cannot parse {text!r}: {detail}. "
             "Sweep expressions use Hydra's grammar: key=a,b,c  'key=range(0,10)'  "
             "'key=choice(x,y)'  'key=interval(0,1)'; quote values with spaces or commas."
         ) from None
@@ -79,7 +82,13 @@ def axis_from_override(ov: Override, is_group: bool = False) -> Axis:
     if not ov.is_sweep_override():
         return Axis(key, values=(_plain(ov.value()),), is_group=is_group, add=add)
     if ov.is_discrete_sweep():
-        values = tuple(_plain(v) for v in ov.sweep_iterator())
+        try:
+            values = tuple(_plain(v) for v in ov.sweep_iterator())
+        except (ValueError, TypeError) as exc:  # e.g. range(0,10,0): Python's range refuses a zero step
+            raise SweepError(
+                f"axis {key!r}: cannot expand {ov.input_line!r} ({exc}); e.g. {key}=range(0,10,2) "
+                f"or {key}=1,2,3"
+            ) from None
         if not values:
             raise SweepError(
                 f"axis {key!r} is empty ({ov.input_line!r}); give at least one value, "
@@ -89,7 +98,10 @@ def axis_from_override(ov: Override, is_group: bool = False) -> Axis:
     iv = ov.value()
     assert isinstance(iv, IntervalSweep)
     if not iv.start < iv.end:
-        raise SweepError(f"axis {key!r}: interval({iv.start},{iv.end}) needs lo < hi")
+        raise SweepError(f"axis {key!r}: interval({iv.start},{iv.end}) needs lo < hi; write "
+                         f"{key}=interval({iv.end},{iv.start})" if iv.start > iv.end else
+                         f"axis {key!r}: interval({iv.start},{iv.end}) is empty; give lo < hi, e.g. "
+                         f"interval({iv.start},{iv.start + 1})")
     return Axis(key, interval=(float(iv.start), float(iv.end)), is_group=is_group, add=add)
 
 
