@@ -16,6 +16,9 @@ places one shard actor per worker in turn.
    Gini after the last step as a check that they model the same thing.
 3. **1 -> 2 workers**: Boltzmann with 10^5 and 10^6 agents on 1 shard (one
    worker busy) against 2 shards on the 2 workers of the same cluster.
+   Beside it, the machine's own ceiling: the same model stepped with no Dask
+   at all, half the agents in one process, then in two processes at once
+   (two cores sharing caches and memory bandwidth do not give 2x).
 4. **Placement**: ``experiments.epidemic`` under ``round_robin`` and
    ``community`` allocation on 2 and 4 shards: fraction of messages that cross
    shards (deterministic: it does not depend on where the shards run).
@@ -126,6 +129,27 @@ def speedup(client: Any, sizes: List[int], ticks: int, repeats: int) -> Dict[str
     return out
 
 
+def _local_rate(n: int, ticks: int) -> float:
+    return _sim(BOLTZMANN, {"n_agents": n}, None, ticks=ticks, shards=1)["agent_steps_per_s"]
+
+
+def machine_ceiling(n: int, ticks: int, repeats: int) -> Dict[str, Any]:
+    """How much faster two processes step two halves than one process steps one half, with no
+    Dask at all: what the cores and memory of this machine allow a 2-shard run to gain."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    half = n // 2
+    alone, pair = [], []
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(_local_rate, [1_000] * 2, [2] * 2))  # start both processes
+        for _ in range(repeats):
+            alone.append(pool.submit(_local_rate, half, ticks).result())
+            pair.append(sum(pool.map(_local_rate, [half] * 2, [ticks] * 2)))
+    return {"agents_per_process": half, "ticks": ticks, "one_process_agent_steps_per_s": C.median(alone),
+            "two_processes_agent_steps_per_s": C.median(pair), "ceiling": C.median(pair) / C.median(alone)}
+
+
 def placement(people: int) -> Dict[str, Any]:
     out: Dict[str, Any] = {"people": people}
     for shards in (2, 4):
@@ -170,6 +194,8 @@ def main(argv: List[str] = None) -> int:
         res["tick_overhead"] = _timed("tick overhead", lambda: tick_overhead(client, cfg["idle_ticks"], repeats))
         res["vs_mesa"] = _timed("Boltzmann vs Mesa", lambda: vs_mesa(client, cfg["mesa_agents"], cfg["mesa_steps"], repeats))
         res["speedup"] = _timed("1 -> 2 workers", lambda: speedup(client, cfg["speedup_sizes"], cfg["speedup_ticks"], repeats))
+    big = max(cfg["speedup_sizes"])
+    res["machine_ceiling"] = _timed("2 plain processes", lambda: machine_ceiling(big, cfg["speedup_ticks"], repeats))
     res["placement"] = _timed("placement", lambda: placement(cfg["epidemic_people"]))
 
     rows = [[f"tick overhead, {s} shard{'s' if s > 1 else ''} on 2 workers", f"{res['tick_overhead'][f'{s}_shards_ms']:.2f} ms",
@@ -188,6 +214,10 @@ def main(argv: List[str] = None) -> int:
         rows.append([f"Boltzmann {int(n):,} agents, 2 shards/2 workers", f"{s['tick_ms_2_shards']:.1f} ms/tick",
                      f"1 shard: {s['tick_ms_1_shard']:.1f} ms/tick", f"{s['speedup']:.2f}x",
                      ">= 1.6x" if int(n) == 1_000_000 else ""])
+    mc = res["machine_ceiling"]
+    rows.append([f"ceiling: 2 plain processes x {mc['agents_per_process']:,} agents, no Dask",
+                 f"{mc['two_processes_agent_steps_per_s'] / 1e6:.1f} M/s",
+                 f"1 process: {mc['one_process_agent_steps_per_s'] / 1e6:.1f} M/s", f"{mc['ceiling']:.2f}x", ""])
     for k in ("2_shards", "4_shards"):
         r = res["placement"][k]
         rows.append([f"epidemic {res['placement']['people']:,} people, {k.replace('_', ' ')}: cross-shard",
