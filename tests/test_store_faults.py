@@ -34,6 +34,7 @@ FAST = ["runner.progress=plain", "results.report=false", "cluster.n_workers=1", 
 TRIALS = '''
 """Trials that break their own results folder at trial `at`, once."""
 import errno, os, time
+import pandas as pd
 
 
 def _parts(folder):
@@ -57,7 +58,8 @@ def fill_at(x=0, at=10, parts="", ballast="", marker="", delay=0.02, seed=0):
         finally:
             os.close(fd)
     time.sleep(delay)
-    return {"y": x * 2}
+    # per-step rows too: on resume, those of trials whose row never landed are dropped
+    return {"y": x * 2, "steps": pd.DataFrame({"tick": [0, 1, 2], "v": [x, x + 1, x + 2]})}
 
 
 def wait_read_only(x=0, at=10, path="", ready="", delay=0.02, seed=0):
@@ -119,6 +121,10 @@ def _resume_completes(args, wd: Path, results: Path, done_before: int) -> None:
     df = pd.read_parquet(results / "trials")
     assert len(df) == N and df.trial_id.is_unique and (df.status == "ok").all()
     assert sorted(df["trial.x"]) == list(range(N))
+    if (results / "steps").exists():
+        steps = pd.read_parquet(results / "steps")
+        assert set(steps.trial_id) == set(df.trial_id)
+        assert (steps.groupby("trial_id").size() == 3).all()  # no step row twice
 
 
 def test_disk_full_mid_run_stops_clearly_and_resumes(disk, work):
@@ -242,7 +248,7 @@ def test_store_read_only_on_manifest(disk):
     st.flush()
     _remount(disk, "ro")
     try:
-        with pytest.raises(ResultsError, match=r"Read-only file system; the file system is read-only"):
+        with pytest.raises(ResultsError, match=r"Read-only file system; remount it read-write or set results.dir=PATH"):
             st.record_run({"id": "a", "outcome": "finished"}, "", "m")
     finally:
         _remount(disk, "rw")

@@ -61,7 +61,7 @@ _CAUSES = {errno.ENOSPC: "No space left on device", errno.EROFS: "Read-only file
 _FIXES = {
     errno.ENOSPC: "free space there or set results.dir=PATH",
     errno.EDQUOT: "free space there (disk quota) or set results.dir=PATH",
-    errno.EROFS: "the file system is read-only: remount it read-write or set results.dir=PATH",
+    errno.EROFS: "remount it read-write or set results.dir=PATH",
     errno.EACCES: "make it writable or set results.dir=PATH",
     errno.EPERM: "make it writable or set results.dir=PATH",
 }
