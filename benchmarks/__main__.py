@@ -29,10 +29,15 @@ BENCHES = [
     ("throughput", "bench_throughput.py"),
     ("hydra", "bench_hydra.py"),
     ("scale", "bench_scale.py"),
+    ("projection", "projection.py"),  # from scale.json: no timing of its own
     ("million", "bench_million.py"),
     ("store", "bench_store.py"),
     ("sim", "bench_sim.py"),  # written separately; may not exist yet
 ]
+
+
+#: seconds one benchmark may take before it is stopped and reported as timed out
+TIMEOUT_S = {"smoke": 150, "quick": 900, "full": 2400}
 
 
 def run_one(name: str, script: str, mode: str) -> Dict[str, Any]:
@@ -42,13 +47,37 @@ def run_one(name: str, script: str, mode: str) -> Dict[str, Any]:
     out = C.RESULTS / f"{name}.json"
     print(f"\n=== {script} --{mode} " + "=" * max(0, 56 - len(script)), flush=True)
     t0 = time.time()
-    proc = subprocess.run([C.PY, str(path), f"--{mode}"], cwd=C.ROOT, env=C.env())
+    # its own process group, so a timeout stops the benchmark and the clusters it started
+    proc = subprocess.Popen([C.PY, str(path), f"--{mode}"], cwd=C.ROOT, env=C.env(), start_new_session=True)
+    try:
+        proc.wait(timeout=TIMEOUT_S[mode])
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        return {"status": "failed", "why": f"timed out after {TIMEOUT_S[mode]} s", "seconds": time.time() - t0}
     took = time.time() - t0
     if proc.returncode != 0:
         return {"status": "failed", "why": f"exit status {proc.returncode}", "seconds": took}
     if not out.exists() or out.stat().st_mtime < t0 - 1:
         return {"status": "failed", "why": f"wrote no fresh {out.name}", "seconds": took}
     return {"status": "ok", "seconds": took, "result": json.loads(out.read_text())}
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the benchmark's process group, then SIGKILL what is left."""
+    import os
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=10)
+            if sig == signal.SIGTERM:
+                time.sleep(1)  # let workers in the group exit too
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def main(argv: List[str]) -> int:

@@ -58,8 +58,8 @@ def child_run(n: int, work: Path) -> dict:
     sys.path.insert(0, str(HERE))
     import _common as C
 
-    C.write_noop_experiment(work / "conf", work / "results" / "noop", {"trial.x": f"range(0,{n})"},
-                            extra="  report: false")
+    # the default run, report included: it loads the whole table after the sweep
+    C.write_noop_experiment(work / "conf", work / "results" / "noop", {"trial.x": f"range(0,{n})"})
     after_import = _rss_mib()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:

@@ -42,6 +42,9 @@ from benchmarks import _common as C  # noqa: E402
 
 SIZES = {"smoke": [1_000, 5_000], "quick": [10_000, 100_000], "full": [10_000, 100_000, 1_000_000]}
 RAW_TASKS = {"smoke": 300, "quick": 2_000, "full": 5_000}
+#: fixed chunk sizes (runner.chunk_size) and chunks per size, for scheduler CPU per chunk = a + b * size
+CHUNK_SIZES = {"smoke": [1, 100], "quick": [1, 10, 100, 1000], "full": [1, 10, 100, 1000]}
+CHUNKS = {"smoke": 100, "quick": 400, "full": 1000}
 GROWTH_FLAG = 1.5
 MARK = "@@RESULT@@"
 
@@ -63,7 +66,7 @@ def proc_mem_mib(pid: int) -> Dict[str, float]:
 
 
 # ------------------------------------------------------------------ the driver (a child process)
-def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int) -> Dict[str, Any]:
+def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, mode: str) -> Dict[str, Any]:
     import daskbench
     import daskbench.runner as runner
     from distributed import Client
@@ -87,10 +90,10 @@ def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int) -
     submit = {"s": 0.0, "chunks": 0}
     real_submit = runner.Runner._submit
 
-    def timed_submit(self, items):
+    def timed_submit(self, items, *args, **kwargs):  # whatever else the runner passes, passed on
         t = time.perf_counter()
         try:
-            return real_submit(self, items)
+            return real_submit(self, items, *args, **kwargs)
         finally:
             submit["s"] += time.perf_counter() - t
             submit["chunks"] += 1
@@ -100,22 +103,25 @@ def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int) -
         client.submit(sum, [1, 2]).result()
         rss_before = _rss_mib()
         cpu0, mem0 = proc_cpu_s(sched_pid), proc_mem_mib(sched_pid)
+        dcpu0 = proc_cpu_s(os.getpid())
         t0 = time.perf_counter()
         res = daskbench.run("noop", [], client=client, config_dir=str(conf), progress="none", echo=lambda s: None)
         wall = time.perf_counter() - t0
+        driver_cpu = proc_cpu_s(os.getpid()) - dcpu0
         cpu1, mem1 = proc_cpu_s(sched_pid), proc_mem_mib(sched_pid)
         peak = _rss_mib()
         assert res.counts.ok == n, res.counts
         raw = raw_map(client, sched_pid, raw_tasks) if raw_tasks else None
+        fixed = chunk_costs(client, sched_pid, conf, work, mode) if raw_tasks else None
     files = sorted(str(p.relative_to(results)) for p in results.rglob("*") if p.is_file())
     return {
-        "trials": n, "build_plan_s": build_s, "expand_s": expand_s, "submit_s": submit["s"],
+        "trials": n, "build_plan_s": build_s, "expand_s": expand_s, "submit_s": submit["s"], "driver_cpu_s": driver_cpu,
         "chunks": submit["chunks"], "wall_s": wall, "trials_per_s": n / wall,
         "driver_rss_before_mib": rss_before, "driver_peak_rss_mib": peak, "driver_growth_mib": peak - rss_before,
         "scheduler_cpu_s": cpu1 - cpu0, "scheduler_rss_before_mib": mem0["VmRSS"],
         "scheduler_peak_rss_mib": mem1["VmHWM"], "scheduler_growth_mib": mem1["VmHWM"] - mem0["VmRSS"],
         "files": len(files), "parquet_files": sum(f.endswith(".parquet") for f in files), "file_names": files[:20],
-        "raw_map": raw,
+        "raw_map": raw, "fixed_chunks": fixed,
     }
 
 
@@ -133,6 +139,37 @@ def raw_map(client, sched_pid: int, n: int) -> Dict[str, Any]:
     del futs
     return {"tasks": n, "wall_s": wall, "tasks_per_s": n / wall, "scheduler_cpu_s": cpu,
             "scheduler_cpu_ms_per_task": cpu / n * 1e3}
+
+
+def chunk_costs(client, sched_pid: int, conf: Path, work: Path, mode: str) -> Dict[str, Any]:
+    """Scheduler and driver CPU per task at fixed chunk sizes, and the line
+    ``a + b * size`` through them (least squares): the per-task and per-trial
+    parts of the scheduler's cost, for the projection."""
+    import daskbench
+
+    out = []
+    for k in CHUNK_SIZES[mode]:
+        n = k * CHUNKS[mode] if k < 1000 else min(k * CHUNKS[mode], 200_000)
+        results = work / "results" / f"fixed{k}"
+        s0, d0 = proc_cpu_s(sched_pid), proc_cpu_s(os.getpid())
+        t0 = time.perf_counter()
+        res = daskbench.run("noop", [f"trial.x=range(0,{n})", f"runner.chunk_size={k}", f"results.dir={results}"],
+                            client=client, config_dir=str(conf), progress="none", echo=lambda s: None)
+        wall = time.perf_counter() - t0
+        assert res.counts.ok == n, res.counts
+        chunks = -(-n // k)
+        out.append({"chunk_size": k, "trials": n, "chunks": chunks, "wall_s": wall,
+                    "scheduler_cpu_ms_per_chunk": (proc_cpu_s(sched_pid) - s0) / chunks * 1e3,
+                    "driver_cpu_ms_per_chunk": (proc_cpu_s(os.getpid()) - d0) / chunks * 1e3})
+        shutil.rmtree(results, ignore_errors=True)
+    fit = {}
+    for who in ("scheduler", "driver"):
+        xs = [r["chunk_size"] for r in out]
+        ys = [r[f"{who}_cpu_ms_per_chunk"] for r in out]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        fit[who] = {"per_task_ms": max(my - b * mx, 0.0), "per_trial_us": max(b, 0.0) * 1e3}
+    return {"runs": out, "fit": fit}
 
 
 def _rss_mib() -> float:
@@ -177,12 +214,12 @@ class Cluster:
         self.log.close()
 
 
-def run_size(n: int, raw_tasks: int) -> Dict[str, Any]:
+def run_size(n: int, raw_tasks: int, mode: str) -> Dict[str, Any]:
     work = C.tmpdir("scale")
     cluster = Cluster(work)
     try:
         proc = subprocess.run([C.PY, "-m", "benchmarks.bench_scale", "--child", str(n), str(cluster.file),
-                               str(cluster.sched.pid), str(work), str(raw_tasks)],
+                               str(cluster.sched.pid), str(work), str(raw_tasks), mode],
                               cwd=C.ROOT, env=C.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     finally:
         cluster.close()
@@ -200,6 +237,7 @@ PER_TRIAL = [
     ("submit_s", "submission (pack + client.submit)", 1e6, "us/trial"),
     ("wall_s", "daskbench.run end to end", 1e6, "us/trial"),
     ("scheduler_cpu_s", "scheduler CPU", 1e6, "us/trial"),
+    ("driver_cpu_s", "driver CPU", 1e6, "us/trial"),
     ("driver_growth_mib", "driver RSS growth", 2**20, "B/trial"),
     ("scheduler_growth_mib", "scheduler RSS growth", 2**20, "B/trial"),
 ]
@@ -213,7 +251,7 @@ def main() -> None:
     runs = []
     for i, n in enumerate(sizes):
         print(f"  {n:,} trials ...", flush=True)
-        runs.append(run_size(n, RAW_TASKS[mode] if i == 0 else 0))
+        runs.append(run_size(n, RAW_TASKS[mode] if i == 0 else 0, mode))
         r = runs[-1]
         print(f"    {r['wall_s']:.1f}s, {r['trials_per_s']:,.0f} trials/s, {r['chunks']:,} chunks, "
               f"driver peak {r['driver_peak_rss_mib']:.0f} MiB, scheduler peak {r['scheduler_peak_rss_mib']:.0f} MiB",
@@ -246,18 +284,25 @@ def main() -> None:
     raw = first["raw_map"]
     print(f"\nraw client.map, {raw['tasks']:,} no-op tasks: scheduler CPU {raw['scheduler_cpu_ms_per_task']:.3f} ms "
           f"per task, {raw['tasks_per_s']:,.0f} tasks/s")
+    fixed = first["fixed_chunks"]
+    print("\nfixed chunk sizes (runner.chunk_size): CPU per task")
+    print(C.table([[r["chunk_size"], r["trials"], r["chunks"], r["scheduler_cpu_ms_per_chunk"],
+                    r["driver_cpu_ms_per_chunk"]] for r in fixed["runs"]],
+                  ["chunk size", "trials", "tasks", "scheduler ms/task", "driver ms/task"]))
+    for who, f in fixed["fit"].items():
+        print(f"  {who}: {f['per_task_ms']:.3f} ms per task + {f['per_trial_us']:.2f} us per trial")
     print(f"\nper-trial growth {sizes[0]:,} -> {sizes[-1]:,}: " +
           ("none above %.1fx" % GROWTH_FLAG if not flagged else "GROWING: " + ", ".join(flagged)) + "\n")
     C.emit("scale", {
         "mode": mode, "sizes": sizes, "runs": runs, "per_trial": per_trial, "growth_ratio": growth,
-        "growing": flagged, "raw_map": raw, "flat": not flagged,
+        "growing": flagged, "raw_map": raw, "fixed_chunks": fixed, "flat": not flagged,
         "command": f"python -m benchmarks.bench_scale --{mode}",
     })
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        n, sf, pid, work, raw = sys.argv[2:7]
-        print(MARK + json.dumps(child(int(n), sf, int(pid), Path(work), int(raw))), flush=True)
+        n, sf, pid, work, raw, mode = sys.argv[2:8]
+        print(MARK + json.dumps(child(int(n), sf, int(pid), Path(work), int(raw), mode)), flush=True)
     else:
         main()

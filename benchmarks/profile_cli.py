@@ -5,9 +5,12 @@ Runs the CLI's ``main()`` in a subprocess with timers around its phases
 changing daskbench: the phases are found by wrapping its functions from here.
 With ``--cprofile`` the whole in-process run is also profiled with cProfile and
 the top functions by cumulative time are printed. ``--no-dashboard`` starts the
-LocalCluster without its Bokeh dashboard (as ``cluster.dashboard_address=null`` does). ``--repeat=K`` runs K times and reports the medians.
+LocalCluster without its Bokeh dashboard (as ``cluster.dashboard_address=null`` does).
+``--fast-exit`` ends the process with ``os._exit`` once the run is over, to show what
+the interpreter's teardown costs. ``--repeat=K`` runs K times and reports the medians.
+The report written after a run is off (``results.report=false``), as in bench_hydra.py.
 
-    .venv/bin/python benchmarks/profile_cli.py [N] [--cprofile] [--no-dashboard] [--repeat=K]
+    .venv/bin/python benchmarks/profile_cli.py [N] [--cprofile] [--no-dashboard] [--fast-exit] [--repeat=K]
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 T_START = time.perf_counter()
 
 
-def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False) -> None:
+def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False, fast_exit: bool = False) -> None:
     import contextlib
 
     t0 = time.perf_counter()
@@ -76,7 +79,9 @@ def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False) -> 
             k["dashboard_address"] = None
             return real_lc(*a, **k)
         cluster_mod.LocalCluster = local_cluster
-    argv = ["--config-dir", conf, "+experiment=noop", "cluster.n_workers=2", "runner.progress=none"]
+    # the report is off, as in bench_hydra.py: Hydra writes none, and it costs seconds (matplotlib)
+    argv = ["--config-dir", conf, "+experiment=noop", "cluster.n_workers=2", "runner.progress=none",
+            "results.report=false"]
     t = time.perf_counter()
     if use_cprofile:
         import cProfile
@@ -92,14 +97,17 @@ def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False) -> 
         rc = cli.main(argv)
     phases["main() total"] = time.perf_counter() - t
     phases["in-process total (from interpreter start)"] = time.perf_counter() - T_START
-    print("@@PHASES@@" + json.dumps({"rc": rc, "phases": phases, "marks": marks}))
+    print("@@PHASES@@" + json.dumps({"rc": rc, "phases": phases, "marks": marks}), flush=True)
+    if fast_exit:  # what skipping the interpreter's teardown would save (everything is closed by now)
+        sys.stderr.flush()
+        os._exit(rc)
 
 
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 200
     use_cprofile = "--cprofile" in sys.argv
-    flags = [a for a in ("--cprofile", "--no-dashboard") if a in sys.argv]
+    flags = [a for a in ("--cprofile", "--no-dashboard", "--fast-exit") if a in sys.argv]
     repeat = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--repeat=")), 1)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import shutil
@@ -137,6 +145,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]), "--cprofile" in sys.argv, "--no-dashboard" in sys.argv)
+        child(sys.argv[2], int(sys.argv[3]), "--cprofile" in sys.argv, "--no-dashboard" in sys.argv,
+              "--fast-exit" in sys.argv)
     else:
         main()

@@ -76,9 +76,9 @@ def main() -> None:
     chunks = []
     real_submit = runner.Runner._submit
 
-    def submit(self, items, *rest):
+    def submit(self, items, *args, **kwargs):
         chunks.append(len(items))
-        return real_submit(self, items, *rest)
+        return real_submit(self, items, *args, **kwargs)
     runner.Runner._submit = submit
     wrap(store.ResultStore, "close", "store.close (flush + compaction)")
     wrap(store.Dataset, "rewrite", "Dataset.rewrite (compaction)")

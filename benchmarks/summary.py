@@ -138,6 +138,18 @@ def sim(r: Dict[str, Any]) -> List[List[Any]]:
     return rows or [["sim", "ok", "see results/sim.json", "", "", ""]]
 
 
+def projection(r: Dict[str, Any]) -> List[List[Any]]:
+    rows = []
+    for L in r["by_trial_length"]:
+        t = L["trial_s"]
+        label = f"{t * 1e3:g} ms" if t < 1 else f"{t:g} s"
+        busy = min(L["workers_scheduler_bound"], L["workers_driver_bound"])
+        rows.append(["projection", f"workers kept busy, {label} trials (chunk {L['chunk_size']})",
+                     f"{busy:,.0f}", f"raw futures {L['workers_raw_futures']:,.0f}",
+                     f"{busy / L['workers_raw_futures']:,.0f}x", "projected"])
+    return rows
+
+
 def rows_for(name: str, result: Dict[str, Any]) -> List[List[Any]]:
     return {"expand": expand, "throughput": throughput, "hydra": hydra, "scale": scale, "million": million,
-            "store": store, "sim": sim}[name](result)
+            "store": store, "sim": sim, "projection": projection}[name](result)

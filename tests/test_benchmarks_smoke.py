@@ -51,7 +51,7 @@ def test_summary(smoke):
     load, out = smoke
     s = load("summary")
     assert s["mode"] == "smoke" and s["failed"] == []
-    assert {"expand", "throughput", "hydra", "scale", "million", "store", "sim"} <= set(s["benchmarks"])
+    assert {"expand", "throughput", "hydra", "scale", "projection", "million", "store", "sim"} <= set(s["benchmarks"])
     sim = s["benchmarks"]["sim"]
     if not (ROOT / "benchmarks" / "bench_sim.py").exists():
         assert sim["status"] == "not available"
@@ -95,6 +95,9 @@ def test_scale(smoke):
     for key in ("expand_s", "submit_s", "wall_s", "scheduler_cpu_s"):
         assert len(r["per_trial"][key]) == len(r["sizes"])
     assert isinstance(r["growing"], list) and _positive(r["raw_map"]["tasks_per_s"])
+    assert {"scheduler", "driver"} <= set(r["fixed_chunks"]["fit"])
+    p = smoke[0]("projection")
+    assert p["by_trial_length"] and all(c["chunk_size"] >= 1 for c in p["chunk_picks"])
 
 
 def test_store_and_expand_and_million(smoke):
