@@ -166,6 +166,8 @@ CASES: List[Case] = [
          yaml="name: bad\ntrial: {_target_: badtrials.quad}\ntimeout_s: 0\n"),
     Case("config-timeout-type", ["+experiment=bad"], ["timeout_s", "'soon'", "number"],
          yaml="name: bad\ntrial: {_target_: badtrials.quad}\ntimeout_s: soon\n"),
+    Case("config-bad-interpolation", ["+experiment=bad"], ["trial.x: Interpolation key 'vars.nn' not found", "vars:"],
+         yaml="name: bad\nvars: {n: 1.0}\ntrial: {_target_: badtrials.quad, x: '${vars.nn}'}\n"),
     Case("config-flow-style-comma", ["+experiment=bad"], ["unknown key sweep.2", "a comma ends the entry"],
          yaml="name: bad\ntrial: {_target_: badtrials.quad}\nsweep: {params: {trial.x: 1,2}}\n"),
     # -- command-line overrides ---------------------------------------------
@@ -180,6 +182,8 @@ CASES: List[Case] = [
     Case("cli-report-not-results", ["--report", "conf"], ["no results in conf", "python -m daskbench"]),
     Case("cli-empty-results-dir", ["+experiment=bad", "results.dir="], ["results.dir is empty", "results.dir=results/NAME"]),
     Case("cli-unknown-option", ["+experiment=bad", "--bogus"], ["unrecognized arguments: --bogus", "--help"]),
+    Case("cli-bad-interpolation", ["+experiment=bad", "results.dir=${nosuch}/r"],
+         ["results.dir: Interpolation key 'nosuch' not found"]),
     Case("cli-bad-syntax", ["+experiment=bad", "trial.x=0.5,,0.9"], ["cannot parse 'trial.x=0.5,,0.9'", "Hydra's grammar"]),
     Case("cli-bad-type", ["+experiment=bad", "retries=lots"], ["retries", "'lots'", "integer"]),
     Case("cli-bad-chunk-size", ["+experiment=bad", "runner.chunk_size=big"], ["runner.chunk_size='big'", "auto"]),

@@ -21,7 +21,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
 
 from . import schema
 from .errors import ConfigError, ExperimentNotFound, TrialImportError
@@ -268,7 +268,10 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     for k in cfg0.keys():
         if k != "hydra" and OmegaConf.is_missing(cfg0, k):
             raise ConfigError(f"{k} has no value (???); set it in the experiment config or with {k}=VALUE")
-    run_part = {k: cfg0[k] for k in cfg0.keys() if k in known and k not in ("hydra", "trial", "cluster")}
+    try:
+        run_part = {k: cfg0[k] for k in cfg0.keys() if k in known and k not in ("hydra", "trial", "cluster")}
+    except OmegaConfBaseException as exc:  # e.g. name: ${nosuch}
+        raise ConfigError(_interpolation_message(exc)) from None
     typed = _typed("config", OmegaConf.create({}), schema.ExperimentConfig)
     for k, node in run_part.items():
         cls = _SECTIONS.get(k)
@@ -283,7 +286,7 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     try:
         cfg: schema.ExperimentConfig = OmegaConf.to_object(typed)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"bad value: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(_interpolation_message(exc)) from None
     problems = schema.check_values(cfg) + _more_checks(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
@@ -324,6 +327,7 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
             _set(tree, a.key, a.values[0])
         bases[tuple(sorted((a.key, str(v)) for a, v in combo))] = tree
 
+    _check_interpolations(bases, axes)
     first = next(iter(bases.values()))
     trial = first.get("trial") or {}
     target = trial.get("_target_") if isinstance(trial, dict) else None
@@ -373,6 +377,34 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
         results_dir=Path(cfg.results.dir).expanduser(),
         sys_path=_import_roots(dirs),
     )
+
+
+def _interpolation_message(exc: Exception) -> str:
+    key = getattr(exc, "full_key", None)
+    detail = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
+    if isinstance(exc, InterpolationKeyError):
+        return (f"{key or 'a config value'}: {detail}; define that key (your own values go under vars:) "
+                "or fix the ${...} reference")
+    return f"bad value for {key}: {detail}" if key else f"bad value: {detail}"
+
+
+def _check_interpolations(bases: Dict[Any, Dict[str, Any]], axes: Sequence[Axis]) -> None:
+    """Resolve each trial config once (with each axis at its first value), so a
+    ``${...}`` naming no key fails here, not in every trial."""
+    for tree in bases.values():
+        if "trial" not in tree:
+            continue
+        cfg = OmegaConf.create({k: v for k, v in tree.items() if k != "hydra"})
+        for a in axes:
+            if not a.is_group:
+                first = a.values[0] if a.values is not None else a.interval[0]
+                OmegaConf.update(cfg, a.key, first, force_add=True)
+        try:
+            OmegaConf.to_container(cfg.trial, resolve=True)
+        except InterpolationKeyError as exc:
+            raise ConfigError(_interpolation_message(exc)) from None
+        except OmegaConfBaseException:
+            pass  # resolvers only a trial's own process has (e.g. ${hydra:...}): left to the trial
 
 
 def _more_checks(cfg: schema.ExperimentConfig) -> List[str]:
