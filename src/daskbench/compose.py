@@ -12,7 +12,6 @@ import difflib
 import inspect
 import itertools
 import os
-import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -21,11 +20,11 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException
 
-from . import schema
+from . import checks, schema
 from .errors import ConfigError, ExperimentNotFound, TrialImportError
-from .sweep import SEED_KEY, Axis, SweepPlan, axis_from_override, axis_from_param, flatten, merge_axes, parse_override
+from .sweep import SEED_KEY, SweepPlan, axis_from_override, axis_from_param, flatten, merge_axes, parse_override
 
 
 def package_conf_dir() -> Path:
@@ -92,7 +91,7 @@ def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[st
         with initialize_config_dir(config_dir=str(dirs[-1]), version_base="1.3"):
             return compose("config", overrides=overrides + extra, return_hydra_config=True)
     except yaml.YAMLError as exc:  # a config file Hydra loads is not YAML at all
-        raise ConfigError(_yaml_message(exc)) from None
+        raise ConfigError(checks.yaml_message(exc)) from None
     except MissingConfigException as exc:
         msg = str(exc)
         if "experiment/" in msg:
@@ -136,8 +135,6 @@ def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[st
 
 
 _SECTIONS = {"sweep": schema.SweepConfig, "results": schema.ResultsConfig, "runner": schema.RunnerConfig}
-#: sections of an experiment file that must be mappings when given
-_MAPPINGS = ("trial", "vars", "sweep", "results", "runner", "cluster", "resources")
 
 
 class _MissingTrialKey(ConfigError):
@@ -146,61 +143,6 @@ class _MissingTrialKey(ConfigError):
     def __init__(self, message: str, key: str):
         super().__init__(message)
         self.key = key
-
-
-def _yaml_message(exc: yaml.YAMLError, path: Optional[Path] = None) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = str(path) if path else (getattr(mark, "name", None) or "a config file")
-    line = f":{mark.line + 1}" if mark is not None else ""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return (f"{where}{line}: not valid YAML ({problem}); fix the brackets, indentation or quoting there "
-            "(in flow style {a: 1, b: 2} every brace must be closed)")
-
-
-def _check_experiment_file(name: str, dirs: Sequence[Path]) -> None:
-    """Read ``experiment/NAME.yaml`` before Hydra does, to name its file and line in errors."""
-    for d in dirs:
-        path = d / "experiment" / f"{name}.yaml"
-        if path.is_file():
-            break
-    else:
-        return  # Hydra reports an unknown experiment with the names it knows
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_message(exc, path)) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if doc is None:
-        return
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: an experiment config must be a mapping (key: value lines), "
-                          f"not a {type(doc).__name__}")
-    for key in _MAPPINGS:
-        value = doc.get(key)
-        if value is not None and not isinstance(value, dict):
-            raise ConfigError(
-                f"{path}: `{key}` must be a mapping (key: value lines, or {{k: v}}), not a "
-                f"{type(value).__name__} ({value!r:.60}); e.g. {key}: {{_target_: mymodule.run}}"
-                if key == "trial" else
-                f"{path}: `{key}` must be a mapping (key: value lines, or {{k: v}}), not a "
-                f"{type(value).__name__} ({value!r:.60})"
-            )
-
-
-_CONVERT = re.compile(r"Value '(.*)' of type '\w+' could not be converted to (\w+)")
-_KINDS = {"Integer": "an integer (a whole number)", "Float": "a number", "Boolean": "true or false",
-          "String": "a string"}
-
-
-def _value_message(exc: Exception, where: str) -> str:
-    """'bad value for KEY: ...' with what was given and what is expected."""
-    detail = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
-    m = _CONVERT.match(detail)
-    if m:
-        return (f"bad value for {where}: {m.group(1)!r} is not {_KINDS.get(m.group(2), m.group(2))}; "
-                f"fix {where} in the experiment config or on the command line")
-    return f"bad value for {where}: {detail}"
 
 
 def _typed(section: str, node: Any, cls: type) -> Any:
@@ -222,7 +164,7 @@ def _typed(section: str, node: Any, cls: type) -> Any:
             ) from None
         full = str(getattr(exc, "full_key", None) or bad)
         where = full if section == "config" else f"{section}.{full}"
-        raise ConfigError(_value_message(exc, where)) from None
+        raise ConfigError(checks.value_message(exc, where)) from None
 
 
 def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: Optional[str] = None) -> RunPlan:
@@ -243,7 +185,7 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     plain_words = [o.input_line for o in plain]
     for o in plain:
         if o.key_or_group == "experiment" and isinstance(o.value(), str):
-            _check_experiment_file(o.value(), dirs)
+            checks.check_experiment_file(o.value(), dirs)
 
     try:
         cfg0 = _compose(dirs, plain_words, config_dir)
@@ -271,7 +213,7 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     try:
         run_part = {k: cfg0[k] for k in cfg0.keys() if k in known and k not in ("hydra", "trial", "cluster")}
     except OmegaConfBaseException as exc:  # e.g. name: ${nosuch}
-        raise ConfigError(_interpolation_message(exc)) from None
+        raise ConfigError(checks.interpolation_message(exc)) from None
     typed = _typed("config", OmegaConf.create({}), schema.ExperimentConfig)
     for k, node in run_part.items():
         cls = _SECTIONS.get(k)
@@ -279,15 +221,15 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
             typed[k] = _typed(k, node, cls) if cls else node
         except OmegaConfBaseException as exc:
             full = str(getattr(exc, "full_key", None) or k)
-            raise ConfigError(_value_message(exc, full if full.startswith(str(k)) else f"{k}.{full}")) from None
+            raise ConfigError(checks.value_message(exc, full if full.startswith(str(k)) else f"{k}.{full}")) from None
     if typed.name == "???" or not str(typed.name).strip():
         raise ConfigError("the experiment config sets no `name`; add `name: my_experiment`")
     cluster = _cluster(cfg0)
     try:
         cfg: schema.ExperimentConfig = OmegaConf.to_object(typed)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
-        raise ConfigError(_interpolation_message(exc)) from None
-    problems = schema.check_values(cfg) + _more_checks(cfg)
+        raise ConfigError(checks.interpolation_message(exc)) from None
+    problems = schema.check_values(cfg) + checks.value_checks(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -327,7 +269,7 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
             _set(tree, a.key, a.values[0])
         bases[tuple(sorted((a.key, str(v)) for a, v in combo))] = tree
 
-    _check_interpolations(bases, axes)
+    checks.check_interpolations(bases, axes)
     first = next(iter(bases.values()))
     trial = first.get("trial") or {}
     target = trial.get("_target_") if isinstance(trial, dict) else None
@@ -379,46 +321,6 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     )
 
 
-def _interpolation_message(exc: Exception) -> str:
-    key = getattr(exc, "full_key", None)
-    detail = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
-    if isinstance(exc, InterpolationKeyError):
-        return (f"{key or 'a config value'}: {detail}; define that key (your own values go under vars:) "
-                "or fix the ${...} reference")
-    return f"bad value for {key}: {detail}" if key else f"bad value: {detail}"
-
-
-def _check_interpolations(bases: Dict[Any, Dict[str, Any]], axes: Sequence[Axis]) -> None:
-    """Resolve each trial config once (with each axis at its first value), so a
-    ``${...}`` naming no key fails here, not in every trial."""
-    for tree in bases.values():
-        if "trial" not in tree:
-            continue
-        cfg = OmegaConf.create({k: v for k, v in tree.items() if k != "hydra"})
-        for a in axes:
-            if not a.is_group:
-                first = a.values[0] if a.values is not None else a.interval[0]
-                OmegaConf.update(cfg, a.key, first, force_add=True)
-        try:
-            OmegaConf.to_container(cfg.trial, resolve=True)
-        except InterpolationKeyError as exc:
-            raise ConfigError(_interpolation_message(exc)) from None
-        except OmegaConfBaseException:
-            pass  # resolvers only a trial's own process has (e.g. ${hydra:...}): left to the trial
-
-
-def _more_checks(cfg: schema.ExperimentConfig) -> List[str]:
-    """Value checks beyond the schema's own (kept here, where the config enters)."""
-    bad = []
-    if not str(cfg.results.dir).strip():
-        bad.append("results.dir is empty; give a folder, e.g. results.dir=results/NAME (the default is results/<name>)")
-    if cfg.seed < 0:
-        bad.append(f"seed={cfg.seed}: must be >= 0 (NumPy's SeedSequence takes non-negative integers)")
-    if cfg.results.flush_seconds < 0:
-        bad.append(f"results.flush_seconds={cfg.results.flush_seconds:g}: must be >= 0")
-    return bad
-
-
 def _cluster(cfg0: DictConfig) -> Any:
     node = cfg0.get("cluster") or {}
     kind = node.get("kind", "local")
@@ -433,72 +335,8 @@ def _cluster(cfg0: DictConfig) -> Any:
             "cluster=address needs the scheduler's address: cluster.address=tcp://HOST:8786"
         )
     cluster = OmegaConf.to_object(merged)
-    check_cluster(cluster)
+    checks.check_cluster(cluster)
     return cluster
-
-
-_ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:]+\]|[^\s/:\[\]]+):(?P<port>\d{1,5})$")
-
-
-def check_cluster(c: Any) -> None:
-    """Check cluster settings before anything runs or is written, so a mistake there
-    costs no cluster start and leaves the results folder untouched."""
-    if isinstance(c, schema.LocalClusterConfig):
-        adaptive = c.adapt.maximum > 0
-        if c.n_workers is not None and c.n_workers < 1 and not adaptive:
-            raise ConfigError(f"cluster.n_workers={c.n_workers}: must be >= 1 (or null: one worker per core; "
-                              "for scaling from zero set cluster.adapt.maximum)")
-        if c.threads_per_worker < 1:
-            raise ConfigError(f"cluster.threads_per_worker={c.threads_per_worker}: must be >= 1")
-        if str(c.memory_limit) != "auto":
-            from dask.utils import parse_bytes
-
-            try:
-                parse_bytes(c.memory_limit)
-            except (ValueError, TypeError):
-                raise ConfigError(f"cluster.memory_limit={c.memory_limit}: give auto, a size per worker such as "
-                                  "4GB or 512MiB, or 0 for no limit") from None
-        for k, v in c.resources.items():
-            if v <= 0:
-                raise ConfigError(f"cluster.resources.{k}={v:g}: must be > 0")
-    if isinstance(c, (schema.LocalClusterConfig, schema.KubernetesClusterConfig)):
-        a = c.adapt
-        if a.minimum < 0 or a.maximum < 0 or (a.maximum > 0 and a.minimum > a.maximum):
-            raise ConfigError(f"cluster.adapt.minimum={a.minimum}, cluster.adapt.maximum={a.maximum}: "
-                              "need 0 <= minimum <= maximum (maximum=0 turns adaptive scaling off)")
-    if isinstance(c, schema.AddressClusterConfig):
-        m = _ADDRESS.match(str(c.address).strip())
-        if m is None or (m.group("scheme") or "tcp") not in ("tcp", "tls", "ws", "wss", "ucx"):
-            raise ConfigError(f"cluster.address={c.address}: not a scheduler address; write "
-                              "cluster.address=tcp://HOST:8786 (tls://HOST:8786 with cluster.security)")
-        if c.timeout_s <= 0:
-            raise ConfigError(f"cluster.timeout_s={c.timeout_s:g}: must be > 0")
-        tls = m.group("scheme") == "tls"
-        if tls and c.security.mode == "none":
-            raise ConfigError(f"cluster.address={c.address} uses TLS but cluster.security.mode is none; set "
-                              "cluster.security.mode=files with ca_file, cert_file and key_file")
-        if c.security.mode == "temporary":
-            raise ConfigError("cluster.security.mode=temporary makes self-signed certificates for a LocalCluster "
-                              "only; for a running scheduler set mode=files with ca_file, cert_file and key_file")
-        if c.security.mode != "none" and not tls:
-            raise ConfigError(f"cluster.security is set but cluster.address={c.address} is not tls://; "
-                              "write cluster.address=tls://HOST:PORT")
-    sec = getattr(c, "security", None)
-    if sec is not None:
-        if sec.mode not in ("none", "temporary", "files"):
-            raise ConfigError(f"cluster.security.mode={sec.mode!r}: use none, temporary or files")
-        if sec.mode == "files":
-            for key in ("ca_file", "cert_file", "key_file"):
-                path = getattr(sec, key)
-                if not path:
-                    raise ConfigError(f"cluster.security.mode=files needs cluster.security.{key}=PATH")
-                if not os.path.isfile(os.path.expanduser(path)):
-                    raise ConfigError(f"cluster.security.{key}={path}: no such file; give the path of the "
-                                      "PEM file (the same ones the scheduler was started with)")
-    if isinstance(c, schema.KubernetesClusterConfig):
-        from . import kube  # validates the DaskCluster manifest offline, against the operator's CRDs
-
-        kube.build_spec(c)
 
 
 def _explain_trial_key(exc: _MissingTrialKey, dirs: Sequence[Path], plain: Sequence[Any],
