@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -32,6 +32,7 @@ def cli_args(args: Sequence[str]) -> List[str]:
     """The case's words after the fast settings, so that the case's own values win."""
     local = not any(a.startswith("cluster=") for a in args)
     return ["--config-dir", "conf", *FAST, *(FAST_LOCAL if local else []), *args]
+
 
 TRIALS = '''
 """Trial functions for the bad-input table."""
