@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench bench-full bench-smoke clean browser
+.PHONY: run test bench bench-full bench-smoke clean browser netns
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m daskbench +experiment=sweep
 
-test: $(STAMP) browser
+test: $(STAMP) browser netns
 	$(PY) -m pytest
 
 # The browser tests screenshot the dashboard in Debian's headless Chromium. As root
@@ -26,6 +26,15 @@ browser:
 	    echo "installing chromium for the browser tests"; \
 	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not found: the browser tests will be skipped"; fi; }
+
+# The network fault test cuts a worker off inside a network namespace with `ip`
+# (iproute2). As root with apt (CI) it is installed here; elsewhere it is skipped.
+netns:
+	@command -v ip >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing iproute2 for the network fault test"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \
+	  else echo "ip (iproute2) not found: the network fault test will be skipped"; fi; }
 
 # The benchmark suite (BENCHMARKS.md): baselines come from the `bench` extra.
 BENCH_STAMP := $(VENV)/.installed-bench
