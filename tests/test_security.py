@@ -168,3 +168,63 @@ def test_tls_scheduler_refuses_clients_and_workers_without_the_certificates(tmp_
             assert c.submit(sum, [1, 2], pure=False).result(timeout=60) == 3
     finally:
         p.stop()
+
+
+# -- the NetworkPolicy shipped for Kubernetes, validated offline ------------------
+
+def _check_model(value, typ: str, path: str, errors: list) -> None:
+    """Strictly check a manifest value against the Kubernetes Python client's model
+    type ``typ`` (e.g. ``V1NetworkPolicy``, ``List[str]``): unknown keys, wrong types."""
+    import kubernetes.client as k8s
+
+    if typ.startswith("List["):
+        if not isinstance(value, list):
+            errors.append(f"{path}: expected a list")
+            return
+        for i, v in enumerate(value):
+            _check_model(v, typ[5:-1], f"{path}[{i}]", errors)
+    elif typ.startswith("Dict["):
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            errors.append(f"{path}: expected a mapping of strings")
+    elif typ in ("str", "int", "bool"):
+        if type(value).__name__ != typ:
+            errors.append(f"{path}: expected {typ}, got {type(value).__name__}")
+    elif typ == "object":  # int-or-string, e.g. a port
+        if not isinstance(value, (int, str)):
+            errors.append(f"{path}: expected an integer or a string")
+    else:
+        model = getattr(k8s, typ)
+        if not isinstance(value, dict):
+            errors.append(f"{path}: expected a mapping ({typ})")
+            return
+        by_json = {j: p for p, j in model.attribute_map.items()}
+        for key, v in value.items():
+            if key not in by_json:
+                errors.append(f"{path}.{key}: unknown key for {typ}")
+            else:
+                _check_model(v, model.openapi_types[by_json[key]], f"{path}.{key}", errors)
+
+
+def test_shipped_networkpolicy_is_valid_and_matches_the_daskcluster():
+    """The NetworkPolicy in deploy/security/ passes a strict check against the
+    Kubernetes API types, selects the DaskCluster's pods and opens only its ports."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    doc = yaml.safe_load((ROOT / "deploy/security/networkpolicy.yaml").read_text())
+    assert doc["apiVersion"] == "networking.k8s.io/v1" and doc["kind"] == "NetworkPolicy"
+    errors: list = []
+    _check_model(doc, "V1NetworkPolicy", "networkpolicy", errors)
+    assert not errors, errors
+    cluster = yaml.safe_load((ROOT / "deploy/daskcluster.yaml").read_text())
+    name = cluster["metadata"]["name"]
+    spec = doc["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"dask.org/cluster-name": name}}
+    assert spec["policyTypes"] == ["Ingress"]
+    inside, driver, operator = spec["ingress"]
+    assert inside == {"from": [{"podSelector": spec["podSelector"]}]}  # the cluster's own pods
+    scheduler_ports = {p["containerPort"] for c in cluster["spec"]["scheduler"]["spec"]["containers"]
+                       for p in c["ports"]}
+    for rule in (driver, operator):
+        assert {p["port"] for p in rule["ports"]} == scheduler_ports == {8786, 8787}
