@@ -134,6 +134,18 @@ class ShardActor:
                 raise
         self._sent = still
 
+    def drain(self, timeout: float = 30.0) -> int:
+        """Wait for this shard's deliveries still in flight (at the end, before the actors go:
+        a delivery reaching a released actor is an error in the receiving worker's log)."""
+        deadline = time.monotonic() + timeout
+        for _, fut in self._sent:
+            try:
+                fut.result(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:
+                pass  # the simulation is over; a lost or slow peer changes nothing now
+        n, self._sent = len(self._sent), []
+        return n
+
     async def deliver(self, tick: int, src: int, batches: Dict[str, Any]) -> None:
         self.shard.deliver(tick, src, batches)
 
@@ -290,6 +302,11 @@ class ActorHost:
 
     def close(self, lost: bool = False) -> None:
         """Release the shard actors; after a loss, first free shards stuck delivering to it."""
+        if not lost and self.actors:
+            try:
+                gather_actor_calls(self.client.loop, [a.drain() for a in self.actors], 60.0)
+            except Exception:
+                pass  # finished already: closing must not fail the simulation
         if lost and self.actors:
             calls = []
             for a in self.actors:
