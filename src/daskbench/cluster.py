@@ -100,6 +100,10 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
     )
     if cfg.processes:
         kwargs["host"] = cfg.host
+    if cfg.dashboard_address is None:
+        # no dashboard, but the scheduler still serves /metrics and /health: on
+        # the cluster's host and a free port, not on every interface or 8787
+        kwargs["scheduler_kwargs"] = {"dashboard_address": f"{cfg.host if cfg.processes else '127.0.0.1'}:0"}
     if security is not None:
         kwargs.update(security=security, protocol="tls://")
     # distributed keeps each connection's last messages for debugging; with big

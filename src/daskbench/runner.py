@@ -345,8 +345,10 @@ class Runner:
         return ChunkResult([self._row(t, status="failed", error=error)], {})
 
     def _blame(self, row: Dict[str, Any], deaths: int) -> None:
-        """A quarantined trial's own failure, with the worker deaths that led to it."""
-        if row.get("status") == "failed" and deaths:
+        """A quarantined trial that crashed its child process (or ran out of its
+        memory) is the one that killed its workers: say so with its cause."""
+        error = str(row.get("error") or "")
+        if row.get("status") == "failed" and deaths and error.startswith(("TrialProcessDied", "MemoryError")):
             row["error"] = (f"KilledWorker: the worker died while running this trial ({deaths} time(s)); "
                             f"run alone in a child process limited to the worker's memory, it failed with: "
                             f"{row.get('error')}")
