@@ -73,6 +73,27 @@ def hang(x=0, folder="", hangs="1,3"):
 
 def raises(x=0):
     raise ValueError(f"x={x} is not welcome")
+
+
+def kills_the_worker(x=0, bad=1):
+    """Trial `bad` kills the Dask worker process it runs under, even from a child
+    process: what a failing machine looks like from inside a trial."""
+    if x == bad:
+        import psutil
+        p = psutil.Process()
+        while p is not None and not any("spawn_main" in a for a in p.cmdline()):
+            p = p.parent()
+        if p is not None:
+            os.kill(p.pid, 9)
+        time.sleep(30)
+    return {"y": x}
+
+
+def reports(x=0):
+    import daskbench
+    daskbench.report(step=1, x=x)
+    daskbench.report(step=2, x=x)
+    return {"y": x}
 '''
 
 LOCAL = ["cluster.dashboard_address=null", "results.report=false"]
@@ -254,6 +275,25 @@ def test_trial_that_kills_its_worker_is_failed_alone_with_its_cause(faults, how)
     assert (innocents.loc[[0, 1, 2, 3, 8, 9, 10, 11], "attempts"] <= 2).all()
 
 
+def test_trial_whose_worker_keeps_dying_even_when_quarantined_fails_after_crash_retries(faults):
+    """Guarantee: when workers keep dying under a trial even while it runs alone in
+    a child process, it is recorded `failed` (KilledWorker) after
+    runner.crash_retries more deaths, and the sweep completes."""
+    write_experiment(faults / "conf", "kw", """
+        name: kw
+        trial: {_target_: faults.kills_the_worker, bad: 1}
+        sweep: {params: {trial.x: 'range(0,4)'}}
+        runner: {chunk_size: 1, crash_retries: 1}
+    """)
+    res = go("kw", ["cluster.n_workers=2"])
+    assert res.exit_code == 1 and res.counts.ok == 3 and res.counts.failed == 1
+    df = pd.read_parquet(faults / "results/kw/trials").set_index("trial.x")
+    bad = df.loc[1]
+    assert bad.error.startswith("KilledWorker: the worker died while running this trial, 3 time(s)"), bad.error
+    assert "2 of them while the trial ran alone in a child process" in bad.error
+    assert bad.attempts == 3 and (df.drop(index=1).status == "ok").all()
+
+
 def test_crash_in_an_isolated_trial_ends_only_its_process(faults):
     """Guarantee: with runner.isolation=process a segfaulting trial is `failed`
     with the signal and Python's fault traceback, its worker lives on, and
@@ -317,3 +357,12 @@ def test_isolated_trial_gets_sys_path_and_sends_back_errors_and_tracebacks(tmp_p
     assert "Traceback (most recent call last)" in row["traceback"] and "in raises" in row["traceback"]
     row = run_chunk(spec("faults.crash"), [("c", (), {"trial.x": 5, "trial.how": "exit"}, None, 0)]).rows[0]
     assert row["status"] == "failed" and "exited with status 3" in row["error"]
+    # daskbench.report() in the child reaches the worker's side, tagged with the trial
+    from daskbench import live
+
+    sent = []
+    monkeypatch.setattr(live, "_send", lambda topic, msg: sent.append((topic, msg)))
+    run_chunk(spec("faults.reports"), [("d", (), {"trial.x": 7}, None, 0)])
+    assert [t for t, _ in sent] == [live.TOPIC_LIVE] * 2  # the first at once, the throttled last at the end
+    assert [m["metrics"] for _, m in sent] == [{"step": 1.0, "x": 7.0}, {"step": 2.0, "x": 7.0}]
+    assert {m["trial_id"] for _, m in sent} == {"d"}
