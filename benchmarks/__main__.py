@@ -4,6 +4,7 @@
     python -m benchmarks --full     # every size (well under an hour on 2 cores)
     python -m benchmarks --smoke    # smallest sizes: checks the scripts run (about a minute)
     python -m benchmarks --only=throughput,store   # some of them
+    python -m benchmarks --summarise               # the table again, from the JSON already written
 
 Each benchmark runs as its own subprocess (so none inherits another's cluster,
 imports or memory), writes ``benchmarks/results/<name>.json`` and is summarised
@@ -87,6 +88,11 @@ def main(argv: List[str]) -> int:
     t_all = time.perf_counter()
     done: Dict[str, Dict[str, Any]] = {}
     for name, script in benches:
+        if "--summarise" in argv:
+            path = C.RESULTS / f"{name}.json"
+            done[name] = ({"status": "ok", "result": json.loads(path.read_text())} if path.exists()
+                          else {"status": "not available", "why": f"no {path.name}"})
+            continue
         done[name] = run_one(name, script, mode)
     rows: List[List[Any]] = []
     for name, _ in benches:
@@ -101,6 +107,8 @@ def main(argv: List[str]) -> int:
     took = time.perf_counter() - t_all
     print(f"\n=== summary: --{mode}, {C.cores()} cores, {took:.0f} s in all ===\n")
     print(C.table(rows, HEADER))
+    if "--summarise" in argv:
+        return 0
     failed = [n for n, d in done.items() if d["status"] == "failed"]
     C.emit("summary", {
         "mode": mode, "seconds": took, "rows": [dict(zip(HEADER, map(str, r))) for r in rows],

@@ -29,6 +29,9 @@ def throughput(r: Dict[str, Any]) -> List[List[Any]]:
     for c in r["cells"]:
         t = c["tools"]
         db = t["daskbench"]
+        if "seconds" not in db:
+            rows.append(["throughput", f"{c['trials']:,} x {c['trial_ms']} ms trials", "skipped", db["skipped"], "", ""])
+            continue
         others = []
         for tool, label in (("dask_map", "map"), ("joblib", "joblib"), ("process_pool", "pool")):
             v = t.get(tool, {})
