@@ -89,6 +89,18 @@ def kills_the_worker(x=0, bad=1):
     return {"y": x}
 
 
+def needs_worker_dies_twice(x=0, folder=""):
+    """Uses its Dask worker, and kills it on its first two runs (x == 1 only)."""
+    from distributed import get_worker
+    get_worker()
+    if x == 1:
+        runs = len([p for p in os.listdir(folder) if p.startswith("died-")])
+        if runs < 2:
+            open(os.path.join(folder, f"died-{runs}"), "w").close()
+            os._exit(1)
+    return {"y": x}
+
+
 def reports(x=0):
     import daskbench
     daskbench.report(step=1, x=x)
@@ -292,6 +304,23 @@ def test_trial_whose_worker_keeps_dying_even_when_quarantined_fails_after_crash_
     assert bad.error.startswith("KilledWorker: the worker died while running this trial, 3 time(s)"), bad.error
     assert "2 of them while the trial ran alone in a child process" in bad.error
     assert bad.attempts == 3 and (df.drop(index=1).status == "ok").all()
+
+
+def test_quarantined_trial_that_needs_its_worker_runs_alone_in_its_thread(faults):
+    """A trial that uses its Dask worker (like simulations and iobench) cannot be
+    quarantined in a child process; after two worker deaths it runs alone in its
+    worker's thread and its `ok` row counts both lost runs."""
+    write_experiment(faults / "conf", "nw", f"""
+        name: nw
+        trial: {{_target_: faults.needs_worker_dies_twice, folder: '{faults}'}}
+        sweep: {{params: {{trial.x: 'range(0,3)'}}}}
+        runner: {{chunk_size: 3}}
+    """)
+    res = go("nw", ["cluster.n_workers=2"])
+    assert res.exit_code == 0 and res.counts.ok == 3
+    df = pd.read_parquet(faults / "results/nw/trials").set_index("trial.x")
+    assert df.loc[1, "attempts"] == 3 and (df.status == "ok").all()
+    assert len(list(faults.glob("died-*"))) == 2
 
 
 def test_crash_in_an_isolated_trial_ends_only_its_process(faults):

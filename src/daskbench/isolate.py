@@ -46,6 +46,21 @@ class TrialTimeout(Exception):
     """The trial ran longer than ``timeout_s``."""
 
 
+class TrialNeedsWorker(RuntimeError):
+    """A trial in a child process asked for its Dask worker, which is not there.
+
+    A RuntimeError, not the ValueError ``get_worker`` raises outside a worker:
+    code that falls back to running without Dask on that ValueError would
+    otherwise silently do something else in the child.
+    """
+
+
+_NO_WORKER = ("this trial runs in a child process of its own (timeout_s, or runner.isolation=process), away "
+              "from its Dask worker: it cannot secede, submit tasks or reach actors from there. Set "
+              "runner.isolation=thread to call it in the worker's own thread (timeout_s then cannot stop it), "
+              "or remove timeout_s")
+
+
 class TrialProcessError(Exception):
     """The trial failed in its child process; carries the child's own text."""
 
@@ -199,6 +214,41 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def _no_worker(*args: Any, **kwargs: Any) -> Any:
+    raise TrialNeedsWorker(_NO_WORKER)
+
+
+def _cut_off(distributed: Any) -> None:
+    """Make the child's ``distributed`` say clearly that there is no worker here."""
+    mods = [distributed, sys.modules.get("distributed.worker"), sys.modules.get("distributed.worker_client")]
+    for mod in filter(None, mods):
+        if hasattr(mod, "get_worker"):
+            mod.get_worker = _no_worker
+    distributed.worker_client = _no_worker
+
+
+class _CutOffDistributed:
+    """Import hook: patch ``distributed`` when (if ever) the trial imports it,
+    so trials that do not use Dask pay nothing for this."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "distributed":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            run = spec.loader.exec_module
+
+            def exec_module(module: Any) -> None:
+                run(module)
+                _cut_off(module)
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
 def _main(write_fd: int) -> None:
     import faulthandler
     import traceback
@@ -215,6 +265,10 @@ def _main(write_fd: int) -> None:
     faulthandler.enable()  # a segfault's Python traceback goes to stderr, kept by the parent
     _limit_memory(job.get("memory_limit"))
     sys.path[:] = job["sys_path"]
+    if "distributed" in sys.modules:
+        _cut_off(sys.modules["distributed"])
+    else:
+        sys.meta_path.insert(0, _CutOffDistributed())
     from . import execute, live
 
     live._send = lambda topic, msg: send(("live", topic, msg))

@@ -139,6 +139,7 @@ class Runner:
         self._task_deaths: Dict[str, int] = {}  # task key -> workers lost while it held it
         self._trial_deaths: Dict[str, int] = {}  # trial id -> runs lost with a worker
         self._quarantined: Dict[str, int] = {}  # trial id -> workers lost while quarantined
+        self._needs_worker: Set[str] = set()  # quarantined, but it uses its worker: alone, in its thread
         self._requeue: collections.deque = collections.deque()  # trials to run again, one per task
         self.quarantine_spec = dataclasses.replace(self.spec, quarantine=True)
         self._slowest: List[Tuple[float, str, Dict[str, Any]]] = []
@@ -186,7 +187,9 @@ class Runner:
 
         def submit(batch: List[Trial]) -> None:
             items = [(t.trial_id, t.groups, t.params, t.seed, t.replicate) for t in batch]
-            fut = self._submit(items, quarantine=len(batch) == 1 and batch[0].trial_id in self._quarantined)
+            tid = batch[0].trial_id
+            fut = self._submit(items, quarantine=len(batch) == 1 and tid in self._quarantined
+                               and tid not in self._needs_worker)
             pending[fut] = batch
             ac.add(fut)
             counts.in_flight += len(batch)
@@ -236,6 +239,7 @@ class Runner:
                     result = self._chunk_failed(batch, result)
                 else:
                     self.sizer.observe(result)
+                    result = self._unquarantine(batch, result)
                 self._record(batch, result)
                 del fut, result
                 if cfg.max_failures is not None and counts.bad >= cfg.max_failures:
@@ -294,6 +298,7 @@ class Runner:
         row = {"trial_id": t.trial_id, "seed": t.seed, "replicate": t.replicate,
                "attempts": self._trial_deaths.pop(t.trial_id, 0)}
         self._quarantined.pop(t.trial_id, None)
+        self._needs_worker.discard(t.trial_id)
         row.update(fields)
         return row
 
@@ -344,6 +349,18 @@ class Runner:
                  "such a trial is tried)")
         return ChunkResult([self._row(t, status="failed", error=error)], {})
 
+    def _unquarantine(self, batch: List[Trial], result: ChunkResult) -> ChunkResult:
+        """A quarantined trial that needs its Dask worker (a simulation, iobench)
+        cannot run in a child process: run it alone in its worker's thread instead."""
+        tid = batch[0].trial_id
+        if len(batch) != 1 or tid not in self._quarantined or tid in self._needs_worker or len(result.rows) != 1:
+            return result
+        if not str(result.rows[0].get("error") or "").startswith("TrialNeedsWorker"):
+            return result
+        self._needs_worker.add(tid)  # it stopped at get_worker(): not an attempt of the trial's work
+        self._requeue.append(batch[0])
+        return ChunkResult([], {})
+
     def _blame(self, row: Dict[str, Any], deaths: int) -> None:
         """A quarantined trial that crashed its child process (or ran out of its
         memory) is the one that killed its workers: say so with its cause."""
@@ -366,6 +383,7 @@ class Runner:
             if self._trial_deaths:  # runs lost with a worker before this one
                 deaths = self._trial_deaths.pop(t.trial_id, 0)
                 row["attempts"] = row.get("attempts", 0) + deaths
+                self._needs_worker.discard(t.trial_id)
                 if self._quarantined.pop(t.trial_id, None) is not None:
                     self._blame(row, deaths)
             cols = t.columns()
