@@ -396,3 +396,21 @@ def test_isolated_trial_gets_sys_path_and_sends_back_errors_and_tracebacks(tmp_p
     assert [t for t, _ in sent] == [live.TOPIC_LIVE] * 2  # the first at once, the throttled last at the end
     assert [m["metrics"] for _, m in sent] == [{"step": 1.0, "x": 7.0}, {"step": 2.0, "x": 7.0}]
     assert {m["trial_id"] for _, m in sent} == {"d"}
+
+
+def test_thread_isolation_keeps_the_old_timeout_and_bad_values_are_named(user_dir):
+    """runner.isolation=thread: the timeout is recorded but the call cannot be
+    stopped (documented); an unknown isolation value is a one-line config error."""
+    from daskbench.errors import ConfigError
+    from daskbench.execute import TrialSpec, run_chunk
+
+    sys.path.insert(0, str(user_dir))
+    spec = TrialSpec(target="usertrials.sleepy", fast=True, bases={(): {"_target_": "usertrials.sleepy"}},
+                     timeout_s=0.3, isolation="thread")
+    row = run_chunk(spec, [("a", (), {"trial.x": 1, "trial.delay": 2.0}, None, 0)]).rows[0]
+    assert row["status"] == "timeout" and "runner.isolation=thread: it may still be running" in row["error"]
+    assert not spec.in_process and TrialSpec(target="t", fast=True, bases={}, timeout_s=1.0).in_process
+    with pytest.raises(ConfigError, match="runner.isolation='fork': use auto, thread or process"):
+        daskbench.plan("sweep", ["runner.isolation=fork"])
+    with pytest.raises(ConfigError, match="runner.crash_retries=-1: must be >= 0"):
+        daskbench.plan("sweep", ["runner.crash_retries=-1"])
