@@ -414,3 +414,20 @@ def test_thread_isolation_keeps_the_old_timeout_and_bad_values_are_named(user_di
         daskbench.plan("sweep", ["runner.isolation=fork"])
     with pytest.raises(ConfigError, match="runner.crash_retries=-1: must be >= 0"):
         daskbench.plan("sweep", ["runner.crash_retries=-1"])
+
+
+def test_live_reports_from_isolated_trials_reach_the_progress_line(user_dir):
+    """daskbench.report() in a trial running in its child process (timeout_s set)
+    is relayed through its worker while it runs: the driver shows it live."""
+    write_experiment(user_dir / "conf", "lvp", """
+        name: lvp
+        timeout_s: 60
+        trial: {_target_: usertrials.reporting, steps: 12}
+        sweep: {params: {trial.x: '1,2'}}
+        runner: {progress: plain, progress_interval_s: 0.5}
+    """)
+    r = run_cli(["--config-dir", "conf", "+experiment=lvp", "cluster.n_workers=2", *LOCAL], cwd=user_dir)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    live = [line for line in r.stdout.splitlines() if line.startswith("[daskbench]") and "| live (" in line]
+    assert live and "loss=" in live[-1], r.stdout
+    assert r.stdout.count("metric 'phase'") == 1

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 _HEADER = struct.Struct("!Q")
 #: seconds a child may take to start and import the trial's code, on top of timeout_s
@@ -92,7 +92,7 @@ def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> A
         finally:
             os.close(write_fd)
         try:
-            frames, timed_out = _talk(proc, job, read_fd, timeout)
+            frames, timed_out = _talk(proc, job, read_fd, timeout, live._send)
         finally:
             os.close(read_fd)
             _kill_group(proc)  # also whatever the trial left running
@@ -100,12 +100,7 @@ def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> A
         stderr = err.read().decode(errors="replace")
     if stderr:
         sys.stderr.write(stderr)  # into the worker's log, as an in-process trial's would be
-    answer = None
-    for frame in frames:
-        if frame[0] == "live":
-            live._send(frame[1], frame[2])
-        elif frame[0] != "start":
-            answer = frame
+    answer = next((f for f in frames if f[0] in ("result", "error")), None)
     if answer is None:
         if timed_out:
             raise TrialTimeout(f"trial ran longer than timeout_s={spec.timeout_s:g}; its process was killed")
@@ -119,9 +114,10 @@ def _answered(frames: List[Tuple]) -> bool:
     return any(f[0] in ("result", "error") for f in frames)
 
 
-def _talk(proc: subprocess.Popen, job: bytes, read_fd: int,
-          timeout: Optional[float]) -> Tuple[List[Tuple], bool]:
-    """Send the job, collect frames until the child is done; (frames, timed out)."""
+def _talk(proc: subprocess.Popen, job: bytes, read_fd: int, timeout: Optional[float],
+          relay: Callable[[str, Dict[str, Any]], None]) -> Tuple[List[Tuple], bool]:
+    """Send the job, relay live reports as they come, collect the answer;
+    returns (frames, timed out)."""
     deadline = None if timeout is None else time.monotonic() + timeout + STARTUP_GRACE_S
     try:
         proc.stdin.write(job)
@@ -140,10 +136,14 @@ def _talk(proc: subprocess.Popen, job: bytes, read_fd: int,
             data = os.read(read_fd, 1 << 20)
             eof = not data
             buf += data
-            new = _unframe(buf)
-            if timeout is not None and any(f[0] == "start" for f in new):
-                deadline = time.monotonic() + timeout  # the trial itself starts now
-            frames += new
+            for frame in _unframe(buf):
+                if frame[0] == "live":
+                    relay(frame[1], frame[2])  # while the trial runs, as from a trial in the worker
+                elif frame[0] == "start":
+                    if timeout is not None:
+                        deadline = time.monotonic() + timeout  # the trial itself starts now
+                else:
+                    frames.append(frame)
             eof = eof or _answered(frames)  # no need to wait for EOF
         elif proc.poll() is not None:
             # exited, and a grandchild may still hold the pipe open: take what is there
