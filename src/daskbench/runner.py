@@ -344,7 +344,7 @@ class Runner:
             return ChunkResult([], {})
         last = getattr(getattr(exc, "last_worker", None), "address", "?")
         error = (f"KilledWorker: the worker died while running this trial, {self._trial_deaths.get(t.trial_id, 0)} "
-                 f"time(s), the last on {last}, {deaths} of them while the trial ran alone in a child process: "
+                 f"time(s), the last on {last}, {deaths} of them while it ran alone (in a child process where it can): "
                  "the worker's machine, not the trial, seems to be failing (runner.crash_retries sets how often "
                  "such a trial is tried)")
         return ChunkResult([self._row(t, status="failed", error=error)], {})
