@@ -53,6 +53,7 @@ def _refused(host: str, port: int) -> bool:
         return True
 
 
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the shipped default, on a shared machine
 @pytest.mark.parametrize("tls, extra", [(False, []), (True, []), (False, ["cluster.dashboard_address=null"])],
                          ids=["plain", "tls-temporary", "no-dashboard"])
 def test_a_local_cluster_listens_on_loopback_only(tls, extra):
