@@ -109,14 +109,16 @@ def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, m
         wall = time.perf_counter() - t0
         driver_cpu = proc_cpu_s(os.getpid()) - dcpu0
         cpu1, mem1 = proc_cpu_s(sched_pid), proc_mem_mib(sched_pid)
+        # this run's own figures, before the fixed-chunk runs below add to the counters
+        submit_s, chunks = submit["s"], submit["chunks"]
         peak = _rss_mib()
         assert res.counts.ok == n, res.counts
         raw = raw_map(client, sched_pid, raw_tasks) if raw_tasks else None
         fixed = chunk_costs(client, sched_pid, conf, work, mode) if raw_tasks else None
     files = sorted(str(p.relative_to(results)) for p in results.rglob("*") if p.is_file())
     return {
-        "trials": n, "build_plan_s": build_s, "expand_s": expand_s, "submit_s": submit["s"], "driver_cpu_s": driver_cpu,
-        "chunks": submit["chunks"], "wall_s": wall, "trials_per_s": n / wall,
+        "trials": n, "build_plan_s": build_s, "expand_s": expand_s, "submit_s": submit_s, "driver_cpu_s": driver_cpu,
+        "chunks": chunks, "wall_s": wall, "trials_per_s": n / wall,
         "driver_rss_before_mib": rss_before, "driver_peak_rss_mib": peak, "driver_growth_mib": peak - rss_before,
         "scheduler_cpu_s": cpu1 - cpu0, "scheduler_rss_before_mib": mem0["VmRSS"],
         "scheduler_peak_rss_mib": mem1["VmHWM"], "scheduler_growth_mib": mem1["VmHWM"] - mem0["VmRSS"],
