@@ -83,7 +83,9 @@ def run(
     try:
         ctx = contextlib.nullcontext(client) if client is not None else connect(rp.cluster)
         with ctx as cl:
-            if cl.dashboard_link:
+            # with the dashboard off the scheduler still serves HTTP (/metrics), so the link would 404
+            dashboard_off = client is None and getattr(rp.cluster, "dashboard_address", "") is None
+            if cl.dashboard_link and not dashboard_off:
                 echo(f"Dask dashboard: {cl.dashboard_link}")
             if client is not None:  # the user's own client: plugins and resources only
                 prepare(cl, None, "", dict(cfg.resources), echo)
