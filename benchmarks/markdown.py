@@ -46,11 +46,17 @@ def throughput() -> str:
             row.append(f"{v['trials_per_s']:,.0f}/s{eff}{ratio}")
         rows.append(row)
     text = md(rows, ["trial", "trials", *[label for _, label in tools]])
-    skipped = sorted({(c["trial_ms"], c["trials"], v["skipped"].split(";")[0]) for c in r["cells"]
-                      for v in c["tools"].values() if "skipped" in v})
-    if skipped:
-        text += "\n\nSkipped: " + "; ".join(f"{ms} ms x {n:,} ({why.replace('skipped: ', '')})"
-                                            for ms, n, why in skipped)
+    labels = dict(tools)
+    notes = []
+    for c in r["cells"]:
+        sk = {t: v["skipped"] for t, v in c["tools"].items() if "skipped" in v}
+        if sk:
+            est = [float(w.split("estimated ")[1].split(" s")[0].replace(",", "")) for w in sk.values() if "estimated" in w]
+            who = "all tools" if len(sk) == len(tools) else ", ".join(labels.get(t, t) for t in sk)
+            notes.append(f"{c['trial_ms']} ms × {c['trials']:,}: {who}"
+                         + (f" (estimated {min(est):,.0f} s or more per run)" if est else ""))
+    if notes:
+        text += "\n\nSkipped: " + "; ".join(notes) + "."
     mrows = []
     for c in r["mesa"]:
         b, d = c["tools"]["mesa_batch_run"], c["tools"]["daskbench_mesa"]
