@@ -109,3 +109,18 @@ def test_store_and_expand_and_million(smoke):
     assert _positive(ex["us_per_trial"]) and _positive(ex["ratio"])
     mi = load("million")
     assert mi["daskbench_run"]["ok"] == mi["trials"] == mi["daskbench_run"]["rows_on_disk"]
+
+
+def test_sim(smoke):
+    load, _ = smoke
+    r = load("sim")
+    assert r["mode"] == "smoke"
+    assert all(_positive(r["tick_overhead"][f"{s}_shards_ms"]) for s in (1, 2, 4))
+    for n, s in r["speedup"].items():
+        if n != "took_s":
+            assert _positive(s["tick_ms_1_shard"]) and _positive(s["tick_ms_2_shards"]) and _positive(s["step_speedup"])
+    assert _positive(r["machine_ceiling"]["ceiling"])
+    vm = r["vs_mesa"]
+    assert "skipped" in vm or (_positive(vm["ratio_actor"]) and _positive(vm["mesa_agent_steps_per_s"]))
+    for k in ("2_shards", "4_shards"):  # deterministic: community placement cuts far fewer messages
+        assert r["placement"][k]["community"]["cross_shard_fraction"] < r["placement"][k]["round_robin"]["cross_shard_fraction"]

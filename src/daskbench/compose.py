@@ -222,7 +222,7 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
         except OmegaConfBaseException as exc:
             full = str(getattr(exc, "full_key", None) or k)
             raise ConfigError(checks.value_message(exc, full if full.startswith(str(k)) else f"{k}.{full}")) from None
-    if typed.name == "???" or not str(typed.name).strip():
+    if not str(typed.name).strip():  # a missing name was caught above
         raise ConfigError("the experiment config sets no `name`; add `name: my_experiment`")
     cluster = _cluster(cfg0)
     try:

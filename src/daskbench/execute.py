@@ -30,9 +30,6 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from . import live
 from .isolate import TrialProcessError, TrialTimeout
 
-#: values of ``runner.isolation``
-ISOLATION = ("auto", "thread", "process")
-
 #: columns daskbench writes itself; a metric may not take these names
 RESERVED = frozenset(
     {"trial_id", "seed", "replicate", "status", "error", "traceback", "attempts",

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+#: values of ``runner.isolation``
+ISOLATION = ("auto", "thread", "process")
+
 
 @dataclass
 class SweepConfig:
@@ -194,8 +197,8 @@ def check_values(cfg: ExperimentConfig) -> List[str]:
             bad.append(f"{key}={value}: must be > 0")
     if r.progress not in ("auto", "bar", "plain", "none"):
         bad.append(f"runner.progress={r.progress!r}: use auto, bar, plain or none")
-    if r.isolation not in ("auto", "thread", "process"):
-        bad.append(f"runner.isolation={r.isolation!r}: use auto, thread or process")
+    if r.isolation not in ISOLATION:
+        bad.append(f"runner.isolation={r.isolation!r}: use {', '.join(ISOLATION[:-1])} or {ISOLATION[-1]}")
     for k, v in cfg.resources.items():
         if v <= 0:
             bad.append(f"resources.{k}={v}: must be > 0")

@@ -335,8 +335,9 @@ class ResultStore:
         """Ids of trials already ``ok``; checks that the folder holds this
         experiment's results (``name``) and tidies what an interrupted run left."""
         self.check_manifest(name)
-        table = self.trials.read(columns=["trial_id", "status"]) if self.trials.parts() else pa.table({})
-        if self.trials.parts() and not {"trial_id", "status"} <= set(table.column_names):
+        has_parts = bool(self.trials.parts())
+        table = self.trials.read(columns=["trial_id", "status"]) if has_parts else pa.table({})
+        if has_parts and not {"trial_id", "status"} <= set(table.column_names):
             raise ResultsError(
                 f"{self.trials.path} holds Parquet data daskbench did not write (no trial_id and status "
                 "columns); set results.dir=PATH to a folder of its own"

@@ -134,7 +134,7 @@ class ShardActor:
                 raise
         self._sent = still
 
-    def drain(self, timeout: float = 30.0) -> int:
+    def drain(self, timeout: float = 30.0) -> None:
         """Wait for this shard's deliveries still in flight (at the end, before the actors go:
         a delivery reaching a released actor is an error in the receiving worker's log)."""
         deadline = time.monotonic() + timeout
@@ -143,8 +143,7 @@ class ShardActor:
                 fut.result(timeout=max(0.0, deadline - time.monotonic()))
             except Exception:
                 pass  # the simulation is over; a lost or slow peer changes nothing now
-        n, self._sent = len(self._sent), []
-        return n
+        self._sent = []
 
     async def deliver(self, tick: int, src: int, batches: Dict[str, Any]) -> None:
         self.shard.deliver(tick, src, batches)
