@@ -68,7 +68,7 @@ def time_expand(overrides, config_dir: Path):
 
 def time_compose(config_dir: Path):
     from hydra import compose, initialize_config_dir
-    from daskbench.compose import package_conf_dir
+    from daskbench.config.compose import package_conf_dir
 
     extra = [f"hydra.searchpath=[file://{config_dir}]"]
     per = []

@@ -1,6 +1,6 @@
 """A 1,000,000-trial no-op sweep through ``daskbench.run``: driver peak RSS and wall time.
 
-The sweep (``trial.x=range(0,1000000)`` over ``experiments.noop.trial``)
+The sweep (``trial.x=range(0,1000000)`` over ``daskbench.experiments.noop.trial``)
 runs on a ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``
 bound to 127.0.0.1, in a fresh subprocess so that the driver's peak resident
 set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) measures this run

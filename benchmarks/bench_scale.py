@@ -68,7 +68,7 @@ def proc_mem_mib(pid: int) -> Dict[str, float]:
 # ------------------------------------------------------------------ the driver (a child process)
 def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, mode: str) -> Dict[str, Any]:
     import daskbench
-    import daskbench.runner as runner
+    import daskbench.runner.driver as runner
     from distributed import Client
 
     conf = work / "conf"

@@ -9,7 +9,7 @@ places one shard actor per worker in turn.
 1. **Tick overhead**: the ``Idle`` model (agents due every tick that do nothing)
    on 1, 2 and 4 shard actors: wall time per tick, which is the coordinator's
    one call per shard plus the barrier.
-2. **Boltzmann against Mesa**: ``experiments.boltzmann`` (1 shard actor, and in
+2. **Boltzmann against Mesa**: ``daskbench.experiments.boltzmann`` (1 shard actor, and in
    the coordinator's own process) against Mesa's tutorial model
    (``benchmarks/mesa_boltzmann.py``), same number of agents and steps, agent-steps
    per second of stepping (start-up excluded on both sides), with each side's
@@ -19,7 +19,7 @@ places one shard actor per worker in turn.
    Beside it, the machine's own ceiling: the same model stepped with no Dask
    at all, half the agents in one process, then in two processes at once
    (two cores sharing caches and memory bandwidth do not give 2x).
-4. **Placement**: ``experiments.epidemic`` under ``round_robin`` and
+4. **Placement**: ``daskbench.experiments.epidemic`` under ``round_robin`` and
    ``community`` allocation on 2 and 4 shards: fraction of messages that cross
    shards (deterministic: it does not depend on where the shards run).
 
@@ -58,7 +58,7 @@ MODES: Dict[str, Dict[str, Any]] = {
     "full": dict(idle_ticks=1_000, mesa_agents=100_000, mesa_steps=30, speedup_sizes=[100_000, 1_000_000],
                  speedup_ticks=100, epidemic_people=20_000, repeats=5),
 }
-IDLE, BOLTZMANN, EPIDEMIC = "sim_models.Idle", "experiments.boltzmann.Boltzmann", "experiments.epidemic.Epidemic"
+IDLE, BOLTZMANN, EPIDEMIC = "sim_models.Idle", "daskbench.experiments.boltzmann.Boltzmann", "daskbench.experiments.epidemic.Epidemic"
 TARGETS = {"tick_overhead_ms_2_shards": 3.0, "vs_mesa": 20.0, "speedup_1m": 1.6, "community_vs_round_robin": 0.5}
 
 

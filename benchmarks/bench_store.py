@@ -57,7 +57,7 @@ def step_tables(rows: List[Dict[str, Any]]):
 def via_store(root: Path, rows, tables=None) -> Tuple[float, Dict[str, int]]:
     import pyarrow as pa
 
-    from daskbench.store import ResultStore
+    from daskbench.results.store import ResultStore
 
     t0 = time.perf_counter()
     store = ResultStore(root, first_columns=["trial.x"])

@@ -1,6 +1,6 @@
 """The Boltzmann wealth model exactly as Mesa's introductory tutorial writes it (Mesa 3).
 
-Used only by the benchmarks, side by side with ``experiments.boltzmann``;
+Used only by the benchmarks, side by side with ``daskbench.experiments.boltzmann``;
 needs ``pip install -e ".[bench]"`` (Mesa is not a dependency of daskbench).
 """
 

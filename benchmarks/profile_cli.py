@@ -30,7 +30,7 @@ def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False, fas
     t0 = time.perf_counter()
     import daskbench.__main__ as cli  # noqa: F401  (what `python -m daskbench` imports first)
     import daskbench.api as api
-    import daskbench.runner as runner
+    import daskbench.runner.driver as runner
 
     phases = {"import daskbench": time.perf_counter() - t0}
     marks = {}
@@ -71,7 +71,7 @@ def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False, fas
 
     api.connect, api.build_plan, runner.Runner.run = connect, build_plan, run
     if no_dashboard:
-        import daskbench.cluster as cluster_mod
+        import daskbench.cluster.create as cluster_mod
 
         real_lc = cluster_mod.LocalCluster
 

@@ -47,8 +47,8 @@ def main() -> None:
     import dask
 
     import daskbench
-    import daskbench.runner as runner
-    import daskbench.store as store
+    import daskbench.runner.driver as runner
+    import daskbench.results.store as store
     from distributed import Client, LocalCluster
 
     samples = []  # (t, rss, arrow, phase)

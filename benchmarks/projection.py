@@ -40,7 +40,7 @@ SWEEPS = [100_000, 1_000_000]
 
 def chunk_size(trial_s: float, threads: int, remaining: int) -> int:
     """What daskbench's ChunkSizer picks once it has measured ``trial_s`` (default runner settings)."""
-    from daskbench.runner import ChunkSizer
+    from daskbench.runner.driver import ChunkSizer
 
     return ChunkSizer(None, mean_s=trial_s).size(remaining, threads)
 

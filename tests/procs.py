@@ -91,8 +91,8 @@ class DaskProcesses:
         """Block until ``n`` workers are connected; returns {name: address}."""
         from distributed import Client
 
-        from daskbench.cluster import make_security
-        from daskbench.schema import SecurityConfig
+        from daskbench.cluster.create import make_security
+        from daskbench.config.schema import SecurityConfig
 
         sec = make_security(SecurityConfig(mode="files", **self.tls), local=False) if self.tls else None
         deadline = time.time() + timeout

@@ -53,7 +53,7 @@ def test_actor_workers_not_chosen_for_scale_down():
 
 
 def _check_actor_workers_kept(client):
-    from daskbench.scheduler_plugins import KeepActorWorkers
+    from daskbench.observe.scheduler_plugins import KeepActorWorkers
 
     workers = sorted(client.scheduler_info()["workers"])
     actor = client.submit(Counter, actor=True, workers=[workers[0]]).result()

@@ -24,7 +24,7 @@ from typing import Iterator, List, Tuple
 import pytest
 from distributed import Client, LocalCluster, get_worker
 
-from daskbench.observe import ObservePlugin
+from daskbench.observe.plugin import ObservePlugin
 
 CHROMIUM = "/usr/bin/chromium"
 WIDTH, HEIGHT = 1280, 900

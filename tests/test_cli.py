@@ -59,7 +59,7 @@ BAD_INPUTS = [
     (["+experiment=sweep", "sweep.desing=lhs"], "unknown key sweep.desing", "did you mean 'design'"),
     (["+experiment=sweep", "retries=lots"], "bad value for retries", "'lots'"),
     (["+experiment=sweep", "+sweep.desing=lhs"], "unknown key sweep.desing", "did you mean 'design'"),
-    (["+experiment=sweep", "trial._target_=experiments.nosuch.trial"], "cannot import module 'experiments.nosuch'", "working directory"),
+    (["+experiment=sweep", "trial._target_=daskbench.experiments.nosuch.trial"], "cannot import module 'daskbench.experiments.nosuch'", "working directory"),
     (["+experiment=sweep", "trial.rhoo=1,2"], "swept key 'trial.rhoo'", "did you mean 'rho'"),
     (["+experiment=sweep", "results.dir=/proc/forbidden/x"], "cannot write results to /proc/forbidden/x", "results.dir=PATH"),
     (["+experiment=sweep", "cluster=nowhere"], "unknown cluster 'nowhere'", "cluster=local"),

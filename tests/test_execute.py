@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from daskbench.execute import TrialSpec, normalise, run_chunk
+from daskbench.runner.execute import TrialSpec, normalise, run_chunk
 
 
 def spec(target, **kw):

@@ -369,7 +369,7 @@ def test_hanging_trial_times_out_its_process_is_killed_and_the_slot_comes_back(f
 def test_isolated_trial_gets_sys_path_and_sends_back_errors_and_tracebacks(tmp_path, monkeypatch):
     """The child process imports the trial from the worker's sys.path (not its
     working directory) and hands back the value, or the error and traceback."""
-    from daskbench.execute import TrialSpec, run_chunk
+    from daskbench.runner.execute import TrialSpec, run_chunk
 
     code = tmp_path / "elsewhere"
     code.mkdir()
@@ -388,7 +388,7 @@ def test_isolated_trial_gets_sys_path_and_sends_back_errors_and_tracebacks(tmp_p
     row = run_chunk(spec("faults.crash"), [("c", (), {"trial.x": 5, "trial.how": "exit"}, None, 0)]).rows[0]
     assert row["status"] == "failed" and "exited with status 3" in row["error"]
     # daskbench.report() in the child reaches the worker's side, tagged with the trial
-    from daskbench import live
+    from daskbench.observe import live
 
     sent = []
     monkeypatch.setattr(live, "_send", lambda topic, msg: sent.append((topic, msg)))
@@ -402,7 +402,7 @@ def test_thread_isolation_keeps_the_old_timeout_and_bad_values_are_named(user_di
     """runner.isolation=thread: the timeout is recorded but the call cannot be
     stopped (documented); an unknown isolation value is a one-line config error."""
     from daskbench.errors import ConfigError
-    from daskbench.execute import TrialSpec, run_chunk
+    from daskbench.runner.execute import TrialSpec, run_chunk
 
     sys.path.insert(0, str(user_dir))
     spec = TrialSpec(target="usertrials.sleepy", fast=True, bases={(): {"_target_": "usertrials.sleepy"}},

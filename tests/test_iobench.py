@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import daskbench
-from experiments import iobench
+from daskbench.experiments import iobench
 
 OPS = ["write", "read", "list", "delete"]
 

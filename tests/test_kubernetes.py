@@ -24,9 +24,9 @@ import yaml
 
 pytest.importorskip("dask_kubernetes")
 
-from daskbench import kube  # noqa: E402
+from daskbench.cluster import kube  # noqa: E402
 from daskbench.errors import ClusterError, ConfigError  # noqa: E402
-from daskbench.schema import KubernetesClusterConfig  # noqa: E402
+from daskbench.config.schema import KubernetesClusterConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -514,9 +514,9 @@ def test_missing_extra_is_a_config_error(tmp_path):
     (fake / "__init__.py").write_text("raise ImportError('No module named dask_kubernetes (simulated)')\n")
     code = """
         import sys
-        from daskbench import kube
+        from daskbench.cluster import kube
         from daskbench.errors import ConfigError
-        from daskbench.schema import KubernetesClusterConfig
+        from daskbench.config.schema import KubernetesClusterConfig
         assert "dask_kubernetes" not in sys.modules, "imported at module import time"
         for call in (lambda: kube.crd_schema("DaskCluster"), lambda: kube.build_spec(KubernetesClusterConfig()),
                      lambda: kube.make_cluster(KubernetesClusterConfig()),
@@ -536,9 +536,9 @@ def test_missing_extra_is_a_config_error(tmp_path):
 def test_make_cluster_without_a_kubernetes_api_is_a_one_line_cluster_error(tmp_path):
     """No kubeconfig and no in-cluster service account: a ClusterError, and no clean-up traceback at exit."""
     code = """
-        from daskbench import kube
+        from daskbench.cluster import kube
         from daskbench.errors import ClusterError
-        from daskbench.schema import KubernetesClusterConfig
+        from daskbench.config.schema import KubernetesClusterConfig
         try:
             kube.make_cluster(KubernetesClusterConfig(name="bench-x"), quiet=True)
         except ClusterError as exc:

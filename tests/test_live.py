@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import daskbench
-from daskbench.live import LiveAggregate, TrialContext, report
+from daskbench.observe.live import LiveAggregate, TrialContext, report
 from tests.conftest import run_cli, write_experiment
 
 

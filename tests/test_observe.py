@@ -20,8 +20,8 @@ from typing import Any, Callable, Dict, Iterator, Tuple
 import pytest
 from distributed import Client, LocalCluster, get_worker
 
-from daskbench import observe
-from daskbench.observe import ObservePlugin
+from daskbench.observe import plugin as observe
+from daskbench.observe.plugin import ObservePlugin
 
 prometheus_parser = pytest.importorskip("prometheus_client.parser")
 
@@ -237,7 +237,7 @@ NO_PROMETHEUS = textwrap.dedent('''
     import sys, json, urllib.request
     sys.modules["prometheus_client"] = None  # as if it were not installed
     from distributed import Client, LocalCluster
-    from daskbench.observe import ObservePlugin
+    from daskbench.observe.plugin import ObservePlugin
 
     for _ in range(2):  # two schedulers: the missing package is logged once per process
         with LocalCluster(n_workers=1, processes=False, dashboard_address="127.0.0.1:0") as cluster, \\
@@ -281,7 +281,7 @@ def test_end_to_end_run_fills_the_metrics(client, user_dir):
     res = daskbench.run("obs", [], client=client, config_dir="conf", progress="none", echo=lambda *_: None)
     plugins = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
     if "daskbench-observe" not in plugins:
-        pytest.skip("daskbench.cluster.prepare does not register ObservePlugin yet")
+        pytest.skip("daskbench.cluster.create.prepare does not register ObservePlugin yet")
     assert res.counts.ok == 4 and res.counts.failed == 2
     base = "http://127.0.0.1:%d" % client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)
 

@@ -9,7 +9,7 @@ import pytest
 
 import daskbench
 from daskbench.errors import ResultsError
-from daskbench.reporting import require_results, write_report
+from daskbench.observe.report import require_results, write_report
 from tests.conftest import write_experiment
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

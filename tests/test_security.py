@@ -18,8 +18,8 @@ import psutil
 import pytest
 
 import daskbench
-from daskbench.cluster import connect, make_security
-from daskbench.schema import SecurityConfig
+from daskbench.cluster.create import connect, make_security
+from daskbench.config.schema import SecurityConfig
 from tests.procs import DASK, DaskProcesses, make_cert
 
 
@@ -94,8 +94,8 @@ def _scheduler_state(address, certs):
 ATTEMPTS_PY = """
 import json, sys
 from distributed import Client
-from daskbench.cluster import make_security
-from daskbench.schema import SecurityConfig
+from daskbench.cluster.create import make_security
+from daskbench.config.schema import SecurityConfig
 address, other = sys.argv[1], json.loads(sys.argv[2])
 tries = {"another CA": (address, make_security(SecurityConfig(mode="files", **other), local=False)),
          "plain tcp": (address.replace("tls://", "tcp://"), None)}

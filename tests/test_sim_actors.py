@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from daskbench import sim
-from experiments.boltzmann import Boltzmann
+from daskbench.experiments.boltzmann import Boltzmann
 from tests import test_sim_core
 from tests.conftest import run_cli, write_experiment
 from tests.procs import DaskProcesses
@@ -50,7 +50,7 @@ def test_a_simulation_sweep_writes_trials_steps_and_agents(user_dir):
         seed: 5
         trial:
           _target_: daskbench.sim.trial
-          model: experiments.boltzmann.Boltzmann
+          model: daskbench.experiments.boltzmann.Boltzmann
           params: {n_agents: 100}
           ticks: 12
           agent_report_every: 5
@@ -93,7 +93,7 @@ def test_shards_go_only_to_workers_with_the_trials_resources(hosts, user_dir):
         name: placed
         trial:
           _target_: daskbench.sim.trial
-          model: experiments.boltzmann.Boltzmann
+          model: daskbench.experiments.boltzmann.Boltzmann
           params: {n_agents: 50}
           ticks: 5
         resources: {GPU: 1}

@@ -14,7 +14,7 @@ from daskbench.sim.clock import Clock
 from daskbench.sim.coordinator import simulate
 from daskbench.sim.host import LocalHost
 from daskbench.sim.shard import Layout
-from experiments.boltzmann import Boltzmann, gini_from_histogram
+from daskbench.experiments.boltzmann import Boltzmann, gini_from_histogram
 
 
 # --------------------------------------------------------------------------- random streams
@@ -258,12 +258,12 @@ def test_more_shards_than_agents():
 
 
 def test_trial_target_names_bad_model_and_params():
-    with pytest.raises(sim.SimulationError, match="trial.model='experiments.nope.X' cannot be imported"):
-        sim.trial("experiments.nope.X")
+    with pytest.raises(sim.SimulationError, match="trial.model='daskbench.experiments.nope.X' cannot be imported"):
+        sim.trial("daskbench.experiments.nope.X")
     with pytest.raises(sim.SimulationError, match="unexpected keyword argument 'agents'.*check trial.params"):
-        sim.trial("experiments.boltzmann.Boltzmann", {"agents": 3})
+        sim.trial("daskbench.experiments.boltzmann.Boltzmann", {"agents": 3})
     with pytest.raises(sim.SimulationError, match="trial.clock.speed is not a clock setting"):
-        sim.trial("experiments.boltzmann.Boltzmann", clock={"speed": 2})
+        sim.trial("daskbench.experiments.boltzmann.Boltzmann", clock={"speed": 2})
 
 
 # --------------------------------------------------------------------------- restarts

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from daskbench import sim
-from experiments.epidemic import HOUSEHOLD, RANDOM, WORK, Epidemic
+from daskbench.experiments.epidemic import HOUSEHOLD, RANDOM, WORK, Epidemic
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment" / "epidemic.yaml"
 EPI = ("tick", "S", "E", "I", "R", "new_infections")
@@ -158,7 +158,7 @@ def test_bad_params_name_the_key(params, key):
 
 def test_bad_param_through_the_trial_function():
     with pytest.raises(sim.SimulationError, match=r"trial\.params\.p_work=-1"):
-        sim.trial("experiments.epidemic.Epidemic", {"p_work": -1}, local=True)
+        sim.trial("daskbench.experiments.epidemic.Epidemic", {"p_work": -1}, local=True)
 
 
 def test_model_pickles_without_its_network():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from daskbench import sim
-from experiments.market import Market, assign_strategies, clear
+from daskbench.experiments.market import Market, assign_strategies, clear
 
 TIMING = ("wall_ms", "shard_ms", "messages_local", "messages_remote")
 
@@ -147,11 +147,11 @@ def test_bad_params_name_the_key(params, key):
 
 
 def test_through_trial_function():
-    res = sim.trial(model="experiments.market.Market", params={"n_generators": 12, "strategies": "markup"},
+    res = sim.trial(model="daskbench.experiments.market.Market", params={"n_generators": 12, "strategies": "markup"},
                     ticks=24, shards=2, local=True, clock={"tick_seconds": 3600}, agent_report_every=12)
     assert res["shards"] == 2 and res["n_markup"] == 12 and res["mean_price"] > 0
     assert res["steps"].num_rows == 24 and "price" in res["steps"].column_names
     # the 'agents' table replaces the metric 'agents' (the agent count) in the result
     assert set(res["agents"].column_names) >= {"agent_id", "profit", "markup", "strategy"}
     with pytest.raises(sim.SimulationError, match="trial.params.markup"):
-        sim.trial(model="experiments.market.Market", params={"markup": "lots"}, ticks=2, local=True)
+        sim.trial(model="daskbench.experiments.market.Market", params={"markup": "lots"}, ticks=2, local=True)

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from daskbench.errors import ResultsError
-from daskbench.store import Dataset, ResultStore, rows_to_table
+from daskbench.results.store import Dataset, ResultStore, rows_to_table
 
 
 def row(tid, status="ok", **metrics):

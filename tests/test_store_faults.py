@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from daskbench.errors import ResultsError
-from daskbench.store import ResultStore
+from daskbench.results.store import ResultStore
 from tests.conftest import run_cli, write_experiment
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")

@@ -13,7 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from daskbench.errors import SweepError
-from daskbench.sweep import SEED_KEY, Axis, SweepPlan, axis_from_override, axis_from_param, parse_override, spawn_seed
+from daskbench.sweep.plan import SEED_KEY, Axis, SweepPlan, axis_from_override, axis_from_param, parse_override, spawn_seed
 
 
 def plan_for(overrides, **kw):
@@ -140,7 +140,7 @@ def test_trial_ids_unique_and_content_based():
 
 
 def test_trial_id_stable_across_processes():
-    code = ("from daskbench.sweep import *; "
+    code = ("from daskbench.sweep.plan import *; "
             "p=SweepPlan('t',[axis_from_override(parse_override('trial.a=1,2'))],{():{'name':'t','trial._target_':'m.f'}});"
             "print([t.trial_id for t in p])")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -238,7 +238,7 @@ def run_agent(settings: Settings, base_path: Optional[str], index: int, seed: An
         if problems and result is None:  # an error is on its way up: say so beside it
             import logging
 
-            logging.getLogger(__package__).warning(  # the "experiments.iobench" logger
+            logging.getLogger(__package__).warning(  # the "daskbench.experiments.iobench" logger
                 "iobench: cleanup on %s incomplete: %s", label, "; ".join(problems))
     result["cleanup"] = problems
     return result

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .live import report
+from .observe.live import report
 from .errors import ClusterError, ConfigError, DaskbenchError, ExperimentNotFound, ResultsError, SweepError, TrialImportError
 
 __all__ = [

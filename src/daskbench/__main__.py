@@ -56,13 +56,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from . import api
-    from .compose import list_experiments
+    from .config.compose import list_experiments
 
     if args.list:
         print("\n".join(list_experiments(args.config_dir)))
         return 0
     if args.report:
-        from .reporting import write_report
+        from .observe.report import write_report
 
         print(f"report: {write_report(args.report)}")
         return 0

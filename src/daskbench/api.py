@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import; only load() and to_xarray() need it
     import pandas as pd
 
-from .cluster import connect, prepare
-from .compose import RunPlan, build_plan
+from .cluster.create import connect, prepare
+from .config.compose import RunPlan, build_plan
 from .errors import ResultsError
-from .schema import LocalClusterConfig
-from .progress import Counts, make_progress
-from .runner import RunOutcome, Runner, make_spec
-from .store import Dataset, ResultStore
+from .config.schema import LocalClusterConfig
+from .observe.progress import Counts, make_progress
+from .runner.driver import RunOutcome, Runner, make_spec
+from .results.store import Dataset, ResultStore
 
 
 @dataclass
@@ -114,7 +114,7 @@ def run(
 
 def _write_report(results_dir: Path, echo: Callable[[str], None]) -> None:
     """Plots and tables next to the results; a report problem never fails the run."""
-    from .reporting import write_report
+    from .observe.report import write_report
 
     try:
         echo(f"report: {write_report(results_dir)}")
@@ -196,7 +196,7 @@ def to_xarray(data: Union[str, Path, pd.DataFrame], dims: Optional[Sequence[str]
     ok = df[df["status"] == "ok"] if "status" in df.columns else df
     if "replicate" in ok.columns and ok["replicate"].nunique() > 1 and "replicate" not in dims:
         dims.append("replicate")
-    from .execute import RESERVED
+    from .runner.execute import RESERVED
 
     if metrics is None:
         metrics = [c for c in ok.columns if c not in dims and c not in RESERVED

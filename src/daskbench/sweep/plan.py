@@ -22,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override, QuotedString
 from hydra.errors import HydraException
 
-from .errors import SweepError
+from ..errors import SweepError
 
 DESIGNS = ("grid", "random", "lhs", "sobol")
 #: the key a replicate's seed is passed under

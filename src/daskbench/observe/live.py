@@ -3,7 +3,7 @@
 Inside a trial, ``daskbench.report(loss=0.3, step=10)`` sends the values as a
 Dask event (``Worker.log_event``) on the topic ``daskbench-live``; the driver
 subscribes to it (``Client.subscribe_topic``) and shows the latest aggregate on
-the progress line, and the scheduler plugin in :mod:`daskbench.observe` counts
+the progress line, and the scheduler plugin in :mod:`daskbench.observe.plugin` counts
 them for Prometheus. Sends are throttled per trial (the last value always
 arrives), so a trial that reports every step does not flood the scheduler.
 

@@ -14,7 +14,7 @@ task (``KilledWorker``; at once on a LocalCluster daskbench starts):
 
 1. a chunk of several trials is split into one task per trial;
 2. a trial alone in its task whose worker dies again is *quarantined*: run in
-   a child process limited to the worker's memory limit (:mod:`daskbench.isolate`),
+   a child process limited to the worker's memory limit (:mod:`daskbench.runner.isolate`),
    so a trial that crashes or eats memory fails with its own cause and kills no
    more workers, while the innocent trials that shared its worker run fine;
 3. a quarantined trial whose worker still dies (the machine, not the trial)
@@ -41,13 +41,13 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 from distributed import Client, as_completed
 from distributed.scheduler import KilledWorker
 
-from .compose import RunPlan
-from .errors import ClusterError
-from .live import TOPIC_LIVE, TOPIC_SWEEP, LiveAggregate
+from ..config.compose import RunPlan
+from ..errors import ClusterError
+from ..observe.live import TOPIC_LIVE, TOPIC_SWEEP, LiveAggregate
 from .execute import ChunkResult, Item, TrialSpec, chunk_compute_seconds, pack, run_chunk
-from .progress import Counts, Progress
-from .store import ResultStore
-from .sweep import SEED_KEY, Trial
+from ..observe.progress import Counts, Progress
+from ..results.store import ResultStore
+from ..sweep.plan import SEED_KEY, Trial
 
 
 def make_spec(rp: RunPlan, run_id: str = "") -> TrialSpec:

@@ -3,7 +3,7 @@
 This is what ``timeout_s`` (with ``runner.isolation: auto``, the default) and
 ``runner.isolation: process`` use. A Python thread cannot be stopped, so a
 trial that hangs in a thread holds its worker's slot for ever; here the trial
-runs in a fresh interpreter (``python -m daskbench.isolate``) in a session of
+runs in a fresh interpreter (``python -m daskbench.runner.isolate``) in a session of
 its own, and at the deadline the whole session is killed, so the slot is free
 again. A crash in the trial (``os._exit``, a segfault) ends the child only and
 becomes that trial's failure, with Python's fault traceback when there is one.
@@ -76,7 +76,7 @@ def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> A
     started are killed first) and :class:`TrialProcessError` for an exception in
     the trial or a child that died without answering.
     """
-    from . import live
+    from ..observe import live
 
     job = pickle.dumps({"spec": spec, "gkey": gkey, "params": params, "sys_path": list(sys.path),
                         "context": context, "parent": os.getpid(),
@@ -86,7 +86,7 @@ def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> A
     read_fd, write_fd = os.pipe()
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "daskbench.isolate", str(write_fd)],
+            proc = subprocess.Popen([sys.executable, "-m", "daskbench.runner.isolate", str(write_fd)],
                                     stdin=subprocess.PIPE, stderr=err, pass_fds=(write_fd,),
                                     start_new_session=True)  # its own group: killed as a whole
         finally:
@@ -269,7 +269,8 @@ def _main(write_fd: int) -> None:
         _cut_off(sys.modules["distributed"])
     else:
         sys.meta_path.insert(0, _CutOffDistributed())
-    from . import execute, live
+    from . import execute
+    from ..observe import live
 
     live._send = lambda topic, msg: send(("live", topic, msg))
     if job["context"] is not None:

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
-from .errors import ResultsError
+from ..errors import ResultsError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +63,7 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
     swept keys of the manifest, continuous ones first). ``band`` is ``"range"``
     (min–max over replicates) or ``"ci95"``. Returns the path of ``report.html``.
     """
-    from . import api
+    from .. import api
 
     if band not in BANDS:
         raise ResultsError(f"band={band!r}: use one of {', '.join(BANDS)}")
@@ -145,7 +145,7 @@ def _metrics(ok: pd.DataFrame, skip: set) -> List[str]:
     import numpy as np
     import pandas as pd
 
-    from .execute import RESERVED
+    from ..runner.execute import RESERVED
 
     def numeric(s: pd.Series) -> bool:  # a boolean metric with nulls (failed rows) is read as object
         vals = s.dropna()

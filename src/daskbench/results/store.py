@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import ResultsError
+from ..errors import ResultsError
 
 #: fixed types of the columns daskbench writes, so batches agree on them
 BASE_TYPES = {

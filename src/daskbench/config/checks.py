@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
 
 from . import schema
-from .errors import ConfigError
-from .sweep import Axis
+from ..errors import ConfigError
+from ..sweep.plan import Axis
 
 #: sections of an experiment file that must be mappings when given
 _MAPPINGS = ("trial", "vars", "sweep", "results", "runner", "cluster", "resources")
@@ -177,6 +177,6 @@ def check_cluster(c: Any) -> None:
                     raise ConfigError(f"cluster.security.{key}={path}: no such file; give the path of the "
                                       "PEM file (the same ones the scheduler was started with)")
     if isinstance(c, schema.KubernetesClusterConfig):
-        from . import kube  # validates the DaskCluster manifest offline, against the operator's CRDs
+        from ..cluster import kube  # validates the DaskCluster manifest offline, against the operator's CRDs
 
         kube.build_spec(c)

@@ -20,8 +20,8 @@ import dask
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .errors import ClusterError, ConfigError
-from .schema import AddressClusterConfig, KubernetesClusterConfig, LocalClusterConfig, SecurityConfig
+from ..errors import ClusterError, ConfigError
+from ..config.schema import AddressClusterConfig, KubernetesClusterConfig, LocalClusterConfig, SecurityConfig
 
 
 def make_security(sec: SecurityConfig, local: bool) -> Any:
@@ -218,8 +218,8 @@ def prepare(client: Client, cfg: Any, target: str, resources: Dict[str, float],
             echo: Callable[[str], None] = print) -> None:
     """Install daskbench's scheduler plugin, ship the trial's code to remote
     workers, and make sure some worker can run a trial that needs ``resources``."""
-    from .observe import ObservePlugin
-    from .scheduler_plugins import KeepActorWorkers
+    from ..observe.plugin import ObservePlugin
+    from ..observe.scheduler_plugins import KeepActorWorkers
 
     client.register_plugin(KeepActorWorkers(), name=KeepActorWorkers.name)
     # Prometheus counters and the /daskbench/status page, served by the scheduler

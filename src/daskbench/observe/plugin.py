@@ -1,7 +1,7 @@
 """Watching sweeps from the scheduler: Prometheus metrics and a status page.
 
 :class:`ObservePlugin` is a scheduler plugin. It listens to the events the
-driver and the workers log (topics and messages in :mod:`daskbench.live`) and
+driver and the workers log (topics and messages in :mod:`daskbench.observe.live`) and
 keeps a small, bounded summary per sweep, which it publishes two ways on the
 scheduler's HTTP server (the dashboard port):
 

@@ -7,7 +7,7 @@ a bad return value or a timeout marks that trial alone.
 Where a trial runs (``runner.isolation``): ``thread`` calls it in the worker's
 own thread (with ``timeout_s``, in a watchdog thread that cannot be stopped);
 ``process`` runs it in a child process killed at ``timeout_s`` (see
-:mod:`daskbench.isolate`); ``auto`` is ``process`` when ``timeout_s`` is set
+:mod:`daskbench.runner.isolate`); ``auto`` is ``process`` when ``timeout_s`` is set
 and ``thread`` otherwise.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from . import live
+from ..observe import live
 from .isolate import TrialProcessError, TrialTimeout
 
 #: columns daskbench writes itself; a metric may not take these names

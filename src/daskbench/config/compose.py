@@ -23,14 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import checks, schema
-from .errors import ConfigError, ExperimentNotFound, TrialImportError
-from .sweep import SEED_KEY, SweepPlan, axis_from_override, axis_from_param, flatten, merge_axes, parse_override
+from ..errors import ConfigError, ExperimentNotFound, TrialImportError
+from ..sweep.plan import SEED_KEY, SweepPlan, axis_from_override, axis_from_param, flatten, merge_axes, parse_override
 
 
 def package_conf_dir() -> Path:
     """The shipped ``conf/``: inside the installed package, or the source checkout's."""
-    here = Path(__file__).resolve().parent
-    for cand in (here / "conf", here.parents[1] / "conf"):
+    package = Path(__file__).resolve().parents[1]  # src/daskbench, or daskbench in site-packages
+    for cand in (package / "conf", package.parents[1] / "conf"):
         if (cand / "config.yaml").is_file():
             return cand
     raise ConfigError("daskbench's own conf/ folder is missing; reinstall the package")

@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import ClusterError
+from ..errors import ClusterError
 
 _SKIP_DIRS = {"__pycache__", ".git", ".pytest_cache", "results", "outputs", ".venv"}
 

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from .errors import ClusterError, ConfigError
+from ..errors import ClusterError, ConfigError
 
 KINDS = ("DaskCluster", "DaskWorkerGroup", "DaskAutoscaler", "DaskJob")
 API_VERSION = "kubernetes.dask.org/v1"
@@ -303,8 +303,8 @@ def validate(doc: Dict[str, Any], source: Optional[str] = None) -> None:
 
 def package_deploy_dir() -> Path:
     """The shipped ``deploy/``: inside the installed package, or the source checkout's."""
-    here = Path(__file__).resolve().parent
-    for cand in (here / "deploy", here.parents[1] / "deploy"):
+    package = Path(__file__).resolve().parents[1]  # src/daskbench, or daskbench in site-packages
+    for cand in (package / "deploy", package.parents[1] / "deploy"):
         if (cand / "daskcluster.yaml").is_file():
             return cand
     raise ConfigError("daskbench's own deploy/daskcluster.yaml is missing; reinstall the package "
