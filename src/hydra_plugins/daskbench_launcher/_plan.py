@@ -33,6 +33,7 @@ class Job:
     trial_id: str
     columns: Dict[str, Any] = field(default_factory=dict)  # override key -> value, for the table
     config: Optional[bytes] = None
+    parsed: List[Override] = field(default_factory=list)  # parsed once, in the driver
 
 
 def column_name(o: Override) -> str:
@@ -56,6 +57,15 @@ class Planner:
         self._bases: Dict[Tuple[str, ...], Dict[str, Any]] = {}
         self._repo = getattr(loader, "repository", None)
         self._groups = set(OmegaConf.to_container(master.hydra.runtime.choices) or {})
+        self._is_group_cache: Dict[str, bool] = {}
+        self._parsed: Dict[str, Override] = {}
+
+    def parse(self, overrides: Sequence[str]) -> List[Override]:
+        """Hydra's parser (ANTLR, the driver's main cost per job), once per distinct string."""
+        new = [o for o in dict.fromkeys(overrides) if o not in self._parsed]
+        if new:
+            self._parsed.update(zip(new, self.parser.parse_overrides(new)))
+        return [self._parsed[o] for o in overrides]
 
     def _is_group(self, o: Override) -> bool:
         # Hydra's own rule (hydra._internal.defaults_list.Overrides): a dict value is a
@@ -63,7 +73,9 @@ class Planner:
         if isinstance(o.value(), dict):
             return False
         key = o.key_or_group
-        return self._repo.group_exists(key) if self._repo is not None else key in self._groups
+        if key not in self._is_group_cache:  # a look-up in every config source: once per key
+            self._is_group_cache[key] = self._repo.group_exists(key) if self._repo is not None else key in self._groups
+        return self._is_group_cache[key]
 
     def _split(self, parsed: Sequence[Override]) -> Optional[Tuple[List[Override], List[Override]]]:
         """(group overrides, value overrides), or None when the job must be composed whole."""
@@ -77,7 +89,7 @@ class Planner:
 
     def plan(self, num: int, overrides: Sequence[str]) -> Job:
         overrides = list(overrides)
-        parsed = self.parser.parse_overrides(overrides)
+        parsed = self.parse(overrides)
         columns = {column_name(o): _column_value(o.value()) for o in parsed if not o.is_hydra_override()}
         split = self._split(parsed)
         if split is None:
@@ -89,7 +101,7 @@ class Planner:
         if key not in self.templates:
             self._compose_template(key)
         tid = job_id(self.name, list(key), self._bases[key], {o.key_or_group: o.value() for o in values})
-        return Job(num, overrides, key, tid, columns)
+        return Job(num, overrides, key, tid, columns, parsed=parsed)
 
     def _compose_template(self, key: Tuple[str, ...]) -> None:
         cfg = self.loader.load_sweep_config(self.master, list(key))
@@ -105,12 +117,12 @@ def _task_content(cfg: DictConfig) -> Dict[str, Any]:
     return content
 
 
-def finish_config(cfg: DictConfig, job: Job, parser: OverridesParser) -> DictConfig:
+def finish_config(cfg: DictConfig, job: Job) -> DictConfig:
     """On the worker: the template with the job's value overrides applied, and the
     fields Hydra derives from a job's overrides set as ``load_sweep_config`` sets them."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 
-    parsed = parser.parse_overrides(job.overrides)
+    parsed = job.parsed
     groups = set(job.template or ())
     values = [o for o in parsed if o.input_line not in groups]
     ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
@@ -131,7 +143,7 @@ def job_configs(planner: Planner, job: Job) -> Tuple[DictConfig, DictConfig]:
         assert job.config is not None
         cfg = pickle.loads(job.config)
     else:
-        cfg = finish_config(pickle.loads(planner.templates[job.template]), job, planner.parser)
+        cfg = finish_config(pickle.loads(planner.templates[job.template]), job)
     with open_dict(cfg):
         cfg.hydra.job.id = f"{cfg.hydra.job.name}_{job.num}"
         cfg.hydra.job.num = job.num

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 _LOCK = threading.Lock()
-_STATE: Dict[str, Any] = {"token": None, "parser": None}
+_STATE: Dict[str, Any] = {"token": None}
 
 
 @dataclass
@@ -61,13 +61,12 @@ def run_jobs(ctx: RunContext, jobs: List[Any]) -> List[Outcome]:
 def _enter(ctx: RunContext) -> None:
     if _STATE["token"] == ctx.token:
         return
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.singleton import Singleton
     from hydra.core.utils import setup_globals
 
     setup_globals()
     Singleton.set_state(ctx.singleton_state)
-    _STATE.update(token=ctx.token, parser=OverridesParser.create())
+    _STATE["token"] = ctx.token
 
 
 def _config(ctx: RunContext, job: Any) -> Any:
@@ -78,7 +77,7 @@ def _config(ctx: RunContext, job: Any) -> Any:
     if job.template is None:
         cfg = pickle.loads(job.config)
     else:  # unpickling the template's bytes is the cheapest deep copy
-        cfg = finish_config(pickle.loads(ctx.templates[job.template]), job, _STATE["parser"])
+        cfg = finish_config(pickle.loads(ctx.templates[job.template]), job)
     with open_dict(cfg):
         cfg.hydra.job.id = f"{cfg.hydra.job.name}_{job.num}"
         cfg.hydra.job.num = job.num
@@ -86,20 +85,17 @@ def _config(ctx: RunContext, job: Any) -> Any:
 
 
 def _run_one(ctx: RunContext, job: Any) -> Outcome:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.core.utils import JobStatus, run_job
-    from hydra.types import HydraContext
+    from hydra.core.utils import JobStatus
+
+    from ._run_job import run_job
 
     started, t0 = datetime.now(UTC), time.perf_counter()
     attempts = 0
     while True:
         attempts += 1
         cfg = _config(ctx, job)
-        HydraConfig.instance().set_config(cfg)
         with _driver_cwd(str(cfg.hydra.runtime.cwd)):
-            ret = run_job(hydra_context=HydraContext(config_loader=None, callbacks=ctx.callbacks),  # type: ignore
-                          task_function=ctx.task_function, config=cfg,
-                          job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+            ret = run_job(ctx.task_function, cfg, ctx.callbacks)
         if ret.status == JobStatus.COMPLETED or attempts > ctx.retries:
             break
     ok = ret.status == JobStatus.COMPLETED
@@ -113,7 +109,7 @@ def _run_one(ctx: RunContext, job: Any) -> Outcome:
         tb = "".join(traceback.format_exception(type(value), value, value.__traceback__))
     return Outcome(
         num=job.num, status="ok" if ok else "failed", value=value, error=error, traceback=tb,
-        working_dir=ret.working_dir, task_name=ret.task_name, output_dir=str(cfg.hydra.runtime.output_dir),
+        working_dir=ret.working_dir, task_name=ret.task_name, output_dir=str(ret.hydra_cfg.hydra.runtime.output_dir),
         configs=pickle.dumps((ret.cfg, ret.hydra_cfg)), worker=_worker_name(), started_at=started,
         duration_s=time.perf_counter() - t0, attempts=attempts,
     )
