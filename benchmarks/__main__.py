@@ -29,6 +29,7 @@ BENCHES = [
     ("expand", "bench_expand.py"),
     ("throughput", "bench_throughput.py"),
     ("hydra", "bench_hydra.py"),
+    ("launcher", "bench_launcher.py"),  # the Hydra launcher plugin against Hydra's joblib launcher
     ("scale", "bench_scale.py"),
     ("projection", "projection.py"),  # from scale.json: no timing of its own
     ("million", "bench_million.py"),

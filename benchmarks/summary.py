@@ -73,6 +73,17 @@ def hydra(r: Dict[str, Any]) -> List[List[Any]]:
     return rows
 
 
+def launcher(r: Dict[str, Any]) -> List[List[Any]]:
+    if "skipped" in r:
+        return [["launcher", f"{r['jobs']} no-op jobs", "", r["skipped"], "", ""]]
+    db, jl = r["results"]["daskbench"], r["results"]["joblib"]
+    nd = r["results"]["daskbench_no_dashboard"]
+    return [["launcher", f"hydra -m, {r['jobs']} no-op jobs, wall incl. start-up", f"{db['seconds']:.2f} s",
+             f"joblib launcher {jl['seconds']:.2f} s", f"{db['speedup_vs_joblib']:.1f}x",
+             _met(r["target_met"], r["target"])],
+            ["launcher", "  same, dashboard off", f"{nd['seconds']:.2f} s", "", f"{nd['speedup_vs_joblib']:.1f}x", ""]]
+
+
 def scale(r: Dict[str, Any]) -> List[List[Any]]:
     sizes = r["sizes"]
     span = f"{sizes[0]:,} -> {sizes[-1]:,}"
@@ -154,5 +165,5 @@ def projection(r: Dict[str, Any]) -> List[List[Any]]:
 
 
 def rows_for(name: str, result: Dict[str, Any]) -> List[List[Any]]:
-    return {"expand": expand, "throughput": throughput, "hydra": hydra, "scale": scale, "million": million,
+    return {"expand": expand, "throughput": throughput, "hydra": hydra, "launcher": launcher, "scale": scale, "million": million,
             "store": store, "sim": sim, "projection": projection}[name](result)

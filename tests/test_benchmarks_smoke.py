@@ -51,7 +51,7 @@ def test_summary(smoke):
     load, out = smoke
     s = load("summary")
     assert s["mode"] == "smoke" and s["failed"] == []
-    assert {"expand", "throughput", "hydra", "scale", "projection", "million", "store", "sim"} <= set(s["benchmarks"])
+    assert {"expand", "throughput", "hydra", "launcher", "scale", "projection", "million", "store", "sim"} <= set(s["benchmarks"])
     sim = s["benchmarks"]["sim"]
     if not (ROOT / "benchmarks" / "bench_sim.py").exists():
         assert sim["status"] == "not available"
