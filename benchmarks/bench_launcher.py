@@ -64,8 +64,9 @@ def commands(n: int, sweep_dir: Path) -> Dict[str, List[str]]:
 
 def available() -> str:
     try:
-        import hydra_plugins.daskbench_launcher  # noqa: F401
         import hydra_plugins.hydra_joblib_launcher  # noqa: F401
+
+        import hydra_plugins.daskbench_launcher  # noqa: F401
     except ImportError as exc:
         return f"{exc.name} not installed (pip install -e '.[bench]')"
     return ""

@@ -12,7 +12,7 @@ from hydra.core.utils import JobReturn, JobStatus
 
 from ._daskbench import ClusterError
 from ._rows import DaskbenchJobReturn, failed_row, job_return, row
-from ._worker import RunContext, run_jobs
+from ._worker import Packed, RunContext, run_jobs
 
 
 def chunk_size(n_jobs: int, threads: int, fixed: Any) -> int:
@@ -47,7 +47,7 @@ class BatchRun:
         chunks = [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
         chunks.reverse()  # pop() from the end: submitted in job order
         limit = self.s.max_in_flight or 4 * threads
-        ctx = self.client.scatter(self.ctx, hash=False)  # sent once, not with every task
+        ctx = self.client.scatter(Packed.of(self.ctx), hash=False)  # sent once, not with every task
         pending: Dict[Any, List[Any]] = {}
         ac = as_completed()
 

@@ -52,21 +52,43 @@ class Outcome:
     attempts: int
 
 
-def run_jobs(ctx: RunContext, jobs: List[Any]) -> List[Outcome]:
+@dataclass
+class Packed:
+    """A :class:`RunContext` pickled in the driver's main thread.
+
+    Handing Dask the live objects would pickle them on its event loop's thread,
+    racing the main thread over shared dicts (``sys.modules``, the app's
+    globals): "dictionary changed size during iteration", seen here.
+    """
+
+    token: str
+    blob: bytes
+
+    @classmethod
+    def of(cls, ctx: RunContext) -> Packed:
+        import cloudpickle
+
+        return cls(ctx.token, cloudpickle.dumps(ctx))
+
+
+def run_jobs(packed: Packed, jobs: List[Any]) -> List[Outcome]:
     with _LOCK:
-        _enter(ctx)
+        ctx = _enter(packed)
         return [_run_one(ctx, job) for job in jobs]
 
 
-def _enter(ctx: RunContext) -> None:
-    if _STATE["token"] == ctx.token:
-        return
+def _enter(packed: Packed) -> RunContext:
+    """Hydra's global state for this multirun, set once per process and batch."""
+    if _STATE["token"] == packed.token:
+        return _STATE["ctx"]
     from hydra.core.singleton import Singleton
     from hydra.core.utils import setup_globals
 
+    ctx = pickle.loads(packed.blob)
     setup_globals()
     Singleton.set_state(ctx.singleton_state)
-    _STATE["token"] = ctx.token
+    _STATE.update(token=packed.token, ctx=ctx)
+    return ctx
 
 
 def _config(ctx: RunContext, job: Any) -> Any:

@@ -83,6 +83,8 @@ class DaskbenchLauncherConf:
 
     _target_: str = "hydra_plugins.daskbench_launcher.launcher.DaskbenchLauncher"
     cluster: ClusterConf = field(default_factory=ClusterConf)
+    # a closed dict in Hydra's struct mode: set with `+hydra.launcher.resources.GPU=1`
+    # or `++hydra.launcher.resources={GPU: 1}`
     resources: Dict[str, float] = field(default_factory=dict)
     priority: int = 0
     retries: int = 0
