@@ -165,5 +165,5 @@ def projection(r: Dict[str, Any]) -> List[List[Any]]:
 
 
 def rows_for(name: str, result: Dict[str, Any]) -> List[List[Any]]:
-    return {"expand": expand, "throughput": throughput, "hydra": hydra, "launcher": launcher, "scale": scale, "million": million,
-            "store": store, "sim": sim, "projection": projection}[name](result)
+    return {"expand": expand, "throughput": throughput, "hydra": hydra, "launcher": launcher, "scale": scale,
+            "million": million, "store": store, "sim": sim, "projection": projection}[name](result)
