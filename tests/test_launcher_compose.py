@@ -108,3 +108,19 @@ def test_ids_are_pinned():
     assert job_id("app", ["db=mysql"], {"db.user": "a", "x": 1}, {"x": 2}) == "ddeedd9256691427"
     assert job_id("app", [], {"x": 2}, {}) == job_id("app", [], {"x": 1}, {"x": 2})
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": {}}) == {"a.b": 1, "a.c": [1, 2], "d": {}}
+
+
+def test_the_sweepers_check_uses_the_fast_loader(loader, tmp_path):
+    from hydra_plugins.daskbench_launcher._loader import FastSweepLoader, install
+
+    master = _master(loader, "compose", tmp_path)
+    ctx = HydraContext(loader, Callbacks())
+    planner = install(ctx, master)
+    assert isinstance(ctx.config_loader, FastSweepLoader) and install(ctx, master) is planner
+    for overrides in (["+a=1"], ["group1=file2", "bar=300"]):
+        got = ctx.config_loader.load_sweep_config(master, overrides)
+        assert got == loader.load_sweep_config(master, overrides)
+    assert len(planner.templates) == 2  # once per group choice, however many jobs
+    with pytest.raises(Exception, match="Could not override 'boo'"):  # a bad job still fails the batch early
+        ctx.config_loader.load_sweep_config(master, ["boo=bar"])
+    assert ctx.config_loader.get_search_path() is loader.get_search_path()  # the rest is Hydra's loader

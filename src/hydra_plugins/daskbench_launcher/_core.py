@@ -76,9 +76,8 @@ def _launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_i
     log.info(f"daskbench launcher: {len(job_overrides)} jobs, sweep output dir : {sweep_dir}")
     for idx, overrides in enumerate(job_overrides):
         log.info(f"\t#{initial_job_idx + idx} : {' '.join(filter_overrides(overrides))}")
-    planner = getattr(launcher, "_daskbench_planner", None)
-    if planner is None:  # kept across batches: templates are composed once per multirun
-        planner = launcher._daskbench_planner = Planner(launcher.hydra_context.config_loader, config, s.name)
+    planner = launcher.planner  # made in setup(), kept across batches: templates composed once per multirun
+    planner.name = s.name
     jobs = [planner.plan(initial_job_idx + i, o) for i, o in enumerate(job_overrides)]
     store = ResultStore(s.results_dir)
     done = store.open_for_resume(s.name)

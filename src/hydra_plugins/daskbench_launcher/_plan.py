@@ -103,6 +103,18 @@ class Planner:
         tid = job_id(self.name, list(key), self._bases[key], {o.key_or_group: o.value() for o in values})
         return Job(num, overrides, key, tid, columns, parsed=parsed)
 
+    def compose(self, overrides: Sequence[str]) -> DictConfig:
+        """``load_sweep_config(master, overrides)``, from the template when the job allows it."""
+        overrides = list(overrides)
+        parsed = self.parse(overrides)
+        split = self._split(parsed)
+        if split is None:
+            return self.loader.load_sweep_config(self.master, overrides)
+        key = tuple(o.input_line for o in split[0])
+        if key not in self.templates:
+            self._compose_template(key)
+        return finish_config(pickle.loads(self.templates[key]), Job(-1, overrides, key, "", parsed=parsed))
+
     def _compose_template(self, key: Tuple[str, ...]) -> None:
         cfg = self.loader.load_sweep_config(self.master, list(key))
         self.templates[key] = pickle.dumps(cfg)

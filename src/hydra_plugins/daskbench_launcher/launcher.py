@@ -18,11 +18,16 @@ class DaskbenchLauncher(Launcher):
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
+        self.planner: Any = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from ._loader import install
+
         self.config = config
         self.task_function = task_function
         self.hydra_context = hydra_context
+        # the sweeper composes every job before each batch to check it: once per group choice instead
+        self.planner = install(hydra_context, config)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from . import _core  # Dask and pyarrow are imported only when a multirun uses this launcher
