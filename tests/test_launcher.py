@@ -154,6 +154,8 @@ def test_address_cluster_with_resources(app, tmp_path_factory):
     (["hydra.launcher.retries=-1"], 2, "hydra.launcher.retries=-1: must be >= 0"),
     (["hydra.launcher.cluster.kind=cloud"], 2, "hydra.launcher.cluster.kind=cloud: use local, address, kubernetes"),
     (["++hydra.launcher.resources={TPU: 1}"], 3, "no worker has the resources this experiment asks for (TPU=1)"),
+    (["+hydra.launcher.cluster.resources.GPU=1", "+hydra.launcher.resources.TPU=1"], 3,
+     "(TPU=1); the workers have: GPU=1"),
     (["hydra.launcher.cluster.kind=address", "hydra.launcher.cluster.address=tcp://127.0.0.1:PORT",
       "hydra.launcher.cluster.timeout_s=2"], 3, "cannot reach the Dask scheduler at tcp://127.0.0.1:PORT"),
 ])

@@ -90,7 +90,7 @@ def _launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_i
     try:
         if todo:
             client, new = client_for(s.cluster)
-            if new and client.dashboard_link:
+            if new and client.dashboard_link and getattr(s.cluster, "dashboard_address", "") is not None:
                 log.info(f"Dask dashboard: {client.dashboard_link}")
             check_resources(client, s.cluster, s.resources, log.info)
             ctx = RunContext(token=uuid.uuid4().hex, singleton_state=_singletons(),

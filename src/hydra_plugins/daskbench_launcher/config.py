@@ -35,7 +35,8 @@ class SecurityConf:
 class ClusterConf:
     """Where the jobs run; the same keys as daskbench's ``cluster.*``: a key left at
     the default below takes daskbench's default for the kind (null is "unset" except
-    for ``dashboard_address``, where null turns the dashboard off).
+    for ``dashboard_address``, where null turns the dashboard off). Hydra closes the
+    dicts (``resources``, ``env``): add keys with ``+``, e.g. ``+hydra.launcher.cluster.resources.GPU=1``.
 
     kind=local: n_workers, threads_per_worker, processes, memory_limit, resources,
     host, dashboard_address, adapt, security, resource_wait_s.
@@ -51,7 +52,7 @@ class ClusterConf:
     threads_per_worker: Optional[int] = None
     processes: Optional[bool] = None
     memory_limit: Optional[str] = None
-    resources: Optional[Dict[str, float]] = None
+    resources: Dict[str, float] = field(default_factory=dict)  # `+hydra.launcher.cluster.resources.GPU=1`
     host: Optional[str] = None
     dashboard_address: Optional[str] = "127.0.0.1:8787"
     adapt: AdaptConf = field(default_factory=AdaptConf)
@@ -62,7 +63,7 @@ class ClusterConf:
     namespace: Optional[str] = None
     manifest: Optional[str] = None
     image: Optional[str] = None
-    env: Optional[Dict[str, str]] = None
+    env: Dict[str, str] = field(default_factory=dict)
     shutdown_on_close: Optional[bool] = None
 
 
