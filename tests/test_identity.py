@@ -14,7 +14,8 @@ import hashlib
 import pytest
 
 import daskbench
-from daskbench.sweep.plan import SweepPlan, axis_from_override, parse_override, spawn_seed
+from daskbench.sweep.identity import DESIGN_STREAM, RUN_KEYS, content, spawn_seed, trial_id
+from daskbench.sweep.plan import SweepPlan, axis_from_override, parse_override
 from tests.conftest import write_experiment
 
 IDENT_PY = '''
@@ -56,13 +57,26 @@ def test_pure_plan_ids():
 def test_spawned_seeds_pinned():
     assert [spawn_seed(0, r) for r in range(3)] == SEEDS_0
     assert [spawn_seed(2026, r) for r in range(3)] == SEEDS_2026
+    assert DESIGN_STREAM == (2**32 - 1,)
 
 
 def test_trial_id_of_content():
     """The hash itself, on a hand-written content: name, groups, sorted items."""
     g = (("model", "small"),)
+    assert trial_id("t", g, [("name", "t"), ("trial._target_", "m.f")], {"trial.x": 1}) == CONTENT_ID
     p = SweepPlan(name="t", axes=[], bases={g: {"name": "t", "trial._target_": "m.f"}})
     assert p.trial_id(g, {"trial.x": 1}) == CONTENT_ID
+
+
+def test_content_leaves_out_run_keys():
+    tree = {"name": "t", "seed": 3, "trial": {"_target_": "m.f", "x": 1}, "vars": {},
+            "sweep": {"replicates": 2}, "results": {"dir": "r"}, "runner": {"chunk_size": 5},
+            "cluster": {"kind": "local"}, "resources": {"GPU": 1}, "priority": 1, "retries": 2,
+            "timeout_s": 9.0, "max_failures": 3, "hydra": {}, "model": {"size": 1}}
+    assert content(tree) == {"name": "t", "seed": 3, "trial._target_": "m.f", "trial.x": 1, "vars": {},
+                             "model.size": 1}
+    assert RUN_KEYS == {"sweep", "results", "runner", "cluster", "resources", "priority", "retries",
+                        "timeout_s", "max_failures", "hydra"}
 
 
 # -- through composition ------------------------------------------------------------

@@ -169,14 +169,6 @@ class ExperimentConfig:
     max_failures: Optional[int] = None
 
 
-#: Top-level keys that steer the run but are not part of a trial's content,
-#: so they stay out of the trial id (changing them never invalidates results).
-RUN_KEYS = frozenset(
-    {"sweep", "results", "runner", "cluster", "resources", "priority", "retries",
-     "timeout_s", "max_failures", "hydra"}
-)
-
-
 def check_values(cfg: ExperimentConfig) -> List[str]:
     """Range checks the types cannot express; returns one message per bad value."""
     bad: List[str] = []
