@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Union
 
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import; only load() and to_xarray() need it
     import pandas as pd
@@ -21,6 +21,7 @@ from .errors import ResultsError
 from .config.schema import LocalClusterConfig
 from .observe.progress import Counts, make_progress
 from .runner.driver import RunOutcome, Runner, make_spec
+from .results import manifest
 from .results.store import Dataset, ResultStore
 
 
@@ -166,18 +167,8 @@ def load(path: Union[str, Path], dataset: str = "trials") -> pd.DataFrame:
     """
     folder = _dataset_dir(path, dataset)
     df = Dataset(folder, writer=False).read().to_pandas()
-    df.attrs["daskbench_dims"] = _dims(folder.parent)
+    df.attrs["daskbench_dims"] = manifest.axes(folder.parent)
     return df
-
-
-def _dims(root: Path) -> List[str]:
-    import json
-
-    try:
-        runs = json.loads((root / "manifest.json").read_text()).get("runs", [])
-        return list(runs[-1].get("axes", [])) if runs else []
-    except (OSError, ValueError):
-        return []
 
 
 def to_xarray(data: Union[str, Path, pd.DataFrame], dims: Optional[Sequence[str]] = None,

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Set
 
@@ -35,6 +33,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ResultsError
+from . import manifest
+from .files import CAUSES, tmp_file, write_error
 
 #: fixed types of the columns daskbench writes, so batches agree on them
 BASE_TYPES = {
@@ -50,58 +50,6 @@ BASE_TYPES = {
     "duration_s": pa.float64(),
 }
 TAIL = ["seed", "replicate", "status", "error", "attempts", "worker", "started_at", "duration_s", "traceback"]
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-_CAUSES = {errno.ENOSPC: "No space left on device", errno.EROFS: "Read-only file system",
-           errno.EDQUOT: "Disk quota exceeded", errno.EACCES: "Permission denied"}
-_FIXES = {
-    errno.ENOSPC: "free space there or set results.dir=PATH",
-    errno.EDQUOT: "free space there (disk quota) or set results.dir=PATH",
-    errno.EROFS: "remount it read-write or set results.dir=PATH",
-    errno.EACCES: "make it writable or set results.dir=PATH",
-    errno.EPERM: "make it writable or set results.dir=PATH",
-}
-
-
-def write_error(folder: Path, exc: BaseException) -> ResultsError:
-    """A write under ``folder`` failed: say where, why, and what to do."""
-    code = getattr(exc, "errno", None)
-    cause = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
-    if code not in _CAUSES:  # pyarrow re-raises OS errors as text: find the cause in it
-        for c, text in _CAUSES.items():
-            if text in str(exc):
-                code, cause = c, text
-    fix = _FIXES.get(code, "check the folder or set results.dir=PATH")
-    return ResultsError(
-        f"cannot write results to {folder}: {cause}; {fix}. What was written before is kept: "
-        "run the same command again to resume"
-    )
-
-
-@contextlib.contextmanager
-def _tmp_file(final: Path):
-    """Open a hidden temporary file next to ``final``; on success sync and rename it
-    into place, on any failure remove it, so no partial file is ever left."""
-    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    with _tmp_file(path) as f:
-        f.write(data)
 
 
 def _part_name() -> str:
@@ -227,7 +175,7 @@ class Dataset:
         drop = pa.array(sorted(drop_ids), pa.string()) if drop_ids else None
         rows = 0
         final = self._new / _part_name()
-        with _tmp_file(final) as f, pq.ParquetWriter(f, schema) as writer:
+        with tmp_file(final) as f, pq.ParquetWriter(f, schema) as writer:
             parts = self.parts()
             if parts:
                 import pyarrow.dataset as ds
@@ -249,7 +197,7 @@ class Dataset:
     @staticmethod
     def _write_part(folder: Path, table: pa.Table) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        with _tmp_file(folder / _part_name()) as f:
+        with tmp_file(folder / _part_name()) as f:
             pq.write_table(table, f)
 
 
@@ -325,7 +273,7 @@ class ResultStore:
             self.broken = write_error(self.root, exc)
             raise self.broken from None
         except pa.ArrowException as exc:
-            if not any(text in str(exc) for text in _CAUSES.values()):
+            if not any(text in str(exc) for text in CAUSES.values()):
                 raise  # not the file system: a bug to see in full
             self.broken = write_error(self.root, exc)
             raise self.broken from None
@@ -348,7 +296,7 @@ class ResultStore:
             ok_mask = pc.equal(table["status"], "ok")
             ok = set(table.filter(ok_mask)["trial_id"].to_pylist())
             self._superseded = set(table.filter(pc.invert(ok_mask))["trial_id"].to_pylist())
-        for dname, dset in self._extra.items():
+        for dset in self._extra.values():
             ids = dset.read(columns=["trial_id"])
             if ids.num_rows and "trial_id" in ids.column_names:
                 orphans = set(pc.unique(ids["trial_id"]).to_pylist()) - ok
@@ -360,26 +308,7 @@ class ResultStore:
     def check_manifest(self, name: Optional[str]) -> Dict[str, Any]:
         """The folder's manifest.json ({} if none); a ResultsError if it is not one
         daskbench wrote for experiment ``name``."""
-        path = self.root / "manifest.json"
-        if not path.exists():
-            return {}
-        try:
-            manifest = json.loads(path.read_text())
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:
-            raise ResultsError(
-                f"{path} is not valid JSON ({str(exc).splitlines()[0]}); daskbench keeps its run history "
-                "there and will not overwrite it: move the file away (a new one is written), or set "
-                "results.dir=PATH"
-            ) from None
-        other = manifest.get("name")
-        if name is not None and other is not None and other != name:
-            raise ResultsError(
-                f"{self.root} holds the results of experiment {other!r} (see its manifest.json), not {name!r}; "
-                "set results.dir=PATH to a folder of its own"
-            )
-        return manifest
+        return manifest.check(self.root, name)
 
     # -- writing --------------------------------------------------------------
     def add(self, rows: List[Dict[str, Any]], tables: Dict[str, pa.Table]) -> None:
@@ -432,28 +361,5 @@ class ResultStore:
     # -- manifest -------------------------------------------------------------
     def record_run(self, run: Dict[str, Any], config_yaml: str, name: str) -> None:
         """Add (or update, by ``run['id']``) this run's entry in manifest.json."""
-        manifest = self.check_manifest(name)
-        manifest["name"] = name
-        manifest["config"] = config_yaml
-        manifest["versions"] = versions()
-        runs = [r for r in manifest.get("runs", []) if r.get("id") != run.get("id")]
-        runs.append(run)
-        manifest["runs"] = runs
         with self._writing():
-            self.root.mkdir(parents=True, exist_ok=True)
-            _atomic_write_bytes(self.root / "manifest.json", json.dumps(manifest, indent=2, default=str).encode())
-
-
-def versions() -> Dict[str, str]:
-    """Versions of the packages a result depends on."""
-    import platform
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for pkg in ("daskbench", "dask", "distributed", "hydra-core", "omegaconf", "pyarrow",
-                "pandas", "numpy", "scipy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+            manifest.record_run(self.root, run, config_yaml, name)
