@@ -22,7 +22,7 @@ import errno
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -125,7 +125,7 @@ class ResultStore:
             ) from None
 
     @contextlib.contextmanager
-    def _writing(self):
+    def _writing(self) -> Iterator[None]:
         """Turn a failed write into one ResultsError and mark the store broken."""
         if self.broken is not None:
             raise self.broken
