@@ -20,13 +20,13 @@ from tests.conftest import write_experiment
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
-V1 = '''
+V1 = """
 import pandas as pd
 
 
 def f(x=0, seed=0):
     return {"y": x, "steps": pd.DataFrame({"tick": [0, 1], "v": [x, x]})}
-'''
+"""
 V2 = V1.replace('"y": x', '"y": 10 * x').replace('"v": [x, x]', '"v": [10 * x, 10 * x]')
 
 # a fresh LocalCluster per run (client=None): its new worker processes import the edited module
@@ -39,8 +39,13 @@ def test_label_and_manifest_entry():
     assert cv.label == "module:aaaaaaaaaaaa commit:bbbbbbbbbbbb+dirty"
     assert CodeVersion("m", "a" * 64).label == "module:aaaaaaaaaaaa"
     assert CodeVersion("m").label == "module:unknown"
-    assert cv.as_dict() == {"module": "m", "source_sha256": "a" * 64, "commit": "b" * 40, "dirty": True,
-                            "label": cv.label}
+    assert cv.as_dict() == {
+        "module": "m",
+        "source_sha256": "a" * 64,
+        "commit": "b" * 40,
+        "dirty": True,
+        "label": cv.label,
+    }
 
 
 def test_why_changed():
@@ -51,13 +56,15 @@ def test_why_changed():
     assert why_changed(now, {"module:aaa commit:ddd": 2}) == same_module
     assert why_changed(now, {"module:aaa": 2}) == same_module
     assert why_changed(now, {"module:aaa commit:ccc+dirty": 2}) == (
-        "the trial module is the same, its repository's uncommitted changes are not")
+        "the trial module is the same, its repository's uncommitted changes are not"
+    )
 
 
 def test_notice_words():
     assert notice(312, "the trial module changed since", rerun=False) == (
         "312 ok rows were made by other code (the trial module changed since); they are kept: "
-        "set results.rerun=changed to run them again")
+        "set results.rerun=changed to run them again"
+    )
     assert notice(1, "r", rerun=False).startswith("1 ok row was made by other code (r)")
     assert "results.rerun=changed: those in this sweep run again" in notice(2, "r", rerun=True)
 
@@ -73,8 +80,12 @@ def test_of_target_without_git(tmp_path, monkeypatch):
 
 
 def _git(repo, *args):
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 @needs_git
@@ -119,8 +130,10 @@ def test_store_redo_replaces_rows_and_steps_but_not_with_cancelled(tmp_path):
     assert st.ok_rows_by_other_code("module:new") == ({"a", "b", "c"}, {"module:old": 3})
     assert st.ok_rows_by_other_code("module:old") == (set(), {})
     st.redo({"a", "b"})
-    st.add([_ok("a", None, 10), {"trial_id": "b", "status": "cancelled", "error": "cancelled"}],
-           {"steps": pa.table({"trial_id": ["a"], "v": [10]})})
+    st.add(
+        [_ok("a", None, 10), {"trial_id": "b", "status": "cancelled", "error": "cancelled"}],
+        {"steps": pa.table({"trial_id": ["a"], "v": [10]})},
+    )
     st.close()
     df = pd.read_parquet(tmp_path / "trials").set_index("trial_id").sort_index()
     assert df.index.is_unique and list(df.index) == ["a", "b", "c"]
@@ -134,18 +147,23 @@ def test_store_redo_replaces_rows_and_steps_but_not_with_cancelled(tmp_path):
 @pytest.fixture
 def cv_dir(user_dir):
     (user_dir / "codetrials.py").write_text(V1)
-    write_experiment(user_dir / "conf", "cv", """
+    write_experiment(
+        user_dir / "conf",
+        "cv",
+        """
         name: cv
         trial: {_target_: codetrials.f, x: 0}
         sweep: {params: {trial.x: 'range(0,6)'}}
-    """)
+    """,
+    )
     return user_dir
 
 
 def go(overrides=(), client=None):
     lines = []
-    res = daskbench.run("cv", [*LOCAL, *overrides], client=client, config_dir="conf", progress="none",
-                        echo=lines.append)
+    res = daskbench.run(
+        "cv", [*LOCAL, *overrides], client=client, config_dir="conf", progress="none", echo=lines.append
+    )
     return res, [ln for ln in lines if "made by other code" in ln]
 
 
@@ -161,8 +179,10 @@ def test_changed_code_is_reported_kept_then_rerun(cv_dir):
 
     (cv_dir / "codetrials.py").write_text(V2)  # the user fixes a bug in the trial
     again, said = go()
-    assert said == ["6 ok rows were made by other code (the trial module changed since); they are kept: "
-                    "set results.rerun=changed to run them again"]
+    assert said == [
+        "6 ok rows were made by other code (the trial module changed since); they are kept: "
+        "set results.rerun=changed to run them again"
+    ]
     assert again.counts.skipped == 6 and again.counts.done == 0
     assert daskbench.load("results/cv").sort_values("trial.x").y.tolist() == [0, 1, 2, 3, 4, 5]
 

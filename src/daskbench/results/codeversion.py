@@ -53,8 +53,13 @@ class CodeVersion:
 
     def as_dict(self) -> Dict[str, Any]:
         """The run's manifest entry."""
-        return {"module": self.module, "source_sha256": self.source_sha256, "commit": self.commit,
-                "dirty": self.dirty, "label": self.label}
+        return {
+            "module": self.module,
+            "source_sha256": self.source_sha256,
+            "commit": self.commit,
+            "dirty": self.dirty,
+            "label": self.label,
+        }
 
 
 def _fields(label: str) -> Dict[str, str]:
@@ -68,8 +73,7 @@ def why_changed(current: str, others: Mapping[str, int]) -> str:
     then = [_fields(o) for o in others]
     if any(t.get("module") != now.get("module") for t in then):
         return "the trial module changed since"
-    if any(t.get("commit", "").removesuffix("+dirty") != now.get("commit", "").removesuffix("+dirty")
-           for t in then):
+    if any(t.get("commit", "").removesuffix("+dirty") != now.get("commit", "").removesuffix("+dirty") for t in then):
         return "the trial module is the same, the commit of its repository is not"
     return "the trial module is the same, its repository's uncommitted changes are not"
 
@@ -78,8 +82,10 @@ def notice(count: int, reason: str, rerun: bool) -> str:
     """The one line resume prints when ``count`` ok rows were made by other code."""
     rows = "1 ok row was" if count == 1 else f"{count} ok rows were"
     if rerun:
-        return (f"{rows} made by other code ({reason}); results.rerun=changed: those in this sweep "
-                "run again and their new rows replace the old")
+        return (
+            f"{rows} made by other code ({reason}); results.rerun=changed: those in this sweep "
+            "run again and their new rows replace the old"
+        )
     return f"{rows} made by other code ({reason}); they are kept: set results.rerun=changed to run them again"
 
 
@@ -141,8 +147,14 @@ def _git(where: Path, *args: str) -> Optional[str]:
     # optional locks off: `git status` must never take the index lock of a repository in use
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
     try:
-        done = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL, env=env)
+        done = subprocess.run(
+            ["git", "-C", str(where), *args],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout if done.returncode == 0 else None

@@ -17,8 +17,12 @@ from typing import BinaryIO, Iterator
 from ..errors import ResultsError
 
 #: the causes of a failed write a user can fix, as the OS words them
-CAUSES = {errno.ENOSPC: "No space left on device", errno.EROFS: "Read-only file system",
-          errno.EDQUOT: "Disk quota exceeded", errno.EACCES: "Permission denied"}
+CAUSES = {
+    errno.ENOSPC: "No space left on device",
+    errno.EROFS: "Read-only file system",
+    errno.EDQUOT: "Disk quota exceeded",
+    errno.EACCES: "Permission denied",
+}
 _FIXES = {
     errno.ENOSPC: "free space there or set results.dir=PATH",
     errno.EDQUOT: "free space there (disk quota) or set results.dir=PATH",

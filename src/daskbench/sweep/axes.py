@@ -73,14 +73,10 @@ def axis_from_override(ov: Override, is_group: bool = False) -> Axis:
             values = tuple(_plain(v) for v in ov.sweep_iterator())
         except (ValueError, TypeError) as exc:  # e.g. range(0,10,0): Python's range refuses a zero step
             raise SweepError(
-                f"axis {key!r}: cannot expand {ov.input_line!r} ({exc}); e.g. {key}=range(0,10,2) "
-                f"or {key}=1,2,3"
+                f"axis {key!r}: cannot expand {ov.input_line!r} ({exc}); e.g. {key}=range(0,10,2) or {key}=1,2,3"
             ) from None
         if not values:
-            raise SweepError(
-                f"axis {key!r} is empty ({ov.input_line!r}); give at least one value, "
-                f"e.g. {key}=1,2"
-            )
+            raise SweepError(f"axis {key!r} is empty ({ov.input_line!r}); give at least one value, e.g. {key}=1,2")
         return Axis(key, values=values, is_group=is_group, add=add)
     iv = ov.value()
     assert isinstance(iv, IntervalSweep)
@@ -88,10 +84,11 @@ def axis_from_override(ov: Override, is_group: bool = False) -> Axis:
     if lo is None or hi is None:  # Hydra's type allows it; its grammar never gives one
         raise SweepError(f"axis {key!r}: {ov.input_line!r} needs both bounds, e.g. {key}=interval(0,1)")
     if not lo < hi:
-        raise SweepError(f"axis {key!r}: interval({lo},{hi}) needs lo < hi; write "
-                         f"{key}=interval({hi},{lo})" if lo > hi else
-                         f"axis {key!r}: interval({lo},{hi}) is empty; give lo < hi, e.g. "
-                         f"interval({lo},{lo + 1})")
+        raise SweepError(
+            f"axis {key!r}: interval({lo},{hi}) needs lo < hi; write {key}=interval({hi},{lo})"
+            if lo > hi
+            else f"axis {key!r}: interval({lo},{hi}) is empty; give lo < hi, e.g. interval({lo},{lo + 1})"
+        )
     return Axis(key, interval=(float(lo), float(hi)), is_group=is_group, add=add)
 
 
@@ -106,7 +103,6 @@ def axis_from_param(key: str, expr: Any, is_group: bool = False) -> Axis:
             raise SweepError(f"sweep.params.{key} is an empty list; give at least one value")
         return Axis(key, values=tuple(expr), is_group=is_group)
     return Axis(key, values=(expr,), is_group=is_group)
-
 
 
 def merge_axes(config_axes: Sequence[Axis], cli_axes: Sequence[Axis], cli_fixed: Sequence[str]) -> List[Axis]:

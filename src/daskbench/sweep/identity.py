@@ -30,8 +30,7 @@ import numpy as np
 #: Top-level keys that steer the run but are not part of a trial's content,
 #: so they stay out of the trial id (changing them never invalidates results).
 RUN_KEYS = frozenset(
-    {"sweep", "results", "runner", "cluster", "resources", "priority", "retries",
-     "timeout_s", "max_failures", "hydra"}
+    {"sweep", "results", "runner", "cluster", "resources", "priority", "retries", "timeout_s", "max_failures", "hydra"}
 )
 
 #: the key a replicate's spawned seed is passed under
@@ -81,7 +80,9 @@ def trial_id(name: str, groups: GroupKey, base: Items, params: Mapping[str, Any]
     items.sort(key=lambda kv: kv[0])
     payload = json.dumps(
         [name, [list(g) for g in groups], items],
-        separators=(",", ":"), sort_keys=True, default=repr,
+        separators=(",", ":"),
+        sort_keys=True,
+        default=repr,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -22,8 +22,19 @@ from .axes import Axis, axis_from_override, axis_from_param, merge_axes, parse_o
 from .identity import SEED_KEY, GroupKey, flatten, spawn_seed
 
 # Re-exported: the sweep's public names are importable from here as before.
-__all__ = ["DESIGNS", "SEED_KEY", "Axis", "SweepPlan", "Trial", "axis_from_override", "axis_from_param",
-           "flatten", "merge_axes", "parse_override", "spawn_seed"]
+__all__ = [
+    "DESIGNS",
+    "SEED_KEY",
+    "Axis",
+    "SweepPlan",
+    "Trial",
+    "axis_from_override",
+    "axis_from_param",
+    "flatten",
+    "merge_axes",
+    "parse_override",
+    "spawn_seed",
+]
 
 DESIGNS = ("grid", "random", "lhs", "sobol")
 
@@ -77,9 +88,7 @@ class SweepPlan:
     # -- validation ---------------------------------------------------------
     def _check(self) -> None:
         if self.design not in DESIGNS:
-            raise SweepError(
-                f"sweep.design={self.design!r} is not a design; use one of {', '.join(DESIGNS)}"
-            )
+            raise SweepError(f"sweep.design={self.design!r} is not a design; use one of {', '.join(DESIGNS)}")
         if not isinstance(self.replicates, int) or self.replicates < 1:
             raise SweepError(f"sweep.replicates={self.replicates!r}: give an integer >= 1")
         keys = [a.key for a in self.axes]
@@ -99,8 +108,7 @@ class SweepPlan:
                 )
             if not isinstance(self.samples, int) or self.samples < 1:
                 raise SweepError(
-                    f"sweep.design={self.design} needs sweep.samples=N (a positive integer), "
-                    f"got {self.samples!r}"
+                    f"sweep.design={self.design} needs sweep.samples=N (a positive integer), got {self.samples!r}"
                 )
         seen = set()
         for group in self.zip:
@@ -110,8 +118,7 @@ class SweepPlan:
             for k in group:
                 if k not in keys:
                     raise SweepError(
-                        f"sweep.zip names {k!r}, which is not a swept key; swept keys: "
-                        f"{', '.join(keys) or '(none)'}"
+                        f"sweep.zip names {k!r}, which is not a swept key; swept keys: {', '.join(keys) or '(none)'}"
                     )
                 if k in seen:
                     raise SweepError(f"sweep.zip names {k!r} twice")
@@ -124,9 +131,7 @@ class SweepPlan:
                 desc = ", ".join(f"{k} has {n}" for k, n in lengths.items())
                 raise SweepError(f"zipped axes must have the same number of values: {desc}")
         if self.replicates > 1 and SEED_KEY in keys:
-            raise SweepError(
-                f"both sweep.replicates and a swept {SEED_KEY} set the seeds; use one of them"
-            )
+            raise SweepError(f"both sweep.replicates and a swept {SEED_KEY} set the seeds; use one of them")
 
     def _axis(self, key: str) -> Axis:
         return next(a for a in self.axes if a.key == key)
