@@ -24,7 +24,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from . import checks, schema
 from ..errors import ConfigError, ExperimentNotFound, TrialImportError
-from ..sweep.plan import SEED_KEY, SweepPlan, axis_from_override, axis_from_param, flatten, merge_axes, parse_override
+from ..sweep import identity
+from ..sweep.plan import SEED_KEY, SweepPlan, axis_from_override, axis_from_param, merge_axes, parse_override
 
 
 def package_conf_dir() -> Path:
@@ -301,10 +302,7 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     inject = accepts_seed and not seed_swept and (cfg.sweep.replicates > 1 or not seed_fixed)
     fixed_seed = trial.get("seed") if seed_fixed and not inject else None
 
-    content = {}
-    for g, tree in bases.items():
-        flat = flatten({k: v for k, v in tree.items() if k not in schema.RUN_KEYS})
-        content[g] = flat
+    content = {g: identity.content(tree) for g, tree in bases.items()}
     zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
     plan = SweepPlan(
         name=cfg.name, axes=axes, bases=content, zip=zip_groups, design=cfg.sweep.design,

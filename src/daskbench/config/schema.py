@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Optional
 
 #: values of ``runner.isolation``
 ISOLATION = ("auto", "thread", "process")
+#: values of ``results.rerun`` (see daskbench.results.codeversion)
+RERUN = ("none", "changed")
 
 
 @dataclass
@@ -44,6 +46,7 @@ class ResultsConfig:
     flush_seconds: float = 10.0
     compact_parts: int = 64
     report: bool = True  # write report/report.html (plots, failures, timings) after each run
+    rerun: str = "none"  # changed: run again the ok trials whose rows were made by other code
 
 
 @dataclass
@@ -169,14 +172,6 @@ class ExperimentConfig:
     max_failures: Optional[int] = None
 
 
-#: Top-level keys that steer the run but are not part of a trial's content,
-#: so they stay out of the trial id (changing them never invalidates results).
-RUN_KEYS = frozenset(
-    {"sweep", "results", "runner", "cluster", "resources", "priority", "retries",
-     "timeout_s", "max_failures", "hydra"}
-)
-
-
 def check_values(cfg: ExperimentConfig) -> List[str]:
     """Range checks the types cannot express; returns one message per bad value."""
     bad: List[str] = []
@@ -197,6 +192,8 @@ def check_values(cfg: ExperimentConfig) -> List[str]:
             bad.append(f"{key}={value}: must be > 0")
     if r.progress not in ("auto", "bar", "plain", "none"):
         bad.append(f"runner.progress={r.progress!r}: use auto, bar, plain or none")
+    if cfg.results.rerun not in RERUN:
+        bad.append(f"results.rerun={cfg.results.rerun!r}: use {' or '.join(RERUN)}")
     if r.isolation not in ISOLATION:
         bad.append(f"runner.isolation={r.isolation!r}: use {', '.join(ISOLATION[:-1])} or {ISOLATION[-1]}")
     for k, v in cfg.resources.items():

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Union
 
 from ..errors import ResultsError
+from ..results import manifest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +47,7 @@ def require_results(results_dir: Union[str, Path], command: Optional[str] = None
 
 def _no_results(root: Path, why: str, command: Optional[str] = None) -> ResultsError:
     if command is None:
-        name = _manifest(root).get("name") or root.name or "NAME"
+        name = manifest.experiment_name(root) or root.name or "NAME"
         command = f"python -m daskbench +experiment={name}"
         if root.resolve() != (Path.cwd() / "results" / name).resolve():
             command += f" results.dir={root}"
@@ -97,7 +97,7 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
     errors = fail.groupby(["status", "error"]).size().sort_values(ascending=False).rename("trials").reset_index()
     axes = [(d, _describe(df[d])) for d in dims] + [(d, f"fixed: {df[d].dropna().iloc[0]}")
                                                     for d in fixed if df[d].notna().any()]
-    title = f"daskbench report: {_manifest(root).get('name') or root.name}"
+    title = f"daskbench report: {manifest.experiment_name(root) or root.name}"
     ctx = dict(title=title, root=root, status=status, axes=axes, images=images, fail=fail, errors=errors,
                slow=slow, metrics=metrics, band=BANDS[band])
     (out / "summary.md").write_text(_markdown(**ctx))
@@ -107,13 +107,6 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
 
 
 # -- choosing what to plot ------------------------------------------------------
-def _manifest(root: Path) -> Dict[str, Any]:
-    try:
-        return json.loads((root / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _continuous(s: pd.Series) -> bool:
     import pandas as pd
 
@@ -128,8 +121,8 @@ def _choose_dims(df: pd.DataFrame, root: Path, dims: Optional[Sequence[str]]):
         if missing:
             raise ResultsError(f"dims {missing} are not columns of {root / 'trials'}; columns: {list(df.columns)}")
     keys = list(dims or [])
-    for run in _manifest(root).get("runs", []):  # every run's axes: a later run may fix one
-        keys += [a for a in run.get("axes", []) if a not in keys and a in df.columns]
+    # every run's axes: a later run may fix one
+    keys += [a for a in manifest.all_axes(root) if a not in keys and a in df.columns]
     keys = keys or [c for c in df.columns if c.startswith("trial.")]
     varied = [k for k in keys if df[k].nunique() > 1]
     if dims is None:

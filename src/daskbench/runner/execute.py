@@ -33,7 +33,7 @@ from .isolate import TrialProcessError, TrialTimeout
 #: columns daskbench writes itself; a metric may not take these names
 RESERVED = frozenset(
     {"trial_id", "seed", "replicate", "status", "error", "traceback", "attempts",
-     "worker", "started_at", "duration_s"}
+     "worker", "started_at", "duration_s", "code_version"}
 )
 
 
