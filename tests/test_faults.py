@@ -391,7 +391,7 @@ def test_isolated_trial_gets_sys_path_and_sends_back_errors_and_tracebacks(tmp_p
     from daskbench.observe import live
 
     sent = []
-    monkeypatch.setattr(live, "_send", lambda topic, msg: sent.append((topic, msg)))
+    monkeypatch.setattr(live, "_sender", lambda topic, msg: sent.append((topic, msg)))
     run_chunk(spec("faults.reports"), [("d", (), {"trial.x": 7}, None, 0)])
     assert [t for t, _ in sent] == [live.TOPIC_LIVE] * 2  # the first at once, the throttled last at the end
     assert [m["metrics"] for _, m in sent] == [{"step": 1.0, "x": 7.0}, {"step": 2.0, "x": 7.0}]

@@ -14,6 +14,12 @@ Event topics and their messages (all plain dicts, shared with the plugin):
   ``{experiment, run_id, time, counts: {status: n}, durations: [s, ...], errors: [[trial_id, error], ...]}``
 - ``daskbench-sweep`` (from the driver): ``{event: "start"|"end", experiment, run_id, time,
   total, results, counts}``
+- ``daskbench-sim`` (from a sharded simulation's coordinator, about once a second):
+  ``{experiment, run_id, trial_id, time, tick, ticks_per_s, done}``
+
+The worker-side runner says which trial runs in a thread with :func:`set_current`
+/ :func:`reset_current`; a trial's child process (``runner.isolation=process``)
+relays its events through its worker with :func:`set_sender`.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import numbers
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 TOPIC_LIVE = "daskbench-live"
 TOPIC_TRIALS = "daskbench-trials"
@@ -49,9 +55,23 @@ _pending: Dict[str, Tuple[float, Dict[str, Any]]] = {}  # trial_id -> (last send
 _lock = threading.Lock()
 
 
+Sender = Callable[[str, Dict[str, Any]], None]
+
+
 def current() -> Optional[TrialContext]:
     """The running trial, or None outside one (pass it to threads you start)."""
     return _current.get()
+
+
+def set_current(context: Optional[TrialContext]) -> contextvars.Token:
+    """Make ``context`` the running trial of this thread (and of the threads that copy
+    its context); returns the token that :func:`reset_current` takes."""
+    return _current.set(context)
+
+
+def reset_current(token: contextvars.Token) -> None:
+    """Undo the :func:`set_current` that returned ``token`` (the trial is over)."""
+    _current.reset(token)
 
 
 def _numeric(value: Any) -> Optional[float]:
@@ -89,7 +109,7 @@ def report(context: Optional[TrialContext] = None, **metrics: Any) -> None:
             _pending[ctx.trial_id] = (last, msg)  # keep the newest; sent later or at the end
             return
         _pending[ctx.trial_id] = (now, None)
-    _send(TOPIC_LIVE, msg)
+    send(TOPIC_LIVE, msg)
 
 
 def flush(trial_id: str) -> None:
@@ -97,16 +117,32 @@ def flush(trial_id: str) -> None:
     with _lock:
         entry = _pending.pop(trial_id, None)
     if entry and entry[1] is not None:
-        _send(TOPIC_LIVE, entry[1])
+        send(TOPIC_LIVE, entry[1])
 
 
-def _send(topic: str, msg: Dict[str, Any]) -> None:
+def send(topic: str, msg: Dict[str, Any]) -> None:
+    """Log one event on ``topic``: on this process's Dask worker, or through the
+    sender set with :func:`set_sender`; outside a worker nobody hears it."""
+    _sender(topic, msg)
+
+
+def set_sender(sender: Sender) -> None:
+    """Send this process's events with ``sender`` instead of its Dask worker: a trial's
+    child process, which has no worker, hands them to its parent this way."""
+    global _sender
+    _sender = sender
+
+
+def _to_worker(topic: str, msg: Dict[str, Any]) -> None:
     try:
         from distributed import get_worker
 
         get_worker().log_event(topic, msg)
     except (ImportError, ValueError):  # not on a worker: nobody to tell
         pass
+
+
+_sender: Sender = _to_worker
 
 
 class LiveAggregate:

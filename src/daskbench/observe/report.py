@@ -63,12 +63,13 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
     swept keys of the manifest, continuous ones first). ``band`` is ``"range"``
     (min–max over replicates) or ``"ci95"``. Returns the path of ``report.html``.
     """
-    from .. import api
+    from ..results.store import Dataset
 
     if band not in BANDS:
         raise ResultsError(f"band={band!r}: use one of {', '.join(BANDS)}")
     root = require_results(results_dir)
-    df = api.load(root)
+    # read through the store, as daskbench.load does (the swept keys come from the manifest below)
+    df = Dataset(root / "trials", writer=False).read().to_pandas()
     if df.empty or "status" not in df.columns:
         raise _no_results(root, "its trials table is empty")
     dims, fixed = _choose_dims(df, root, dims)
@@ -263,21 +264,31 @@ def _plot_metric(ok: pd.DataFrame, metric: str, dims: List[str], band: str, path
             ax.set_yscale("log")
         _set_x(ax, how, x)
         ax.set_ylabel(metric)
-    if colorbar:
-        fig.colorbar(sc, ax=list(axs), label=hue)
+    _legend(fig, axs, hue, sc if colorbar else None)
+    title = _title(metric, x if ok_dims else None, hue, None if scatter else int(per_point.median()), pooled, band)
+    fig.suptitle(title, fontsize=11)
+    fig.savefig(path, dpi=110)
+    return title.replace("\n", " ")
+
+
+def _legend(fig, axs, hue: Optional[str], colorbar: Any) -> None:
+    """A colour bar for a continuous ``hue`` (``colorbar``: its scatter), else one legend for all panels."""
+    if colorbar is not None:
+        fig.colorbar(colorbar, ax=list(axs), label=hue)
     elif hue:
         legend = {}
         for ax in axs:  # a panel may lack some values
             for hd, nm in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(nm, hd)
         fig.legend(legend.values(), legend.keys(), title=hue, loc="outside right upper")
-    n_rep = int(per_point.median())
-    what = "each trial" if scatter else f"mean of {n_rep} replicate{'s' * (n_rep != 1)}, band: {BANDS[band]}"
+
+
+def _title(metric: str, x: Optional[str], hue: Optional[str], n_rep: Optional[int], pooled: List[str],
+           band: str) -> str:
+    """What a metric's plot shows; ``n_rep`` None: each trial as a point, else means of replicates."""
+    what = "each trial" if n_rep is None else f"mean of {n_rep} replicate{'s' * (n_rep != 1)}, band: {BANDS[band]}"
     extra = f"; pooled over {', '.join(pooled)}" if pooled else ""
-    title = (f"{metric} by {x}" if ok_dims else metric) + (f" and {hue}" if hue else "") + f"\n({what}{extra})"
-    fig.suptitle(title, fontsize=11)
-    fig.savefig(path, dpi=110)
-    return title.replace("\n", " ")
+    return (f"{metric} by {x}" if x else metric) + (f" and {hue}" if hue else "") + f"\n({what}{extra})"
 
 
 def _plot_timing(df: pd.DataFrame, by: List[str], path: Path) -> str:

@@ -14,8 +14,6 @@ and ``thread`` otherwise.
 from __future__ import annotations
 
 import contextvars
-import functools
-import importlib
 import math
 import numbers
 import pickle
@@ -28,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..observe import live
+from .invoke import call_trial
 from .isolate import TrialProcessError, TrialTimeout
 
 #: columns daskbench writes itself; a metric may not take these names
@@ -74,12 +73,6 @@ class ChunkResult:
     tables: Dict[str, Any]  # dataset name -> pyarrow.Table
 
 
-@functools.lru_cache(maxsize=64)
-def _resolve_target(target: str) -> Any:
-    mod, _, attr = target.rpartition(".")
-    return getattr(importlib.import_module(mod), attr)
-
-
 def _worker_address() -> str:
     try:
         from distributed import get_worker
@@ -87,33 +80,6 @@ def _worker_address() -> str:
         return get_worker().address
     except (ImportError, ValueError):
         return "driver"
-
-
-def _set_path(tree: Dict[str, Any], parts: List[str], value: Any) -> None:
-    node = tree
-    for p in parts[:-1]:
-        child = node.get(p)
-        # copy on the way down: the base is shared by every trial of the chunk
-        node[p] = child = dict(child) if isinstance(child, dict) else {}
-        node = child
-    node[parts[-1]] = value
-
-
-def _call(spec: TrialSpec, gkey, params: Dict[str, Any]) -> Any:
-    if spec.fast:
-        kwargs = dict(spec.bases[gkey])
-        target = kwargs.pop("_target_")
-        for key, value in params.items():
-            _set_path(kwargs, key.split(".")[1:], value)
-        return _resolve_target(target)(**kwargs)
-    # Interpolations or nested targets: resolve this trial's config like Hydra would.
-    import hydra.utils
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.create(spec.bases[gkey])
-    for key, value in params.items():
-        OmegaConf.update(cfg, key, value, force_add=True)
-    return hydra.utils.call(cfg.trial)
 
 
 def _attempt(spec: TrialSpec, gkey, params, context: live.TrialContext) -> Any:
@@ -127,12 +93,12 @@ def _attempt(spec: TrialSpec, gkey, params, context: live.TrialContext) -> Any:
 
 def _call_with_timeout(spec: TrialSpec, gkey, params) -> Any:
     if not spec.timeout_s:
-        return _call(spec, gkey, params)
+        return call_trial(spec.bases[gkey], params, spec.fast)
     box: Dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["value"] = _call(spec, gkey, params)
+            box["value"] = call_trial(spec.bases[gkey], params, spec.fast)
         except BaseException as exc:  # handed back to the calling thread
             box["error"] = exc
 
@@ -230,7 +196,7 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
         t0 = time.perf_counter()
         attempts = 0
         context = live.TrialContext(spec.experiment, spec.run_id, trial_id)
-        token = live._current.set(context)
+        token = live.set_current(context)
         while True:
             attempts += 1
             try:
@@ -255,7 +221,7 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
                 row.update(status="failed", error=error, traceback=tb)
                 if attempts > spec.retries:
                     break
-        live._current.reset(token)
+        live.reset_current(token)
         live.flush(trial_id)
         row["attempts"] = attempts
         row["started_at"] = datetime.fromtimestamp(started, tz=timezone.utc)
@@ -281,7 +247,7 @@ def _log_chunk(spec: TrialSpec, rows: List[Dict[str, Any]]) -> None:
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     errors = [[r["trial_id"], r["error"]] for r in rows if r["status"] != "ok"][:5]
-    live._send(live.TOPIC_TRIALS, {
+    live.send(live.TOPIC_TRIALS, {
         "experiment": spec.experiment, "run_id": spec.run_id, "time": time.time(), "counts": counts,
         "durations": [r["duration_s"] for r in rows], "errors": errors,
     })

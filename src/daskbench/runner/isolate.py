@@ -70,7 +70,7 @@ class TrialProcessError(Exception):
 
 
 def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> Any:
-    """Run ``execute._call(spec, gkey, params)`` in a child process and return its value.
+    """Call the trial (:func:`daskbench.runner.invoke.call_trial`) in a child process and return its value.
 
     Raises :class:`TrialTimeout` at ``spec.timeout_s`` (the child and anything it
     started are killed first) and :class:`TrialProcessError` for an exception in
@@ -92,7 +92,7 @@ def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> A
         finally:
             os.close(write_fd)
         try:
-            frames, timed_out = _talk(proc, job, read_fd, timeout, live._send)
+            frames, timed_out = _talk(proc, job, read_fd, timeout, live.send)
         finally:
             os.close(read_fd)
             _kill_group(proc)  # also whatever the trial left running
@@ -269,23 +269,23 @@ def _main(write_fd: int) -> None:
         _cut_off(sys.modules["distributed"])
     else:
         sys.meta_path.insert(0, _CutOffDistributed())
-    from . import execute
     from ..observe import live
+    from .invoke import call_trial, resolve_target
 
-    live._send = lambda topic, msg: send(("live", topic, msg))
+    live.set_sender(lambda topic, msg: send(("live", topic, msg)))
     if job["context"] is not None:
-        live._current.set(job["context"])
+        live.set_current(job["context"])  # for the rest of this process: never reset
     spec, gkey = job["spec"], job["gkey"]
     try:
         try:  # import the trial's code before the clock starts
             if spec.fast:
-                execute._resolve_target(spec.bases[gkey]["_target_"])
+                resolve_target(spec.bases[gkey]["_target_"])
             else:
                 import hydra.utils  # noqa: F401
         except Exception:
             pass  # the call below reports it as the trial's failure
         send(("start",))
-        value = execute._call(spec, gkey, job["params"])
+        value = call_trial(spec.bases[gkey], job["params"], spec.fast)
     except BaseException as exc:  # the trial's own failure, SystemExit included
         answer: Tuple = ("error", f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc)))
     else:
