@@ -39,6 +39,8 @@ TOPIC_SIM = "daskbench-sim"
 
 #: seconds between two sends of the same trial's metrics
 MIN_INTERVAL_S = 0.25
+#: seconds between two reports of a simulation's speed
+SIM_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,47 @@ def _to_worker(topic: str, msg: Dict[str, Any]) -> None:
 
 
 _sender: Sender = _to_worker
+
+
+class TickRate:
+    """A sharded simulation's speed, sent on ``daskbench-sim`` by its coordinator: after
+    the first tick, about every :data:`SIM_INTERVAL_S` seconds, and once at the end.
+
+    Outside a trial of a sweep (``context`` None: a notebook's own ``sim.run``) it
+    sends nothing: no sweep would show it.
+    """
+
+    def __init__(self, context: Optional[TrialContext], interval_s: float = SIM_INTERVAL_S):
+        self.context, self.interval_s = context, interval_s
+        self._since, self._ticks, self._sent = time.monotonic(), 0, False
+        self._last_tick: Optional[int] = None
+
+    def restart(self) -> None:
+        """The shards (re)started: count from now, not from before they were placed."""
+        self._since, self._ticks = time.monotonic(), 0
+
+    def ticked(self, tick: int) -> None:
+        """One tick ran on every shard."""
+        if self.context is None:
+            return
+        self._ticks += 1
+        self._last_tick = tick
+        now = time.monotonic()
+        elapsed = now - self._since
+        if elapsed > 0 and (not self._sent or elapsed >= self.interval_s):
+            self._send(self._ticks / elapsed, done=False)
+            self._since, self._ticks, self._sent = now, 0, True
+
+    def done(self) -> None:
+        """The simulation is over (finished or failed): it runs no more ticks."""
+        if self.context is not None:
+            self._send(0.0, done=True)
+
+    def _send(self, ticks_per_s: float, done: bool) -> None:
+        ctx = self.context
+        assert ctx is not None
+        send(TOPIC_SIM, {"experiment": ctx.experiment, "run_id": ctx.run_id, "trial_id": ctx.trial_id,
+                         "time": time.time(), "tick": self._last_tick, "ticks_per_s": ticks_per_s, "done": done})
 
 
 class LiveAggregate:

@@ -41,6 +41,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 from distributed import Client, as_completed
 from distributed.scheduler import KilledWorker
 
+from ..cluster.dask_compat import topic_handler
 from ..config.compose import RunPlan
 from ..errors import ClusterError
 from ..observe.live import TOPIC_LIVE, TOPIC_SWEEP, LiveAggregate
@@ -219,8 +220,7 @@ class Runner:
 
         self._announce("start")
         self.client.subscribe_topic(TOPIC_LIVE, self.live)
-        handlers = getattr(self.client, "_event_handlers", {})
-        previous = handlers.get("all")  # a user's own client may listen to "all" already
+        previous = topic_handler(self.client, "all")  # a user's own client may listen to "all" already
         self.client.subscribe_topic("all", self._cluster_event if previous is None
                                     else _both(previous, self._cluster_event))
         self.progress.start()

@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..observe import live
 from .errors import ShardLost, SimulationError
 from .memory import hand_over_quickly, keep_temporaries
 from .model import Model
@@ -205,6 +206,8 @@ class ActorHost:
         self.placed: List[str] = []
         self._assign_future = None
         self._last: Optional[Tuple[int, List[StepReport]]] = None  # the last tick run, and its reports
+        # the speed for the scheduler's daskbench_sim_ticks_per_second; built in the trial's thread
+        self.rate = live.TickRate(live.current())
 
     def _alive(self) -> List[str]:
         info = self.client.scheduler_info(n_workers=-1)["workers"]
@@ -232,6 +235,7 @@ class ActorHost:
         self.actors = self._wait_all(self.futures, lambda f: f.result(timeout=POLL_S), "starting")
         peers = {i: (keys[i], a) for i, a in enumerate(self.actors)}
         self._call_all([a.connect(peers) for a in self.actors], "connecting")
+        self.rate.restart()
 
     def _call_all(self, calls: Sequence[Any], what: str) -> List[Any]:
         """Results of one actor call per shard, waited for together: the barrier."""
@@ -286,6 +290,7 @@ class ActorHost:
             raise
         reports = self._call_all(calls, f"stepping tick {tick}")
         self._last = (tick, reports)
+        self.rate.ticked(tick)
         return reports
 
     def snapshot(self) -> List[bytes]:
@@ -301,6 +306,8 @@ class ActorHost:
 
     def close(self, lost: bool = False) -> None:
         """Release the shard actors; after a loss, first free shards stuck delivering to it."""
+        if not lost:
+            self.rate.done()
         if not lost and self.actors:
             try:
                 gather_actor_calls(self.client.loop, [a.drain() for a in self.actors], 60.0)
