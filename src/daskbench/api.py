@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pandas costs ~0.4 s to import; only load() and to_xarray() 
     import pandas as pd
 
 from .cluster.create import connect, prepare
+from .cluster.dashboard import dashboard_link
 from .config.compose import RunPlan, build_plan
 from .errors import ResultsError
 from .config.schema import LocalClusterConfig
@@ -81,10 +82,9 @@ def run(
     try:
         ctx = contextlib.nullcontext(client) if client is not None else connect(rp.cluster)
         with ctx as cl:
-            # with the dashboard off the scheduler still serves HTTP (/metrics), so the link would 404
-            dashboard_off = client is None and getattr(rp.cluster, "dashboard_address", "") is None
-            if cl.dashboard_link and not dashboard_off:
-                echo(f"Dask dashboard: {cl.dashboard_link}")
+            link = dashboard_link(cl)  # None: the scheduler serves no dashboard (only /metrics)
+            if link:
+                echo(f"Dask dashboard: {link}")
             if client is not None:  # the user's own client: plugins and resources only
                 prepare(cl, None, "", dict(cfg.resources), echo)
             else:
