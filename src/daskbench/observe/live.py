@@ -30,7 +30,7 @@ import numbers
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 TOPIC_LIVE = "daskbench-live"
 TOPIC_TRIALS = "daskbench-trials"
@@ -53,7 +53,7 @@ class TrialContext:
 
 
 _current: contextvars.ContextVar[Optional[TrialContext]] = contextvars.ContextVar("daskbench_trial", default=None)
-_pending: Dict[str, Tuple[float, Dict[str, Any]]] = {}  # trial_id -> (last send time, unsent message)
+_pending: Dict[str, Tuple[float, Optional[Dict[str, Any]]]] = {}  # trial_id -> (last send time, unsent message)
 _lock = threading.Lock()
 
 
@@ -65,13 +65,13 @@ def current() -> Optional[TrialContext]:
     return _current.get()
 
 
-def set_current(context: Optional[TrialContext]) -> contextvars.Token:
+def set_current(context: Optional[TrialContext]) -> contextvars.Token[Optional[TrialContext]]:
     """Make ``context`` the running trial of this thread (and of the threads that copy
     its context); returns the token that :func:`reset_current` takes."""
     return _current.set(context)
 
 
-def reset_current(token: contextvars.Token) -> None:
+def reset_current(token: contextvars.Token[Optional[TrialContext]]) -> None:
     """Undo the :func:`set_current` that returned ``token`` (the trial is over)."""
     _current.reset(token)
 
@@ -192,10 +192,10 @@ class LiveAggregate:
     """Driver side: the latest value of each metric per trial, averaged over the
     trials heard from in the last ``window_s`` seconds."""
 
-    def __init__(self, run_id: str, window_s: float = 30.0, warn=print):
+    def __init__(self, run_id: str, window_s: float = 30.0, warn: Callable[[str], None] = print):
         self.run_id, self.window_s, self.warn = run_id, window_s, warn
         self._latest: Dict[str, Tuple[float, Dict[str, float]]] = {}
-        self._warned: set = set()
+        self._warned: Set[str] = set()
         self._lock = threading.Lock()
 
     def __call__(self, event: Tuple[float, Dict[str, Any]]) -> None:
@@ -217,7 +217,7 @@ class LiveAggregate:
         with self._lock:
             for tid in [t for t, (ts, _) in self._latest.items() if ts < cutoff]:
                 del self._latest[tid]
-            values: Dict[str, list] = {}
+            values: Dict[str, List[float]] = {}
             for _, metrics in self._latest.values():
                 for k, v in metrics.items():
                     values.setdefault(k, []).append(v)

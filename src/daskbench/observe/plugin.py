@@ -87,14 +87,16 @@ class _Run:
         self.experiment, self.run_id = experiment, run_id
         self.state = "running"
         self.announced = False  # a start event was heard (else: seen from its trials only)
-        self.started, self.ended, self.last = now, None, now  # scheduler clock: no driver skew
+        self.started, self.last = now, now  # scheduler clock: no driver skew
+        self.ended: Optional[float] = None
         self.total: Optional[int] = None
         self.results = ""
         self.counts: Dict[str, int] = {}  # from the workers' chunk events
         self.final: Optional[Dict[str, int]] = None  # the driver's counts at the end
         self.failures: Deque[Tuple[float, str, str]] = collections.deque(maxlen=MAX_FAILURES)
         self.dur_n, self.dur_sum, self.dur_min, self.dur_max = 0, 0.0, math.inf, 0.0
-        self.live_reports, self.live_last = 0, None
+        self.live_reports = 0
+        self.live_last: Optional[float] = None
         self.metrics: Dict[str, List[float]] = {}  # name -> [last, n, sum, min, max]
         # trial_id -> (ticks per second, when heard): the simulations running now
         self.sims: collections.OrderedDict[str, Tuple[float, float]] = collections.OrderedDict()

@@ -271,12 +271,12 @@ def _plot_metric(ok: pd.DataFrame, metric: str, dims: List[str], band: str, path
     return title.replace("\n", " ")
 
 
-def _legend(fig, axs, hue: Optional[str], colorbar: Any) -> None:
+def _legend(fig: Any, axs: Sequence[Any], hue: Optional[str], colorbar: Any) -> None:
     """A colour bar for a continuous ``hue`` (``colorbar``: its scatter), else one legend for all panels."""
     if colorbar is not None:
         fig.colorbar(colorbar, ax=list(axs), label=hue)
     elif hue:
-        legend = {}
+        legend: Dict[str, Any] = {}
         for ax in axs:  # a panel may lack some values
             for hd, nm in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(nm, hd)

@@ -79,7 +79,8 @@ def _scalar(name: str, value: Any) -> Any:
 class Checkpoint:
     __slots__ = ("tick", "next_tick", "snapshots", "n_steps", "n_agents", "counters")
 
-    def __init__(self, tick, next_tick, snapshots, n_steps, n_agents, counters):
+    def __init__(self, tick: Optional[int], next_tick: int, snapshots: Optional[List[bytes]], n_steps: int,
+                 n_agents: int, counters: Dict[str, int]):
         self.tick, self.next_tick, self.snapshots = tick, next_tick, snapshots
         self.n_steps, self.n_agents, self.counters = n_steps, n_agents, counters
 
