@@ -25,16 +25,16 @@ from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-from . import prometheus
 from .live import TOPIC_LIVE, TOPIC_SIM, TOPIC_SWEEP, TOPIC_TRIALS
-from .prometheus import BUCKETS
+from .prometheus import BUCKETS, serve, stop_serving
 from .status_page import add_routes
 
 logger = logging.getLogger("distributed.scheduler.daskbench")  # lands in the scheduler's log
 
 NAME = "daskbench-observe"
 # Bounds that keep a scheduler's memory flat however long it lives and however
-# many trials it runs: everything kept is per sweep or per experiment, never per trial.
+# many trials it runs: everything kept is per sweep or per experiment, never per trial
+# (but for the simulations running now, at most MAX_SIMS a sweep).
 MAX_RUNS = 50
 MAX_FAILURES = 20
 MAX_EXPERIMENTS = 200  # also bounds Prometheus label cardinality
@@ -170,11 +170,11 @@ class ObservePlugin(SchedulerPlugin):
     async def start(self, scheduler: Any) -> None:
         self.scheduler = scheduler
         self.loop = getattr(scheduler.loop, "asyncio_loop", None)
-        self.prometheus = prometheus.serve(self)
+        self.prometheus = serve(self)
         add_routes(scheduler, _snapshot_of)
 
     async def close(self) -> None:
-        prometheus.stop_serving(self)  # a closed scheduler's numbers must not show in another's /metrics
+        stop_serving(self)  # a closed scheduler's numbers must not show in another's /metrics
 
     def remove_client(self, scheduler: Any, client: str) -> None:
         # The driver announces the end of its sweep; if every client has gone and
