@@ -165,11 +165,11 @@ def resource_restrictions() -> Dict[str, float]:
     """The resources the running task asked for (so its shards go where they are)."""
     try:
         from distributed import get_worker
-        from distributed.worker import thread_state
 
-        ts = get_worker().state.tasks.get(getattr(thread_state, "key", None))
+        worker = get_worker()
+        ts = worker.state.tasks.get(worker.get_current_task())
         return dict(ts.resource_restrictions or {}) if ts is not None else {}
-    except (ImportError, ValueError, AttributeError):
+    except (ImportError, ValueError, AttributeError, KeyError):  # KeyError: not in a task's own thread
         return {}
 
 
