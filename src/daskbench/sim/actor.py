@@ -35,7 +35,7 @@ from .model import Model
 from .shard import Layout, Shard, StepReport
 
 #: shard actors living in this process, by actor key (same-process delivery)
-_LOCAL: "weakref.WeakValueDictionary[str, ShardActor]" = weakref.WeakValueDictionary()
+_LOCAL: weakref.WeakValueDictionary[str, ShardActor] = weakref.WeakValueDictionary()
 
 SHARD_PRIORITY = 1_000_000  # shard creation runs before queued trials on a worker
 POLL_S = 1.0  # how often a waiting coordinator checks that the shards' workers are alive
