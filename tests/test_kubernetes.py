@@ -25,8 +25,8 @@ import yaml
 pytest.importorskip("dask_kubernetes")
 
 from daskbench.cluster import kube, kube_crd  # noqa: E402
-from daskbench.errors import ClusterError, ConfigError  # noqa: E402
 from daskbench.config.schema import KubernetesClusterConfig  # noqa: E402
+from daskbench.errors import ClusterError, ConfigError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

@@ -282,7 +282,7 @@ def test_end_to_end_run_fills_the_metrics(client, user_dir):
     plugins = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
     assert "daskbench-observe" in plugins, "daskbench.cluster.create.prepare must register ObservePlugin"
     assert res.counts.ok == 4 and res.counts.failed == 2
-    base = "http://127.0.0.1:%d" % client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)
+    base = f"http://127.0.0.1:{client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)}"
 
     def counted():
         m = scrape(base)
@@ -323,7 +323,7 @@ def test_a_sharded_simulation_reports_its_speed(client, user_dir):
     runner = threading.Thread(target=lambda: done.update(result=daskbench.run(
         "simspeed", [], client=client, config_dir="conf", progress="none", echo=lambda *_: None)))
     runner.start()
-    base = "http://127.0.0.1:%d" % client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)
+    base = f"http://127.0.0.1:{client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)}"
     seen = []
     while runner.is_alive():
         with contextlib.suppress(OSError):  # the plugin may not be registered yet
