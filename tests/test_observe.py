@@ -337,7 +337,7 @@ def test_a_sharded_simulation_reports_its_speed(client, user_dir):
                                                            experiment="simspeed")) and [v])
     assert after == [0.0]  # the simulation is over
     (r,) = [r for r in json.loads(get(base + "/daskbench/status.json"))["runs"] if r["experiment"] == "simspeed"]
-    assert r["state"] == "finished" and r["ticks_per_s"] == 0.0
+    assert r["state"] == "finished" and 0 < r["ticks_per_s"] <= 1000  # the page keeps the speed last heard
 
 
 def test_the_speeds_of_simulations_running_at_once_add_up():
@@ -353,7 +353,8 @@ def test_the_speeds_of_simulations_running_at_once_add_up():
     p.log_event("daskbench-sim", dict(msg, trial_id="x", ticks_per_s="fast"))  # ignored
     assert p.snapshot()["runs"][0]["ticks_per_s"] == 17.0
     p.log_event("daskbench-sweep", dict(msg, event="end", total=3, counts={"ok": 3}))
-    assert p.metric_values()["ticks"] == {"sims": 0.0}
+    assert p.metric_values()["ticks"] == {"sims": 0.0}  # nothing runs any more
+    assert p.snapshot()["runs"][0]["ticks_per_s"] == 18.0  # the page: the speed at the last report of one
 
 
 def test_dashboard_port_taken_run_goes_on(user_dir):

@@ -100,14 +100,13 @@ class _Run:
         self.metrics: Dict[str, List[float]] = {}  # name -> [last, n, sum, min, max]
         # trial_id -> (ticks per second, when heard): the simulations running now
         self.sims: collections.OrderedDict[str, Tuple[float, float]] = collections.OrderedDict()
-        self.sim_seen = False  # a simulation reported once: its speed shows (0 once over)
+        self.sim_last: Optional[float] = None  # their speed together when last heard; None: no simulation
 
     def ticks_per_s(self, now: float) -> Optional[float]:
-        """Ticks per second of this sweep's running simulations together; None if it ran none."""
-        if not self.sim_seen:
-            return None
-        if self.state != "running":
-            return 0.0  # a finished simulation runs at 0 ticks/s
+        """Ticks per second of this sweep's simulations together: of those running now
+        while it runs, as last heard once it is over (the status page); None if it ran none."""
+        if self.sim_last is None or self.state != "running":
+            return self.sim_last
         return sum(tps for tps, heard in self.sims.values() if now - heard < SIM_SILENT_S)
 
     def done(self) -> int:
@@ -297,14 +296,15 @@ class ObservePlugin(SchedulerPlugin):
         tps = _num(msg.get("ticks_per_s"))
         if tps is None:
             return
-        run.sim_seen = True
         trial_id = _text(msg.get("trial_id") or "", 64)
         run.sims.pop(trial_id, None)
-        if msg.get("done"):
+        if msg.get("done"):  # over: the speed last heard stays on the page
+            run.sim_last = run.sim_last or 0.0
             return
         if len(run.sims) >= MAX_SIMS:
             run.sims.popitem(last=False)
         run.sims[trial_id] = (tps, now)
+        run.sim_last = sum(t for t, _ in run.sims.values())
 
     _HANDLERS = {TOPIC_SWEEP: _on_sweep, TOPIC_TRIALS: _on_trials, TOPIC_LIVE: _on_live, TOPIC_SIM: _on_sim}
 
@@ -330,8 +330,8 @@ class ObservePlugin(SchedulerPlugin):
             now = time.time()
             for r in self.runs.values():
                 tps = r.ticks_per_s(now)
-                if tps is not None:
-                    ticks[r.experiment] = ticks.get(r.experiment, 0.0) + tps
+                if tps is not None:  # a finished simulation runs at 0 ticks/s
+                    ticks[r.experiment] = ticks.get(r.experiment, 0.0) + (tps if r.state == "running" else 0.0)
             totals = {name: (dict(t.counts), list(t.buckets), t.dur_sum, t.live_reports)
                       for name, t in self.totals.items()}
         return {"running": running, "ticks": ticks, "totals": totals}
