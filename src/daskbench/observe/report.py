@@ -63,12 +63,12 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
     swept keys of the manifest, continuous ones first). ``band`` is ``"range"``
     (min–max over replicates) or ``"ci95"``. Returns the path of ``report.html``.
     """
-    from ..results.store import Dataset
+    from ..results.dataset import Dataset
 
     if band not in BANDS:
         raise ResultsError(f"band={band!r}: use one of {', '.join(BANDS)}")
     root = require_results(results_dir)
-    # read through the store, as daskbench.load does (the swept keys come from the manifest below)
+    # read as daskbench.load does (the swept keys come from the manifest below)
     df = Dataset(root / "trials", writer=False).read().to_pandas()
     if df.empty or "status" not in df.columns:
         raise _no_results(root, "its trials table is empty")
