@@ -35,21 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ResultsError
-
-#: fixed types of the columns daskbench writes, so batches agree on them
-BASE_TYPES = {
-    "trial_id": pa.string(),
-    "seed": pa.int64(),
-    "replicate": pa.int64(),
-    "status": pa.string(),
-    "error": pa.string(),
-    "traceback": pa.string(),
-    "attempts": pa.int64(),
-    "worker": pa.string(),
-    "started_at": pa.timestamp("us", tz="UTC"),
-    "duration_s": pa.float64(),
-}
-TAIL = ["seed", "replicate", "status", "error", "attempts", "worker", "started_at", "duration_s", "traceback"]
+from . import row as trow
 
 
 def _now() -> str:
@@ -127,15 +113,12 @@ def _column(values: List[Any], typ: Optional[pa.DataType] = None) -> pa.Array:
 
 
 def rows_to_table(rows: List[Dict[str, Any]], first: Iterable[str] = ()) -> pa.Table:
-    """Rows (dicts) -> Arrow table with daskbench's column order and types."""
-    names: Dict[str, None] = {"trial_id": None}
-    for k in first:
-        names[k] = None
+    """Rows (dicts) -> Arrow table with the column order and types :mod:`.row` declares."""
+    keys: Dict[str, None] = {}
     for r in rows:
-        for k in r:
-            names.setdefault(k, None)
-    ordered = [k for k in names if k not in TAIL] + [k for k in TAIL if k in names]
-    arrays = [_column([r.get(k) for r in rows], BASE_TYPES.get(k)) for k in ordered]
+        keys.update(dict.fromkeys(r))
+    ordered = trow.order(keys, first)
+    arrays = [_column([r.get(k) for r in rows], trow.arrow_type(k)) for k in ordered]
     return pa.table(arrays, names=ordered)
 
 
