@@ -69,3 +69,59 @@ def test_good_returns():
     assert metrics == {"a": 1.5, "b": 3, "c": True, "d": "x"} and type(metrics["b"]) is int
     assert list(tables) == ["t"]
     assert list(normalise(pd.DataFrame({"v": [1]}))[1]) == ["steps"]
+
+
+KINDS_PY = '''
+import os
+
+
+def exits(x=0):
+    os._exit(3)
+
+
+def uses_worker(x=0):
+    from distributed import get_worker
+    get_worker()
+    return {"y": x}
+
+
+def hogs(x=0):
+    raise MemoryError("no room")
+
+
+def unsendable(x=0):
+    return {"y": lambda: x}
+'''
+
+
+def test_each_failure_carries_its_kind(user_dir):
+    """The kind travels with the row as data, beside the error text users read."""
+    sys.path.insert(0, str(user_dir))
+    kinds = {}
+    for target, params, kw in [
+        ("usertrials.sometimes_fails", {"trial.x": 3}, {}),
+        ("usertrials.bad_return", {"trial.x": 1}, {}),
+        ("usertrials.sleepy", {"trial.x": 1, "trial.delay": 2.0}, {"timeout_s": 0.2, "isolation": "thread"}),
+        ("usertrials.sometimes_fails", {"trial.x": 1}, {}),
+    ]:
+        r = run_chunk(spec(target, **kw), [Item("a", (), params, None, 0)]).rows[0]
+        kinds[target, r["status"]] = (r["failure_kind"], r["error"].split(":")[0] if r["error"] else None)
+    assert kinds == {
+        ("usertrials.sometimes_fails", "failed"): ("raised", "ValueError"),
+        ("usertrials.bad_return", "failed"): ("bad_result", "TypeError"),
+        ("usertrials.sleepy", "timeout"): ("timeout", "TrialTimeout"),
+        ("usertrials.sometimes_fails", "ok"): (None, None),
+    }
+
+
+def test_a_child_process_sends_back_the_kind_of_its_failure(user_dir):
+    (user_dir / "kinds.py").write_text(KINDS_PY)
+    sys.path.insert(0, str(user_dir))
+    items = [Item("a", (), {"trial.x": 1}, None, 0)]
+    got = {}
+    for name in ("exits", "uses_worker", "hogs", "unsendable"):
+        r = run_chunk(spec(f"kinds.{name}", isolation="process"), items).rows[0]
+        assert r["status"] == "failed"
+        got[name] = (r["failure_kind"], r["error"].split(":")[0])
+    assert got == {"exits": ("process_died", "TrialProcessDied"), "uses_worker": ("needs_worker", "TrialNeedsWorker"),
+                   "hogs": ("out_of_memory", "MemoryError"), "unsendable": ("bad_result", "TypeError")}

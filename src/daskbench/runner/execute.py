@@ -240,7 +240,8 @@ def _log_chunk(spec: TrialSpec, rows: List[Dict[str, Any]]) -> None:
         return
     counts: Dict[str, int] = {}
     for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        status = str(r["status"])  # plain text: the scheduler takes only msgpack's own types
+        counts[status] = counts.get(status, 0) + 1
     errors = [[r["trial_id"], r["error"]] for r in rows if r["status"] != "ok"][:5]
     live._send(live.TOPIC_TRIALS, {
         "experiment": spec.experiment, "run_id": spec.run_id, "time": time.time(), "counts": counts,
