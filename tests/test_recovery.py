@@ -20,8 +20,8 @@ from daskbench.runner.recovery import (
     Recovery,
     SlotsFree,
     Submit,
-    WorkerRemoved,
     Why,
+    WorkerRemoved,
     Write,
 )
 
