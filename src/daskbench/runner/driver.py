@@ -126,7 +126,8 @@ class Runner:
         info = self.client.scheduler_info()
         return [w.get("nthreads", 1) for w in info.get("workers", {}).values()]
 
-    def _submit(self, items: List[Item], quarantine: bool = False):
+    def _submit(self, items: List[Item], quarantine: bool = False) -> Any:
+        """Submit one chunk as a task; its future."""
         cfg = self.rp.cfg
         self._n_chunks += 1
         # key prefix = experiment name, so the dashboard groups the tasks by experiment

@@ -74,7 +74,7 @@ def _call(spec: TrialSpec, gkey: GroupKey, params: Dict[str, Any]) -> Any:
     return hydra.utils.call(cfg.trial)
 
 
-def _attempt(spec: TrialSpec, gkey, params, context: live.TrialContext) -> Any:
+def _attempt(spec: TrialSpec, gkey: GroupKey, params: Dict[str, Any], context: live.TrialContext) -> Any:
     """One run of one trial, where ``spec.isolation`` says."""
     if spec.in_process:
         from . import isolate
@@ -83,7 +83,7 @@ def _attempt(spec: TrialSpec, gkey, params, context: live.TrialContext) -> Any:
     return _call_with_timeout(spec, gkey, params)
 
 
-def _call_with_timeout(spec: TrialSpec, gkey, params) -> Any:
+def _call_with_timeout(spec: TrialSpec, gkey: GroupKey, params: Dict[str, Any]) -> Any:
     if not spec.timeout_s:
         return _call(spec, gkey, params)
     box: Dict[str, Any] = {}
@@ -165,15 +165,14 @@ def normalise(result: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 
 def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
     """Run each trial of the chunk in turn; never raises for a trial's fault."""
-    if isinstance(items, bytes):
-        items = pickle.loads(items)
+    chunk: List[Item] = pickle.loads(items) if isinstance(items, bytes) else items
     for p in spec.sys_path:
         if p not in sys.path:
             sys.path.append(p)
     worker = _worker_address()
     rows: List[Row] = []
     tables: Dict[str, List[Any]] = {}
-    for item in items:
+    for item in chunk:
         rows.append(_run_trial(spec, item, worker, tables))
     _log_chunk(spec, rows)
     merged = {}
