@@ -33,7 +33,7 @@ MIXED_SCHEMA = [
     ("extra", "double"),
     ("seed", "int64"), ("replicate", "int64"), ("status", "string"), ("error", "string"),
     ("failure_kind", "string"), ("attempts", "int64"), ("worker", "string"),
-    ("started_at", "timestamp[us, tz=UTC]"), ("duration_s", "double"), ("traceback", "string"),
+    ("started_at", "timestamp[us, tz=UTC]"), ("duration_s", "double"), ("code_version", "string"), ("traceback", "string"),
 ]
 
 
