@@ -273,7 +273,7 @@ def test_target_path_through_a_class(user_dir):
     with pytest.raises(TrialImportError, match="'value' exists in 'holders.Holder' but is a int, not callable"):
         daskbench.plan("h2", config_dir="conf")
     write_experiment(user_dir / "conf", "h3", "name: h3\ntrial: {_target_: holders.Holder.walk}\n")
-    with pytest.raises(TrialImportError, match="type 'holders.Holder' has no 'walk'"):
+    with pytest.raises(TrialImportError, match="class 'holders.Holder' has no 'walk'"):
         daskbench.plan("h3", config_dir="conf")
 
 
@@ -282,6 +282,9 @@ def test_target_whose_module_imports_a_missing_module(user_dir):
     write_experiment(user_dir / "conf", "n", "name: n\ntrial: {_target_: needsdep.run}\n")
     with pytest.raises(TrialImportError, match="cannot import module 'nosuchdependency'"):
         daskbench.plan("n", config_dir="conf")
+    write_experiment(user_dir / "conf", "n2", "name: n2\ntrial: {_target_: daskbench.experiments.nosuch.trial}\n")
+    with pytest.raises(TrialImportError, match="cannot import module 'daskbench.experiments.nosuch'"):
+        daskbench.plan("n2", config_dir="conf")
 
 
 # -- simulation settings, at plan time ------------------------------------------------
@@ -321,7 +324,8 @@ def test_every_help_example_plans(monkeypatch, tmp_path, capsys):
     from daskbench.__main__ import EPILOG, main
 
     monkeypatch.chdir(tmp_path)
-    write_experiment(tmp_path / "my_conf", "mine", "name: mine\ntrial: {_target_: daskbench.experiments.mmc_queue.trial}\n")
+    write_experiment(tmp_path / "my_conf", "mine",
+                     "name: mine\ntrial: {_target_: daskbench.experiments.mmc_queue.trial}\n")
     examples = [shlex.split(line)[3:] for line in EPILOG.splitlines() if line.strip().startswith("python -m daskbench")]
     assert len(examples) == 4
     for words in examples:

@@ -20,29 +20,34 @@ def import_roots(dirs: Sequence[Path]) -> List[str]:
     return [os.getcwd()] + [str(d.parent) for d in dirs[:-1]] + [str(d) for d in dirs[:-1]]
 
 
-def _import_module(target: str, parts: List[str]) -> Tuple[Any, int]:
-    """The longest importable module prefix of ``parts`` and how many parts it took.
+def _import_module(target: str, parts: List[str]) -> Tuple[Any, int, Optional[ModuleNotFoundError]]:
+    """The longest importable module prefix of ``parts``, how many parts it took, and
+    why the next longer prefix did not import (None if it was the longest possible).
 
     ``pkg.mod.Class.method`` is a module path followed by attributes, so shorter
     prefixes are tried while the missing module is the prefix itself (not a
     module that the user's module imports).
     """
-    missing: Optional[ModuleNotFoundError] = None
+    first: Optional[ModuleNotFoundError] = None
     for n in range(len(parts) - 1, 0, -1):
         name = ".".join(parts[:n])
         try:
-            return importlib.import_module(name), n
+            return importlib.import_module(name), n, first
         except ModuleNotFoundError as exc:
-            missing = exc
             if not (exc.name == name or name.startswith(f"{exc.name}.")):
-                break  # the user's module imports something that is not installed
+                raise _missing(target, exc) from None  # the user's module imports something not installed
+            first = first or exc
         except Exception as exc:  # the user's module raised while importing
             raise TrialImportError(
                 f"trial._target_={target!r}: importing {name!r} raised {type(exc).__name__}: {exc}"
             ) from None
-    assert missing is not None
-    raise TrialImportError(
-        f"trial._target_={target!r}: cannot import module {missing.name!r} "
+    assert first is not None
+    raise _missing(target, first)
+
+
+def _missing(target: str, exc: ModuleNotFoundError) -> TrialImportError:
+    return TrialImportError(
+        f"trial._target_={target!r}: cannot import module {exc.name!r} "
         f"(searched the working directory {os.getcwd()} and the installed packages); "
         "put the module there or install it"
     )
@@ -58,14 +63,16 @@ def import_target(target: str, dirs: Sequence[Path] = ()) -> Any:
     parts = target.split(".")
     if len(parts) < 2 or not all(parts):
         raise TrialImportError(f"trial._target_={target!r} must be a dotted path like package.module.function")
-    obj, n = _import_module(target, parts)
+    obj, n, not_a_module = _import_module(target, parts)
     owner = ".".join(parts[:n])
-    for attr in parts[n:]:
+    for i, attr in enumerate(parts[n:]):
         try:
             obj = getattr(obj, attr)
         except AttributeError:
+            if i == 0 and not_a_module is not None:  # neither a module nor an attribute: the module is missing
+                raise _missing(target, not_a_module) from None
             names = [a for a in dir(obj) if not a.startswith("_")]
-            what = "module" if inspect.ismodule(obj) else type(obj).__name__
+            what = "module" if inspect.ismodule(obj) else "class" if inspect.isclass(obj) else type(obj).__name__
             raise TrialImportError(
                 f"trial._target_={target!r}: {what} {owner!r} has no {attr!r}{suggest(attr, names)}"
             ) from None
