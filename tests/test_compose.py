@@ -51,6 +51,8 @@ def test_group_sweep(user_dir):
         trial: {_target_: usertrials.quad, x: '${model.size}'}
         sweep: {params: {trial.y: '0,1'}}
     """)
+    with pytest.raises(ConfigError, match=re.escape("cannot sweep the config group 'model' over interval(0.0,1.0)")):
+        daskbench.plan("g", ["model=interval(0,1)"], config_dir="conf")
     rp = daskbench.plan("g", ["model=small,large"], config_dir="conf")
     trials = list(rp.plan)
     assert len(trials) == 4

@@ -29,6 +29,7 @@ def build_axes(cfg0: DictConfig, plain: Sequence[Override], sweeps: Sequence[Ove
     params = OmegaConf.to_container(cfg0.sweep.params, resolve=False) if "sweep" in cfg0 else {}
     assert isinstance(params, dict)
     for k, v in params.items():
+        k = str(k)
         if v is None:
             raise ConfigError(
                 f"sweep.params.{k} has no value. If you wrote {{trial.x: 1,2}} in YAML flow style, "
@@ -56,6 +57,9 @@ def _check_kind(cfg0: DictConfig, a: Axis) -> None:
     value with the same setting. A top-level section is a mapping of keys: a single
     value cannot replace it."""
     root = a.key.split(".")[0]
+    if a.is_group and a.values is None:
+        raise ConfigError(f"cannot sweep the config group {a.key!r} over {a.expr}: a group takes the names "
+                          f"of its options, e.g. {a.key}=small,large")
     node = None if a.is_group else OmegaConf.select(cfg0, a.key, default=None, throw_on_resolution_failure=False)
     section = isinstance(node, DictConfig)
     if root in _NOT_SWEPT:

@@ -111,7 +111,7 @@ def resolved_trials(bases: Dict[Any, Dict[str, Any]], axes: Sequence[Axis]) -> D
         cfg = OmegaConf.create({k: v for k, v in tree.items() if k != "hydra"})
         for a in axes:
             if not a.is_group:
-                first = a.values[0] if a.values is not None else a.interval[0]
+                first = a.values[0] if a.values is not None else (a.interval or (None,))[0]
                 OmegaConf.update(cfg, a.key, first, force_add=True)
         try:
             out[g] = OmegaConf.to_container(cfg.trial, resolve=True)  # type: ignore[assignment]

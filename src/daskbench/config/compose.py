@@ -53,7 +53,7 @@ def search_dirs(config_dir: Optional[str]) -> List[Path]:
 
 def list_experiments(config_dir: Optional[str] = None) -> List[str]:
     """Names usable as ``+experiment=NAME``."""
-    names = set()
+    names: set[str] = set()
     for d in search_dirs(config_dir):
         names.update(p.stem for p in (d / "experiment").glob("*.yaml"))
     return sorted(names)
@@ -148,7 +148,7 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     """
     dirs = search_dirs(config_dir)
     plain, sweeps = _words(experiment, overrides, config_dir, dirs)
-    plain_words = [o.input_line for o in plain]
+    plain_words = [str(o.input_line) for o in plain]
     cfg0 = _compose_base(dirs, plain, config_dir)
     choices = {k: v for k, v in cfg0.hydra.runtime.choices.items() if not k.startswith("hydra")}
     sections.check_top_level(cfg0, choices)
@@ -208,15 +208,16 @@ def _words(experiment: Optional[str], overrides: Sequence[str], config_dir: Opti
     if any(o.key_or_group == "experiment" for o in sweeps):
         raise ConfigError("sweeping over experiments is not supported; run each experiment on its own")
     for o in plain:
-        if o.key_or_group == "experiment" and isinstance(o.value(), str):
-            checks.check_experiment_file(o.value(), dirs)
+        name = o.value()
+        if o.key_or_group == "experiment" and isinstance(name, str):
+            checks.check_experiment_file(name, dirs)
     return plain, sweeps
 
 
 def _compose_base(dirs: Sequence[Path], plain: Sequence[Override], config_dir: Optional[str]) -> DictConfig:
     """The config of the plain overrides (no sweeps), composed once."""
     try:
-        return _compose(dirs, [o.input_line for o in plain], config_dir)
+        return _compose(dirs, [str(o.input_line) for o in plain], config_dir)
     except _MissingTrialKey as exc:
         raise _explain_trial_key(exc, dirs, plain, config_dir) from None
 
@@ -228,19 +229,23 @@ def _group_bases(cfg0: DictConfig, dirs: Sequence[Path], plain_words: List[str],
     group_axes = [a for a in axes if a.is_group]
     fixed_groups = [a for a in fixed if a.is_group]
     fixed_values = [a for a in fixed if not a.is_group]
-    base_words = plain_words + [f"{'+' if a.add else ''}{a.key}={a.values[0]}" for a in fixed_groups]
-    combos = list(itertools.product(*[[(a, v) for v in a.values] for a in group_axes])) or [()]
+    # group axes and one-value axes have discrete values (axes.build_axes checked it)
+    base_words = plain_words + [f"{'+' if a.add else ''}{a.key}={_values(a)[0]}" for a in fixed_groups]
+    combos = list(itertools.product(*[[(a, v) for v in _values(a)] for a in group_axes])) or [()]
     bases: Dict[GroupKey, Dict[str, Any]] = {}
     for combo in combos:
         words_c = base_words + [f"{'+' if a.add else ''}{a.key}={v}" for a, v in combo]
         c = cfg0 if (not combo and not fixed_groups) else _compose(dirs, words_c, config_dir)
-        tree = OmegaConf.to_container(c, resolve=False)
-        assert isinstance(tree, dict)
+        tree: Dict[str, Any] = OmegaConf.to_container(c, resolve=False)  # type: ignore[assignment]
         tree.pop("hydra", None)
         for a in fixed_values:
-            _set(tree, a.key, a.values[0])
+            _set(tree, a.key, _values(a)[0])
         bases[tuple(sorted((a.key, str(v)) for a, v in combo))] = tree
     return bases
+
+
+def _values(a: Axis) -> Tuple[Any, ...]:
+    return a.values or ()
 
 
 def _seeding(cfg: schema.ExperimentConfig, target: str, accepts_seed: bool, trial: Dict[str, Any],

@@ -54,11 +54,10 @@ def check_top_level(cfg0: DictConfig, choices: Dict[str, Any]) -> None:
             )
     if "name" not in cfg0 or OmegaConf.is_missing(cfg0, "name"):
         raise ConfigError("the experiment config sets no `name`; add `name: my_experiment`")
-    for k in cfg0.keys():
+    for k in map(str, cfg0.keys()):
         if k != "hydra" and OmegaConf.is_missing(cfg0, k):
             raise ConfigError(f"{k} has no value (???); set it in the experiment config or with {k}=VALUE")
-    raw = OmegaConf.to_container(cfg0, resolve=False)
-    assert isinstance(raw, dict)
+    raw: Dict[str, Any] = OmegaConf.to_container(cfg0, resolve=False)  # type: ignore[assignment]
     for key in schema.MAPPING_KEYS:
         value = raw.get(key)
         if value is None or isinstance(value, dict) or (isinstance(value, str) and "${" in value):
@@ -108,7 +107,7 @@ def cluster(cfg0: DictConfig) -> Any:
     merged = typed("cluster", node, cls)
     if kind == "address" and OmegaConf.is_missing(merged, "address"):
         raise ConfigError("cluster=address needs the scheduler's address: cluster.address=tcp://HOST:8786")
-    c = OmegaConf.to_object(merged)
+    c: Any = OmegaConf.to_object(merged)
     problems = c.problems()
     if problems:
         raise ConfigError("; ".join(problems))

@@ -21,7 +21,7 @@ from .errors import SimulationError
 
 def _positive(x: object) -> bool:
     """A finite real number > 0 (not a bool, not a string a config left unparsed)."""
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) and float(x) > 0
 
 
 class Clock:
