@@ -258,7 +258,7 @@ class AddressClusterConfig:
         if tls and self.security.mode == "none":
             bad.append(f"cluster.address={self.address} uses TLS but cluster.security.mode is none; set "
                        "cluster.security.mode=files with ca_file, cert_file and key_file")
-        elif not tls and self.security.mode in ("files",):
+        elif not tls and self.security.mode == "files":
             bad.append(f"cluster.security is set but cluster.address={self.address} is not tls://; "
                        "write cluster.address=tls://HOST:PORT")
         return bad + self.security.problems(local=False)

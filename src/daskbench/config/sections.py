@@ -16,7 +16,7 @@ from . import checks, schema
 #: how to set one key of a section, for a section given a single value
 _EXAMPLES = {"trial": "trial.x=1 (+trial.x=1 for a new key)", "vars": "+vars.n=10", "sweep": "sweep.replicates=2",
              "results": "results.dir=out", "runner": "runner.isolation=process", "cluster": "cluster.n_workers=2",
-             "resources": "resources.GPU=1"}
+             "resources": "+resources.GPU=1"}
 
 
 def typed(section: str, node: Any, cls: type) -> Any:
