@@ -137,12 +137,14 @@ def _fmt(v: Any) -> str:
 
 
 def src_fingerprint() -> str:
-    """sha256 of src/daskbench/*.py: which state of the code the figures belong to."""
+    """sha256 of every .py under src/daskbench (its subpackages too): which state of
+    the code the figures belong to."""
     import hashlib
 
     h = hashlib.sha256()
-    for p in sorted((ROOT / "src" / "daskbench").glob("*.py")):
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    for p in sorted((ROOT / "src" / "daskbench").rglob("*.py")):
+        rel = p.relative_to(ROOT / "src" / "daskbench").as_posix()
+        h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 

@@ -225,6 +225,8 @@ CASES: List[Case] = [
     Case("cli-bad-syntax", ["+experiment=bad", "trial.x=0.5,,0.9"], ["cannot parse 'trial.x=0.5,,0.9'", "Hydra's grammar"]),
     Case("cli-bad-type", ["+experiment=bad", "retries=lots"], ["retries", "'lots'", "integer"]),
     Case("cli-bad-chunk-size", ["+experiment=bad", "runner.chunk_size=big"], ["runner.chunk_size='big'", "auto"]),
+    Case("cli-bad-rerun", ["+experiment=bad", "results.rerun=always"], ["results.rerun='always'", "none or changed"],
+         seeded="results"),
     Case("cli-sweep-experiments", ["+experiment=bad,other"], ["sweeping over experiments"]),
     Case("cli-timeout-nan", ["+experiment=bad", "timeout_s=nan"], ["timeout_s=nan", "finite number > 0"]),
     Case("cli-flush-seconds-inf", ["+experiment=bad", "results.flush_seconds=inf"],

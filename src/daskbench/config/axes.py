@@ -11,11 +11,11 @@ from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError
+from ..sweep import identity
 from ..sweep.plan import Axis, axis_from_override, axis_from_param, merge_axes
-from . import schema
 
 #: top-level keys that are one value for the whole run, never an axis
-_NOT_SWEPT = schema.RUN_KEYS | {"name"}
+_NOT_SWEPT = identity.RUN_KEYS | {"name"}
 
 
 def is_group(key: str, choices: Dict[str, Any], dirs: Sequence[Path]) -> bool:

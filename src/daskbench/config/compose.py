@@ -21,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..errors import ConfigError, ExperimentNotFound
-from ..sweep.plan import SEED_KEY, Axis, SweepPlan, flatten, parse_override
+from ..sweep import identity
+from ..sweep.plan import SEED_KEY, Axis, SweepPlan, parse_override
 from . import checks, schema, sections, targets
 from .axes import build_axes
 from .simcheck import check_simulation
@@ -169,10 +170,7 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     check_simulation(fn, trials, axes)
     inject, fixed_seed = _seeding(cfg, str(target), accepts_seed, trial, axes)
 
-    content = {}
-    for g, tree in bases.items():
-        flat = flatten({k: v for k, v in tree.items() if k not in schema.RUN_KEYS})
-        content[g] = flat
+    content = {g: identity.content(tree) for g, tree in bases.items()}
     zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
     plan = SweepPlan(
         name=cfg.name, axes=axes, bases=content, zip=zip_groups, design=cfg.sweep.design,

@@ -22,6 +22,8 @@ from typing import Any, Dict, List, Mapping, Optional
 
 #: values of ``runner.isolation``
 ISOLATION = ("auto", "thread", "process")
+#: values of ``results.rerun`` (see daskbench.results.codeversion)
+RERUN = ("none", "changed")
 #: values of ``runner.progress``
 PROGRESS = ("auto", "bar", "plain", "none")
 #: values of ``cluster.security.mode``
@@ -91,6 +93,7 @@ class ResultsConfig:
     flush_seconds: float = 10.0
     compact_parts: int = 64
     report: bool = True  # write report/report.html (plots, failures, timings) after each run
+    rerun: str = "none"  # changed: run again the ok trials whose rows were made by other code
 
     def problems(self) -> List[str]:
         """Bad values of ``results.*``, one message each."""
@@ -101,6 +104,8 @@ class ResultsConfig:
         bad += _at_least("results.flush_rows", self.flush_rows, 1)
         bad += _at_least("results.compact_parts", self.compact_parts, 1)
         bad += _at_least("results.flush_seconds", self.flush_seconds, 0)
+        if self.rerun not in RERUN:
+            bad.append(f"results.rerun={self.rerun!r}: use {' or '.join(RERUN)}")
         return bad
 
 
@@ -328,10 +333,3 @@ class ExperimentConfig:
 SECTIONS = {"sweep": SweepConfig, "results": ResultsConfig, "runner": RunnerConfig}
 #: top-level keys whose value is a mapping of keys, never a single value
 MAPPING_KEYS = ("trial", "vars", *SECTIONS, "cluster", "resources")
-
-#: Top-level keys that steer the run but are not part of a trial's content,
-#: so they stay out of the trial id (changing them never invalidates results).
-RUN_KEYS = frozenset(
-    {"sweep", "results", "runner", "cluster", "resources", "priority", "retries",
-     "timeout_s", "max_failures", "hydra"}
-)

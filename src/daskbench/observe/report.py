@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Union
 
 from ..errors import ResultsError
+from ..results import manifest
+from ..results import row as trow
 
 if TYPE_CHECKING:
     import pandas as pd
 
-STATUSES = ["ok", "failed", "timeout", "cancelled"]
+STATUSES = list(trow.STATUSES)  # in the order the row declares them
 MAX_LINES = 10    # a numeric key with more values than this is a continuous axis
 MAX_FACETS = 12   # more panels than this: the facet key is pooled instead
 MAX_ROWS = 100    # rows shown in the failure table
@@ -47,7 +48,7 @@ def require_results(results_dir: Union[str, Path], command: Optional[str] = None
 
 def _no_results(root: Path, why: str, command: Optional[str] = None) -> ResultsError:
     if command is None:
-        name = _manifest(root).get("name") or root.name or "NAME"
+        name = manifest.experiment_name(root) or root.name or "NAME"
         command = f"python -m daskbench +experiment={name}"
         if root.resolve() != (Path.cwd() / "results" / name).resolve():
             command += f" results.dir={root}"
@@ -97,7 +98,7 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
     errors = fail.groupby(["status", "error"]).size().sort_values(ascending=False).rename("trials").reset_index()
     axes = [(d, _describe(df[d])) for d in dims] + [(d, f"fixed: {df[d].dropna().iloc[0]}")
                                                     for d in fixed if df[d].notna().any()]
-    title = f"daskbench report: {_manifest(root).get('name') or root.name}"
+    title = f"daskbench report: {manifest.experiment_name(root) or root.name}"
     ctx = dict(title=title, root=root, status=status, axes=axes, images=images, fail=fail, errors=errors,
                slow=slow, metrics=metrics, band=BANDS[band])
     (out / "summary.md").write_text(_markdown(**ctx))
@@ -107,13 +108,6 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
 
 
 # -- choosing what to plot ------------------------------------------------------
-def _manifest(root: Path) -> Dict[str, Any]:
-    try:
-        return json.loads((root / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _continuous(s: pd.Series) -> bool:
     import pandas as pd
 
@@ -128,8 +122,8 @@ def _choose_dims(df: pd.DataFrame, root: Path, dims: Optional[Sequence[str]]):
         if missing:
             raise ResultsError(f"dims {missing} are not columns of {root / 'trials'}; columns: {list(df.columns)}")
     keys = list(dims or [])
-    for run in _manifest(root).get("runs", []):  # every run's axes: a later run may fix one
-        keys += [a for a in run.get("axes", []) if a not in keys and a in df.columns]
+    # every run's axes: a later run may fix one
+    keys += [a for a in manifest.all_axes(root) if a not in keys and a in df.columns]
     keys = keys or [c for c in df.columns if c.startswith("trial.")]
     varied = [k for k in keys if df[k].nunique() > 1]
     if dims is None:
@@ -145,14 +139,12 @@ def _metrics(ok: pd.DataFrame, skip: set) -> List[str]:
     import numpy as np
     import pandas as pd
 
-    from ..runner.execute import RESERVED
-
     def numeric(s: pd.Series) -> bool:  # a boolean metric with nulls (failed rows) is read as object
         vals = s.dropna()
         return len(vals) > 0 and (pd.api.types.is_numeric_dtype(s) or all(
             isinstance(v, (numbers.Real, np.bool_)) for v in vals.iloc[:1000]))
 
-    return [c for c in ok.columns if c not in skip and c not in RESERVED and c != "trial_id" and numeric(ok[c])]
+    return [c for c in ok.columns if c not in skip and c not in trow.RESERVED and c != "trial_id" and numeric(ok[c])]
 
 
 def _describe(s: pd.Series) -> str:
