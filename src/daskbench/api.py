@@ -21,7 +21,8 @@ from .config.compose import RunPlan, build_plan
 from .errors import ResultsError
 from .config.schema import LocalClusterConfig
 from .observe.progress import Counts, make_progress
-from .runner.driver import RunOutcome, Runner, make_spec
+from .runner.driver import RunOutcome, Runner
+from .runner.spec import make_spec
 from .results import codeversion, manifest
 from .results.dataset import Dataset
 from .results.store import ResultStore
@@ -206,7 +207,7 @@ def to_xarray(data: Union[str, Path, pd.DataFrame], dims: Optional[Sequence[str]
     ok = df[df["status"] == "ok"] if "status" in df.columns else df
     if "replicate" in ok.columns and ok["replicate"].nunique() > 1 and "replicate" not in dims:
         dims.append("replicate")
-    from .runner.execute import RESERVED
+    from .results.row import RESERVED
 
     if metrics is None:
         metrics = [c for c in ok.columns if c not in dims and c not in RESERVED

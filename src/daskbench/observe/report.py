@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, List, Optional, Sequence, Union
 
 from ..errors import ResultsError
 from ..results import manifest
+from ..results import row as trow
 
 if TYPE_CHECKING:
     import pandas as pd
 
-STATUSES = ["ok", "failed", "timeout", "cancelled"]
+STATUSES = list(trow.STATUSES)  # in the order the row declares them
 MAX_LINES = 10    # a numeric key with more values than this is a continuous axis
 MAX_FACETS = 12   # more panels than this: the facet key is pooled instead
 MAX_ROWS = 100    # rows shown in the failure table
@@ -139,14 +140,12 @@ def _metrics(ok: pd.DataFrame, skip: set) -> List[str]:
     import numpy as np
     import pandas as pd
 
-    from ..runner.execute import RESERVED
-
     def numeric(s: pd.Series) -> bool:  # a boolean metric with nulls (failed rows) is read as object
         vals = s.dropna()
         return len(vals) > 0 and (pd.api.types.is_numeric_dtype(s) or all(
             isinstance(v, (numbers.Real, np.bool_)) for v in vals.iloc[:1000]))
 
-    return [c for c in ok.columns if c not in skip and c not in RESERVED and c != "trial_id" and numeric(ok[c])]
+    return [c for c in ok.columns if c not in skip and c not in trow.RESERVED and c != "trial_id" and numeric(ok[c])]
 
 
 def _describe(s: pd.Series) -> str:

@@ -29,26 +29,11 @@ import pyarrow.compute as pc
 
 from ..errors import ResultsError
 from . import manifest
+from . import row as trow
 from .dataset import Dataset, conform
 from .files import CAUSES, write_error
 
-#: fixed types of the columns daskbench writes, so batches agree on them
-BASE_TYPES = {
-    "trial_id": pa.string(),
-    "seed": pa.int64(),
-    "replicate": pa.int64(),
-    "status": pa.string(),
-    "error": pa.string(),
-    "traceback": pa.string(),
-    "attempts": pa.int64(),
-    "worker": pa.string(),
-    "started_at": pa.timestamp("us", tz="UTC"),
-    "duration_s": pa.float64(),
-    "code_version": pa.string(),  # the code that made the row (results/codeversion.py); null: unknown
-}
-TAIL = ["seed", "replicate", "status", "error", "attempts", "worker", "started_at", "duration_s", "code_version",
-        "traceback"]
-CODE = "code_version"
+CODE = trow.CODE_VERSION
 
 
 def _column(values: List[Any], typ: Optional[pa.DataType] = None) -> pa.Array:
@@ -60,15 +45,12 @@ def _column(values: List[Any], typ: Optional[pa.DataType] = None) -> pa.Array:
 
 
 def rows_to_table(rows: List[Dict[str, Any]], first: Iterable[str] = ()) -> pa.Table:
-    """Rows (dicts) -> Arrow table with daskbench's column order and types."""
-    names: Dict[str, None] = {"trial_id": None}
-    for k in first:
-        names[k] = None
+    """Rows (dicts) -> Arrow table with the column order and types :mod:`.row` declares."""
+    keys: Dict[str, None] = {}
     for r in rows:
-        for k in r:
-            names.setdefault(k, None)
-    ordered = [k for k in names if k not in TAIL] + [k for k in TAIL if k in names]
-    arrays = [_column([r.get(k) for r in rows], BASE_TYPES.get(k)) for k in ordered]
+        keys.update(dict.fromkeys(r))
+    ordered = trow.order(keys, first)
+    arrays = [_column([r.get(k) for r in rows], trow.arrow_type(k)) for k in ordered]
     return pa.table(arrays, names=ordered)
 
 
