@@ -17,8 +17,8 @@ import copy
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..dask_compat import kube_clusters_forgotten_on_failure
 from ..errors import ClusterError, ConfigError
-from .dask_compat import kube_clusters_forgotten_on_failure
 from .kube_crd import EXTRA_HINT, load_manifest, require_dask_kubernetes, suggest, validate
 
 #: The scheduler config the operator needs: its HTTP API (to retire workers

@@ -15,7 +15,7 @@ import threading
 import weakref
 from typing import Any, Dict, Iterator, List, Protocol, Tuple
 
-from ..cluster.dask_compat import schedulers_in_this_process
+from ..dask_compat import schedulers_in_this_process
 
 logger = logging.getLogger("distributed.scheduler.daskbench")  # lands in the scheduler's log
 

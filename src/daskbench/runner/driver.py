@@ -42,8 +42,8 @@ from typing import Any, Deque, Dict, Iterator, List, Optional, Set, Tuple
 from distributed import Client, as_completed
 from distributed.scheduler import KilledWorker
 
-from ..cluster.dask_compat import topic_handler
 from ..config.compose import RunPlan
+from ..dask_compat import topic_handler
 from ..errors import ClusterError
 from ..observe.live import TOPIC_LIVE, TOPIC_SWEEP, LiveAggregate
 from ..observe.progress import Counts, Progress

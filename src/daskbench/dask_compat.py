@@ -1,6 +1,8 @@
 """The private parts of Dask daskbench relies on, each behind one small function.
 
-Everything else in daskbench uses only public Dask API. Each function here says
+Used by the runner, the clusters and the observation side alike (so it sits at
+the top of the package, beside ``errors``, and imports nothing of daskbench).
+Each function here says
 which private name it reads, why nothing public does the job, and what it does
 when a Dask release renames it (it degrades; it never fails a run). Checked
 against distributed 2026.8 and dask-kubernetes 2026.3.
