@@ -69,6 +69,7 @@ def proc_mem_mib(pid: int) -> Dict[str, float]:
 def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, mode: str) -> Dict[str, Any]:
     import daskbench
     import daskbench.runner.driver as runner
+    from daskbench.runner.spec import Item
     from distributed import Client
 
     conf = work / "conf"
@@ -81,7 +82,7 @@ def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, m
     t0 = time.perf_counter()
     count = 0
     for t in rp.plan:
-        item = (t.trial_id, t.groups, t.params, t.seed, t.replicate)  # what the runner builds
+        item = Item(t.trial_id, t.groups, t.params, t.seed, t.replicate)  # what the runner builds
         count += 1
     expand_s = time.perf_counter() - t0
     assert count == n

@@ -5,7 +5,7 @@ Nothing is timed here. The inputs are *measured* by ``bench_scale.py`` (read
 from ``results/scale.json``): CPU per task of the scheduler and of the driver,
 fitted as ``a + b * chunk_size`` over runs at fixed chunk sizes, and the
 scheduler's CPU per raw future. The chunk size is what daskbench's own
-``ChunkSizer`` (src/daskbench/runner.py) returns for a trial length, a number
+``ChunkSizer`` (src/daskbench/runner/chunking.py) returns for a trial length, a number
 of worker threads and the trials left. The model (*projected*, not measured):
 
 * a worker thread finishes one chunk every ``k * t`` seconds (``k`` trials of
@@ -40,7 +40,7 @@ SWEEPS = [100_000, 1_000_000]
 
 def chunk_size(trial_s: float, threads: int, remaining: int) -> int:
     """What daskbench's ChunkSizer picks once it has measured ``trial_s`` (default runner settings)."""
-    from daskbench.runner.driver import ChunkSizer
+    from daskbench.runner.chunking import ChunkSizer
 
     return ChunkSizer(None, mean_s=trial_s).size(remaining, threads)
 

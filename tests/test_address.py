@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import signal
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pandas as pd
 import pytest
 
 from tests.conftest import run_cli, write_experiment
-from tests.procs import DaskProcesses, make_cert
+from tests.procs import DASK, DaskProcesses, free_port, make_cert
 
 PLAIN = ["runner.progress=plain"]
 
@@ -66,6 +66,37 @@ def test_missing_resources_listed(user_dir, procs):
                  "cluster.resource_wait_s=2"], cwd=user_dir)
     assert r.returncode == 3 and "waiting up to 2s for a worker with TPU=1" in r.stdout
     assert "joined within 2s" in r.stderr
+
+
+def test_dashboard_link_only_when_the_scheduler_has_a_dashboard(user_dir, procs, tmp_path_factory):
+    write_experiment(user_dir / "conf", "dash", """
+        name: dash
+        trial: {_target_: usertrials.quad}
+        sweep: {params: {trial.x: '1,2'}}
+        results: {report: false}
+    """)
+    args = ["--config-dir", "conf", "+experiment=dash", "cluster=address", *PLAIN]
+    # `dask scheduler --no-dashboard` still serves /metrics on its HTTP port, which
+    # Client.dashboard_link names: a link there would answer 404
+    r = run_cli([*args, f"cluster.address={procs.address}", "results.dir=results/nodash"], cwd=user_dir)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "Dask dashboard" not in r.stdout and "Traceback" not in r.stderr
+
+    other = DaskProcesses(tmp_path_factory.mktemp("dashhosts"))
+    http_port = free_port()
+    other.scheduler = other._start([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(other.port),
+                                    "--dashboard-address", f"127.0.0.1:{http_port}"], "scheduler")
+    other.start_worker("a")
+    try:
+        other.wait_for_workers(1)
+        r = run_cli([*args, f"cluster.address={other.address}", "results.dir=results/dash"], cwd=user_dir)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        link = re.search(r"Dask dashboard: (\S+)", r.stdout)
+        assert link and link.group(1) == f"http://127.0.0.1:{http_port}/status", r.stdout
+        with urllib.request.urlopen(link.group(1), timeout=30) as page:  # the link printed answers
+            assert page.status == 200 and b"Dask" in page.read()
+    finally:
+        other.stop()
 
 
 def test_unreachable_address(user_dir):

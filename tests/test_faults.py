@@ -369,7 +369,8 @@ def test_hanging_trial_times_out_its_process_is_killed_and_the_slot_comes_back(f
 def test_isolated_trial_gets_sys_path_and_sends_back_errors_and_tracebacks(tmp_path, monkeypatch):
     """The child process imports the trial from the worker's sys.path (not its
     working directory) and hands back the value, or the error and traceback."""
-    from daskbench.runner.execute import TrialSpec, run_chunk
+    from daskbench.runner.execute import run_chunk
+    from daskbench.runner.spec import Item, TrialSpec
 
     code = tmp_path / "elsewhere"
     code.mkdir()
@@ -380,19 +381,19 @@ def test_isolated_trial_gets_sys_path_and_sends_back_errors_and_tracebacks(tmp_p
     def spec(target, **kw):
         return TrialSpec(target=target, fast=True, bases={(): {"_target_": target}}, isolation="process", **kw)
 
-    rows = run_chunk(spec("faults.crash"), [("a", (), {"trial.x": 1}, None, 0)]).rows
+    rows = run_chunk(spec("faults.crash"), [Item("a", (), {"trial.x": 1}, None, 0)]).rows
     assert rows[0]["status"] == "ok" and rows[0]["y"] == 1 and rows[0]["pid"] != os.getpid()
-    row = run_chunk(spec("faults.raises", retries=1), [("b", (), {"trial.x": 4}, None, 0)]).rows[0]
+    row = run_chunk(spec("faults.raises", retries=1), [Item("b", (), {"trial.x": 4}, None, 0)]).rows[0]
     assert row["status"] == "failed" and row["error"] == "ValueError: x=4 is not welcome" and row["attempts"] == 2
     assert "Traceback (most recent call last)" in row["traceback"] and "in raises" in row["traceback"]
-    row = run_chunk(spec("faults.crash"), [("c", (), {"trial.x": 5, "trial.how": "exit"}, None, 0)]).rows[0]
+    row = run_chunk(spec("faults.crash"), [Item("c", (), {"trial.x": 5, "trial.how": "exit"}, None, 0)]).rows[0]
     assert row["status"] == "failed" and "exited with status 3" in row["error"]
     # daskbench.report() in the child reaches the worker's side, tagged with the trial
     from daskbench.observe import live
 
     sent = []
-    monkeypatch.setattr(live, "_send", lambda topic, msg: sent.append((topic, msg)))
-    run_chunk(spec("faults.reports"), [("d", (), {"trial.x": 7}, None, 0)])
+    monkeypatch.setattr(live, "_sender", lambda topic, msg: sent.append((topic, msg)))
+    run_chunk(spec("faults.reports"), [Item("d", (), {"trial.x": 7}, None, 0)])
     assert [t for t, _ in sent] == [live.TOPIC_LIVE] * 2  # the first at once, the throttled last at the end
     assert [m["metrics"] for _, m in sent] == [{"step": 1.0, "x": 7.0}, {"step": 2.0, "x": 7.0}]
     assert {m["trial_id"] for _, m in sent} == {"d"}
@@ -402,12 +403,13 @@ def test_thread_isolation_keeps_the_old_timeout_and_bad_values_are_named(user_di
     """runner.isolation=thread: the timeout is recorded but the call cannot be
     stopped (documented); an unknown isolation value is a one-line config error."""
     from daskbench.errors import ConfigError
-    from daskbench.runner.execute import TrialSpec, run_chunk
+    from daskbench.runner.execute import run_chunk
+    from daskbench.runner.spec import Item, TrialSpec
 
     sys.path.insert(0, str(user_dir))
     spec = TrialSpec(target="usertrials.sleepy", fast=True, bases={(): {"_target_": "usertrials.sleepy"}},
                      timeout_s=0.3, isolation="thread")
-    row = run_chunk(spec, [("a", (), {"trial.x": 1, "trial.delay": 2.0}, None, 0)]).rows[0]
+    row = run_chunk(spec, [Item("a", (), {"trial.x": 1, "trial.delay": 2.0}, None, 0)]).rows[0]
     assert row["status"] == "timeout" and "runner.isolation=thread: it may still be running" in row["error"]
     assert not spec.in_process and TrialSpec(target="t", fast=True, bases={}, timeout_s=1.0).in_process
     with pytest.raises(ConfigError, match="runner.isolation='fork': use auto, thread or process"):

@@ -24,9 +24,9 @@ import yaml
 
 pytest.importorskip("dask_kubernetes")
 
-from daskbench.cluster import kube  # noqa: E402
-from daskbench.errors import ClusterError, ConfigError  # noqa: E402
+from daskbench.cluster import kube, kube_crd  # noqa: E402
 from daskbench.config.schema import KubernetesClusterConfig  # noqa: E402
+from daskbench.errors import ClusterError, ConfigError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -59,8 +59,8 @@ def _write(tmp_path, text, name="m.yaml"):
 
 
 def _validate_file(path):
-    for doc in kube.load_documents(path):
-        kube.validate(doc)
+    for doc in kube_crd.load_documents(path):
+        kube_crd.validate(doc)
 
 
 # ----------------------------------------------------------------- the shipped manifests
@@ -70,19 +70,19 @@ def test_every_shipped_manifest_validates():
     assert {f.name for f in files} == {"daskcluster.yaml", "gpu-workergroup.yaml", "autoscaler.yaml"}
     kinds = []
     for f in files:
-        docs = kube.load_documents(f)
+        docs = kube_crd.load_documents(f)
         assert docs, f
         for doc in docs:
-            kube.validate(doc)
+            kube_crd.validate(doc)
             kinds.append(doc["kind"])
     assert sorted(kinds) == ["DaskAutoscaler", "DaskCluster", "DaskWorkerGroup"]
-    kube.check_cluster(kube.load_manifest(CLUSTER_YAML))
+    kube.check_cluster(kube_crd.load_manifest(CLUSTER_YAML))
 
 
 def test_shipped_manifests_agree_with_each_other_and_the_config():
-    cluster = kube.load_manifest(CLUSTER_YAML)
-    gpu = kube.load_manifest(GPU_YAML, "DaskWorkerGroup")
-    auto = kube.load_manifest(AUTOSCALER_YAML, "DaskAutoscaler")
+    cluster = kube_crd.load_manifest(CLUSTER_YAML)
+    gpu = kube_crd.load_manifest(GPU_YAML, "DaskWorkerGroup")
+    auto = kube_crd.load_manifest(AUTOSCALER_YAML, "DaskAutoscaler")
     defaults = KubernetesClusterConfig()
     conf = yaml.safe_load((ROOT / "conf" / "cluster" / "kubernetes.yaml").read_text())
     name = cluster["metadata"]["name"]
@@ -101,7 +101,7 @@ def test_container_commands_parse_with_the_installed_dask_cli():
     commands = {ep.name: ep for ep in entry_points(group="dask_cli")}
     seen = set()
     for f in (CLUSTER_YAML, GPU_YAML):
-        for doc in kube.load_documents(f):
+        for doc in kube_crd.load_documents(f):
             for role, c in _containers(doc):
                 args = c["args"]
                 assert args[:2] == ["dask", role] and "command" not in c
@@ -125,7 +125,7 @@ def test_container_commands_parse_with_the_installed_dask_cli():
 def _routes_from_manifest():
     import dask
 
-    [routes_env] = [e for e in kube.load_manifest(CLUSTER_YAML)["spec"]["scheduler"]["spec"]["containers"][0]["env"]
+    [routes_env] = [e for e in kube_crd.load_manifest(CLUSTER_YAML)["spec"]["scheduler"]["spec"]["containers"][0]["env"]
                     if e["name"] == kube.ROUTES_ENV]
     # exactly as dask reads the variable in the container
     return dask.config.collect_env({routes_env["name"]: routes_env["value"]})["distributed"]["scheduler"]["http"]["routes"]
@@ -278,10 +278,10 @@ DICT_MUTATIONS = [
 
 @pytest.mark.parametrize("what,edit,expected", DICT_MUTATIONS, ids=[m[0] for m in DICT_MUTATIONS])
 def test_mutated_cluster_document_fails_with_its_path(what, edit, expected):
-    doc = kube.load_manifest(CLUSTER_YAML)
+    doc = kube_crd.load_manifest(CLUSTER_YAML)
     edit(doc)
     with pytest.raises(ConfigError) as err:
-        kube.validate(doc)
+        kube_crd.validate(doc)
     assert expected in str(err.value)
     assert str(err.value).startswith("deploy/daskcluster.yaml" if Path.cwd() == ROOT else str(CLUSTER_YAML))
 
@@ -307,7 +307,7 @@ def test_mutated_workergroup_and_autoscaler_fail(tmp_path, path, old, new, expec
 
 
 def test_operator_conventions_beyond_the_crd():
-    base = kube.load_manifest(CLUSTER_YAML)
+    base = kube_crd.load_manifest(CLUSTER_YAML)
     sched = lambda d: d["spec"]["scheduler"]["spec"]["containers"][0]  # noqa: E731
     cases = [
         (lambda d: d["spec"]["scheduler"]["service"]["selector"].update({"dask.org/cluster-name": "other"}),
@@ -325,35 +325,35 @@ def test_operator_conventions_beyond_the_crd():
     for edit, expected in cases:
         doc = copy.deepcopy(base)
         edit(doc)
-        kube.validate(doc)  # all of these are valid as far as the CRD goes
+        kube_crd.validate(doc)  # all of these are valid as far as the CRD goes
         with pytest.raises(ConfigError) as err:
             kube.check_cluster(doc, "x.yaml")
         assert expected in str(err.value), (expected, str(err.value))
 
 
 def test_crd_schema_comes_from_the_installed_operator():
-    for kind in kube.KINDS:
-        schema = kube.crd_schema(kind)
+    for kind in kube_crd.KINDS:
+        schema = kube_crd.crd_schema(kind)
         assert schema["type"] == "object" and "spec" in schema["properties"]
-    container = kube._at(kube.crd_schema("DaskCluster"), "spec", "worker", "spec", "containers", "[]")
+    container = kube_crd._at(kube_crd.crd_schema("DaskCluster"), "spec", "worker", "spec", "containers", "[]")
     assert {"name", "image", "args", "env", "ports", "resources", "readinessProbe"} <= set(container["properties"])
     # strictness relies on the CRD spelling PodSpec out; fail loudly if a release stops doing so
     for kind in ("DaskCluster", "DaskWorkerGroup", "DaskJob"):
-        assert "x-kubernetes-preserve-unknown-fields" not in json.dumps(kube.crd_schema(kind))
-    kube.crd_schema("DaskCluster")["properties"].clear()  # a copy: the cache is untouched
-    assert "spec" in kube.crd_schema("DaskCluster")["properties"]
+        assert "x-kubernetes-preserve-unknown-fields" not in json.dumps(kube_crd.crd_schema(kind))
+    kube_crd.crd_schema("DaskCluster")["properties"].clear()  # a copy: the cache is untouched
+    assert "spec" in kube_crd.crd_schema("DaskCluster")["properties"]
     with pytest.raises(ConfigError, match="did you mean 'DaskJob'"):
-        kube.crd_schema("DaskJobs")
+        kube_crd.crd_schema("DaskJobs")
 
 
 def test_operator_spec_builders_pass_the_schema():
     """No false alarms: what dask-kubernetes itself generates is valid (after the API server drops nulls)."""
     from dask_kubernetes.operator import make_cluster_spec, make_worker_spec
 
-    kube.validate(_prune_nulls(make_cluster_spec(name="x", n_workers=2, env={"A": "1"})), "make_cluster_spec")
-    wg = {"apiVersion": kube.API_VERSION, "kind": "DaskWorkerGroup", "metadata": {"name": "x-gpu"},
+    kube_crd.validate(_prune_nulls(make_cluster_spec(name="x", n_workers=2, env={"A": "1"})), "make_cluster_spec")
+    wg = {"apiVersion": kube_crd.API_VERSION, "kind": "DaskWorkerGroup", "metadata": {"name": "x-gpu"},
           "spec": {"cluster": "x", "worker": _prune_nulls(make_worker_spec(n_workers=1))}}
-    kube.validate(wg, "make_worker_spec")
+    kube_crd.validate(wg, "make_worker_spec")
 
 
 # ----------------------------------------------------------------- loading
@@ -361,20 +361,20 @@ def test_operator_spec_builders_pass_the_schema():
 def test_load_manifest_is_multi_document_aware(tmp_path):
     both = CLUSTER_YAML.read_text() + "\n---\n" + AUTOSCALER_YAML.read_text() + "\n---\n"
     p = _write(tmp_path, both)
-    docs = kube.load_documents(p)
+    docs = kube_crd.load_documents(p)
     assert [d["kind"] for d in docs] == ["DaskCluster", "DaskAutoscaler"]
-    assert kube.load_manifest(p)["kind"] == "DaskCluster"
-    assert kube.load_manifest(p, "DaskAutoscaler")["spec"]["maximum"] == 10
+    assert kube_crd.load_manifest(p)["kind"] == "DaskCluster"
+    assert kube_crd.load_manifest(p, "DaskAutoscaler")["spec"]["maximum"] == 10
     max_line = both.splitlines().index(next(x for x in both.splitlines() if x.startswith("  maximum:"))) + 1
     assert docs[1].lines[("spec", "maximum")] == max_line and docs[1].source.endswith(f"{tmp_path.name}/m.yaml")
     with pytest.raises(ConfigError, match="no DaskWorkerGroup document \\(found: DaskCluster, DaskAutoscaler\\)"):
-        kube.load_manifest(p, "DaskWorkerGroup")
+        kube_crd.load_manifest(p, "DaskWorkerGroup")
     with pytest.raises(ConfigError, match="more than one DaskCluster"):
-        kube.load_manifest(_write(tmp_path, CLUSTER_YAML.read_text() + "\n---\n" + CLUSTER_YAML.read_text(), "2.yaml"))
+        kube_crd.load_manifest(_write(tmp_path, CLUSTER_YAML.read_text() + "\n---\n" + CLUSTER_YAML.read_text(), "2.yaml"))
     with pytest.raises(ConfigError, match=":2: a document must be a mapping"):
-        kube.load_documents(_write(tmp_path, "---\n- a\n- b\n", "list.yaml"))
+        kube_crd.load_documents(_write(tmp_path, "---\n- a\n- b\n", "list.yaml"))
     with pytest.raises(ConfigError, match="cannot read"):
-        kube.load_documents(tmp_path / "nope.yaml")
+        kube_crd.load_documents(tmp_path / "nope.yaml")
 
 
 # ----------------------------------------------------------------- build_spec
@@ -382,7 +382,7 @@ def test_load_manifest_is_multi_document_aware(tmp_path):
 def test_build_spec_defaults_is_the_shipped_manifest():
     spec = kube.build_spec(KubernetesClusterConfig())
     assert type(spec) is dict and json.loads(json.dumps(spec)) == spec
-    assert spec == json.loads(json.dumps(kube.load_manifest(CLUSTER_YAML)))
+    assert spec == json.loads(json.dumps(kube_crd.load_manifest(CLUSTER_YAML)))
 
 
 def test_build_spec_applies_the_overrides():
@@ -487,7 +487,7 @@ def test_gpu_workergroup_matches_make_worker_spec():
     imagePullPolicy (as above) and the toleration for tainted GPU nodes."""
     from dask_kubernetes.operator import make_worker_spec
 
-    gpu = kube.load_manifest(GPU_YAML, "DaskWorkerGroup")
+    gpu = kube_crd.load_manifest(GPU_YAML, "DaskWorkerGroup")
     ours = json.loads(json.dumps(gpu["spec"]["worker"]))
     c = ours["spec"]["containers"][0]
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
@@ -514,13 +514,13 @@ def test_missing_extra_is_a_config_error(tmp_path):
     (fake / "__init__.py").write_text("raise ImportError('No module named dask_kubernetes (simulated)')\n")
     code = """
         import sys
-        from daskbench.cluster import kube
+        from daskbench.cluster import kube, kube_crd
         from daskbench.errors import ConfigError
         from daskbench.config.schema import KubernetesClusterConfig
         assert "dask_kubernetes" not in sys.modules, "imported at module import time"
-        for call in (lambda: kube.crd_schema("DaskCluster"), lambda: kube.build_spec(KubernetesClusterConfig()),
+        for call in (lambda: kube_crd.crd_schema("DaskCluster"), lambda: kube.build_spec(KubernetesClusterConfig()),
                      lambda: kube.make_cluster(KubernetesClusterConfig()),
-                     lambda: kube.validate({"kind": "DaskCluster"})):
+                     lambda: kube_crd.validate({"kind": "DaskCluster"})):
             try:
                 call()
             except ConfigError as exc:
@@ -529,8 +529,8 @@ def test_missing_extra_is_a_config_error(tmp_path):
     r = _run(code, {"PYTHONPATH": str(tmp_path / "fake")}, tmp_path)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines == ["ConfigError: " + kube.EXTRA_HINT] * 4
-    assert kube.EXTRA_HINT == "cluster=kubernetes needs the optional extra: pip install 'daskbench[kubernetes]'"
+    assert lines == ["ConfigError: " + kube_crd.EXTRA_HINT] * 4
+    assert kube_crd.EXTRA_HINT == "cluster=kubernetes needs the optional extra: pip install 'daskbench[kubernetes]'"
 
 
 def test_make_cluster_without_a_kubernetes_api_is_a_one_line_cluster_error(tmp_path):

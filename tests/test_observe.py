@@ -280,10 +280,9 @@ def test_end_to_end_run_fills_the_metrics(client, user_dir):
     """)
     res = daskbench.run("obs", [], client=client, config_dir="conf", progress="none", echo=lambda *_: None)
     plugins = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
-    if "daskbench-observe" not in plugins:
-        pytest.skip("daskbench.cluster.create.prepare does not register ObservePlugin yet")
+    assert "daskbench-observe" in plugins, "daskbench.cluster.create.prepare must register ObservePlugin"
     assert res.counts.ok == 4 and res.counts.failed == 2
-    base = "http://127.0.0.1:%d" % client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)
+    base = f"http://127.0.0.1:{client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)}"
 
     def counted():
         m = scrape(base)
@@ -297,6 +296,65 @@ def test_end_to_end_run_fills_the_metrics(client, user_dir):
     runs = [r for r in json.loads(get(base + "/daskbench/status.json"))["runs"] if r["experiment"] == "obs"]
     assert runs[0]["state"] == "finished" and runs[0]["total"] == 6 and runs[0]["results"].endswith("obs")
     assert len({f["trial_id"] for f in runs[0]["failures"]}) == 2
+
+
+def test_a_sharded_simulation_reports_its_speed(client, user_dir):
+    """A real simulation sweep on actors: its coordinator sends daskbench-sim, so
+    daskbench_sim_ticks_per_second has data while it runs, and 0 once it is over."""
+    import threading
+
+    import daskbench
+    from tests.conftest import write_experiment
+
+    # paced by the clock (0.05 s of simulated time per tick, in real time): it runs for
+    # about 3 s however fast the machine, long enough to be seen running
+    write_experiment(user_dir / "conf", "simspeed", """
+        name: simspeed
+        trial:
+          _target_: daskbench.sim.trial
+          model: daskbench.experiments.boltzmann.Boltzmann
+          params: {n_agents: 200}
+          ticks: 60
+          shards: 2
+          clock: {realtime_factor: 1.0, tick_seconds: 0.05}
+        results: {report: false}
+    """)
+    done: Dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: done.update(result=daskbench.run(
+        "simspeed", [], client=client, config_dir="conf", progress="none", echo=lambda *_: None)))
+    runner.start()
+    base = f"http://127.0.0.1:{client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)}"
+    seen = []
+    while runner.is_alive():
+        with contextlib.suppress(OSError):  # the plugin may not be registered yet
+            seen.append(value(scrape(base), "daskbench_sim_ticks_per_second", experiment="simspeed"))
+        time.sleep(0.1)
+    runner.join()
+    assert done["result"].counts.ok == 1, done
+    running = [v for v in seen if v > 0]
+    assert running and max(running) <= 1000, seen  # ~20 ticks/s of paced time; never a bogus figure
+    after = wait_for(lambda: not math.isnan(v := value(scrape(base), "daskbench_sim_ticks_per_second",
+                                                           experiment="simspeed")) and [v])
+    assert after == [0.0]  # the simulation is over
+    (r,) = [r for r in json.loads(get(base + "/daskbench/status.json"))["runs"] if r["experiment"] == "simspeed"]
+    assert r["state"] == "finished" and 0 < r["ticks_per_s"] <= 1000  # the page keeps the speed last heard
+
+
+def test_the_speeds_of_simulations_running_at_once_add_up():
+    p = ObservePlugin()
+    msg = {"experiment": "sims", "run_id": "s1"}
+    p.log_event("daskbench-sweep", dict(msg, event="start", total=3))
+    assert p.metric_values()["ticks"] == {}  # no simulation heard of: no figure at all
+    for trial, tps in (("a", 10.0), ("b", 5.0), ("a", 12.0), ("c", 1.0)):
+        p.log_event("daskbench-sim", dict(msg, trial_id=trial, ticks_per_s=tps, done=False))
+    assert p.metric_values()["ticks"] == {"sims": 18.0}  # the latest of each trial, summed
+    p.log_event("daskbench-sim", dict(msg, trial_id="c", ticks_per_s=0.0, done=True))
+    assert p.metric_values()["ticks"] == {"sims": 17.0}
+    p.log_event("daskbench-sim", dict(msg, trial_id="x", ticks_per_s="fast"))  # ignored
+    assert p.snapshot()["runs"][0]["ticks_per_s"] == 17.0
+    p.log_event("daskbench-sweep", dict(msg, event="end", total=3, counts={"ok": 3}))
+    assert p.metric_values()["ticks"] == {"sims": 0.0}  # nothing runs any more
+    assert p.snapshot()["runs"][0]["ticks_per_s"] == 18.0  # the page: the speed at the last report of one
 
 
 def test_dashboard_port_taken_run_goes_on(user_dir):

@@ -95,7 +95,7 @@ class BarProgress(Progress):
 
     def __init__(self, counts: Counts, description: str):
         super().__init__(counts)
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as RichProgress
 
         self._bar = RichProgress(

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Union
 
 from ..errors import ResultsError
+from ..results import manifest
+from ..results import row as trow
 
 if TYPE_CHECKING:
     import pandas as pd
 
-STATUSES = ["ok", "failed", "timeout", "cancelled"]
+STATUSES = list(trow.STATUSES)  # in the order the row declares them
 MAX_LINES = 10    # a numeric key with more values than this is a continuous axis
 MAX_FACETS = 12   # more panels than this: the facet key is pooled instead
 MAX_ROWS = 100    # rows shown in the failure table
@@ -47,7 +48,7 @@ def require_results(results_dir: Union[str, Path], command: Optional[str] = None
 
 def _no_results(root: Path, why: str, command: Optional[str] = None) -> ResultsError:
     if command is None:
-        name = _manifest(root).get("name") or root.name or "NAME"
+        name = manifest.experiment_name(root) or root.name or "NAME"
         command = f"python -m daskbench +experiment={name}"
         if root.resolve() != (Path.cwd() / "results" / name).resolve():
             command += f" results.dir={root}"
@@ -63,12 +64,13 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
     swept keys of the manifest, continuous ones first). ``band`` is ``"range"``
     (min–max over replicates) or ``"ci95"``. Returns the path of ``report.html``.
     """
-    from .. import api
+    from ..results.dataset import Dataset
 
     if band not in BANDS:
         raise ResultsError(f"band={band!r}: use one of {', '.join(BANDS)}")
     root = require_results(results_dir)
-    df = api.load(root)
+    # read as daskbench.load does (the swept keys come from the manifest below)
+    df = Dataset(root / "trials", writer=False).read().to_pandas()
     if df.empty or "status" not in df.columns:
         raise _no_results(root, "its trials table is empty")
     dims, fixed = _choose_dims(df, root, dims)
@@ -97,7 +99,7 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
     errors = fail.groupby(["status", "error"]).size().sort_values(ascending=False).rename("trials").reset_index()
     axes = [(d, _describe(df[d])) for d in dims] + [(d, f"fixed: {df[d].dropna().iloc[0]}")
                                                     for d in fixed if df[d].notna().any()]
-    title = f"daskbench report: {_manifest(root).get('name') or root.name}"
+    title = f"daskbench report: {manifest.experiment_name(root) or root.name}"
     ctx = dict(title=title, root=root, status=status, axes=axes, images=images, fail=fail, errors=errors,
                slow=slow, metrics=metrics, band=BANDS[band])
     (out / "summary.md").write_text(_markdown(**ctx))
@@ -107,13 +109,6 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
 
 
 # -- choosing what to plot ------------------------------------------------------
-def _manifest(root: Path) -> Dict[str, Any]:
-    try:
-        return json.loads((root / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _continuous(s: pd.Series) -> bool:
     import pandas as pd
 
@@ -128,8 +123,8 @@ def _choose_dims(df: pd.DataFrame, root: Path, dims: Optional[Sequence[str]]):
         if missing:
             raise ResultsError(f"dims {missing} are not columns of {root / 'trials'}; columns: {list(df.columns)}")
     keys = list(dims or [])
-    for run in _manifest(root).get("runs", []):  # every run's axes: a later run may fix one
-        keys += [a for a in run.get("axes", []) if a not in keys and a in df.columns]
+    # every run's axes: a later run may fix one
+    keys += [a for a in manifest.all_axes(root) if a not in keys and a in df.columns]
     keys = keys or [c for c in df.columns if c.startswith("trial.")]
     varied = [k for k in keys if df[k].nunique() > 1]
     if dims is None:
@@ -145,14 +140,12 @@ def _metrics(ok: pd.DataFrame, skip: set) -> List[str]:
     import numpy as np
     import pandas as pd
 
-    from ..runner.execute import RESERVED
-
     def numeric(s: pd.Series) -> bool:  # a boolean metric with nulls (failed rows) is read as object
         vals = s.dropna()
         return len(vals) > 0 and (pd.api.types.is_numeric_dtype(s) or all(
             isinstance(v, (numbers.Real, np.bool_)) for v in vals.iloc[:1000]))
 
-    return [c for c in ok.columns if c not in skip and c not in RESERVED and c != "trial_id" and numeric(ok[c])]
+    return [c for c in ok.columns if c not in skip and c not in trow.RESERVED and c != "trial_id" and numeric(ok[c])]
 
 
 def _describe(s: pd.Series) -> str:
@@ -270,21 +263,31 @@ def _plot_metric(ok: pd.DataFrame, metric: str, dims: List[str], band: str, path
             ax.set_yscale("log")
         _set_x(ax, how, x)
         ax.set_ylabel(metric)
-    if colorbar:
-        fig.colorbar(sc, ax=list(axs), label=hue)
+    _legend(fig, axs, hue, sc if colorbar else None)
+    title = _title(metric, x if ok_dims else None, hue, None if scatter else int(per_point.median()), pooled, band)
+    fig.suptitle(title, fontsize=11)
+    fig.savefig(path, dpi=110)
+    return title.replace("\n", " ")
+
+
+def _legend(fig: Any, axs: Sequence[Any], hue: Optional[str], colorbar: Any) -> None:
+    """A colour bar for a continuous ``hue`` (``colorbar``: its scatter), else one legend for all panels."""
+    if colorbar is not None:
+        fig.colorbar(colorbar, ax=list(axs), label=hue)
     elif hue:
-        legend = {}
+        legend: Dict[str, Any] = {}
         for ax in axs:  # a panel may lack some values
             for hd, nm in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(nm, hd)
         fig.legend(legend.values(), legend.keys(), title=hue, loc="outside right upper")
-    n_rep = int(per_point.median())
-    what = "each trial" if scatter else f"mean of {n_rep} replicate{'s' * (n_rep != 1)}, band: {BANDS[band]}"
+
+
+def _title(metric: str, x: Optional[str], hue: Optional[str], n_rep: Optional[int], pooled: List[str],
+           band: str) -> str:
+    """What a metric's plot shows; ``n_rep`` None: each trial as a point, else means of replicates."""
+    what = "each trial" if n_rep is None else f"mean of {n_rep} replicate{'s' * (n_rep != 1)}, band: {BANDS[band]}"
     extra = f"; pooled over {', '.join(pooled)}" if pooled else ""
-    title = (f"{metric} by {x}" if ok_dims else metric) + (f" and {hue}" if hue else "") + f"\n({what}{extra})"
-    fig.suptitle(title, fontsize=11)
-    fig.savefig(path, dpi=110)
-    return title.replace("\n", " ")
+    return (f"{metric} by {x}" if x else metric) + (f" and {hue}" if hue else "") + f"\n({what}{extra})"
 
 
 def _plot_timing(df: pd.DataFrame, by: List[str], path: Path) -> str:

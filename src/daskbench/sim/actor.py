@@ -28,13 +28,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..observe import live
 from .errors import ShardLost, SimulationError
 from .memory import hand_over_quickly, keep_temporaries
 from .model import Model
 from .shard import Layout, Shard, StepReport
 
 #: shard actors living in this process, by actor key (same-process delivery)
-_LOCAL: "weakref.WeakValueDictionary[str, ShardActor]" = weakref.WeakValueDictionary()
+_LOCAL: weakref.WeakValueDictionary[str, ShardActor] = weakref.WeakValueDictionary()
 
 SHARD_PRIORITY = 1_000_000  # shard creation runs before queued trials on a worker
 POLL_S = 1.0  # how often a waiting coordinator checks that the shards' workers are alive
@@ -164,11 +165,11 @@ def resource_restrictions() -> Dict[str, float]:
     """The resources the running task asked for (so its shards go where they are)."""
     try:
         from distributed import get_worker
-        from distributed.worker import thread_state
 
-        ts = get_worker().state.tasks.get(getattr(thread_state, "key", None))
+        worker = get_worker()
+        ts = worker.state.tasks.get(worker.get_current_task())
         return dict(ts.resource_restrictions or {}) if ts is not None else {}
-    except (ImportError, ValueError, AttributeError):
+    except (ImportError, ValueError, AttributeError, KeyError):  # KeyError: not in a task's own thread
         return {}
 
 
@@ -205,6 +206,8 @@ class ActorHost:
         self.placed: List[str] = []
         self._assign_future = None
         self._last: Optional[Tuple[int, List[StepReport]]] = None  # the last tick run, and its reports
+        # the speed for the scheduler's daskbench_sim_ticks_per_second; built in the trial's thread
+        self.rate = live.TickRate(live.current())
 
     def _alive(self) -> List[str]:
         info = self.client.scheduler_info(n_workers=-1)["workers"]
@@ -232,6 +235,7 @@ class ActorHost:
         self.actors = self._wait_all(self.futures, lambda f: f.result(timeout=POLL_S), "starting")
         peers = {i: (keys[i], a) for i, a in enumerate(self.actors)}
         self._call_all([a.connect(peers) for a in self.actors], "connecting")
+        self.rate.restart()
 
     def _call_all(self, calls: Sequence[Any], what: str) -> List[Any]:
         """Results of one actor call per shard, waited for together: the barrier."""
@@ -286,6 +290,7 @@ class ActorHost:
             raise
         reports = self._call_all(calls, f"stepping tick {tick}")
         self._last = (tick, reports)
+        self.rate.ticked(tick)
         return reports
 
     def snapshot(self) -> List[bytes]:
@@ -301,6 +306,8 @@ class ActorHost:
 
     def close(self, lost: bool = False) -> None:
         """Release the shard actors; after a loss, first free shards stuck delivering to it."""
+        if not lost:
+            self.rate.done()
         if not lost and self.actors:
             try:
                 gather_actor_calls(self.client.loop, [a.drain() for a in self.actors], 60.0)
