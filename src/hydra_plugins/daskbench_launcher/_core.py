@@ -130,10 +130,11 @@ def _resumed(store: Any, planner: Planner, jobs: List[Any], done: Set[str], task
 
 
 def _drop_rows_to_rerun(store: Any, jobs: List[Any], done: Set[str], returns: Dict[int, JobReturn]) -> None:
-    """An ok row of a job that runs again is replaced by the new one: no id is ever there twice."""
+    """An ok row of a job that runs again is replaced by the new one (a job cancelled
+    before it ran keeps its old row): no id is ever there twice."""
     rerun = {j.trial_id for j in jobs if j.num not in returns} & done
     if rerun:
-        store.trials.rewrite(drop_ids=rerun)
+        store.redo(rerun)
 
 
 def _record(store: Any, s: Settings, config: Any, started: float, n: int, skipped: int) -> None:
