@@ -205,6 +205,7 @@ class Inbox:
     def count(self) -> np.ndarray:
         """Number of messages each agent received (one int per agent)."""
         self._batch()
+        assert self._rows is not None  # set by _batch()
         return np.bincount(self._rows, minlength=self.n)
 
     def sum(self, field: str) -> np.ndarray:
@@ -213,6 +214,7 @@ class Inbox:
         if field not in b.fields:
             raise SimulationError(self._no_field(field))
         values = b.fields[field]
+        assert self._rows is not None  # set by _batch()
         if values.dtype.kind in "iub":  # exact in any order
             return np.bincount(self._rows, weights=values, minlength=self.n)
         # floats: add in the (receiver, sender) order, so rounding is the same on any sharding
@@ -222,6 +224,7 @@ class Inbox:
     @property
     def rows(self) -> np.ndarray:
         self._sort()
+        assert self._rows is not None  # set by _batch()
         return self._rows
 
     @property

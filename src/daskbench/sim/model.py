@@ -19,7 +19,7 @@ contiguous per population, in the order ``Model.populations`` declares them.
 from __future__ import annotations
 
 import numbers
-from typing import Any, ClassVar, Dict, List, Mapping, Optional
+from typing import Callable, Any, ClassVar, Dict, List, Mapping, Optional, Type
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class Tick:
     __slots__ = ("tick", "time", "model", "n_agents", "rng", "_inboxes", "_outbox", "_row_of", "_n")
 
     def __init__(self, tick: int, time: float, model: Model, n_agents: int, rng: AgentRandom,
-                 inboxes: Dict[str, Inbox], outbox: Outbox, row_of: np.ndarray, n: int):
+                 inboxes: Dict[str, Inbox], outbox: Outbox, row_of: Callable[[np.ndarray], np.ndarray], n: int):
         self.tick = tick
         self.time = time
         self.model = model
@@ -210,7 +210,7 @@ class Agent:
 class ObjectPopulation(Population):
     """Plain-object agents of one type held by one shard, stepped in id order."""
 
-    def __init__(self, agent_cls: type):
+    def __init__(self, agent_cls: Type[Agent]):
         self.agent_cls = agent_cls
         self.agents: List[Agent] = []
         self._due: List[Optional[int]] = []

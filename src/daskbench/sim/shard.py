@@ -13,7 +13,7 @@ import pickle
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -91,6 +91,7 @@ class Shard:
         self.tick_seconds = tick_seconds
         mine = np.flatnonzero(assign == index)
         n = layout.n_agents
+        self.owner: Callable[[Any], Any]  # global agent id(s) -> the shard that holds them
         if self.n_shards == 1 or np.array_equal(assign, np.arange(n) % self.n_shards):
             # round robin: arithmetic instead of a lookup in an array as long as the model
             s = self.n_shards
@@ -101,13 +102,13 @@ class Shard:
         else:
             self.owner = lambda dst: assign[dst]
         self.pops: List[Tuple[str, Population, int, int]] = []
-        self.row_fns = []
+        self.row_fns: List[Callable[[np.ndarray], np.ndarray]] = []
         table = None
         for i, name in enumerate(layout.names):
             lo, hi = layout.offsets[i], layout.offsets[i + 1]
             ids = mine[(mine >= lo) & (mine < hi)]
             cls = model.populations[name]
-            pop = ObjectPopulation(cls) if issubclass(cls, Agent) else cls()
+            pop: Population = ObjectPopulation(cls) if issubclass(cls, Agent) else cls()
             pop._bind(name, ids, model, seed)
             stride = int(ids[1] - ids[0]) if len(ids) > 1 else 1
             if len(ids) and stride > 0 and int(ids[-1]) == int(ids[0]) + stride * (len(ids) - 1):
