@@ -22,10 +22,11 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import checks, schema
 from ..errors import ConfigError, ExperimentNotFound, TrialImportError
 from ..sweep import identity
 from ..sweep.plan import SEED_KEY, SweepPlan, axis_from_override, axis_from_param, merge_axes, parse_override
+from ..sweep.search import from_config as search_config
+from . import checks, schema
 
 
 def package_conf_dir() -> Path:
@@ -302,12 +303,13 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     inject = accepts_seed and not seed_swept and (cfg.sweep.replicates > 1 or not seed_fixed)
     fixed_seed = trial.get("seed") if seed_fixed and not inject else None
 
+    search = search_config(cfg.sweep, axes, int(cfg.seed))  # None unless sweep.search=optuna
     content = {g: identity.content(tree) for g, tree in bases.items()}
     zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
     plan = SweepPlan(
         name=cfg.name, axes=axes, bases=content, zip=zip_groups, design=cfg.sweep.design,
         samples=cfg.sweep.samples, replicates=cfg.sweep.replicates, root_seed=int(cfg.seed),
-        inject_seed=inject, fixed_seed=fixed_seed if isinstance(fixed_seed, int) else None,
+        inject_seed=inject, fixed_seed=fixed_seed if isinstance(fixed_seed, int) else None, search=search,
     )
     shown = OmegaConf.to_container(cfg0, resolve=False)
     shown.pop("hydra", None)

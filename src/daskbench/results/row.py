@@ -73,6 +73,7 @@ HEAD: Tuple[Column, ...] = (Column("trial_id", "string", "hash of the trial's co
 TAIL: Tuple[Column, ...] = (
     Column("seed", "int64", "the seed the trial was given (spawned per replicate)"),
     Column("replicate", "int64", "replicate number, 0 when there is one"),
+    Column("optuna_trial", "int64", "sweep.search=optuna: number of the Optuna trial that asked for the point"),
     Column("status", "string", "one of Status"),
     Column("error", "string", "type and message of the failure, for people"),
     Column("failure_kind", "string", "one of FailureKind; null when ok"),

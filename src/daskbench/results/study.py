@@ -1,0 +1,164 @@
+"""The Optuna study of an adaptive search, kept in the results folder beside ``trials/``.
+
+``results/<name>/study.journal`` is Optuna's journal storage (one JSON line per
+change, appended and flushed as it happens), so the study survives Ctrl-C or a
+SIGKILL of the driver and the same command continues it. It is a file, not a
+folder: the folders of a results folder are datasets. The study records its
+search space, objectives and directions (study user attributes) so a resumed run
+with another space is refused before anything runs, never mixed in.
+
+This is the one module that opens the storage; :mod:`daskbench.runner.adaptive`
+asks and tells through the study it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+from ..errors import ResultsError, SweepError
+from ..sweep.search import Search, space_changes
+
+STUDY_FILE = "study.journal"
+#: study user attributes daskbench sets when it creates a study
+SPACE_ATTR, OBJECTIVES_ATTR = "daskbench.space", "daskbench.objectives"
+#: numbers of the Optuna trials that were in flight when a run stopped: failed in
+#: the study (Optuna has no other way to close them) but not counted in the budget
+REQUEUED_ATTR = "daskbench.requeued"
+#: a lock held longer than this was left by a killed driver (appends take microseconds)
+LOCK_GRACE_S = 3  # the smallest Optuna takes without a warning
+
+
+def study_path(results_dir: Path) -> Path:
+    return Path(results_dir) / STUDY_FILE
+
+
+def _storage(path: Path) -> JournalStorage:
+    lock = JournalFileOpenLock(str(path), grace_period=LOCK_GRACE_S)
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+
+
+def _load(path: Path, name: str) -> Optional[optuna.Study]:
+    """The stored study, or None if the file holds none of that name. Reads only."""
+    try:
+        storage = _storage(path)
+        names = [s.study_name for s in storage.get_all_studies()]
+        if name not in names:
+            return None
+        return optuna.load_study(study_name=name, storage=storage)
+    except (ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path} is not an Optuna journal daskbench can read ({type(exc).__name__}: {exc}); "
+                           "move it away or set results.dir=PATH") from None
+
+
+def check_stored(results_dir: Path, name: str, search: Search, space: Dict[str, str]) -> None:
+    """Before a cluster starts: refuse to continue a stored study whose search space,
+    objectives or directions differ from this run's (saying what changed)."""
+    path = study_path(results_dir)
+    if not path.is_file():
+        return
+    study = _load(path, name)
+    if study is None:
+        return
+    attrs = study.user_attrs
+    changes = space_changes(attrs.get(SPACE_ATTR) or {}, space)
+    stored_obj = attrs.get(OBJECTIVES_ATTR) or []
+    if list(stored_obj) != list(search.objectives):
+        changes.append(f"sweep.objective was {stored_obj}, now {list(search.objectives)}")
+    stored_dirs = [d.name.lower() for d in study.directions]
+    if stored_dirs != list(search.directions):
+        changes.append(f"sweep.direction was {stored_dirs}, now {list(search.directions)}")
+    if changes:
+        raise SweepError(
+            f"the study in {path} was run with another search: {'; '.join(changes)}. Never mixing the two: "
+            "undo the change, or set results.dir=PATH (or move the folder away) to start a new study"
+        )
+
+
+def make_sampler(search: Search) -> optuna.samplers.BaseSampler:
+    """The sampler named by ``sweep.sampler``, seeded from the root seed."""
+    s, seed = search.sampler, search.seed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if s == "tpe":
+            # constant liar: points still running count as bad ones, so asks made while others
+            # run spread out instead of piling onto the same spot
+            return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        if s == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed)
+        if s == "gp":
+            return optuna.samplers.GPSampler(seed=seed)
+        if s == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if s == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed)
+        return optuna.samplers.NSGAIISampler(seed=seed)
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    """The pruner named by ``sweep.pruner``."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.NopPruner()
+
+
+def open_study(results_dir: Path, name: str, search: Search, space: Dict[str, str]) -> optuna.Study:
+    """The study of this experiment, created on the first run and loaded after (writes)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial would drown the progress line
+    path = study_path(results_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        study = optuna.create_study(
+            study_name=name, storage=_storage(path), load_if_exists=True,
+            directions=list(search.directions), sampler=make_sampler(search),
+            pruner=make_pruner(search.pruner),
+        )
+    except OSError as exc:
+        raise ResultsError(f"cannot write the study to {path}: {exc.strerror or exc}; "
+                           "free space there or set results.dir=PATH") from None
+    if SPACE_ATTR not in study.user_attrs:
+        study.set_user_attr(SPACE_ATTR, space)
+        study.set_user_attr(OBJECTIVES_ATTR, list(search.objectives))
+    return study
+
+
+def requeued(study: optuna.Study) -> List[int]:
+    """Numbers of the trials closed because their run stopped (not counted in the budget)."""
+    return [int(n) for n in study.user_attrs.get(REQUEUED_ATTR, [])]
+
+
+def mark_requeued(study: optuna.Study, numbers: List[int]) -> None:
+    study.set_user_attr(REQUEUED_ATTR, sorted(set(requeued(study)) | set(numbers)))
+
+
+def summary(study: optuna.Study) -> Dict[str, Any]:
+    """Best trial (one objective) or Pareto front (several), for the summary and report."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        return {"best": [], "complete": 0}
+    best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
+    return {"complete": len(done),
+            "best": [{"number": t.number, "values": list(t.values or []), "params": dict(t.params)} for t in best]}
+
+
+def known_objectives(trials: Any, objectives: List[str]) -> Dict[str, tuple]:
+    """trial id -> objectives of the ``ok`` rows of a trials table (a ``pyarrow.Table``)."""
+    names = set(trials.column_names)
+    if not {"trial_id", "status", *objectives} <= names:
+        return {}
+    out: Dict[str, tuple] = {}
+    for r in trials.select(["trial_id", "status", *objectives]).to_pylist():
+        vals = [r[o] for o in objectives]
+        if r["status"] == "ok" and all(isinstance(v, (int, float)) for v in vals):
+            out[r["trial_id"]] = tuple(float(v) for v in vals)
+    return out
