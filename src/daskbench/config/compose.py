@@ -22,11 +22,11 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from . import checks, schema
 from ..errors import ConfigError, ExperimentNotFound, TrialImportError
 from ..sweep import identity
 from ..sweep.plan import SEED_KEY, SweepPlan, axis_from_override, axis_from_param, merge_axes, parse_override
 from ..sweep.search import from_config as search_config
-from . import checks, schema
 
 
 def package_conf_dir() -> Path:

@@ -1,0 +1,251 @@
+"""Adaptive search (sweep.search=optuna) on real LocalClusters, a real journal storage
+on disk and, for resume, a real SIGKILL of a real driver process.
+
+Each test states the guarantee it proves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+import daskbench
+from tests.conftest import run_cli, write_experiment
+
+OPT_PY = '''
+"""Trials for the adaptive-search tests."""
+import os, time
+
+
+def quad(x=0.0, n=1, seed=0, delay=0.0, log=""):
+    """(x - 1)^2 + n; each run appends its x and seed to `log` (who ran what)."""
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{x!r} {n} {seed}\\n")
+    time.sleep(delay)
+    return {"f": (x - 1.0) ** 2 + n, "g": (x + 1.0) ** 2, "noise": seed % 7}
+
+
+def slow_first(x=0.0, folder="", need=8, seed=0):
+    """The first trial to start waits until `need` others have finished: it can end ok
+    only if points were asked and run while it was still running."""
+    os.makedirs(folder, exist_ok=True)
+    try:
+        fd = os.open(os.path.join(folder, "first"), os.O_CREAT | os.O_EXCL)
+        os.close(fd)
+        first = True
+    except FileExistsError:
+        first = False
+    if first:
+        deadline = time.monotonic() + 120
+        while len([p for p in os.listdir(folder) if p.startswith("done-")]) < need:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no other trial finished while this one ran: the asks waited for it")
+            time.sleep(0.05)
+        return {"f": 100.0, "first": True}
+    open(os.path.join(folder, f"done-{x!r}"), "w").close()
+    return {"f": (x - 1.0) ** 2, "first": False}
+'''
+
+LOCAL = ["cluster.dashboard_address=null", "results.report=false", "runner.progress=plain"]
+
+
+@pytest.fixture
+def opt_dir(tmp_path, monkeypatch):
+    (tmp_path / "opttrials.py").write_text(OPT_PY)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _study(root: Path, name: str) -> optuna.Study:
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(root / "study.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _files(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_one_slow_trial_does_not_hold_up_the_asks(opt_dir):
+    """Guarantee: asks and tells are asynchronous. With two slots, the first trial
+    waits until 8 others have finished, so it can end ok only if at least 8 points
+    were asked, run and told while it ran; every row has its Optuna trial number."""
+    write_experiment(opt_dir / "conf", "slow", f"""
+        name: slow
+        trial: {{_target_: opttrials.slow_first, folder: '{opt_dir / "marks"}', need: 8}}
+        sweep: {{search: optuna, sampler: random, budget: 14, objective: f,
+                 params: {{trial.x: 'interval(-2,2)'}}}}
+        runner: {{max_in_flight: 2}}
+    """)
+    r = run_cli(["--config-dir", "conf", "+experiment=slow", "cluster.n_workers=2", *LOCAL], cwd=opt_dir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    df = daskbench.load(opt_dir / "results/slow")
+    assert len(df) == 14 and df.trial_id.is_unique and (df.status == "ok").all()
+    first = df[df["first"]]
+    assert len(first) == 1
+    n_first = int(first.optuna_trial.iloc[0])
+    assert n_first <= 1  # one of the two first asks
+    # the points asked after it and finished before it: asked while it was running
+    later = df[(df.optuna_trial > n_first) & ~df["first"]]
+    assert len(later) >= 8
+    assert sorted(df.optuna_trial) == list(range(14))
+    study = _study(opt_dir / "results/slow", "slow")
+    assert len(study.trials) == 14
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    told = {t.number: t.value for t in study.trials}
+    assert all(told[int(n)] == pytest.approx(f) for n, f in zip(df.optuna_trial, df.f))
+    assert "optuna: best trial of 14 complete:" in r.stdout
+
+
+def test_replicates_tell_the_mean_and_the_api_runs_on_an_existing_client(opt_dir, client):
+    """Guarantee: with sweep.replicates=R each asked point runs R times with spawned
+    seeds and the value told is the mean of its replicates; daskbench.run works on a
+    Client the user made."""
+    write_experiment(opt_dir / "conf", "reps", """
+        name: reps
+        seed: 5
+        trial: {_target_: opttrials.quad}
+        sweep: {search: optuna, sampler: tpe, budget: 6, objective: noise, replicates: 3,
+                params: {trial.x: 'interval(-2,2)', trial.n: 'range(1,4)'}}
+    """)
+    res = daskbench.run("reps", ["results.report=false"], client=client, config_dir="conf", progress="none",
+                        echo=lambda *_: None)
+    assert res.exit_code == 0
+    df = res.load()
+    assert len(df) == 18 and df.trial_id.is_unique and set(df.replicate) == {0, 1, 2}
+    assert df.groupby("optuna_trial").seed.nunique().eq(3).all()
+    study = _study(opt_dir / "results/reps", "reps")
+    means = df.groupby("optuna_trial").noise.mean()
+    for t in study.trials:
+        assert t.value == pytest.approx(means[t.number])
+    assert set(df["trial.n"]) <= {1, 2, 3}
+    assert res.outcome.search["best"][0]["values"] == [min(t.value for t in study.trials)]
+
+
+def test_two_objectives_give_a_pareto_front(opt_dir):
+    """Guarantee: a list of objectives and directions makes a multi-objective study;
+    the summary shows its Pareto front, every front point non-dominated."""
+    write_experiment(opt_dir / "conf", "pareto", """
+        name: pareto
+        trial: {_target_: opttrials.quad}
+        sweep: {search: optuna, sampler: nsga2, budget: 16, objective: [f, g], direction: [minimize, minimize],
+                params: {trial.x: 'interval(-3,3)'}}
+    """)
+    r = run_cli(["--config-dir", "conf", "+experiment=pareto", "cluster.n_workers=2", *LOCAL], cwd=opt_dir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "optuna: Pareto front (" in r.stdout
+    study = _study(opt_dir / "results/pareto", "pareto")
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
+    front = study.best_trials
+    assert front
+    df = daskbench.load(opt_dir / "results/pareto")
+    for t in front:
+        f, g = t.values
+        assert not ((df.f < f) & (df.g < g)).any()  # nothing in the table dominates it
+
+
+def _count_runs(log: Path) -> dict:
+    runs: dict = {}
+    for line in log.read_text().splitlines():
+        runs[line] = runs.get(line, 0) + 1
+    return runs
+
+
+def test_driver_sigkill_then_same_command_continues_the_study_exactly(opt_dir):
+    """Guarantee: after a SIGKILL of the driver the same command continues the same
+    study to its budget: the budget is counted once (exactly `budget` trials told,
+    besides the ones closed because they were in flight), no trial that finished
+    runs again, no trial id twice in the table, and every told trial has its row."""
+    log = opt_dir / "runs.log"
+    write_experiment(opt_dir / "conf", "kill", f"""
+        name: kill
+        trial: {{_target_: opttrials.quad, delay: 0.4, log: '{log}'}}
+        sweep: {{search: optuna, sampler: tpe, budget: 16, objective: f,
+                 params: {{trial.x: 'interval(-2,2)', trial.n: 'range(1,6)'}}}}
+    """)
+    base = ["--config-dir", "conf", "+experiment=kill", "cluster.n_workers=2", *LOCAL]
+    root = opt_dir / "results/kill"
+    proc = subprocess.Popen([sys.executable, "-m", "daskbench", *base], cwd=opt_dir, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (root / "trials").is_dir() and len(list((root / "trials").glob("part-*.parquet"))) >= 5:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = pd.read_parquet(root / "trials")
+    ok_before = set(before[before.status == "ok"].trial_id)
+    assert 5 <= len(ok_before) < 16
+    r = run_cli(base, cwd=opt_dir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "will run again" in r.stdout  # the trials in flight at the kill
+    df = pd.read_parquet(root / "trials")
+    assert df.trial_id.is_unique and (df.status == "ok").all()
+    study = _study(root, "kill")
+    closed = set(study.user_attrs.get("daskbench.requeued", []))
+    assert closed, "trials were in flight at the kill"
+    counted = [t for t in study.trials if t.number not in closed]
+    assert len(counted) == 16 and all(t.state == optuna.trial.TrialState.COMPLETE for t in counted)
+    assert all(study.trials[n].state == optuna.trial.TrialState.FAIL for n in closed)
+    # every counted trial's point has its ok row; the finished ones ran exactly once
+    ids = {i for t in counted for i in t.user_attrs["daskbench.trial_ids"]}
+    assert ids == set(df.trial_id)
+    runs = _count_runs(log)
+    for _, row in before[before.status == "ok"].iterrows():
+        assert runs[f"{row['trial.x']!r} {row['trial.n']} {row['seed']}"] == 1
+    assert sum(runs.values()) <= len(df) + len(closed)  # only the points in flight ran twice
+    # a third run has nothing left to do
+    again = run_cli(base, cwd=opt_dir)
+    assert again.returncode == 0 and len(_study(root, "kill").trials) == len(study.trials)
+
+
+def test_resumed_study_with_another_space_is_refused_and_nothing_changes(opt_dir):
+    """Guarantee: a stored study whose search space differs is never mixed with a new
+    one: one line saying what changed, exit 2, every file byte for byte as it was."""
+    write_experiment(opt_dir / "conf", "space", """
+        name: space
+        trial: {_target_: opttrials.quad}
+        sweep: {search: optuna, sampler: random, budget: 3, objective: f,
+                params: {trial.x: 'interval(-2,2)'}}
+    """)
+    base = ["--config-dir", "conf", "+experiment=space", "cluster.n_workers=1", *LOCAL]
+    assert run_cli(base, cwd=opt_dir).returncode == 0
+    before = _files(opt_dir / "results")
+    for change, needle in [(["trial.x=interval(-5,5)"], "trial.x was Float(step=None, low=-2.0, high=2.0"),
+                           (["trial.n=1,2"], "trial.n was added"),
+                           (["sweep.direction=maximize"], "sweep.direction was ['minimize'], now ['maximize']")]:
+        r = run_cli([*base, *change], cwd=opt_dir)
+        assert r.returncode == 2, r.stdout + r.stderr
+        errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(errors) == 1 and needle in errors[0] and "never mixing" in errors[0].lower(), errors
+        assert "Traceback" not in r.stderr
+        assert _files(opt_dir / "results") == before
+
+
+def test_an_objective_the_trials_do_not_return_is_one_clear_error(opt_dir):
+    """Guarantee: when the first results lack sweep.objective the run stops with exit 2
+    and one line naming the metric and what the trial returns; no row is written."""
+    write_experiment(opt_dir / "conf", "noobj", """
+        name: noobj
+        trial: {_target_: opttrials.quad}
+        sweep: {search: optuna, sampler: random, budget: 4, objective: loss,
+                params: {trial.x: 'interval(-2,2)'}}
+    """)
+    r = run_cli(["--config-dir", "conf", "+experiment=noobj", "cluster.n_workers=1", *LOCAL], cwd=opt_dir)
+    assert r.returncode == 2, r.stdout + r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1, r.stderr
+    assert "sweep.objective='loss'" in errors[0] and "f, g, noise" in errors[0]
+    assert not list((opt_dir / "results/noobj").glob("trials/part-*.parquet"))
