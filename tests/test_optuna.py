@@ -54,6 +54,21 @@ def slow_first(x=0.0, folder="", need=8, seed=0):
         return {"f": 100.0, "first": True}
     open(os.path.join(folder, f"done-{x!r}"), "w").close()
     return {"f": (x - 1.0) ** 2, "first": False}
+
+
+def learning(x=0.0, steps=12, delay=0.1, ask=False, seed=0):
+    """A training curve that levels off at (x - 1)^2: bad x stay bad at every step.
+    With ask=True it polls daskbench.should_stop(); otherwise report() raises."""
+    import daskbench
+    loss = None
+    for step in range(steps):
+        loss = (x - 1.0) ** 2 + 1.0 / (step + 1)
+        daskbench.report(step=step, loss=loss)
+        for _ in range(20):  # between reports: asking, it can stop before the next one raises
+            if ask and daskbench.should_stop():
+                return {"loss": loss, "stopped_at": step}
+            time.sleep(delay / 20)
+    return {"loss": loss, "stopped_at": -1}
 '''
 
 LOCAL = ["cluster.dashboard_address=null", "results.report=false", "runner.progress=plain"]
@@ -249,3 +264,37 @@ def test_an_objective_the_trials_do_not_return_is_one_clear_error(opt_dir):
     assert len(errors) == 1, r.stderr
     assert "sweep.objective='loss'" in errors[0] and "f, g, noise" in errors[0]
     assert not list((opt_dir / "results/noobj").glob("trials/part-*.parquet"))
+
+
+@pytest.mark.parametrize("ask", [False, True])
+def test_median_pruner_stops_bad_trials_with_status_pruned_and_their_step(opt_dir, ask):
+    """Guarantee: with sweep.pruner=median the driver decides from the reported steps;
+    the trial learns it at its next report (an exception) or from should_stop(); its
+    row is `pruned` with the step it reached, and the study has it PRUNED."""
+    write_experiment(opt_dir / "conf", "prune", f"""
+        name: prune
+        seed: 1
+        trial: {{_target_: opttrials.learning, ask: {ask}}}
+        sweep: {{search: optuna, sampler: random, budget: 14, objective: loss, pruner: median,
+                 params: {{trial.x: 'interval(-4,4)'}}}}
+        runner: {{max_in_flight: 2}}
+    """)
+    r = run_cli(["--config-dir", "conf", "+experiment=prune", "cluster.n_workers=2", *LOCAL], cwd=opt_dir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    df = daskbench.load(opt_dir / "results/prune")
+    pruned = df[df.status == "pruned"]
+    assert len(pruned) >= 1, df[["trial.x", "status", "loss"]]
+    assert pruned.last_step.notna().all() and (pruned.last_step < 11).all()
+    assert " pruned, " in r.stdout
+    if ask:  # those that saw should_stop() first returned their metrics: the step they stopped at is recorded
+        asked = pruned.dropna(subset=["stopped_at"])
+        assert len(asked) >= 1 and (asked.stopped_at == asked.last_step).all()
+    else:  # report() raised: no metrics came back
+        assert pruned.loss.isna().all()
+    study = _study(opt_dir / "results/prune", "prune")
+    states = {t.number: t.state for t in study.trials}
+    for n in pruned.optuna_trial:
+        assert states[int(n)] == optuna.trial.TrialState.PRUNED
+    ok = df[df.status == "ok"]
+    # the pruned points are worse than the median of those that ran to the end
+    assert ((pruned["trial.x"] - 1) ** 2).median() > ((ok["trial.x"] - 1) ** 2).min()

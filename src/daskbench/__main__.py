@@ -81,7 +81,8 @@ def _main(args: argparse.Namespace) -> int:
 
 def _summary(result) -> None:
     c, o = result.counts, result.outcome
-    print(f"\n{result.name}: {c.ok} ok, {c.failed} failed, {c.timeout} timed out, {c.cancelled} cancelled, "
+    pruned = f"{c.pruned} pruned, " if c.pruned else ""
+    print(f"\n{result.name}: {c.ok} ok, {pruned}{c.failed} failed, {c.timeout} timed out, {c.cancelled} cancelled, "
           f"{c.skipped} skipped (already ok) of {c.total} trials in {result.duration_s:.1f}s")
     print(f"results: {result.path / 'trials'}  (daskbench.load({str(result.path)!r}))")
     if o.slowest:

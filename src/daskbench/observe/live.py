@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+from ..runner import prune
+
 TOPIC_LIVE = "daskbench-live"
 TOPIC_TRIALS = "daskbench-trials"
 TOPIC_SWEEP = "daskbench-sweep"
@@ -42,6 +44,7 @@ class TrialContext:
     experiment: str
     run_id: str
     trial_id: str
+    prune: bool = False  # an adaptive search prunes: every report with a step is sent (pruners compare steps)
 
 
 _current: contextvars.ContextVar[Optional[TrialContext]] = contextvars.ContextVar("daskbench_trial", default=None)
@@ -80,16 +83,23 @@ def report(context: Optional[TrialContext] = None, **metrics: Any) -> None:
             rejected[str(name)] = type(value).__name__
         else:
             clean[str(name)] = v
+    prune.on_report(ctx.trial_id, clean)  # raises TrialPruned once the search pruned this trial
     msg = {"experiment": ctx.experiment, "run_id": ctx.run_id, "trial_id": ctx.trial_id,
            "time": time.time(), "metrics": clean, "rejected": rejected}
     now = time.monotonic()
     with _lock:
         last = _pending.get(ctx.trial_id, (0.0, None))[0]
-        if now - last < MIN_INTERVAL_S and not rejected:
+        if now - last < MIN_INTERVAL_S and not rejected and not (ctx.prune and "step" in clean):
             _pending[ctx.trial_id] = (last, msg)  # keep the newest; sent later or at the end
             return
         _pending[ctx.trial_id] = (now, None)
     _send(TOPIC_LIVE, msg)
+
+
+def should_stop() -> bool:
+    """Inside a trial: whether the search (``sweep.pruner``) has pruned it; return early if so."""
+    ctx = _current.get()
+    return ctx is not None and prune.stopped(ctx.trial_id)
 
 
 def flush(trial_id: str) -> None:

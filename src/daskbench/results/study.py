@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import optuna
 from optuna.storages import JournalStorage
@@ -151,12 +151,12 @@ def summary(study: optuna.Study) -> Dict[str, Any]:
             "best": [{"number": t.number, "values": list(t.values or []), "params": dict(t.params)} for t in best]}
 
 
-def known_objectives(trials: Any, objectives: List[str]) -> Dict[str, tuple]:
+def known_objectives(trials: Any, objectives: List[str]) -> Dict[str, Tuple[float, ...]]:
     """trial id -> objectives of the ``ok`` rows of a trials table (a ``pyarrow.Table``)."""
     names = set(trials.column_names)
     if not {"trial_id", "status", *objectives} <= names:
         return {}
-    out: Dict[str, tuple] = {}
+    out: Dict[str, Tuple[float, ...]] = {}
     for r in trials.select(["trial_id", "status", *objectives]).to_pylist():
         vals = [r[o] for o in objectives]
         if r["status"] == "ok" and all(isinstance(v, (int, float)) for v in vals):

@@ -17,7 +17,10 @@ none of the closed ones, so it is counted once however often the run stops.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+import warnings
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import optuna
@@ -28,6 +31,7 @@ from ..results import study as stored
 from ..results.row import FailureKind, Row, Status
 from ..sweep.plan import SweepPlan, Trial
 from ..sweep.search import TRIAL_IDS_ATTR, Book, Search, Tell, objective_values, space, space_json
+from . import prune
 
 #: the column of the trials table holding the Optuna trial number
 NUMBER = "optuna_trial"
@@ -51,6 +55,12 @@ class AdaptiveSource:
         self.ask_tell_s = 0.0  # driver time spent asking and telling (benchmarks read it)
         self.returned_objective = False  # some trial returned the objectives this run
         self.used = 0
+        self.prunes = self.search.pruner != "none"
+        self.client: Any = None  # set by the Runner when it prunes: marks trials on the workers
+        self._asked: Dict[int, optuna.trial.Trial] = {}  # running Optuna trials, for report()
+        # The live handler runs on the client's event loop, asks and tells on the Runner's
+        # thread: one lock keeps the study's calls in order.
+        self._lock = threading.Lock()
 
     # -- resume ----------------------------------------------------------------
     def reconcile(self) -> int:
@@ -84,16 +94,19 @@ class AdaptiveSource:
         """The trials to run, asked one point at a time as the Runner pulls them."""
         while self.remaining() > 0:
             t0 = time.perf_counter()
-            ot = self.study.ask(self.dists)
-            self.asked_here += 1
-            gkey = tuple(sorted((k, str(v)) for k, v in ot.params.items() if k in self.groups))
-            point = {k: v for k, v in ot.params.items() if k not in self.groups}
-            trials = self.plan.point_trials(gkey, point)
-            ids = [t.trial_id for t in trials]
-            ot.set_user_attr(TRIAL_IDS_ATTR, ids)
-            run, tell = self.book.asked(ot.number, ids)
-            if tell is not None:
-                self._tell([tell])
+            with self._lock:
+                ot = self.study.ask(self.dists)
+                self.asked_here += 1
+                gkey = tuple(sorted((k, str(v)) for k, v in ot.params.items() if k in self.groups))
+                point = {k: v for k, v in ot.params.items() if k not in self.groups}
+                trials = self.plan.point_trials(gkey, point)
+                ids = [t.trial_id for t in trials]
+                ot.set_user_attr(TRIAL_IDS_ATTR, ids)
+                run, tell = self.book.asked(ot.number, ids)
+                if tell is not None:
+                    self._tell([tell])
+                elif run and self.prunes:
+                    self._asked[ot.number] = ot
             self.skipped += len(trials) - len(run)
             self.ask_tell_s += time.perf_counter() - t0
             yield from (t for t in trials if t.trial_id in run)
@@ -122,7 +135,8 @@ class AdaptiveSource:
                 tells += self.book.ended(row["trial_id"], objective_values(row, self.search.objectives))
             else:
                 tells += self.book.ended(row["trial_id"], None, _pruned_step(row))
-        self._tell(tells)
+        with self._lock:
+            self._tell(tells)
         self.ask_tell_s += time.perf_counter() - t0
 
     def _tell(self, tells: List[Tell]) -> None:
@@ -132,6 +146,37 @@ class AdaptiveSource:
             else:
                 self.study.tell(t.number, state=_STATES[t.state])
             self.told_here += 1
+            self._asked.pop(t.number, None)
+
+    # -- pruning -------------------------------------------------------------------
+    def on_live(self, event: Tuple[float, Dict[str, Any]]) -> None:
+        """A ``daskbench.report`` (topic daskbench-live, on the client's loop): report its
+        step and objective to the Optuna trial; mark the point's trials if it is pruned."""
+        msg = event[1] if isinstance(event, tuple) and len(event) == 2 else None
+        if not isinstance(msg, dict):
+            return
+        tid, metrics = msg.get("trial_id"), msg.get("metrics") or {}
+        value, step = metrics.get(self.search.objectives[0]), metrics.get("step")
+        number = self.book.number_of.get(str(tid))
+        if value is None or step is None or number is None:
+            return
+        with self._lock:
+            ot = self._asked.get(number)
+            if ot is None:
+                return
+            with warnings.catch_warnings():  # replicates report the same steps: Optuna keeps the first
+                warnings.simplefilter("ignore")
+                ot.report(float(value), int(step))
+            if not ot.should_prune():
+                return
+            del self._asked[number]  # decided once: the tell comes with the rows
+        ids = self.book.running_ids(number)
+        # Client.run waits for the workers: not on the client's own loop, which would deadlock
+        threading.Thread(target=self._mark, args=(ids,), daemon=True, name="daskbench-prune").start()
+
+    def _mark(self, ids: List[str]) -> None:
+        with contextlib.suppress(Exception):  # a worker gone meanwhile: its trial ends anyway
+            self.client.run(prune.mark, ids)
 
     def summary(self) -> Dict[str, Any]:
         return stored.summary(self.study)

@@ -167,7 +167,11 @@ class Runner:
         fl = _Flight(trials, done, max_in_flight, threads, plan.may_repeat())
         outcome = RunOutcome(counts)
         self._announce("start")
-        self.client.subscribe_topic(TOPIC_LIVE, self.live)
+        live = self.live
+        if self.source is not None and self.source.prunes:  # the search reads the reports too
+            self.source.client = self.client
+            live = _both(self.live, self.source.on_live)
+        self.client.subscribe_topic(TOPIC_LIVE, live)
         previous = self._listen()
         self.progress.start()
         try:
@@ -323,6 +327,8 @@ class Runner:
                     heapq.heapreplace(self._slowest, entry)
             elif status == Status.TIMEOUT:
                 self.counts.timeout += 1
+            elif status == Status.PRUNED:
+                self.counts.pruned += 1
             else:
                 self.counts.failed += 1
                 if len(self._errors) < 5:

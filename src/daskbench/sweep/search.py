@@ -280,6 +280,10 @@ class Book:
         mean = tuple(sum(col) / len(col) for col in zip(*vals))  # replicates -> the mean is told
         return [Tell(n, "complete", mean) for n in point.numbers]
 
+    def running_ids(self, number: int) -> List[str]:
+        """The trials still running of the point Optuna trial ``number`` asked for."""
+        return sorted({i for i, p in self._by_trial.items() if number in p.numbers})
+
     def abandon(self) -> List[int]:
         """The Optuna trials of points still running (the run stops): left for the next run."""
         numbers = [n for p in self._points.values() for n in p.numbers]
