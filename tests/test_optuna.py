@@ -298,3 +298,21 @@ def test_median_pruner_stops_bad_trials_with_status_pruned_and_their_step(opt_di
     ok = df[df.status == "ok"]
     # the pruned points are worse than the median of those that ran to the end
     assert ((pruned["trial.x"] - 1) ** 2).median() > ((ok["trial.x"] - 1) ** 2).min()
+
+
+def test_shipped_staffing_experiment_finds_a_cheap_staffing_that_meets_the_target(tmp_path):
+    """Guarantee: the shipped adaptive experiment runs with its defaults (report on), its
+    summary shows the best trial, its report the optimisation history, and the best
+    point found keeps the mean wait near the target at a cost close to the cheapest."""
+    r = run_cli(["+experiment=staffing", "cluster.n_workers=2", "cluster.dashboard_address=null"], cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "optuna: best trial of 60 complete:" in r.stdout
+    root = tmp_path / "results/staffing"
+    assert (root / "report/optimisation.png").is_file()
+    assert "optimisation history: cost of 60 complete trials" in (root / "report/summary.md").read_text()
+    df = daskbench.load(root)
+    assert len(df) <= 60 and df.trial_id.is_unique and (df.status == "ok").all()
+    best = df.loc[df.cost.idxmin()]
+    # the exact mean wait (Erlang C) of the best staffing misses the 0.05 target by little
+    assert best.exact_mean_wait < 0.1
+    assert best.cost < 2 * df.staff_cost[df.exact_mean_wait <= 0.05].min()

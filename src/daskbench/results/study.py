@@ -57,6 +57,12 @@ def _load(path: Path, name: str) -> Optional[optuna.Study]:
                            "move it away or set results.dir=PATH") from None
 
 
+def read_all(path: Path) -> List[optuna.Study]:
+    """Every study in a journal file (reads only)."""
+    storage = _storage(path)
+    return [optuna.load_study(study_name=s.study_name, storage=storage) for s in storage.get_all_studies()]
+
+
 def check_stored(results_dir: Path, name: str, search: Search, space: Dict[str, str]) -> None:
     """Before a cluster starts: refuse to continue a stored study whose search space,
     objectives or directions differ from this run's (saying what changed)."""
