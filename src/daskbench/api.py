@@ -71,7 +71,6 @@ def run(
         rp.sys_path = []
     code = codeversion.of_target(make_target(rp))
     store, done, redo, code_notice = _open_store(rp, code)
-    adaptive.check_resume(rp)  # a stored study of another search space: refused before a cluster starts
     counts = Counts()
     run_info: Dict[str, Any] = {
         "id": uuid.uuid4().hex[:12], "started_at": _now(), "argv": list(sys.argv),
@@ -102,9 +101,8 @@ def run(
             counts.started = time.monotonic()
             counts.total = len(rp.plan)
             bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
-            source = adaptive.open_source(rp, echo) if rp.plan.search is not None else None
-            outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo,
-                             source=source).run(done - redo)
+            src = adaptive.open_source(rp, echo)  # None unless sweep.search
+            outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo, source=src).run(done - redo)
     finally:
         if recorded and store.broken is None:  # a broken store has said why already
             _record_end(store, rp, run_info, outcome, counts)
@@ -134,6 +132,7 @@ def _open_store(rp: RunPlan, code: codeversion.CodeVersion) -> Tuple[ResultStore
     )
     done = store.open_for_resume(cfg.name)
     redo, notice = codeversion.on_resume(store, code, rerun=cfg.results.rerun == "changed")
+    adaptive.check_resume(rp)  # a stored study of another search space is refused here
     return store, done, redo, notice
 
 

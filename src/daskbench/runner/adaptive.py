@@ -187,12 +187,15 @@ def _pruned_step(row: Row) -> Optional[int]:
     return int(step) if row.get("status") == "pruned" and step is not None else None
 
 
-def open_source(rp: Any, echo: Callable[[str], None] = print) -> AdaptiveSource:
-    """The source of an adaptive run (``rp`` a RunPlan): its study opened (created on the
-    first run) and reconciled with the trials table. Writes: call once the cluster is up."""
+def open_source(rp: Any, echo: Callable[[str], None] = print) -> Optional[AdaptiveSource]:
+    """The source of an adaptive run (``rp`` a RunPlan; None without ``sweep.search``): its
+    study opened (created on the first run) and reconciled with the trials table. Writes:
+    call once the cluster is up."""
     from ..results.dataset import Dataset
 
     search = rp.plan.search
+    if search is None:
+        return None
     study = stored.open_study(rp.results_dir, rp.cfg.name, search, space_json(space(rp.plan.axes)))
     table = Dataset(rp.results_dir / "trials", writer=False).read()
     source = AdaptiveSource(rp.plan, study, stored.known_objectives(table, list(search.objectives)), echo)

@@ -22,6 +22,7 @@ neither Dask nor files:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import numbers
@@ -119,6 +120,9 @@ def from_config(sweep: Any, axes: Sequence[Axis], seed: int) -> Optional[Search]
                      str(sweep.pruner), seed, str(sweep.design))
     if found is not None:
         space(axes)  # every axis must map to a distribution, and one at least must be tunable
+        if found.sampler == "gp" and importlib.util.find_spec("torch") is None:
+            raise SweepError("sweep.sampler=gp needs PyTorch (Optuna's GPSampler uses it): pip install torch, "
+                             "or choose sweep.sampler=tpe")
     return found
 
 
