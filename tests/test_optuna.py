@@ -316,3 +316,37 @@ def test_shipped_staffing_experiment_finds_a_cheap_staffing_that_meets_the_targe
     # the exact mean wait (Erlang C) of the best staffing misses the 0.05 target by little
     assert best.exact_mean_wait < 0.1
     assert best.cost < 2 * df.staff_cost[df.exact_mean_wait <= 0.05].min()
+
+
+def test_ctrl_c_then_same_command_finishes_the_budget_with_the_cancelled_points_run_again(opt_dir):
+    """Guarantee: Ctrl-C stops the search (exit 130) with the points in flight recorded
+    cancelled; the same command re-runs exactly those and reaches the budget, each
+    trial id once and every row ok."""
+    write_experiment(opt_dir / "conf", "intr", """
+        name: intr
+        trial: {_target_: opttrials.quad, delay: 0.4}
+        sweep: {search: optuna, sampler: random, budget: 12, objective: f,
+                params: {trial.x: 'interval(-2,2)'}}
+    """)
+    base = ["--config-dir", "conf", "+experiment=intr", "cluster.n_workers=2", *LOCAL]
+    root = opt_dir / "results/intr"
+    proc = subprocess.Popen([sys.executable, "-m", "daskbench", *base], cwd=opt_dir, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list((root / "trials").glob("part-*.parquet"))) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    first = pd.read_parquet(root / "trials")
+    cancelled = set(first[first.status == "cancelled"].trial_id)
+    assert cancelled and first.trial_id.is_unique
+    r = run_cli(base, cwd=opt_dir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    df = pd.read_parquet(root / "trials")
+    assert df.trial_id.is_unique and (df.status == "ok").all() and cancelled <= set(df.trial_id)
+    study = _study(root, "intr")
+    closed = set(study.user_attrs["daskbench.requeued"])
+    assert len([t for t in study.trials if t.number not in closed]) == 12

@@ -103,3 +103,18 @@ def test_objective_values_name_the_missing_or_bad_metric():
         objective_values({"f": 1.0, "status": "ok", "trial_id": "x"}, ["loss"])
     with pytest.raises(SweepError, match="not a finite number"):
         objective_values({"f": float("nan")}, ["f"])
+
+
+def test_gp_sampler_without_pytorch_says_how_to_get_it():
+    import importlib.util
+
+    from daskbench.sweep.search import from_config
+
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("PyTorch is installed here: sweep.sampler=gp works")
+
+    class Sweep:  # the fields of a SweepConfig that from_config reads
+        search, sampler, budget, objective, direction, pruner, design = "optuna", "gp", 3, "f", "minimize", "none", "grid"
+
+    with pytest.raises(SweepError, match="needs PyTorch"):
+        from_config(Sweep(), [axis_from_param("trial.x", "interval(0,1)")], 0)
