@@ -113,8 +113,9 @@ def test_gp_sampler_without_pytorch_says_how_to_get_it():
     if importlib.util.find_spec("torch") is not None:
         pytest.skip("PyTorch is installed here: sweep.sampler=gp works")
 
-    class Sweep:  # the fields of a SweepConfig that from_config reads
-        search, sampler, budget, objective, direction, pruner, design = "optuna", "gp", 3, "f", "minimize", "none", "grid"
+    from daskbench.config.schema import SweepConfig
+
+    sweep = SweepConfig(search="optuna", sampler="gp", budget=3, objective="f")
 
     with pytest.raises(SweepError, match="needs PyTorch"):
-        from_config(Sweep(), [axis_from_param("trial.x", "interval(0,1)")], 0)
+        from_config(sweep, [axis_from_param("trial.x", "interval(0,1)")], 0)
