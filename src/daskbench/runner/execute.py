@@ -196,6 +196,8 @@ def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[
     attempts = 0
     context = live.TrialContext(spec.experiment, spec.run_id, item.trial_id, spec.prune)
     token = live._current.set(context)
+    if spec.prune:
+        prune.start(item.trial_id)
     while True:
         attempts += 1
         returned = False

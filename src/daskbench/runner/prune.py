@@ -45,6 +45,14 @@ def on_report(trial_id: str, metrics: Dict[str, float]) -> None:
         raise TrialPruned(f"pruned by the search at step {_last_step.get(trial_id)}")
 
 
+def start(trial_id: str) -> None:
+    """A trial starts: drop a mark that came after an earlier run of the same trial
+    ended (the same point asked again), which would stop this run at once."""
+    with _lock:
+        _stopped.discard(trial_id)
+        _last_step.pop(trial_id, None)
+
+
 def finish(trial_id: str) -> Optional[int]:
     """The trial ended: forget it; the last step it reported if it was pruned, else None."""
     with _lock:
