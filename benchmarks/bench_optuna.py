@@ -130,7 +130,7 @@ def busy_fraction(n: int) -> Dict[str, Any]:
     import daskbench
 
     root = _setup(TRIAL_MS)
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as cl:
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster) as cl:
         t0 = time.perf_counter()
         res = daskbench.run("optbench", [f"sweep.budget={n}"], client=cl, config_dir=str(root / "conf"),
                             progress="none", echo=lambda *_: None)

@@ -154,8 +154,10 @@ class Runner:
         if adapt is not None and adapt.maximum > 0:
             per_worker = getattr(self.rp.cluster, "threads_per_worker", None) or max(self._worker_threads() or [1])
             threads = max(threads, adapt.maximum * per_worker)
-        if self.source is not None:  # one queued beyond the threads: no worker waits for the driver's ask
-            return self.rp.cfg.runner.max_in_flight or threads + 1, threads
+        if self.source is not None:
+            # one running and one ready per thread: Dask hands a worker the next task it holds
+            # the moment one ends, so no worker waits for the driver's tell and next ask
+            return self.rp.cfg.runner.max_in_flight or 2 * threads, threads
         return self.rp.cfg.runner.max_in_flight or max(4 * threads, 4), threads
 
     def run(self, done: Set[str]) -> RunOutcome:
