@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
+from typing import Any, BinaryIO, Dict, Generator, List, Optional, Tuple
 
 import optuna
 from optuna.storages import JournalStorage
@@ -56,7 +56,7 @@ class _Journal(JournalFileBackend):
         self._lines: Optional[List[Dict[str, Any]]] = None
         self._out: Optional[BinaryIO] = None
 
-    def read_logs(self, log_number_from: int) -> Iterator[Dict[str, Any]]:
+    def read_logs(self, log_number_from: int) -> Generator[Dict[str, Any], None, None]:
         if self._lines is None:
             self._lines = list(super().read_logs(0))
         yield from self._lines[log_number_from:]
