@@ -94,7 +94,7 @@ class DaskProcesses:
         from daskbench.cluster.create import make_security
         from daskbench.config.schema import SecurityConfig
 
-        sec = make_security(SecurityConfig(mode="files", **self.tls), local=False) if self.tls else None
+        sec = make_security(SecurityConfig(mode="files", **self.tls)) if self.tls else None
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:

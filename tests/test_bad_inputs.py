@@ -2,7 +2,8 @@
 no traceback, and leaves the results folder exactly as it was.
 
 Each case runs ``python -m daskbench`` in a subprocess from its own working
-folder, as a user would. Most fail before any cluster starts. Cases that need a
+folder, as a user would. Usage errors (exit 2) fail before anything runs: nothing is
+printed on stdout (no cluster, no trial count), simulation settings included. Cases that need a
 real run share it: one earlier run seeds the results folders the results-folder
 cases start from, and one sweep holds every bad trial return value (those are
 per-trial failures, so they are checked in the table, not as exit-2 errors).
@@ -44,6 +45,10 @@ def quad(x=0.0, seed=0):
     return {"f": (x - 1) ** 2}
 
 
+class Holder:
+    value = 3
+
+
 def returns(kind="ok", seed=0):
     """Returns a bad value of the given kind (a user's buggy trial)."""
     if kind == "list":
@@ -63,6 +68,16 @@ GOOD = """
     name: bad
     trial: {_target_: badtrials.quad, x: 0.0}
     sweep: {params: {trial.x: '0,1'}}
+"""
+
+SIM = """
+    name: bad
+    trial:
+      _target_: daskbench.sim.trial
+      model: daskbench.experiments.boltzmann.Boltzmann
+      params: {n_agents: 20}
+      ticks: 5
+      clock: {tick_seconds: 1.0}
 """
 
 
@@ -86,6 +101,15 @@ def _file_at(rel: str, text: str = "") -> Callable[[Path], None]:
         p = wd / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
+    return make
+
+
+def _latin1(rel: str, text: str) -> Callable[[Path], None]:
+    """A config file saved in Latin-1, as an editor on another system might."""
+    def make(wd: Path) -> None:
+        p = wd / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(text.encode("latin-1"))
     return make
 
 
@@ -172,6 +196,17 @@ CASES: List[Case] = [
          yaml="name: bad\ntrial: {_target_: badtrials.quad}\ntimeout_s: soon\n"),
     Case("config-bad-interpolation", ["+experiment=bad"], ["trial.x: Interpolation key 'vars.nn' not found", "vars:"],
          yaml="name: bad\nvars: {n: 1.0}\ntrial: {_target_: badtrials.quad, x: '${vars.nn}'}\n"),
+    Case("config-not-utf8", ["+experiment=bad"], ["bad.yaml: not UTF-8 text", "byte 0xe9", "save it with UTF-8"],
+         setup=_latin1("conf/experiment/bad.yaml", "# @package _global_\nname: bad  # café\n"
+                                                   "trial: {_target_: badtrials.quad}\n")),
+    Case("config-group-not-utf8", ["+experiment=bad"], ["not UTF-8 text", "byte 0xe9", "save it with UTF-8"],
+         yaml="defaults:\n  - /model: small\nname: bad\ntrial: {_target_: badtrials.quad, x: '${model.x}'}\n",
+         setup=_latin1("conf/model/small.yaml", "x: 1.0  # café\n")),
+    Case("config-timeout-nan", ["+experiment=bad"], ["timeout_s=nan", "finite number > 0", "null for no timeout"],
+         yaml="name: bad\ntrial: {_target_: badtrials.quad}\ntimeout_s: .nan\n"),
+    Case("config-target-not-callable", ["+experiment=bad"],
+         ["trial._target_='badtrials.Holder.value'", "'value' exists in 'badtrials.Holder'", "not callable"],
+         yaml="name: bad\ntrial: {_target_: badtrials.Holder.value}\n"),
     Case("config-flow-style-comma", ["+experiment=bad"], ["unknown key sweep.2", "a comma ends the entry"],
          yaml="name: bad\ntrial: {_target_: badtrials.quad}\nsweep: {params: {trial.x: 1,2}}\n"),
     # -- command-line overrides ---------------------------------------------
@@ -194,6 +229,26 @@ CASES: List[Case] = [
     Case("cli-bad-rerun", ["+experiment=bad", "results.rerun=always"], ["results.rerun='always'", "none or changed"],
          seeded="results"),
     Case("cli-sweep-experiments", ["+experiment=bad,other"], ["sweeping over experiments"]),
+    Case("cli-timeout-nan", ["+experiment=bad", "timeout_s=nan"], ["timeout_s=nan", "finite number > 0"]),
+    Case("cli-flush-seconds-inf", ["+experiment=bad", "results.flush_seconds=inf"],
+         ["results.flush_seconds=inf", "finite number >= 0"]),
+    Case("cli-sweep-run-section", ["+experiment=bad", "runner=1,2"],
+         ["cannot sweep 'runner'", "run setting", "sweep keys under trial"], seeded="results"),
+    Case("cli-sweep-trial-section", ["+experiment=bad", "trial=1,2"],
+         ["cannot sweep 'trial'", "section", "trial.x=1,2"]),
+    Case("cli-section-set-to-value", ["+experiment=bad", "runner=process"],
+         ["runner='process'", "section of keys", "runner.isolation=process"]),
+    # -- simulation settings: checked when planned, before a cluster starts ----------
+    Case("sim-shards-zero", ["+experiment=bad", "trial.shards=0"], ["trial.shards=0", ">= 1"],
+         yaml=SIM + "      shards: null\n"),
+    Case("sim-unknown-allocation", ["+experiment=bad", "+trial.allocation=round_robin,nearest"],
+         ["trial.allocation='nearest'", "round_robin, community", "swept key trial.allocation"], yaml=SIM),
+    Case("sim-bad-clock", ["+experiment=bad", "trial.clock.tick_seconds=0"], ["trial.clock.tick_seconds=0", "positive"],
+         yaml=SIM, seeded="results"),
+    Case("sim-unknown-clock-key", ["+experiment=bad", "+trial.clock.speed=2"], ["trial.clock.speed", "tick_seconds"],
+         yaml=SIM),
+    Case("sim-unknown-model-param", ["+experiment=bad", "+trial.params.n_agnets=5"], ["n_agnets", "trial.params"],
+         yaml=SIM),
     # -- sweep expressions ----------------------------------------------------
     Case("sweep-empty-range", ["+experiment=bad", "trial.x=range(0,0)"], ["axis 'trial.x' is empty", "at least one value"]),
     Case("sweep-range-zero-step", ["+experiment=bad", "trial.x=range(0,10,0)"],
@@ -353,6 +408,8 @@ def test_bad_input(tmp_path, case, request):
     assert len(errors) == 1 and errors[0].startswith("daskbench: error: "), r.stderr
     for needle in case.needles:
         assert needle in errors[0], (needle, errors[0])
+    if case.code == 2:  # a usage error is found before anything runs: no cluster, no trial count
+        assert r.stdout.strip() == "", r.stdout
     assert _snapshot(watched) == before, f"{watched} changed"
 
 

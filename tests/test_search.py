@@ -100,7 +100,7 @@ def test_book_a_failed_replicate_fails_the_point_and_a_pruned_one_prunes_it():
 def test_objective_values_name_the_missing_or_bad_metric():
     assert objective_values({"f": 2, "g": 1.5}, ["g", "f"]) == (1.5, 2.0)
     with pytest.raises(SweepError, match=r"no metric 'loss' \(it returned: f\)"):
-        objective_values({"f": 1.0, "status": "ok", "trial_id": "x"}, ["loss"])
+        objective_values({"f": 1.0}, ["loss"])
     with pytest.raises(SweepError, match="not a finite number"):
         objective_values({"f": float("nan")}, ["f"])
 

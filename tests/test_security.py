@@ -85,7 +85,7 @@ def test_a_local_cluster_listens_on_loopback_only(tls, extra):
 def _scheduler_state(address, certs):
     from distributed import Client
 
-    sec = make_security(SecurityConfig(mode="files", **certs), local=False)
+    sec = make_security(SecurityConfig(mode="files", **certs))
     with Client(address, timeout="10s", security=sec) as c:
         return c.run_on_scheduler(lambda dask_scheduler: (
             sorted(str(k) for k in dask_scheduler.clients), sorted(w.name for w in dask_scheduler.workers.values())))
@@ -97,7 +97,7 @@ from distributed import Client
 from daskbench.cluster.create import make_security
 from daskbench.config.schema import SecurityConfig
 address, other = sys.argv[1], json.loads(sys.argv[2])
-tries = {"another CA": (address, make_security(SecurityConfig(mode="files", **other), local=False)),
+tries = {"another CA": (address, make_security(SecurityConfig(mode="files", **other))),
          "plain tcp": (address.replace("tls://", "tcp://"), None)}
 for what, (addr, sec) in tries.items():
     try:
@@ -166,7 +166,7 @@ def test_tls_scheduler_refuses_clients_and_workers_without_the_certificates(tmp_
         clients, workers = _scheduler_state(p.address, certs)
         assert workers == ["trusted"]
         assert len(clients) == 2  # the scheduler's own fire-and-forget client and the one asking
-        sec = make_security(SecurityConfig(mode="files", **certs), local=False)
+        sec = make_security(SecurityConfig(mode="files", **certs))
         with Client(p.address, timeout="10s", security=sec) as c:
             assert c.submit(sum, [1, 2], pure=False).result(timeout=60) == 3
     finally:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .observe.live import report, should_stop
-from .runner.prune import TrialPruned
+from .observe.live import report
+from .runner.prune import TrialPruned, should_stop
 from .errors import ClusterError, ConfigError, DaskbenchError, ExperimentNotFound, ResultsError, SweepError, TrialImportError
 
 __all__ = [

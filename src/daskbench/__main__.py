@@ -13,7 +13,7 @@ USAGE = """python -m daskbench +experiment=NAME [KEY=VALUE | KEY=a,b,c | 'KEY=ra
 
 EPILOG = """examples:
   python -m daskbench +experiment=sweep
-  python -m daskbench +experiment=sweep trial.rho=0.5,0.9 'trial.horizon=range(1000,5000,1000)'
+  python -m daskbench +experiment=sweep trial.rho=0.5,0.9 'trial.customers=range(1000,5000,1000)'
   python -m daskbench +experiment=sweep cluster=address cluster.address=tcp://HOST:8786
   python -m daskbench --config-dir my_conf +experiment=mine
 

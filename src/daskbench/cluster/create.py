@@ -24,31 +24,23 @@ from ..errors import ClusterError, ConfigError
 from ..config.schema import AddressClusterConfig, KubernetesClusterConfig, LocalClusterConfig, SecurityConfig
 
 
-def make_security(sec: SecurityConfig, local: bool) -> Any:
-    """A ``distributed.security.Security`` for ``cluster.security``, or None."""
+def make_security(sec: SecurityConfig) -> Any:
+    """A ``distributed.security.Security`` for ``cluster.security``, or None.
+
+    ``sec`` is checked where the config entered (``SecurityConfig.problems``: a known
+    mode, ``temporary`` only for a LocalCluster, the three PEM files present).
+    """
     from distributed.security import Security
 
     if sec.mode == "none":
         return None
     if sec.mode == "temporary":
-        if not local:
-            raise ConfigError(
-                "cluster.security.mode=temporary makes self-signed certificates for a LocalCluster only; "
-                "for a running scheduler set mode=files with ca_file, cert_file and key_file"
-            )
         try:
             return Security.temporary()
         except ImportError:
-            raise ConfigError("cluster.security.mode=temporary needs the `cryptography` package: pip install cryptography") from None
-    if sec.mode != "files":
-        raise ConfigError(f"cluster.security.mode={sec.mode!r}: use none, temporary or files")
-    files = {"ca_file": sec.ca_file, "cert_file": sec.cert_file, "key_file": sec.key_file}
-    for key, path in files.items():
-        if not path:
-            raise ConfigError(f"cluster.security.mode=files needs cluster.security.{key}")
-        if not os.path.isfile(os.path.expanduser(path)):
-            raise ConfigError(f"cluster.security.{key}={path}: no such file")
-    ca, cert, key = (os.path.expanduser(p) for p in files.values())
+            raise ConfigError("cluster.security.mode=temporary needs the `cryptography` package: "
+                              "pip install cryptography") from None
+    ca, cert, key = (os.path.expanduser(str(p)) for p in (sec.ca_file, sec.cert_file, sec.key_file))
     return Security(
         tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
         tls_scheduler_cert=cert, tls_scheduler_key=key, tls_worker_cert=cert, tls_worker_key=key,
@@ -90,7 +82,7 @@ def _quiet_loop_errors(quiet: bool) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
-    security = make_security(cfg.security, local=True)
+    security = make_security(cfg.security)
     adaptive = cfg.adapt.maximum > 0
     kwargs: Dict[str, Any] = dict(
         n_workers=cfg.adapt.minimum if adaptive else cfg.n_workers,
@@ -132,14 +124,7 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
 
 @contextlib.contextmanager
 def _address(cfg: AddressClusterConfig) -> Iterator[Client]:
-    security = make_security(cfg.security, local=False)
-    if cfg.address.startswith("tls://") and security is None:
-        raise ConfigError(
-            f"cluster.address={cfg.address} uses TLS but cluster.security.mode is none; set "
-            "cluster.security.mode=files with ca_file, cert_file and key_file"
-        )
-    if security is not None and not cfg.address.startswith("tls://"):
-        raise ConfigError(f"cluster.security is set but cluster.address={cfg.address} is not tls://")
+    security = make_security(cfg.security)  # matches the address's scheme: checked with the config
     started = time.monotonic()
     try:
         client = Client(cfg.address, timeout=f"{cfg.timeout_s}s", security=security)

@@ -24,9 +24,7 @@ import numbers
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
-
-from ..runner import prune
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 TOPIC_LIVE = "daskbench-live"
 TOPIC_TRIALS = "daskbench-trials"
@@ -50,6 +48,9 @@ class TrialContext:
 _current: contextvars.ContextVar[Optional[TrialContext]] = contextvars.ContextVar("daskbench_trial", default=None)
 _pending: Dict[str, Tuple[float, Dict[str, Any]]] = {}  # trial_id -> (last send time, unsent message)
 _lock = threading.Lock()
+#: called as hook(trial_id, metrics) by report(); daskbench.runner.prune adds the one
+#: that stops a pruned trial (observe never drives the run itself)
+REPORT_HOOKS: List[Callable[[str, Dict[str, float]], None]] = []
 
 
 def current() -> Optional[TrialContext]:
@@ -83,7 +84,8 @@ def report(context: Optional[TrialContext] = None, **metrics: Any) -> None:
             rejected[str(name)] = type(value).__name__
         else:
             clean[str(name)] = v
-    prune.on_report(ctx.trial_id, clean)  # raises TrialPruned once the search pruned this trial
+    for hook in REPORT_HOOKS:  # the runner's pruning: raises TrialPruned once the search pruned this trial
+        hook(ctx.trial_id, clean)
     msg = {"experiment": ctx.experiment, "run_id": ctx.run_id, "trial_id": ctx.trial_id,
            "time": time.time(), "metrics": clean, "rejected": rejected}
     now = time.monotonic()
@@ -94,12 +96,6 @@ def report(context: Optional[TrialContext] = None, **metrics: Any) -> None:
             return
         _pending[ctx.trial_id] = (now, None)
     _send(TOPIC_LIVE, msg)
-
-
-def should_stop() -> bool:
-    """Inside a trial: whether the search (``sweep.pruner``) has pruned it; return early if so."""
-    ctx = _current.get()
-    return ctx is not None and prune.stopped(ctx.trial_id)
 
 
 def flush(trial_id: str) -> None:

@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 
 from ..errors import SweepError
 from ..results import study as stored
-from ..results.row import FailureKind, Row, Status
+from ..results.row import RESERVED, FailureKind, Row, Status
 from ..sweep.plan import SweepPlan, Trial
 from ..sweep.search import TRIAL_IDS_ATTR, Book, Search, Tell, objective_values, space, space_json
 from . import prune
@@ -119,7 +119,7 @@ class AdaptiveSource:
             if row.get("status") != Status.OK:
                 continue
             try:
-                objective_values(row, self.search.objectives)
+                objective_values({k: v for k, v in row.items() if k not in RESERVED}, self.search.objectives)
                 self.returned_objective = True
             except SweepError as exc:
                 if not self.returned_objective:  # the very first results: a config mistake, not a bad trial

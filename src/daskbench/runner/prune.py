@@ -9,13 +9,16 @@ which raises :class:`TrialPruned`; its row gets status ``pruned`` and the last s
 it reported (``last_step``). Pruning reaches trials running in the worker's own
 thread (``runner.isolation: thread``, the default without ``timeout_s``).
 
-Imports nothing of daskbench: :mod:`daskbench.observe.live` calls it from ``report``.
+:mod:`daskbench.observe.live` calls :func:`on_report` from ``report`` through its
+``REPORT_HOOKS``, where importing this module puts it.
 """
 
 from __future__ import annotations
 
 import threading
 from typing import Dict, Iterable, Optional, Set
+
+from ..observe import live
 
 _stopped: Set[str] = set()  # trial ids the driver pruned, in this worker process
 _last_step: Dict[str, int] = {}
@@ -34,6 +37,12 @@ def mark(trial_ids: Iterable[str]) -> None:
 
 def stopped(trial_id: str) -> bool:
     return trial_id in _stopped
+
+
+def should_stop() -> bool:
+    """Inside a trial: whether the search (``sweep.pruner``) has pruned it; return early if so."""
+    ctx = live.current()
+    return ctx is not None and ctx.trial_id in _stopped
 
 
 def on_report(trial_id: str, metrics: Dict[str, float]) -> None:
@@ -61,3 +70,6 @@ def finish(trial_id: str) -> Optional[int]:
             _stopped.discard(trial_id)
             return -1 if step is None else step
     return None
+
+
+live.REPORT_HOOKS.append(on_report)

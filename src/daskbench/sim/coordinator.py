@@ -25,6 +25,7 @@ from .clock import Clock
 from .errors import ShardLost, SimulationError
 from .host import Host
 from .model import Model
+from .partition import ALLOCATIONS
 from .shard import StepReport, add_partial
 
 logger = logging.getLogger("daskbench.sim")
@@ -45,12 +46,17 @@ class Settings:
     max_restarts: int = 3
 
     def check(self) -> None:
+        """Raise a :class:`SimulationError` naming the first bad setting (no model needed)."""
         for name in ("checkpoint_every", "agent_report_every", "max_restarts"):
             v = getattr(self, name)
             if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0):
                 raise SimulationError(f"{name}={v!r}: give a whole number >= 0 (0 = off)")
         if self.shards is not None and not (isinstance(self.shards, (int, np.integer)) and self.shards >= 1):
             raise SimulationError(f"shards={self.shards!r}: give a whole number >= 1, or null for one per worker")
+        if self.allocation not in ALLOCATIONS:
+            raise SimulationError(f"allocation={self.allocation!r} is not known; use one of {', '.join(ALLOCATIONS)}")
+        # the clock checks its own settings (ticks, realtime_factor, tick_seconds)
+        Clock(self.ticks, 0, self.fast_forward, self.realtime_factor, self.tick_seconds)
 
 
 @dataclass

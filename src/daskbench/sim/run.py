@@ -18,6 +18,7 @@ Where the shards live:
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
@@ -160,6 +161,22 @@ def trial(model: str, params: Optional[Mapping[str, Any]] = None, seed: int = 0,
       ``max_restarts``: shard losses survived before the trial fails.
     - ``local``: true runs every shard in the trial's own process.
     """
+    settings = _settings(ticks, shards, allocation, clock, checkpoint_every, agent_report_every, max_restarts)
+    cls = import_model(model)
+    params = dict(params or {})
+    try:
+        instance = cls(**params)
+    except TypeError as exc:
+        raise _params_error(cls, exc, params) from None
+    outcome = run(instance, settings, seed=seed, local=local)
+    result: Dict[str, Any] = dict(outcome.metrics)
+    result.update(tables(outcome))
+    return result
+
+
+def _settings(ticks: int, shards: Optional[int], allocation: str, clock: Optional[Mapping[str, Any]],
+              checkpoint_every: int, agent_report_every: int, max_restarts: int) -> Settings:
+    """A trial's ``Settings``, checked (a :class:`SimulationError` names the first bad one)."""
     clock = dict(clock or {})
     unknown = sorted(set(clock) - set(CLOCK_KEYS))
     if unknown:
@@ -167,13 +184,29 @@ def trial(model: str, params: Optional[Mapping[str, Any]] = None, seed: int = 0,
     settings = Settings(ticks=ticks, shards=shards, allocation=allocation, checkpoint_every=checkpoint_every,
                         agent_report_every=agent_report_every, max_restarts=max_restarts,
                         **{k: v for k, v in clock.items() if v is not None or k == "realtime_factor"})
-    cls = import_model(model)
-    params = dict(params or {})
+    settings.check()
+    return settings
+
+
+def check(**kwargs: Any) -> None:
+    """Raise the :class:`SimulationError` that ``trial(**kwargs)`` would raise before it
+    simulates, without building the model or touching Dask: the settings, the model
+    class and the names in ``params`` (daskbench calls this when it plans a sweep)."""
     try:
-        instance = cls(**params)
+        bound = inspect.signature(trial).bind(**kwargs)
+    except TypeError as exc:  # no `model`, or a keyword trial() does not take
+        raise SimulationError(f"{exc}; a simulation trial needs trial.model (package.module.ModelClass)") from None
+    bound.apply_defaults()
+    a = bound.arguments
+    _settings(a["ticks"], a["shards"], a["allocation"], a["clock"], a["checkpoint_every"],
+              a["agent_report_every"], a["max_restarts"])
+    cls = import_model(a["model"])
+    params = dict(a["params"] or {})
+    try:  # names only: building a model can take long (networks, 100k agents)
+        inspect.signature(cls).bind(**params)
     except TypeError as exc:
-        raise SimulationError(f"{cls.__name__}: {exc}; check trial.params (given: {', '.join(sorted(params)) or 'none'})") from None
-    outcome = run(instance, settings, seed=seed, local=local)
-    result: Dict[str, Any] = dict(outcome.metrics)
-    result.update(tables(outcome))
-    return result
+        raise _params_error(cls, exc, params) from None
+
+
+def _params_error(cls: type, exc: TypeError, params: Mapping[str, Any]) -> SimulationError:
+    return SimulationError(f"{cls.__name__}: {exc}; check trial.params (given: {', '.join(sorted(params)) or 'none'})")

@@ -39,7 +39,6 @@ from optuna.distributions import (
 )
 
 from ..errors import SweepError
-from ..results.row import RESERVED
 from .axes import Axis
 
 SEARCHES = ("none", "optuna")
@@ -208,7 +207,7 @@ def objective_values(metrics: Mapping[str, Any], objectives: Sequence[str]) -> T
     out = []
     for name in objectives:
         if name not in metrics or metrics[name] is None:
-            shown = ", ".join(sorted(k for k in metrics if k not in RESERVED)) or "no metric"
+            shown = ", ".join(sorted(metrics)) or "no metric"
             raise SweepError(f"sweep.objective={name!r}: the trial returned no metric {name!r} "
                              f"(it returned: {shown}); set sweep.objective to a metric it returns")
         v = metrics[name]
