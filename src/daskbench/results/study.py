@@ -22,8 +22,7 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from ..errors import ResultsError, SweepError
-from ..sweep.search import Search, space_changes
+from ..errors import ResultsError
 
 STUDY_FILE = "study.journal"
 #: study user attributes daskbench sets when it creates a study
@@ -94,32 +93,22 @@ def read_all(path: Path) -> List[optuna.Study]:
     return [optuna.load_study(study_name=s.study_name, storage=storage) for s in storage.get_all_studies()]
 
 
-def check_stored(results_dir: Path, name: str, search: Search, space: Dict[str, str]) -> None:
-    """Before a cluster starts: refuse to continue a stored study whose search space,
-    objectives or directions differ from this run's (saying what changed)."""
+def stored_search(results_dir: Path, name: str) -> Optional[Tuple[Dict[str, str], List[str], List[str]]]:
+    """The search space, objectives and directions a stored study was run with, or None
+    if there is none yet. Reads only: called before a cluster starts."""
     path = study_path(results_dir)
     if not path.is_file():
-        return
+        return None
     study = _load(path, name)
     if study is None:
-        return
+        return None
     attrs = study.user_attrs
-    changes = space_changes(attrs.get(SPACE_ATTR) or {}, space)
-    stored_obj = attrs.get(OBJECTIVES_ATTR) or []
-    if list(stored_obj) != list(search.objectives):
-        changes.append(f"sweep.objective was {stored_obj}, now {list(search.objectives)}")
-    stored_dirs = [d.name.lower() for d in study.directions]
-    if stored_dirs != list(search.directions):
-        changes.append(f"sweep.direction was {stored_dirs}, now {list(search.directions)}")
-    if changes:
-        raise SweepError(
-            f"the study in {path} was run with another search: {'; '.join(changes)}. Never mixing the two: "
-            "undo the change, or set results.dir=PATH (or move the folder away) to start a new study"
-        )
+    return (dict(attrs.get(SPACE_ATTR) or {}), list(attrs.get(OBJECTIVES_ATTR) or []),
+            [d.name.lower() for d in study.directions])
 
 
-def make_sampler(search: Search) -> optuna.samplers.BaseSampler:
-    """The sampler named by ``sweep.sampler``, seeded from the root seed."""
+def make_sampler(search: Any) -> optuna.samplers.BaseSampler:
+    """The sampler named by ``sweep.sampler`` (``search``: a sweep.search.Search), seeded from the root seed."""
     s, seed = search.sampler, search.seed
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -149,8 +138,9 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(results_dir: Path, name: str, search: Search, space: Dict[str, str]) -> optuna.Study:
-    """The study of this experiment, created on the first run and loaded after (writes)."""
+def open_study(results_dir: Path, name: str, search: Any, space: Dict[str, str]) -> optuna.Study:
+    """The study of this experiment (``search``: a sweep.search.Search), created on the
+    first run and loaded after (writes)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial would drown the progress line
     path = study_path(results_dir)
     path.parent.mkdir(parents=True, exist_ok=True)

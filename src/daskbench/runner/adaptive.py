@@ -30,7 +30,7 @@ from ..errors import SweepError
 from ..results import study as stored
 from ..results.row import RESERVED, FailureKind, Row, Status
 from ..sweep.plan import SweepPlan, Trial
-from ..sweep.search import TRIAL_IDS_ATTR, Book, Search, Tell, objective_values, space, space_json
+from ..sweep.search import TRIAL_IDS_ATTR, Book, Search, Tell, objective_values, space, space_changes, space_json
 from . import prune
 
 #: the column of the trials table holding the Optuna trial number
@@ -206,6 +206,21 @@ def open_source(rp: Any, echo: Callable[[str], None] = print) -> Optional[Adapti
 
 
 def check_resume(rp: Any) -> None:
-    """Before a cluster starts: a stored study with another search space is refused."""
-    if rp.plan.search is not None:
-        stored.check_stored(rp.results_dir, rp.cfg.name, rp.plan.search, space_json(space(rp.plan.axes)))
+    """Before a cluster starts: refuse to continue a stored study whose search space,
+    objectives or directions differ from this run's, saying what changed."""
+    search = rp.plan.search
+    before = stored.stored_search(rp.results_dir, rp.cfg.name) if search is not None else None
+    if before is None:
+        return
+    old_space, old_objectives, old_directions = before
+    changes = space_changes(old_space, space_json(space(rp.plan.axes)))
+    if old_objectives != list(search.objectives):
+        changes.append(f"sweep.objective was {old_objectives}, now {list(search.objectives)}")
+    if old_directions != list(search.directions):
+        changes.append(f"sweep.direction was {old_directions}, now {list(search.directions)}")
+    if changes:
+        raise SweepError(
+            f"the study in {stored.study_path(rp.results_dir)} was run with another search: {'; '.join(changes)}. "
+            "Never mixing the two: undo the change, or set results.dir=PATH (or move the folder away) to start "
+            "a new study"
+        )
