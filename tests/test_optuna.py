@@ -264,6 +264,12 @@ def test_an_objective_the_trials_do_not_return_is_one_clear_error(opt_dir):
     assert len(errors) == 1, r.stderr
     assert "sweep.objective='loss'" in errors[0] and "f, g, noise" in errors[0]
     assert not list((opt_dir / "results/noobj").glob("trials/part-*.parquet"))
+    # fixed, the same command starts the study afresh (not refused as another search)
+    r = run_cli(["--config-dir", "conf", "+experiment=noobj", "cluster.n_workers=1", "sweep.objective=f", *LOCAL],
+                cwd=opt_dir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(daskbench.load(opt_dir / "results/noobj")) == 4
+    assert len(_study(opt_dir / "results/noobj", "noobj").trials) == 4
 
 
 @pytest.mark.parametrize("ask", [False, True])

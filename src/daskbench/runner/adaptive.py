@@ -55,6 +55,7 @@ class AdaptiveSource:
         self.ask_tell_s = 0.0  # driver time spent asking and telling (benchmarks read it)
         self.returned_objective = False  # some trial returned the objectives this run
         self.used = 0
+        self.fresh = not study.get_trials(deepcopy=False)  # this run created the study
         self.prunes = self.search.pruner != "none"
         self.client: Any = None  # set by the Runner when it prunes: marks trials on the workers
         self._asked: Dict[int, optuna.trial.Trial] = {}  # running Optuna trials, for report()
@@ -123,6 +124,9 @@ class AdaptiveSource:
                 self.returned_objective = True
             except SweepError as exc:
                 if not self.returned_objective:  # the very first results: a config mistake, not a bad trial
+                    if self.fresh and self.told_here == 0:
+                        with self._lock:
+                            stored.discard(self.study)  # so the fixed command starts afresh, not "another search"
                     raise
                 row.update(status=Status.FAILED, failure_kind=FailureKind.BAD_RESULT, error=str(exc))
 
