@@ -356,3 +356,26 @@ def test_ctrl_c_then_same_command_finishes_the_budget_with_the_cancelled_points_
     study = _study(root, "intr")
     closed = set(study.user_attrs["daskbench.requeued"])
     assert len([t for t in study.trials if t.number not in closed]) == 12
+
+
+def test_a_config_group_is_searched_as_a_choice_with_its_own_column(opt_dir):
+    """Guarantee: a swept config group (model=small,large) is a categorical axis of the
+    search; each row names the group choice its trial was composed with."""
+    for name, n in (("small", 1), ("large", 5)):
+        (opt_dir / "conf" / "model").mkdir(parents=True, exist_ok=True)
+        (opt_dir / "conf" / "model" / f"{name}.yaml").write_text(f"n: {n}\n")
+    write_experiment(opt_dir / "conf", "groups", """
+        defaults:
+          - /model: small
+        name: groups
+        trial: {_target_: opttrials.quad, n: '${model.n}'}
+        sweep: {search: optuna, sampler: random, budget: 8, objective: f,
+                params: {model: 'small,large', trial.x: 'interval(-2,2)'}}
+    """)
+    r = run_cli(["--config-dir", "conf", "+experiment=groups", "cluster.n_workers=2", *LOCAL], cwd=opt_dir)
+    assert r.returncode == 0, r.stdout + r.stderr
+    df = daskbench.load(opt_dir / "results/groups")
+    assert len(df) == 8 and df.trial_id.is_unique and set(df.model) <= {"small", "large"}
+    # the group's content reached the trial: f = (x - 1)^2 + n with n from the group
+    n = df.model.map({"small": 1, "large": 5})
+    assert ((df.f - (df["trial.x"] - 1) ** 2 - n).abs() < 1e-9).all()
