@@ -53,7 +53,7 @@ sweep:
 results: {{dir: '{results}', report: false}}
 """
 
-HYDRA_APP = '''\
+HYDRA_APP = """\
 import time
 import hydra
 
@@ -68,7 +68,7 @@ def main(cfg) -> float:
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 HYDRA_CONFIG = """defaults:
   - override hydra/sweeper: optuna
@@ -118,8 +118,13 @@ def overhead(sampler: str, n: int) -> Dict[str, Any]:
         laps.append(time.perf_counter() - t0)
     total = time.perf_counter() - t_all
     tail = source.ask_tell_s  # asks are timed inside trials(), tells in after_write
-    return {"sampler": sampler, "trials": n, "per_trial_ms": 1000 * total / n,
-            "ask_tell_ms": 1000 * tail / n, "last_quarter_tell_ms": 1000 * C.median(laps[-n // 4:])}
+    return {
+        "sampler": sampler,
+        "trials": n,
+        "per_trial_ms": 1000 * total / n,
+        "ask_tell_ms": 1000 * tail / n,
+        "last_quarter_tell_ms": 1000 * C.median(laps[-n // 4 :]),
+    }
 
 
 def busy_fraction(n: int) -> Dict[str, Any]:
@@ -132,15 +137,28 @@ def busy_fraction(n: int) -> Dict[str, Any]:
     root = _setup(TRIAL_MS)
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster, Client(cluster) as cl:
         t0 = time.perf_counter()
-        res = daskbench.run("optbench", [f"sweep.budget={n}"], client=cl, config_dir=str(root / "conf"),
-                            progress="none", echo=lambda *_: None)
+        res = daskbench.run(
+            "optbench",
+            [f"sweep.budget={n}"],
+            client=cl,
+            config_dir=str(root / "conf"),
+            progress="none",
+            echo=lambda *_: None,
+        )
         wall = time.perf_counter() - t0
     df = res.load()
     start = df.started_at.min()
     end = (df.started_at + pd.to_timedelta(df.duration_s, unit="s")).max()
     span = (end - start).total_seconds()
-    return {"trials": n, "trial_ms": TRIAL_MS, "busy_fraction": float(df.duration_s.sum() / (2 * span)),
-            "span_s": span, "run_s": wall, "best_f": float(df.f.min()), "ok": int((df.status == "ok").sum())}
+    return {
+        "trials": n,
+        "trial_ms": TRIAL_MS,
+        "busy_fraction": float(df.duration_s.sum() / (2 * span)),
+        "span_s": span,
+        "run_s": wall,
+        "best_f": float(df.f.min()),
+        "ok": int((df.status == "ok").sum()),
+    }
 
 
 def _hydra_python(argv) -> Optional[str]:
@@ -156,9 +174,24 @@ def versus_hydra(n: int, python: Optional[str]) -> Dict[str, Any]:
     """Wall time and best value: Hydra's optuna sweeper + joblib against the daskbench CLI."""
     root = _setup(TRIAL_MS)
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "daskbench", "--config-dir", str(root / "conf"), "+experiment=optbench",
-                        f"sweep.budget={n}", "cluster.n_workers=2", "cluster.dashboard_address=null",
-                        "runner.progress=none"], capture_output=True, text=True, env=C.env(), cwd=root)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "daskbench",
+            "--config-dir",
+            str(root / "conf"),
+            "+experiment=optbench",
+            f"sweep.budget={n}",
+            "cluster.n_workers=2",
+            "cluster.dashboard_address=null",
+            "runner.progress=none",
+        ],
+        capture_output=True,
+        text=True,
+        env=C.env(),
+        cwd=root,
+    )
     ours_s = time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-2000:])
@@ -192,8 +225,10 @@ def main(argv=None) -> None:
     data["overhead"] = [overhead(s, N_OVERHEAD[mode]) for s in ("random", "tpe")]
     data["busy"] = busy_fraction(N_BUSY[mode])
     data["hydra"] = versus_hydra(N_HYDRA[mode], _hydra_python(argv))
-    rows = [[o["sampler"], o["trials"], o["per_trial_ms"], o["ask_tell_ms"], o["last_quarter_tell_ms"]]
-            for o in data["overhead"]]
+    rows = [
+        [o["sampler"], o["trials"], o["per_trial_ms"], o["ask_tell_ms"], o["last_quarter_tell_ms"]]
+        for o in data["overhead"]
+    ]
     print(C.table(rows, ["sampler", "trials", "ms/trial (driver)", "ask+tell ms", "median ms, last quarter"]))
     b = data["busy"]
     print(f"busy fraction, 2 workers, {b['trials']} x {TRIAL_MS} ms trials (tpe): {b['busy_fraction']:.1%}")

@@ -87,21 +87,28 @@ def _study(root: Path, name: str) -> optuna.Study:
 
 
 def _files(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_one_slow_trial_does_not_hold_up_the_asks(opt_dir):
     """Guarantee: asks and tells are asynchronous. With two slots, the first trial
     waits until 8 others have finished, so it can end ok only if at least 8 points
     were asked, run and told while it ran; every row has its Optuna trial number."""
-    write_experiment(opt_dir / "conf", "slow", f"""
+    write_experiment(
+        opt_dir / "conf",
+        "slow",
+        f"""
         name: slow
         trial: {{_target_: opttrials.slow_first, folder: '{opt_dir / "marks"}', need: 8}}
         sweep: {{search: optuna, sampler: random, budget: 14, objective: f,
                  params: {{trial.x: 'interval(-2,2)'}}}}
         runner: {{max_in_flight: 2}}
-    """)
+    """,
+    )
     r = run_cli(["--config-dir", "conf", "+experiment=slow", "cluster.n_workers=2", *LOCAL], cwd=opt_dir)
     assert r.returncode == 0, r.stdout + r.stderr
     df = daskbench.load(opt_dir / "results/slow")
@@ -126,15 +133,20 @@ def test_replicates_tell_the_mean_and_the_api_runs_on_an_existing_client(opt_dir
     """Guarantee: with sweep.replicates=R each asked point runs R times with spawned
     seeds and the value told is the mean of its replicates; daskbench.run works on a
     Client the user made."""
-    write_experiment(opt_dir / "conf", "reps", """
+    write_experiment(
+        opt_dir / "conf",
+        "reps",
+        """
         name: reps
         seed: 5
         trial: {_target_: opttrials.quad}
         sweep: {search: optuna, sampler: tpe, budget: 6, objective: noise, replicates: 3,
                 params: {trial.x: 'interval(-2,2)', trial.n: 'range(1,4)'}}
-    """)
-    res = daskbench.run("reps", ["results.report=false"], client=client, config_dir="conf", progress="none",
-                        echo=lambda *_: None)
+    """,
+    )
+    res = daskbench.run(
+        "reps", ["results.report=false"], client=client, config_dir="conf", progress="none", echo=lambda *_: None
+    )
     assert res.exit_code == 0
     df = res.load()
     assert len(df) == 18 and df.trial_id.is_unique and set(df.replicate) == {0, 1, 2}
@@ -150,12 +162,16 @@ def test_replicates_tell_the_mean_and_the_api_runs_on_an_existing_client(opt_dir
 def test_two_objectives_give_a_pareto_front(opt_dir):
     """Guarantee: a list of objectives and directions makes a multi-objective study;
     the summary shows its Pareto front, every front point non-dominated."""
-    write_experiment(opt_dir / "conf", "pareto", """
+    write_experiment(
+        opt_dir / "conf",
+        "pareto",
+        """
         name: pareto
         trial: {_target_: opttrials.quad}
         sweep: {search: optuna, sampler: nsga2, budget: 16, objective: [f, g], direction: [minimize, minimize],
                 params: {trial.x: 'interval(-3,3)'}}
-    """)
+    """,
+    )
     r = run_cli(["--config-dir", "conf", "+experiment=pareto", "cluster.n_workers=2", *LOCAL], cwd=opt_dir)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "optuna: Pareto front (" in r.stdout
@@ -182,16 +198,25 @@ def test_driver_sigkill_then_same_command_continues_the_study_exactly(opt_dir):
     besides the ones closed because they were in flight), no trial that finished
     runs again, no trial id twice in the table, and every told trial has its row."""
     log = opt_dir / "runs.log"
-    write_experiment(opt_dir / "conf", "kill", f"""
+    write_experiment(
+        opt_dir / "conf",
+        "kill",
+        f"""
         name: kill
         trial: {{_target_: opttrials.quad, delay: 0.4, log: '{log}'}}
         sweep: {{search: optuna, sampler: tpe, budget: 16, objective: f,
                  params: {{trial.x: 'interval(-2,2)', trial.n: 'range(1,6)'}}}}
-    """)
+    """,
+    )
     base = ["--config-dir", "conf", "+experiment=kill", "cluster.n_workers=2", *LOCAL]
     root = opt_dir / "results/kill"
-    proc = subprocess.Popen([sys.executable, "-m", "daskbench", *base], cwd=opt_dir, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daskbench", *base],
+        cwd=opt_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if (root / "trials").is_dir() and len(list((root / "trials").glob("part-*.parquet"))) >= 5:
@@ -229,18 +254,24 @@ def test_driver_sigkill_then_same_command_continues_the_study_exactly(opt_dir):
 def test_resumed_study_with_another_space_is_refused_and_nothing_changes(opt_dir):
     """Guarantee: a stored study whose search space differs is never mixed with a new
     one: one line saying what changed, exit 2, every file byte for byte as it was."""
-    write_experiment(opt_dir / "conf", "space", """
+    write_experiment(
+        opt_dir / "conf",
+        "space",
+        """
         name: space
         trial: {_target_: opttrials.quad}
         sweep: {search: optuna, sampler: random, budget: 3, objective: f,
                 params: {trial.x: 'interval(-2,2)'}}
-    """)
+    """,
+    )
     base = ["--config-dir", "conf", "+experiment=space", "cluster.n_workers=1", *LOCAL]
     assert run_cli(base, cwd=opt_dir).returncode == 0
     before = _files(opt_dir / "results")
-    for change, needle in [(["trial.x=interval(-5,5)"], "trial.x was Float(step=None, low=-2.0, high=2.0"),
-                           (["trial.n=1,2"], "trial.n was added"),
-                           (["sweep.direction=maximize"], "sweep.direction was ['minimize'], now ['maximize']")]:
+    for change, needle in [
+        (["trial.x=interval(-5,5)"], "trial.x was Float(step=None, low=-2.0, high=2.0"),
+        (["trial.n=1,2"], "trial.n was added"),
+        (["sweep.direction=maximize"], "sweep.direction was ['minimize'], now ['maximize']"),
+    ]:
         r = run_cli([*base, *change], cwd=opt_dir)
         assert r.returncode == 2, r.stdout + r.stderr
         errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
@@ -252,12 +283,16 @@ def test_resumed_study_with_another_space_is_refused_and_nothing_changes(opt_dir
 def test_an_objective_the_trials_do_not_return_is_one_clear_error(opt_dir):
     """Guarantee: when the first results lack sweep.objective the run stops with exit 2
     and one line naming the metric and what the trial returns; no row is written."""
-    write_experiment(opt_dir / "conf", "noobj", """
+    write_experiment(
+        opt_dir / "conf",
+        "noobj",
+        """
         name: noobj
         trial: {_target_: opttrials.quad}
         sweep: {search: optuna, sampler: random, budget: 4, objective: loss,
                 params: {trial.x: 'interval(-2,2)'}}
-    """)
+    """,
+    )
     r = run_cli(["--config-dir", "conf", "+experiment=noobj", "cluster.n_workers=1", *LOCAL], cwd=opt_dir)
     assert r.returncode == 2, r.stdout + r.stderr
     errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
@@ -265,8 +300,9 @@ def test_an_objective_the_trials_do_not_return_is_one_clear_error(opt_dir):
     assert "sweep.objective='loss'" in errors[0] and "f, g, noise" in errors[0]
     assert not list((opt_dir / "results/noobj").glob("trials/part-*.parquet"))
     # fixed, the same command starts the study afresh (not refused as another search)
-    r = run_cli(["--config-dir", "conf", "+experiment=noobj", "cluster.n_workers=1", "sweep.objective=f", *LOCAL],
-                cwd=opt_dir)
+    r = run_cli(
+        ["--config-dir", "conf", "+experiment=noobj", "cluster.n_workers=1", "sweep.objective=f", *LOCAL], cwd=opt_dir
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(daskbench.load(opt_dir / "results/noobj")) == 4
     assert len(_study(opt_dir / "results/noobj", "noobj").trials) == 4
@@ -277,14 +313,18 @@ def test_median_pruner_stops_bad_trials_with_status_pruned_and_their_step(opt_di
     """Guarantee: with sweep.pruner=median the driver decides from the reported steps;
     the trial learns it at its next report (an exception) or from should_stop(); its
     row is `pruned` with the step it reached, and the study has it PRUNED."""
-    write_experiment(opt_dir / "conf", "prune", f"""
+    write_experiment(
+        opt_dir / "conf",
+        "prune",
+        f"""
         name: prune
         seed: 1
         trial: {{_target_: opttrials.learning, ask: {ask}}}
         sweep: {{search: optuna, sampler: random, budget: 14, objective: loss, pruner: median,
                  params: {{trial.x: 'interval(-4,4)'}}}}
         runner: {{max_in_flight: 2}}
-    """)
+    """,
+    )
     r = run_cli(["--config-dir", "conf", "+experiment=prune", "cluster.n_workers=2", *LOCAL], cwd=opt_dir)
     assert r.returncode == 0, r.stdout + r.stderr
     df = daskbench.load(opt_dir / "results/prune")
@@ -328,16 +368,26 @@ def test_ctrl_c_then_same_command_finishes_the_budget_with_the_cancelled_points_
     """Guarantee: Ctrl-C stops the search (exit 130) with the points in flight recorded
     cancelled; the same command re-runs exactly those and reaches the budget, each
     trial id once and every row ok."""
-    write_experiment(opt_dir / "conf", "intr", """
+    write_experiment(
+        opt_dir / "conf",
+        "intr",
+        """
         name: intr
         trial: {_target_: opttrials.quad, delay: 0.4}
         sweep: {search: optuna, sampler: random, budget: 12, objective: f,
                 params: {trial.x: 'interval(-2,2)'}}
-    """)
+    """,
+    )
     base = ["--config-dir", "conf", "+experiment=intr", "cluster.n_workers=2", *LOCAL]
     root = opt_dir / "results/intr"
-    proc = subprocess.Popen([sys.executable, "-m", "daskbench", *base], cwd=opt_dir, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daskbench", *base],
+        cwd=opt_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if len(list((root / "trials").glob("part-*.parquet"))) >= 3:
@@ -364,14 +414,18 @@ def test_a_config_group_is_searched_as_a_choice_with_its_own_column(opt_dir):
     for name, n in (("small", 1), ("large", 5)):
         (opt_dir / "conf" / "model").mkdir(parents=True, exist_ok=True)
         (opt_dir / "conf" / "model" / f"{name}.yaml").write_text(f"n: {n}\n")
-    write_experiment(opt_dir / "conf", "groups", """
+    write_experiment(
+        opt_dir / "conf",
+        "groups",
+        """
         defaults:
           - /model: small
         name: groups
         trial: {_target_: opttrials.quad, n: '${model.n}'}
         sweep: {search: optuna, sampler: random, budget: 8, objective: f,
                 params: {model: 'small,large', trial.x: 'interval(-2,2)'}}
-    """)
+    """,
+    )
     r = run_cli(["--config-dir", "conf", "+experiment=groups", "cluster.n_workers=2", *LOCAL], cwd=opt_dir)
     assert r.returncode == 0, r.stdout + r.stderr
     df = daskbench.load(opt_dir / "results/groups")

@@ -16,9 +16,16 @@ def _space(**params):
 
 
 def test_the_axis_grammar_maps_to_optuna_distributions_as_hydras_sweeper_reads_it():
-    got = _space(trial__a="interval(0.5,2)", trial__b="int(interval(1,10))", trial__c="tag(log, interval(0.01,1))",
-                 trial__d="tag(log, int(interval(1,100)))", trial__e="range(2,11,2)", trial__f="choice(x,y)",
-                 trial__g="1,2.5,3", trial__h="range(0,1,0.5)")
+    got = _space(
+        trial__a="interval(0.5,2)",
+        trial__b="int(interval(1,10))",
+        trial__c="tag(log, interval(0.01,1))",
+        trial__d="tag(log, int(interval(1,100)))",
+        trial__e="range(2,11,2)",
+        trial__f="choice(x,y)",
+        trial__g="1,2.5,3",
+        trial__h="range(0,1,0.5)",
+    )
     assert got == {
         "trial.a": FloatDistribution(0.5, 2.0),
         "trial.b": IntDistribution(1, 10),  # both bounds included
@@ -42,12 +49,15 @@ def test_settings_expand_one_direction_over_several_objectives():
     assert settings("none", "nope", None, None, None, "nope", 0, "grid") is None  # off: nothing else is read
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("optuna", "tpe", True, "f", "minimize", "none"), "sweep.budget=True"),
-    (("optuna", "tpe", 3, ["f", "f"], "minimize", "none"), "names a metric twice"),
-    (("optuna", "tpe", 3, "", "minimize", "none"), "give a metric name"),
-    (("optuna", "tpe", 3, ["f", "g"], ["minimize", "maximize", "minimize"], "none"), "3 entries for 2"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("optuna", "tpe", True, "f", "minimize", "none"), "sweep.budget=True"),
+        (("optuna", "tpe", 3, ["f", "f"], "minimize", "none"), "names a metric twice"),
+        (("optuna", "tpe", 3, "", "minimize", "none"), "give a metric name"),
+        (("optuna", "tpe", 3, ["f", "g"], ["minimize", "maximize", "minimize"], "none"), "3 entries for 2"),
+    ],
+)
 def test_bad_settings_name_the_key(args, needle):
     with pytest.raises(SweepError, match=needle.replace("(", r"\(")):
         settings(*args, 0, "grid")

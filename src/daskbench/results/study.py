@@ -83,8 +83,10 @@ def _load(path: Path, name: str) -> Optional[optuna.Study]:
             return None
         return optuna.load_study(study_name=name, storage=storage)
     except (ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path} is not an Optuna journal daskbench can read ({type(exc).__name__}: {exc}); "
-                           "move it away or set results.dir=PATH") from None
+        raise ResultsError(
+            f"{path} is not an Optuna journal daskbench can read ({type(exc).__name__}: {exc}); "
+            "move it away or set results.dir=PATH"
+        ) from None
 
 
 def read_all(path: Path) -> List[optuna.Study]:
@@ -103,8 +105,11 @@ def stored_search(results_dir: Path, name: str) -> Optional[Tuple[Dict[str, str]
     if study is None:
         return None
     attrs = study.user_attrs
-    return (dict(attrs.get(SPACE_ATTR) or {}), list(attrs.get(OBJECTIVES_ATTR) or []),
-            [d.name.lower() for d in study.directions])
+    return (
+        dict(attrs.get(SPACE_ATTR) or {}),
+        list(attrs.get(OBJECTIVES_ATTR) or []),
+        [d.name.lower() for d in study.directions],
+    )
 
 
 def make_sampler(search: Any) -> optuna.samplers.BaseSampler:
@@ -146,13 +151,17 @@ def open_study(results_dir: Path, name: str, search: Any, space: Dict[str, str])
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         study = optuna.create_study(
-            study_name=name, storage=_storage(path), load_if_exists=True,
-            directions=list(search.directions), sampler=make_sampler(search),
+            study_name=name,
+            storage=_storage(path),
+            load_if_exists=True,
+            directions=list(search.directions),
+            sampler=make_sampler(search),
             pruner=make_pruner(search.pruner),
         )
     except OSError as exc:
-        raise ResultsError(f"cannot write the study to {path}: {exc.strerror or exc}; "
-                           "free space there or set results.dir=PATH") from None
+        raise ResultsError(
+            f"cannot write the study to {path}: {exc.strerror or exc}; free space there or set results.dir=PATH"
+        ) from None
     if SPACE_ATTR not in study.user_attrs:
         study.set_user_attr(SPACE_ATTR, space)
         study.set_user_attr(OBJECTIVES_ATTR, list(search.objectives))
@@ -180,8 +189,10 @@ def summary(study: optuna.Study) -> Dict[str, Any]:
     if not done:
         return {"best": [], "complete": 0}
     best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
-    return {"complete": len(done),
-            "best": [{"number": t.number, "values": list(t.values or []), "params": dict(t.params)} for t in best]}
+    return {
+        "complete": len(done),
+        "best": [{"number": t.number, "values": list(t.values or []), "params": dict(t.params)} for t in best],
+    }
 
 
 def known_objectives(trials: Any, objectives: List[str]) -> Dict[str, Tuple[float, ...]]:

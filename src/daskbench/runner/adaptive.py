@@ -41,8 +41,13 @@ _STATES = {"complete": TrialState.COMPLETE, "fail": TrialState.FAIL, "pruned": T
 class AdaptiveSource:
     """Asks points from ``study``, yields their trials, tells their results."""
 
-    def __init__(self, plan: SweepPlan, study: optuna.Study, known: Dict[str, Tuple[float, ...]],
-                 echo: Callable[[str], None] = print):
+    def __init__(
+        self,
+        plan: SweepPlan,
+        study: optuna.Study,
+        known: Dict[str, Tuple[float, ...]],
+        echo: Callable[[str], None] = print,
+    ):
         assert plan.search is not None
         self.plan, self.study, self.echo = plan, study, echo
         self.search: Search = plan.search
@@ -204,8 +209,10 @@ def open_source(rp: Any, echo: Callable[[str], None] = print) -> Optional[Adapti
     table = Dataset(rp.results_dir / "trials", writer=False).read()
     source = AdaptiveSource(rp.plan, study, stored.known_objectives(table, list(search.objectives)), echo)
     used = source.reconcile()
-    echo(f"{rp.cfg.name}: optuna search ({search.sampler}), {used} of a budget of {search.budget} "
-         f"point(s) done, study in {stored.study_path(rp.results_dir)}")
+    echo(
+        f"{rp.cfg.name}: optuna search ({search.sampler}), {used} of a budget of {search.budget} "
+        f"point(s) done, study in {stored.study_path(rp.results_dir)}"
+    )
     return source
 
 

@@ -74,8 +74,9 @@ def _names(value: Any, key: str) -> Tuple[str, ...]:
     return tuple(str(v).strip() for v in items)
 
 
-def settings(search: str, sampler: str, budget: Any, objective: Any, direction: Any, pruner: str,
-             seed: int, design: str) -> Optional[Search]:
+def settings(
+    search: str, sampler: str, budget: Any, objective: Any, direction: Any, pruner: str, seed: int, design: str
+) -> Optional[Search]:
     """The search settings from the ``sweep`` section, or None without ``sweep.search``."""
     if search not in SEARCHES:
         raise SweepError(f"sweep.search={search!r} is unknown; use {' or '.join(SEARCHES)}")
@@ -106,8 +107,10 @@ def settings(search: str, sampler: str, budget: Any, objective: Any, direction: 
     if len(set(objectives)) != len(objectives):
         raise SweepError(f"sweep.objective names a metric twice: {list(objectives)}")
     if pruner != "none" and len(objectives) > 1:
-        raise SweepError(f"sweep.pruner={pruner} prunes on one objective; Optuna cannot prune a "
-                         f"multi-objective study: set sweep.pruner=none")
+        raise SweepError(
+            f"sweep.pruner={pruner} prunes on one objective; Optuna cannot prune a "
+            f"multi-objective study: set sweep.pruner=none"
+        )
     if design != "grid":
         raise SweepError(f"sweep.design={design} and sweep.search=optuna both choose the points; use one of them")
     return Search(sampler, budget, objectives, directions, pruner, int(seed))
@@ -115,13 +118,23 @@ def settings(search: str, sampler: str, budget: Any, objective: Any, direction: 
 
 def from_config(sweep: Any, axes: Sequence[Axis], seed: int) -> Optional[Search]:
     """The search of a ``sweep`` section (a SweepConfig), its space checked against ``axes``."""
-    found = settings(str(sweep.search), str(sweep.sampler), sweep.budget, sweep.objective, sweep.direction,
-                     str(sweep.pruner), seed, str(sweep.design))
+    found = settings(
+        str(sweep.search),
+        str(sweep.sampler),
+        sweep.budget,
+        sweep.objective,
+        sweep.direction,
+        str(sweep.pruner),
+        seed,
+        str(sweep.design),
+    )
     if found is not None:
         space(axes)  # every axis must map to a distribution, and one at least must be tunable
         if found.sampler == "gp" and importlib.util.find_spec("torch") is None:
-            raise SweepError("sweep.sampler=gp needs PyTorch (Optuna's GPSampler uses it): pip install torch, "
-                             "or choose sweep.sampler=tpe")
+            raise SweepError(
+                "sweep.sampler=gp needs PyTorch (Optuna's GPSampler uses it): pip install torch, "
+                "or choose sweep.sampler=tpe"
+            )
     return found
 
 
@@ -144,8 +157,10 @@ def distribution(axis: Axis) -> BaseDistribution:
         return IntDistribution(min(values), max(values), step=abs(values[1] - values[0]))
     bad = [v for v in values if not _scalar(v)]
     if bad:
-        raise SweepError(f"axis {axis.key!r}: adaptive search chooses among numbers, strings or booleans, "
-                         f"not {type(bad[0]).__name__} {bad[0]!r}; sweep such values with sweep.search=none")
+        raise SweepError(
+            f"axis {axis.key!r}: adaptive search chooses among numbers, strings or booleans, "
+            f"not {type(bad[0]).__name__} {bad[0]!r}; sweep such values with sweep.search=none"
+        )
     return CategoricalDistribution(values)
 
 
@@ -153,8 +168,10 @@ def space(axes: Sequence[Axis]) -> Dict[str, BaseDistribution]:
     """The search space: one distribution per swept axis (config groups included)."""
     out = {a.key: distribution(a) for a in axes}
     if not out:
-        raise SweepError("sweep.search=optuna has nothing to tune: give at least one axis with several values, "
-                         "e.g. 'trial.x=interval(0,1)' or trial.n=1,2,4")
+        raise SweepError(
+            "sweep.search=optuna has nothing to tune: give at least one axis with several values, "
+            "e.g. 'trial.x=interval(0,1)' or trial.n=1,2,4"
+        )
     return out
 
 
@@ -208,8 +225,10 @@ def objective_values(metrics: Mapping[str, Any], objectives: Sequence[str]) -> T
     for name in objectives:
         if name not in metrics or metrics[name] is None:
             shown = ", ".join(sorted(metrics)) or "no metric"
-            raise SweepError(f"sweep.objective={name!r}: the trial returned no metric {name!r} "
-                             f"(it returned: {shown}); set sweep.objective to a metric it returns")
+            raise SweepError(
+                f"sweep.objective={name!r}: the trial returned no metric {name!r} "
+                f"(it returned: {shown}); set sweep.objective to a metric it returns"
+            )
         v = metrics[name]
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
             raise SweepError(f"sweep.objective={name!r}: the trial returned {name}={v!r}, not a finite number")
@@ -254,8 +273,9 @@ class Book:
             self.number_of[i] = number
         return sorted(point.waiting, key=key.index), None
 
-    def ended(self, trial_id: str, values: Optional[Tuple[float, ...]], pruned_step: Optional[int] = None
-              ) -> List[Tell]:
+    def ended(
+        self, trial_id: str, values: Optional[Tuple[float, ...]], pruned_step: Optional[int] = None
+    ) -> List[Tell]:
         """A replicate came back: its objectives (None: it failed, or was pruned at ``pruned_step``).
         The tells due, once the point's last replicate is in."""
         point = self._by_trial.pop(trial_id, None)
