@@ -62,3 +62,11 @@ def mesa_trial(n: int = 100, steps: int = 100, seed: int = 0, i: int = 0) -> dic
 def noop(x: float = 0.0, seed: int = 0) -> dict:
     """The no-op trial of the expansion, scale and command-line benchmarks."""
     return {"y": x}
+
+
+def busy_quad(x: float = 0.0, y: float = 0.0, ms: float = 0.0, seed: int = 0) -> dict:
+    """``busy`` for ``ms`` ms, then a smooth objective with its minimum 0 at (1, -0.5):
+    the adaptive-search benchmark's trial (bench_optuna.py)."""
+    out = busy(ms)
+    out["f"] = (x - 1.0) ** 2 + (y + 0.5) ** 2
+    return out

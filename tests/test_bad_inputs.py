@@ -26,6 +26,7 @@ import pytest
 from tests.conftest import run_cli, write_experiment
 
 FAST = ["runner.progress=plain", "results.report=false"]
+SEARCH = ["sweep.search=optuna", "sweep.budget=4", "sweep.objective=f"]  # a valid adaptive search
 FAST_LOCAL = ["cluster.n_workers=1", "cluster.dashboard_address=127.0.0.1:0"]  # only for cluster=local
 
 
@@ -266,6 +267,32 @@ CASES: List[Case] = [
     Case("sweep-zip-unequal", ["+experiment=bad", "trial.x=1,2", "trial.seed=1,2,3", "sweep.zip=[[trial.x,trial.seed]]"],
          ["same number of values", "trial.x has 2"]),
     Case("sweep-unknown-swept-key", ["+experiment=bad", "trial.xx=1,2"], ["swept key 'trial.xx'", "did you mean 'x'"]),
+    # -- adaptive search (sweep.search=optuna) -------------------------------------
+    Case("search-unknown-sampler", ["+experiment=bad", *SEARCH, "sweep.sampler=annealing"],
+         ["sweep.sampler='annealing' is not a sampler", "tpe, cmaes, gp, random, qmc, nsga2"]),
+    Case("search-unknown-pruner", ["+experiment=bad", *SEARCH, "sweep.pruner=mean"],
+         ["sweep.pruner='mean' is not a pruner", "none, median, hyperband, successive_halving"]),
+    Case("search-unknown-search", ["+experiment=bad", "sweep.search=hyperopt"],
+         ["sweep.search='hyperopt' is unknown", "none or optuna"]),
+    Case("search-directions-mismatch", ["+experiment=bad", *SEARCH, "sweep.objective=[f,g]",
+                                        "sweep.direction=[minimize,maximize,minimize]"],
+         ["sweep.direction has 3 entries for 2 objectives (f, g)", "one per objective"]),
+    Case("search-bad-direction", ["+experiment=bad", *SEARCH, "sweep.direction=lowest"],
+         ["sweep.direction='lowest'", "minimize or maximize"]),
+    Case("search-budget-zero", ["+experiment=bad", *SEARCH, "sweep.budget=0"],
+         ["sweep.budget=0", "whole number >= 1"], seeded="results"),
+    Case("search-no-budget", ["+experiment=bad", "sweep.search=optuna", "sweep.objective=f"],
+         ["needs sweep.budget=N"]),
+    Case("search-no-objective", ["+experiment=bad", "sweep.search=optuna", "sweep.budget=3"],
+         ["needs sweep.objective=METRIC"]),
+    Case("search-nothing-to-tune", ["+experiment=bad", *SEARCH, "trial.x=0.5"],
+         ["nothing to tune", "trial.x=interval(0,1)"], seeded="results"),
+    Case("search-with-design", ["+experiment=bad", *SEARCH, "sweep.design=lhs", "sweep.samples=4"],
+         ["sweep.design=lhs and sweep.search=optuna", "use one of them"]),
+    Case("search-log-nonpositive", ["+experiment=bad", *SEARCH, "trial.x=tag(log,interval(0,1))"],
+         ["tag(log, interval(0.0,1.0)) needs lo > 0"]),
+    Case("search-pruner-multi", ["+experiment=bad", *SEARCH, "sweep.objective=[f,g]", "sweep.pruner=median"],
+         ["cannot prune a multi-objective study", "sweep.pruner=none"]),
     # -- results folders --------------------------------------------------------
     Case("results-dir-is-file", ["+experiment=bad", "results.dir=afile"], ["cannot write results to afile", "results.dir=PATH"],
          setup=_file_at("afile", "not a folder"), results="afile"),

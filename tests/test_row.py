@@ -73,7 +73,7 @@ def test_every_column_daskbench_writes_is_declared_once_and_reserved():
     assert {"trial_id", "seed", "status", "error", "attempts", "worker", "started_at", "duration_s"} <= row.RESERVED
     assert all(row.arrow_type(n) is not None for n in names)
     assert row.arrow_type("trial.x") is None and row.arrow_type("some_metric") is None
-    assert row.STATUSES == ("ok", "failed", "timeout", "cancelled")
+    assert row.STATUSES == ("ok", "failed", "timeout", "cancelled", "pruned")  # pruned: adaptive search
 
 
 def test_order_puts_trial_id_then_swept_keys_then_metrics_then_the_tail():

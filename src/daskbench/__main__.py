@@ -81,7 +81,8 @@ def _main(args: argparse.Namespace) -> int:
 
 def _summary(result) -> None:
     c, o = result.counts, result.outcome
-    print(f"\n{result.name}: {c.ok} ok, {c.failed} failed, {c.timeout} timed out, {c.cancelled} cancelled, "
+    pruned = f"{c.pruned} pruned, " if c.pruned else ""
+    print(f"\n{result.name}: {c.ok} ok, {pruned}{c.failed} failed, {c.timeout} timed out, {c.cancelled} cancelled, "
           f"{c.skipped} skipped (already ok) of {c.total} trials in {result.duration_s:.1f}s")
     print(f"results: {result.path / 'trials'}  (daskbench.load({str(result.path)!r}))")
     if o.slowest:
@@ -89,6 +90,8 @@ def _summary(result) -> None:
         for d, tid, cols in o.slowest[:5]:
             shown = " ".join(f"{k}={v}" for k, v in cols.items())
             print(f"  {d:8.3f}s  {tid}  {shown}")
+    if o.search:
+        _search_summary(o.search)
     if c.bad:
         print(f"{c.bad} trial(s) failed; see the status, error and traceback columns of {result.path / 'trials'}:")
         for tid, err in o.errors:
@@ -100,6 +103,20 @@ def _summary(result) -> None:
         print(f"  {result.resume_command}")
     elif c.bad or o.stopped_early:
         print(f"re-run the failed trials with: {result.resume_command}")
+
+
+def _search_summary(search: dict) -> None:
+    """The best trial of an adaptive search, or its Pareto front."""
+    best = search.get("best") or []
+    if not best:
+        print("optuna: no trial completed yet")
+        return
+    title = "best trial" if len(best) == 1 else f"Pareto front ({len(best)} trials)"
+    print(f"optuna: {title} of {search.get('complete', 0)} complete:")
+    for b in best[:10]:
+        values = ", ".join(f"{v:.6g}" for v in b["values"])
+        params = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in b["params"].items())
+        print(f"  #{b['number']}  {values}  {params}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Set, Tuple, Union
 
@@ -18,14 +18,15 @@ if TYPE_CHECKING:  # pandas costs ~0.4 s to import; only load() and to_xarray() 
 from .cluster.create import connect, prepare
 from .cluster.dashboard import dashboard_link
 from .config.compose import RunPlan, build_plan
-from .errors import ResultsError
 from .config.schema import LocalClusterConfig
+from .errors import ResultsError
 from .observe.progress import Counts, make_progress
-from .runner.driver import RunOutcome, Runner
-from .runner.spec import make_spec
 from .results import codeversion, manifest
 from .results.dataset import Dataset
 from .results.store import ResultStore
+from .runner import adaptive
+from .runner.driver import Runner, RunOutcome
+from .runner.spec import make_spec
 
 
 @dataclass
@@ -100,7 +101,8 @@ def run(
             counts.started = time.monotonic()
             counts.total = len(rp.plan)
             bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
-            outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo).run(done - redo)
+            src = adaptive.open_source(rp, echo)  # None unless sweep.search
+            outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo, source=src).run(done - redo)
     finally:
         if recorded and store.broken is None:  # a broken store has said why already
             _record_end(store, rp, run_info, outcome, counts)
@@ -130,6 +132,7 @@ def _open_store(rp: RunPlan, code: codeversion.CodeVersion) -> Tuple[ResultStore
     )
     done = store.open_for_resume(cfg.name)
     redo, notice = codeversion.on_resume(store, code, rerun=cfg.results.rerun == "changed")
+    adaptive.check_resume(rp)  # a stored study of another search space is refused here
     return store, done, redo, notice
 
 
@@ -164,7 +167,7 @@ def _resume_command(experiment: Optional[str], overrides: Sequence[str], config_
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _dataset_dir(path: Union[str, Path], dataset: str) -> Path:

@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ..errors import ConfigError, ExperimentNotFound
 from ..sweep import identity
 from ..sweep.plan import SEED_KEY, Axis, SweepPlan, parse_override
+from ..sweep.search import from_config as search_config
 from . import checks, schema, sections, targets
 from .axes import build_axes
 from .simcheck import check_simulation
@@ -176,6 +177,7 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
         name=cfg.name, axes=axes, bases=content, zip=zip_groups, design=cfg.sweep.design,
         samples=cfg.sweep.samples, replicates=cfg.sweep.replicates, root_seed=int(cfg.seed),
         inject_seed=inject, fixed_seed=fixed_seed,
+        search=search_config(cfg.sweep, axes, int(cfg.seed)),  # None unless sweep.search=optuna
     )
     shown = OmegaConf.to_container(cfg0, resolve=False)
     assert isinstance(shown, dict)

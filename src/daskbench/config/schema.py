@@ -72,6 +72,11 @@ class SweepConfig:
         ``interval`` axes: ``random``, ``lhs`` (Latin hypercube), ``sobol``.
     samples: number of points a sampling design draws.
     replicates: runs per point, each with its own seed spawned from ``seed``.
+    search: ``none`` (the trials are fixed before the run) or ``optuna``
+        (adaptive: each point is asked from an Optuna study as a slot frees;
+        see :mod:`daskbench.sweep.search`). With it: ``sampler``, ``budget``
+        (Optuna trials to run in all), ``objective`` (a metric, or a list),
+        ``direction`` (``minimize``/``maximize``, or a list) and ``pruner``.
     """
 
     params: Dict[str, Any] = field(default_factory=dict)
@@ -79,6 +84,12 @@ class SweepConfig:
     design: str = "grid"
     samples: Optional[int] = None
     replicates: int = 1
+    search: str = "none"
+    sampler: str = "tpe"
+    budget: Optional[int] = None
+    objective: Any = None
+    direction: Any = "minimize"
+    pruner: str = "none"
 
     # The rules of this section read the axes too (a design samples interval axes,
     # zip names swept keys), so they are the sweep expansion's own: SweepPlan._check.

@@ -50,11 +50,15 @@ class TrialContext:
     experiment: str
     run_id: str
     trial_id: str
+    prune: bool = False  # an adaptive search prunes: every report with a step is sent (pruners compare steps)
 
 
 _current: contextvars.ContextVar[Optional[TrialContext]] = contextvars.ContextVar("daskbench_trial", default=None)
 _pending: Dict[str, Tuple[float, Optional[Dict[str, Any]]]] = {}  # trial_id -> (last send time, unsent message)
 _lock = threading.Lock()
+#: called as hook(trial_id, metrics) by report(); daskbench.runner.prune adds the one
+#: that stops a pruned trial (observe never drives the run itself)
+REPORT_HOOKS: List[Callable[[str, Dict[str, float]], None]] = []
 
 
 Sender = Callable[[str, Dict[str, Any]], None]
@@ -102,12 +106,14 @@ def report(context: Optional[TrialContext] = None, **metrics: Any) -> None:
             rejected[str(name)] = type(value).__name__
         else:
             clean[str(name)] = v
+    for hook in REPORT_HOOKS:  # the runner's pruning: raises TrialPruned once the search pruned this trial
+        hook(ctx.trial_id, clean)
     msg = {"experiment": ctx.experiment, "run_id": ctx.run_id, "trial_id": ctx.trial_id,
            "time": time.time(), "metrics": clean, "rejected": rejected}
     now = time.monotonic()
     with _lock:
         last = _pending.get(ctx.trial_id, (0.0, None))[0]
-        if now - last < MIN_INTERVAL_S and not rejected:
+        if now - last < MIN_INTERVAL_S and not rejected and not (ctx.prune and "step" in clean):
             _pending[ctx.trial_id] = (last, msg)  # keep the newest; sent later or at the end
             return
         _pending[ctx.trial_id] = (now, None)

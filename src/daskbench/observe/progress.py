@@ -19,13 +19,14 @@ class Counts:
     failed: int = 0
     timeout: int = 0
     cancelled: int = 0
+    pruned: int = 0  # stopped early by an adaptive search's pruner (not bad)
     in_flight: int = 0
     started: float = field(default_factory=time.monotonic)
     live: Optional[Callable[[], str]] = None  # latest aggregate of live metrics
 
     @property
     def done(self) -> int:
-        return self.ok + self.failed + self.timeout + self.cancelled
+        return self.ok + self.failed + self.timeout + self.cancelled + self.pruned
 
     @property
     def bad(self) -> int:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, List, Optional, Sequence, Union
 from ..errors import ResultsError
 from ..results import manifest
 from ..results import row as trow
+from . import search_report
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,6 +87,7 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
         path = out / f"metric-{re.sub(r'[^A-Za-z0-9_.-]+', '_', m)}.png"
         images.append((m, path, _plot_metric(ok, m, dims, band, path)))
     images.append(("timing", out / "timing.png", _plot_timing(df, dims[:1], out / "timing.png")))
+    images += search_report.images(root, out)  # sweep.search: optimisation history, best trial or front
 
     counts = df["status"].value_counts()
     status = [(s, int(counts.get(s, 0))) for s in STATUSES + sorted(set(counts.index) - set(STATUSES))]

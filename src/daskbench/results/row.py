@@ -35,6 +35,7 @@ class Status(enum.StrEnum):
     FAILED = "failed"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+    PRUNED = "pruned"  #: stopped early by the search's pruner (sweep.pruner); see last_step
 
 
 class FailureKind(enum.StrEnum):
@@ -73,7 +74,9 @@ HEAD: Tuple[Column, ...] = (Column("trial_id", "string", "hash of the trial's co
 TAIL: Tuple[Column, ...] = (
     Column("seed", "int64", "the seed the trial was given (spawned per replicate)"),
     Column("replicate", "int64", "replicate number, 0 when there is one"),
+    Column("optuna_trial", "int64", "sweep.search=optuna: number of the Optuna trial that asked for the point"),
     Column("status", "string", "one of Status"),
+    Column("last_step", "int64", "a pruned trial: the last step it reported"),
     Column("error", "string", "type and message of the failure, for people"),
     Column("failure_kind", "string", "one of FailureKind; null when ok"),
     Column("attempts", "int64", "runs of the trial, counting retries and runs lost with a worker"),

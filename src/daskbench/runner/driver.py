@@ -50,6 +50,7 @@ from ..observe.progress import Counts, Progress
 from ..results.row import Row, Status
 from ..results.store import ResultStore
 from ..sweep.plan import SEED_KEY, Trial
+from .adaptive import AdaptiveSource
 from .chunking import ChunkSizer
 from .execute import run_chunk
 from .recovery import (
@@ -76,6 +77,7 @@ class RunOutcome:
     stopped_early: bool = False
     slowest: List[Tuple[float, str, Dict[str, Any]]] = field(default_factory=list)
     errors: List[Tuple[str, str]] = field(default_factory=list)
+    search: Dict[str, Any] = field(default_factory=dict)  # sweep.search: best trial or Pareto front
 
 
 @dataclass
@@ -98,12 +100,17 @@ class Runner:
     """Submits a sweep's trials to a ``Client`` and streams results into a store."""
 
     def __init__(self, client: Client, rp: RunPlan, store: ResultStore, counts: Counts,
-                 progress: Optional[Progress] = None, run_id: str = "", echo: Any = print):
+                 progress: Optional[Progress] = None, run_id: str = "", echo: Any = print,
+                 source: Optional[AdaptiveSource] = None):
         self.client, self.rp, self.store, self.counts = client, rp, store, counts
+        # an adaptive search (sweep.search) hands out its trials one asked point at a time
+        self.source = source
         self.progress = progress or Progress(counts)
         cfg = rp.cfg
         chunk = cfg.runner.chunk_size
         fixed = None if str(chunk) == "auto" else int(chunk)
+        if source is not None:
+            fixed = 1  # one trial per task: each result is told, and the next point asked, as it arrives
         self.sizer = ChunkSizer(fixed, cfg.runner.target_chunk_seconds, cfg.runner.max_chunk_size)
         self.run_token = uuid.uuid4().hex[:8]
         self.run_id = run_id or self.run_token
@@ -148,6 +155,10 @@ class Runner:
         if adapt is not None and adapt.maximum > 0:
             per_worker = getattr(self.rp.cluster, "threads_per_worker", None) or max(self._worker_threads() or [1])
             threads = max(threads, adapt.maximum * per_worker)
+        if self.source is not None:
+            # one running and one ready per thread: Dask hands a worker the next task it holds
+            # the moment one ends, so no worker waits for the driver's tell and next ask
+            return self.rp.cfg.runner.max_in_flight or 2 * threads, threads
         return self.rp.cfg.runner.max_in_flight or max(4 * threads, 4), threads
 
     def run(self, done: Set[str]) -> RunOutcome:
@@ -155,10 +166,15 @@ class Runner:
         plan, counts = self.rp.plan, self.counts
         counts.total = len(plan)
         max_in_flight, threads = self._max_in_flight()
-        fl = _Flight(iter(plan), done, max_in_flight, threads, plan.may_repeat())
+        trials = self.source.trials() if self.source is not None else iter(plan)
+        fl = _Flight(trials, done, max_in_flight, threads, plan.may_repeat())
         outcome = RunOutcome(counts)
         self._announce("start")
-        self.client.subscribe_topic(TOPIC_LIVE, self.live)
+        live = self.live
+        if self.source is not None and self.source.prunes:  # the search reads the reports too
+            self.source.client = self.client
+            live = _both(self.live, self.source.on_live)
+        self.client.subscribe_topic(TOPIC_LIVE, live)
         previous = self._listen()
         self.progress.start()
         try:
@@ -184,6 +200,9 @@ class Runner:
                 self.client.unsubscribe_topic(TOPIC_LIVE)
             self._unlisten(previous)
             self._announce("end")
+        if self.source is not None:
+            counts.skipped += self.source.skipped  # asked points whose replicates were all known
+            outcome.search = self.source.summary()
         outcome.slowest = sorted(self._slowest, reverse=True)
         outcome.errors = self._errors
         return outcome
@@ -291,6 +310,8 @@ class Runner:
 
     def _record(self, batch: List[Trial], result: ChunkResult) -> None:
         by_id = {t.trial_id: t for t in batch}
+        if self.source is not None:
+            self.source.before_write(result.rows)  # its trial number; an ok row without the objective fails
         for row in result.rows:
             t = by_id[row["trial_id"]]
             cols = t.columns()
@@ -308,11 +329,18 @@ class Runner:
                     heapq.heapreplace(self._slowest, entry)
             elif status == Status.TIMEOUT:
                 self.counts.timeout += 1
+            elif status == Status.PRUNED:
+                self.counts.pruned += 1
             else:
                 self.counts.failed += 1
                 if len(self._errors) < 5:
                     self._errors.append((t.trial_id, str(row.get("error"))))
+        if self.source is None:
+            self.store.add(result.rows, result.tables)
+            return
         self.store.add(result.rows, result.tables)
+        self.store.flush()  # on disk before the study hears of it: a study never knows a row the table lacks
+        self.source.after_write(result.rows)
 
 
 def _rows(decisions: List[Decision[Trial]]) -> List[Row]:

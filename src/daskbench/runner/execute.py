@@ -26,8 +26,10 @@ from typing import Any, Dict, List, Mapping, Tuple, Union
 from ..observe import live
 from ..results import row as trow
 from ..results.row import FailureKind, Row, Status
+from . import prune
 from .invoke import call_trial
 from .isolate import TrialProcessError, TrialTimeout
+from .prune import TrialPruned
 from .spec import ChunkResult, GroupKey, Item, TrialSpec
 
 
@@ -158,8 +160,10 @@ def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[
     started = time.time()
     t0 = time.perf_counter()
     attempts = 0
-    context = live.TrialContext(spec.experiment, spec.run_id, item.trial_id)
+    context = live.TrialContext(spec.experiment, spec.run_id, item.trial_id, spec.prune)
     token = live.set_current(context)
+    if spec.prune:
+        prune.start(item.trial_id)
     while True:
         attempts += 1
         returned = False
@@ -171,6 +175,8 @@ def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[
             for name, table in out_tables.items():
                 tables.setdefault(name, []).append(_keyed(table, item.trial_id))
             break
+        except TrialPruned:
+            break  # the search stopped it: recorded pruned below, not retried
         except TrialTimeout as exc:
             trow.set_failed(row, Status.TIMEOUT, FailureKind.TIMEOUT, f"TrialTimeout: {exc}")
             break  # not retried: it would most likely time out again
@@ -185,6 +191,10 @@ def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[
                 break
     live.reset_current(token)
     live.flush(item.trial_id)
+    step = prune.finish(item.trial_id)
+    if step is not None:  # pruned: at its next report, or it asked should_stop() and returned
+        row.update(status=Status.PRUNED, error=None, failure_kind=None, traceback=None,
+                   last_step=None if step < 0 else step)
     row["attempts"] = attempts
     row["started_at"] = datetime.fromtimestamp(started, tz=UTC)
     row["duration_s"] = time.perf_counter() - t0

@@ -38,6 +38,7 @@ class TrialSpec:
     run_id: str = ""
     isolation: str = "auto"
     quarantine: bool = False  # its worker died running it: a child process with the worker's memory limit
+    prune: bool = False  # sweep.pruner: the driver may stop a trial at a reported step
 
     @property
     def in_process(self) -> bool:
@@ -86,6 +87,7 @@ def make_spec(rp: RunPlan, run_id: str = "") -> TrialSpec:
         retries=int(rp.cfg.retries), timeout_s=rp.cfg.timeout_s,
         sys_path=list(dict.fromkeys(rp.sys_path)), experiment=rp.cfg.name, run_id=run_id,
         isolation=str(rp.cfg.runner.isolation),
+        prune=rp.plan.search is not None and rp.plan.search.pruner != "none",
     )
 
 

@@ -29,6 +29,11 @@ class Axis:
     interval: Optional[Tuple[float, float]] = None
     is_group: bool = False
     add: bool = False  # given with a leading '+' (a key or group not in the defaults)
+    # How the expression was written, for adaptive search (sweep.search), which maps
+    # each axis to an Optuna distribution as Hydra's optuna sweeper does:
+    ranged: bool = False  # range(start,stop[,step]): evenly spaced values
+    integer: bool = False  # int(interval(lo,hi)): whole numbers, both bounds included
+    log: bool = False  # tag(log, interval(lo,hi)): sampled on a log scale
 
     @property
     def expr(self) -> str:
@@ -77,7 +82,7 @@ def axis_from_override(ov: Override, is_group: bool = False) -> Axis:
             ) from None
         if not values:
             raise SweepError(f"axis {key!r} is empty ({ov.input_line!r}); give at least one value, e.g. {key}=1,2")
-        return Axis(key, values=values, is_group=is_group, add=add)
+        return Axis(key, values=values, is_group=is_group, add=add, ranged=ov.is_range_sweep())
     iv = ov.value()
     assert isinstance(iv, IntervalSweep)
     lo, hi = iv.start, iv.end
@@ -89,7 +94,9 @@ def axis_from_override(ov: Override, is_group: bool = False) -> Axis:
             if lo > hi
             else f"axis {key!r}: interval({lo},{hi}) is empty; give lo < hi, e.g. interval({lo},{lo + 1})"
         )
-    return Axis(key, interval=(float(lo), float(hi)), is_group=is_group, add=add)
+    integer = isinstance(lo, int) and isinstance(hi, int)  # int(interval(...)) casts both bounds
+    return Axis(key, interval=(float(lo), float(hi)), is_group=is_group, add=add, integer=integer,
+                log="log" in (iv.tags or ()))
 
 
 def axis_from_param(key: str, expr: Any, is_group: bool = False) -> Axis:

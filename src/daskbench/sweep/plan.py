@@ -20,6 +20,7 @@ from ..errors import SweepError
 from . import identity
 from .axes import Axis, axis_from_override, axis_from_param, merge_axes, parse_override
 from .identity import SEED_KEY, GroupKey, flatten, spawn_seed
+from .search import Search
 
 # Re-exported: the sweep's public names are importable from here as before.
 __all__ = [
@@ -76,6 +77,7 @@ class SweepPlan:
     root_seed: int = 0
     inject_seed: bool = False
     fixed_seed: Optional[int] = None
+    search: Optional[Search] = None  # sweep.search=optuna: points are asked, not enumerated
 
     def __post_init__(self) -> None:
         self._check()
@@ -94,7 +96,7 @@ class SweepPlan:
         keys = [a.key for a in self.axes]
         intervals = [a.key for a in self.axes if a.interval is not None]
         if self.design == "grid":
-            if intervals:
+            if intervals and self.search is None:
                 raise SweepError(
                     f"axis {intervals[0]!r} is an interval, which a grid cannot enumerate; "
                     "set sweep.design=random, lhs or sobol with sweep.samples=N, "
@@ -180,6 +182,8 @@ class SweepPlan:
         return False
 
     def __len__(self) -> int:
+        if self.search is not None:  # the budget counts asked points, each run once per replicate
+            return self.search.budget * self.replicates
         n = 1
         for _, vals in self._units():
             n *= len(vals)
@@ -188,6 +192,9 @@ class SweepPlan:
         return n * self.replicates
 
     def __iter__(self) -> Iterator[Trial]:
+        if self.search is not None:
+            raise SweepError("an adaptive search has no fixed trials to enumerate; its points are asked "
+                             "from the study (daskbench.runner.adaptive)")
         units = self._units()
         s_axes, s_values = self._samples()
         s_keys = [a.key for a in s_axes]
@@ -207,6 +214,10 @@ class SweepPlan:
                     point[k] = float(v)
                 for r in range(self.replicates):
                     yield self._trial(gkey, point, r)
+
+    def point_trials(self, gkey: GroupKey, point: Dict[str, Any]) -> List[Trial]:
+        """The trials of one point: one per replicate, with their spawned seeds."""
+        return [self._trial(gkey, point, r) for r in range(self.replicates)]
 
     def _trial(self, gkey: GroupKey, point: Dict[str, Any], r: int) -> Trial:
         params = dict(point)
@@ -231,4 +242,8 @@ class SweepPlan:
             lines.append(f"design: {self.design}, {self.samples} samples")
         if self.replicates > 1:
             lines.append(f"replicates: {self.replicates}")
+        if self.search is not None:
+            s = self.search
+            goal = ", ".join(f"{d} {o}" for o, d in zip(s.objectives, s.directions))
+            lines.append(f"search: optuna, sampler {s.sampler}, budget {s.budget}, {goal}, pruner {s.pruner}")
         return "\n".join(lines)
