@@ -24,7 +24,6 @@ from .observe.progress import Counts, make_progress
 from .results import codeversion, manifest
 from .results.dataset import Dataset
 from .results.store import ResultStore
-from .runner import adaptive
 from .runner.driver import Runner, RunOutcome
 from .runner.spec import make_spec
 
@@ -101,7 +100,11 @@ def run(
             counts.started = time.monotonic()
             counts.total = len(rp.plan)
             bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
-            src = adaptive.open_source(rp, echo)  # None unless sweep.search
+            src = None
+            if rp.plan.search is not None:  # Optuna is imported by a search only (an optional extra)
+                from .runner import adaptive
+
+                src = adaptive.open_source(rp, echo)
             outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo, source=src).run(done - redo)
     finally:
         if recorded and store.broken is None:  # a broken store has said why already
@@ -132,7 +135,10 @@ def _open_store(rp: RunPlan, code: codeversion.CodeVersion) -> Tuple[ResultStore
     )
     done = store.open_for_resume(cfg.name)
     redo, notice = codeversion.on_resume(store, code, rerun=cfg.results.rerun == "changed")
-    adaptive.check_resume(rp)  # a stored study of another search space is refused here
+    if rp.plan.search is not None:
+        from .runner import adaptive
+
+        adaptive.check_resume(rp)  # a stored study of another search space is refused here
     return store, done, redo, notice
 
 

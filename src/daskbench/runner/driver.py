@@ -37,7 +37,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, Iterator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, Iterator, List, Optional, Set, Tuple
 
 from distributed import Client, as_completed
 from distributed.scheduler import KilledWorker
@@ -50,7 +50,6 @@ from ..observe.progress import Counts, Progress
 from ..results.row import Row, Status
 from ..results.store import ResultStore
 from ..sweep.plan import SEED_KEY, Trial
-from .adaptive import AdaptiveSource
 from .chunking import ChunkSizer
 from .execute import run_chunk
 from .recovery import (
@@ -66,6 +65,9 @@ from .recovery import (
     Write,
 )
 from .spec import ChunkResult, Item, make_spec, pack
+
+if TYPE_CHECKING:  # Optuna, behind it, is imported by a search only (an optional extra)
+    from .adaptive import AdaptiveSource
 
 
 @dataclass

@@ -27,19 +27,16 @@ import json
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
-
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-    distribution_to_json,
-    json_to_distribution,
-)
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ..errors import SweepError
 from .axes import Axis
+
+if TYPE_CHECKING:  # Optuna is imported only by a search (it is an optional extra)
+    from optuna.distributions import BaseDistribution
+
+#: the Optuna a search needs; `pip install 'daskbench[optuna]'` brings it
+OPTUNA_MAJOR = 4
 
 SEARCHES = ("none", "optuna")
 SAMPLERS = ("tpe", "cmaes", "gp", "random", "qmc", "nsga2")
@@ -129,6 +126,7 @@ def from_config(sweep: Any, axes: Sequence[Axis], seed: int) -> Optional[Search]
         str(sweep.design),
     )
     if found is not None:
+        require_optuna()
         space(axes)  # every axis must map to a distribution, and one at least must be tunable
         if found.sampler == "gp" and importlib.util.find_spec("torch") is None:
             raise SweepError(
@@ -138,6 +136,26 @@ def from_config(sweep: Any, axes: Sequence[Axis], seed: int) -> Optional[Search]
     return found
 
 
+def require_optuna() -> None:
+    """Fail with the fix when Optuna is missing or older than the search needs (an
+    environment set up for Hydra's optuna sweeper holds Optuna 2)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("optuna")
+    except metadata.PackageNotFoundError:
+        raise SweepError(
+            "sweep.search=optuna needs Optuna, which is not installed: pip install 'daskbench[optuna]'"
+        ) from None
+    major = version.split(".")[0]
+    if not major.isdigit() or int(major) < OPTUNA_MAJOR:
+        raise SweepError(
+            f"sweep.search=optuna needs Optuna >= {OPTUNA_MAJOR}, this environment has {version} "
+            "(Hydra's optuna sweeper pins Optuna < 3): use an environment of its own for the search, "
+            "pip install 'daskbench[optuna]'"
+        )
+
+
 # -- the search space ----------------------------------------------------------
 def _scalar(v: Any) -> bool:
     return v is None or isinstance(v, (bool, int, float, str))
@@ -145,6 +163,8 @@ def _scalar(v: Any) -> bool:
 
 def distribution(axis: Axis) -> BaseDistribution:
     """The Optuna distribution of one axis (see the module's docstring)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
     if axis.interval is not None:
         lo, hi = axis.interval
         if axis.log and lo <= 0:
@@ -177,11 +197,15 @@ def space(axes: Sequence[Axis]) -> Dict[str, BaseDistribution]:
 
 def space_json(dists: Mapping[str, BaseDistribution]) -> Dict[str, str]:
     """The space as text, as it is stored with the study."""
+    from optuna.distributions import distribution_to_json
+
     return {k: distribution_to_json(d) for k, d in dists.items()}
 
 
 def space_changes(stored: Mapping[str, str], current: Mapping[str, str]) -> List[str]:
     """What differs between a stored search space and this run's, one phrase each."""
+    from optuna.distributions import json_to_distribution
+
     changes = [f"{k} was added" for k in current if k not in stored]
     changes += [f"{k} was removed" for k in stored if k not in current]
     for k in current:
