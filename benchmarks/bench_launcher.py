@@ -37,7 +37,7 @@ SIZES = {"smoke": 20, "quick": 200, "full": 200}
 REPEATS = {"smoke": 1, "quick": 2, "full": 3}
 TARGET = 3.0
 
-APP = '''\
+APP = """\
 import hydra
 from omegaconf import DictConfig
 
@@ -49,14 +49,17 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 def commands(n: int, sweep_dir: Path, variants: bool) -> Dict[str, List[str]]:
     base = [C.PY, "app.py", "-m", f"x=range(0,{n})", f"hydra.sweep.dir={sweep_dir}"]
     db = base + ["hydra/launcher=daskbench", "hydra.launcher.cluster.n_workers=2"]
-    cmds = {"daskbench": db, "daskbench_no_dashboard": db + ["hydra.launcher.cluster.dashboard_address=null"],
-            "joblib": base + ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
+    cmds = {
+        "daskbench": db,
+        "daskbench_no_dashboard": db + ["hydra.launcher.cluster.dashboard_address=null"],
+        "joblib": base + ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    }
     if not variants:  # --smoke only checks that it runs
         del cmds["daskbench_no_dashboard"]
     return cmds
@@ -103,9 +106,13 @@ def measure(work: Path, n: int, repeats: int, variants: bool) -> Dict[str, Dict]
     out: Dict[str, Dict] = {}
     for k, v in runs.items():
         secs = [s for s, _ in v]
-        out[k] = {"seconds_runs": secs, "seconds": C.median(secs), "jobs_per_s": n / C.median(secs),
-                  "command": " ".join(["python"] + cmds[k][1:]).replace(str(sweep_dir), "DIR"),
-                  **{p: C.median([ph[p] for _, ph in v]) for p in ("startup_s", "jobs_s", "tail_s")}}
+        out[k] = {
+            "seconds_runs": secs,
+            "seconds": C.median(secs),
+            "jobs_per_s": n / C.median(secs),
+            "command": " ".join(["python"] + cmds[k][1:]).replace(str(sweep_dir), "DIR"),
+            **{p: C.median([ph[p] for _, ph in v]) for p in ("startup_s", "jobs_s", "tail_s")},
+        }
     for k in out:
         out[k]["speedup_vs_joblib"] = out["joblib"]["seconds"] / out[k]["seconds"]
     return out
@@ -117,28 +124,59 @@ def main() -> None:
     why = available()
     if why:
         print(f"skipped: {why}")
-        C.emit("launcher", {"mode": mode, "jobs": n, "skipped": why, "target": f">= {TARGET:g}x",
-                            "target_met": False, "command": f"python -m benchmarks.bench_launcher --{mode}"})
+        C.emit(
+            "launcher",
+            {
+                "mode": mode,
+                "jobs": n,
+                "skipped": why,
+                "target": f">= {TARGET:g}x",
+                "target_met": False,
+                "command": f"python -m benchmarks.bench_launcher --{mode}",
+            },
+        )
         return
     work = C.tmpdir("launcher")
     try:
         res = measure(work, n, repeats, variants=mode != "smoke")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    labels = {"joblib": "hydra/launcher=joblib, n_jobs=2 (baseline)",
-              "daskbench": "hydra/launcher=daskbench, LocalCluster 2 workers",
-              "daskbench_no_dashboard": "  same, cluster.dashboard_address=null"}
-    rows = [[labels[k], v["seconds"], n / v["seconds"], v["startup_s"], v["jobs_s"], v["tail_s"],
-             f"{v['speedup_vs_joblib']:.1f}x"] for k, v in res.items()]
+    labels = {
+        "joblib": "hydra/launcher=joblib, n_jobs=2 (baseline)",
+        "daskbench": "hydra/launcher=daskbench, LocalCluster 2 workers",
+        "daskbench_no_dashboard": "  same, cluster.dashboard_address=null",
+    }
+    rows = [
+        [
+            labels[k],
+            v["seconds"],
+            n / v["seconds"],
+            v["startup_s"],
+            v["jobs_s"],
+            v["tail_s"],
+            f"{v['speedup_vs_joblib']:.1f}x",
+        ]
+        for k, v in res.items()
+    ]
     rows.sort(key=lambda r: r[0] != labels["joblib"])  # the baseline first
     print(f"\n{n} no-op jobs, subprocess wall clock incl. start-up, median of {repeats}\n")
     print(C.table(rows, ["launcher", "seconds", "jobs/s", "start-up s", "jobs s", "tail s", "vs joblib"]))
     ratio = res["daskbench"]["speedup_vs_joblib"]
     met = ratio >= TARGET
     print(f"\njoblib/daskbench {ratio:.1f}x;  target >= {TARGET:g}x: {'MET' if met else 'NOT MET'}\n")
-    C.emit("launcher", {"mode": mode, "jobs": n, "repeats": repeats, "results": res, "ratio": ratio,
-                        "target": f">= {TARGET:g}x", "target_met": met,
-                        "command": f"python -m benchmarks.bench_launcher --{mode}"})
+    C.emit(
+        "launcher",
+        {
+            "mode": mode,
+            "jobs": n,
+            "repeats": repeats,
+            "results": res,
+            "ratio": ratio,
+            "target": f">= {TARGET:g}x",
+            "target_met": met,
+            "command": f"python -m benchmarks.bench_launcher --{mode}",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ def busy_call(args) -> dict:
 # Mesa is imported only inside these functions: workers running the plain busy
 # loop never pay for it, and the suite still runs where Mesa is not installed.
 
+
 def mesa_model_cls():
     """The tutorial's Boltzmann wealth model with a CPU-time reporter
     (``benchmarks.mesa_boltzmann.TimedMoneyModel``)."""

@@ -70,7 +70,8 @@ def test_yaml_and_dataclass_defaults_agree(path, cls):
         doc.pop(key, None)
     tree = {k: v for k, v in _dataclass_tree(cls).items() if (name, k) not in EXEMPT}
     assert differences(tree, doc) == [], (
-        f"conf/{path} and {cls.__name__} disagree; change both, or list the key in EXEMPT")
+        f"conf/{path} and {cls.__name__} disagree; change both, or list the key in EXEMPT"
+    )
 
 
 def test_every_cluster_kind_has_its_yaml():

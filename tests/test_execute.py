@@ -38,7 +38,10 @@ def test_retries_count_attempts(user_dir):
 
 def test_timeout(user_dir):
     sys.path.insert(0, str(user_dir))
-    items = [Item("a", (), {"trial.x": 1, "trial.delay": 3.0}, None, 0), Item("b", (), {"trial.x": 2, "trial.delay": 0.0}, None, 0)]
+    items = [
+        Item("a", (), {"trial.x": 1, "trial.delay": 3.0}, None, 0),
+        Item("b", (), {"trial.x": 2, "trial.delay": 0.0}, None, 0),
+    ]
     rows = run_chunk(spec("usertrials.sleepy", timeout_s=0.3), items).rows
     assert [r["status"] for r in rows] == ["timeout", "ok"]
     assert rows[0]["duration_s"] < 2.0
@@ -51,12 +54,15 @@ def test_tables_get_trial_ids(user_dir):
     assert res.tables["steps"].column("trial_id").to_pylist() == ["a"] * 3
 
 
-@pytest.mark.parametrize("value, message", [
-    ([1, 2], "trial returned list [1, 2]; return a mapping"),
-    (None, "trial returned NoneType None"),
-    ({"m": [1, 2]}, "metric 'm' is list"),
-    ({"status": 1}, "metric 'status' clashes"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ([1, 2], "trial returned list [1, 2]; return a mapping"),
+        (None, "trial returned NoneType None"),
+        ({"m": [1, 2]}, "metric 'm' is list"),
+        ({"status": 1}, "metric 'status' clashes"),
+    ],
+)
 def test_bad_returns(value, message):
     with pytest.raises(TypeError, match=message.replace("[", r"\[").replace("]", r"\]")):
         normalise(value)
@@ -65,13 +71,15 @@ def test_bad_returns(value, message):
 def test_good_returns():
     import numpy as np
 
-    metrics, tables = normalise({"a": np.float32(1.5), "b": np.int64(3), "c": True, "d": "x", "t": pd.DataFrame({"v": [1]})})
+    metrics, tables = normalise(
+        {"a": np.float32(1.5), "b": np.int64(3), "c": True, "d": "x", "t": pd.DataFrame({"v": [1]})}
+    )
     assert metrics == {"a": 1.5, "b": 3, "c": True, "d": "x"} and type(metrics["b"]) is int
     assert list(tables) == ["t"]
     assert list(normalise(pd.DataFrame({"v": [1]}))[1]) == ["steps"]
 
 
-KINDS_PY = '''
+KINDS_PY = """
 import os
 
 
@@ -91,7 +99,7 @@ def hogs(x=0):
 
 def unsendable(x=0):
     return {"y": lambda: x}
-'''
+"""
 
 
 def test_each_failure_carries_its_kind(user_dir):
@@ -123,5 +131,9 @@ def test_a_child_process_sends_back_the_kind_of_its_failure(user_dir):
         r = run_chunk(spec(f"kinds.{name}", isolation="process"), items).rows[0]
         assert r["status"] == "failed"
         got[name] = (r["failure_kind"], r["error"].split(":")[0])
-    assert got == {"exits": ("process_died", "TrialProcessDied"), "uses_worker": ("needs_worker", "TrialNeedsWorker"),
-                   "hogs": ("out_of_memory", "MemoryError"), "unsendable": ("bad_result", "TypeError")}
+    assert got == {
+        "exits": ("process_died", "TrialProcessDied"),
+        "uses_worker": ("needs_worker", "TrialNeedsWorker"),
+        "hogs": ("out_of_memory", "MemoryError"),
+        "unsendable": ("bad_result", "TypeError"),
+    }

@@ -65,6 +65,7 @@ def _validate_file(path):
 
 # ----------------------------------------------------------------- the shipped manifests
 
+
 def test_every_shipped_manifest_validates():
     files = sorted(DEPLOY.glob("*.yaml"))
     assert {f.name for f in files} == {"daskcluster.yaml", "gpu-workergroup.yaml", "autoscaler.yaml"}
@@ -125,10 +126,15 @@ def test_container_commands_parse_with_the_installed_dask_cli():
 def _routes_from_manifest():
     import dask
 
-    [routes_env] = [e for e in kube_crd.load_manifest(CLUSTER_YAML)["spec"]["scheduler"]["spec"]["containers"][0]["env"]
-                    if e["name"] == kube.ROUTES_ENV]
+    [routes_env] = [
+        e
+        for e in kube_crd.load_manifest(CLUSTER_YAML)["spec"]["scheduler"]["spec"]["containers"][0]["env"]
+        if e["name"] == kube.ROUTES_ENV
+    ]
     # exactly as dask reads the variable in the container
-    return dask.config.collect_env({routes_env["name"]: routes_env["value"]})["distributed"]["scheduler"]["http"]["routes"]
+    return dask.config.collect_env({routes_env["name"]: routes_env["value"]})["distributed"]["scheduler"]["http"][
+        "routes"
+    ]
 
 
 def test_http_routes_are_distributeds_defaults_plus_the_api():
@@ -177,8 +183,11 @@ def test_dockerfile_copies_what_the_wheel_build_needs():
     pip install step lacks a file hatch needs (packages, force-include, readme)."""
     import tomllib
 
-    lines = [x.strip() for x in (DEPLOY / "Dockerfile").read_text().splitlines()
-             if x.strip() and not x.strip().startswith("#")]
+    lines = [
+        x.strip()
+        for x in (DEPLOY / "Dockerfile").read_text().splitlines()
+        if x.strip() and not x.strip().startswith("#")
+    ]
     assert lines[0] == "FROM python:3.11-slim"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["requires-python"] == ">=3.11"
@@ -190,15 +199,22 @@ def test_dockerfile_copies_what_the_wheel_build_needs():
             copied |= {src.rstrip("/") for src in x.split()[1:-1]}
     assert all((ROOT / src).exists() for src in copied), copied
     wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
-    needed = ({"pyproject.toml", project["project"]["readme"], "conf", "experiments", "deploy"}
-              | {p.split("/")[0] for p in wheel["packages"]} | {p.split("/")[0] for p in wheel.get("force-include", {})})
+    needed = (
+        {"pyproject.toml", project["project"]["readme"], "conf", "experiments", "deploy"}
+        | {p.split("/")[0] for p in wheel["packages"]}
+        | {p.split("/")[0] for p in wheel.get("force-include", {})}
+    )
     assert needed <= copied, needed - copied
-    allowed = {x.strip().lstrip("!").rstrip("/") for x in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
-               if x.strip().startswith("!")}
+    allowed = {
+        x.strip().lstrip("!").rstrip("/")
+        for x in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if x.strip().startswith("!")
+    }
     assert needed <= allowed, needed - allowed
 
 
 # ----------------------------------------------------------------- strict validation
+
 
 def _mutate(text, old, new):
     assert text.count(old) >= 1, old
@@ -207,43 +223,101 @@ def _mutate(text, old, new):
 
 CLUSTER_MUTATIONS = [
     # (what, old, new, expected substrings)
-    ("unknown key replica", "    replicas: 1 ", "    replica: 1 ",
-     [":27: spec.worker.replica: unknown key (did you mean 'replicas'?)"]),
-    ("misspelt container key", "        - name: worker                # daskbench sets image/env on the container named \"worker\"\n          image:",
-     "        - name: worker\n          imagee:",
-     [":31: spec.worker.spec.containers[0].imagee: unknown key (did you mean 'image'?)"]),
-    ("misspelt pod key", "      containers:\n        - name: worker", "      container:\n        - name: worker",
-     ["spec.worker.spec.container: unknown key (did you mean 'containers'?)"]),
-    ("wrong type for replicas", "    replicas: 1 ", "    replicas: \"1\" ",
-     [":27: spec.worker.replicas: expected integer, got string '1'"]),
-    ("bool is not an integer", "    replicas: 1 ", "    replicas: yes ",
-     ["spec.worker.replicas: expected integer, got boolean True"]),
-    ("unquoted number in args", '            - "8788"', "            - 8788",
-     ["spec.worker.spec.containers[0].args[6]: expected string, got integer 8788 (quote it: '8788')"]),
-    ("int-or-string port as a number", "              port: http-dashboard\n              path: /health\n            initialDelaySeconds: 0",
-     "              port: 8787\n              path: /health\n            initialDelaySeconds: 0",
-     ["spec.scheduler.spec.containers[0].readinessProbe.httpGet.port: expected string, got integer 8787",
-      "int-or-string"]),
-    ("empty value", "    replicas: 1 ", "    replicas: ",
-     ["spec.worker.replicas: empty value (null)"]),
-    ("misspelt required key", "    service:\n", "    servic:\n",
-     ["spec.scheduler.servic: unknown key (did you mean 'service'?)", "(and 1 more problem(s) after it)"]),
-    ("duplicate service port", "          port: 8787\n", "          port: 8786\n",
-     ["spec.scheduler.service.ports[1]: duplicate of item [0] (port=8786, protocol=TCP)"]),
-    ("quantity as a number", "requests: {cpu: \"1\", memory: 2Gi}", "requests: {cpu: 1, memory: 2Gi}",
-     ["spec.worker.spec.containers[0].resources.requests.cpu: expected string, got integer 1"]),
-    ("unknown top-level key", "spec:\n  idleTimeout", "specs: {}\nspec:\n  idleTimeout",
-     ["specs: unknown key (did you mean 'spec'?)"]),
-    ("wrong apiVersion", "apiVersion: kubernetes.dask.org/v1", "apiVersion: kubernetes.dask.org/v2",
-     ["apiVersion: 'kubernetes.dask.org/v2' is not allowed", "'kubernetes.dask.org/v1'"]),
-    ("misspelt kind", "kind: DaskCluster", "kind: DaskClustr",
-     ["kind: 'DaskClustr' is not a dask-kubernetes resource (did you mean 'DaskCluster'?)"]),
-    ("misspelt metadata key", "  name: daskbench                     # replaced", "  nme: daskbench  # replaced",
-     ["metadata.nme: unknown key (did you mean 'name'?)"]),
-    ("bad YAML", "  worker:\n    replicas", "  worker:\n   replicas",
-     [":28: not valid YAML"]),
-    ("key given twice", "    replicas: 1 ", "    replicas: 1\n    replicas: 2 ",
-     [":28: spec.worker.replicas: key given twice"]),
+    (
+        "unknown key replica",
+        "    replicas: 1 ",
+        "    replica: 1 ",
+        [":27: spec.worker.replica: unknown key (did you mean 'replicas'?)"],
+    ),
+    (
+        "misspelt container key",
+        '        - name: worker                # daskbench sets image/env on the container named "worker"\n          image:',
+        "        - name: worker\n          imagee:",
+        [":31: spec.worker.spec.containers[0].imagee: unknown key (did you mean 'image'?)"],
+    ),
+    (
+        "misspelt pod key",
+        "      containers:\n        - name: worker",
+        "      container:\n        - name: worker",
+        ["spec.worker.spec.container: unknown key (did you mean 'containers'?)"],
+    ),
+    (
+        "wrong type for replicas",
+        "    replicas: 1 ",
+        '    replicas: "1" ',
+        [":27: spec.worker.replicas: expected integer, got string '1'"],
+    ),
+    (
+        "bool is not an integer",
+        "    replicas: 1 ",
+        "    replicas: yes ",
+        ["spec.worker.replicas: expected integer, got boolean True"],
+    ),
+    (
+        "unquoted number in args",
+        '            - "8788"',
+        "            - 8788",
+        ["spec.worker.spec.containers[0].args[6]: expected string, got integer 8788 (quote it: '8788')"],
+    ),
+    (
+        "int-or-string port as a number",
+        "              port: http-dashboard\n              path: /health\n            initialDelaySeconds: 0",
+        "              port: 8787\n              path: /health\n            initialDelaySeconds: 0",
+        [
+            "spec.scheduler.spec.containers[0].readinessProbe.httpGet.port: expected string, got integer 8787",
+            "int-or-string",
+        ],
+    ),
+    ("empty value", "    replicas: 1 ", "    replicas: ", ["spec.worker.replicas: empty value (null)"]),
+    (
+        "misspelt required key",
+        "    service:\n",
+        "    servic:\n",
+        ["spec.scheduler.servic: unknown key (did you mean 'service'?)", "(and 1 more problem(s) after it)"],
+    ),
+    (
+        "duplicate service port",
+        "          port: 8787\n",
+        "          port: 8786\n",
+        ["spec.scheduler.service.ports[1]: duplicate of item [0] (port=8786, protocol=TCP)"],
+    ),
+    (
+        "quantity as a number",
+        'requests: {cpu: "1", memory: 2Gi}',
+        "requests: {cpu: 1, memory: 2Gi}",
+        ["spec.worker.spec.containers[0].resources.requests.cpu: expected string, got integer 1"],
+    ),
+    (
+        "unknown top-level key",
+        "spec:\n  idleTimeout",
+        "specs: {}\nspec:\n  idleTimeout",
+        ["specs: unknown key (did you mean 'spec'?)"],
+    ),
+    (
+        "wrong apiVersion",
+        "apiVersion: kubernetes.dask.org/v1",
+        "apiVersion: kubernetes.dask.org/v2",
+        ["apiVersion: 'kubernetes.dask.org/v2' is not allowed", "'kubernetes.dask.org/v1'"],
+    ),
+    (
+        "misspelt kind",
+        "kind: DaskCluster",
+        "kind: DaskClustr",
+        ["kind: 'DaskClustr' is not a dask-kubernetes resource (did you mean 'DaskCluster'?)"],
+    ),
+    (
+        "misspelt metadata key",
+        "  name: daskbench                     # replaced",
+        "  nme: daskbench  # replaced",
+        ["metadata.nme: unknown key (did you mean 'name'?)"],
+    ),
+    ("bad YAML", "  worker:\n    replicas", "  worker:\n   replicas", [":28: not valid YAML"]),
+    (
+        "key given twice",
+        "    replicas: 1 ",
+        "    replicas: 1\n    replicas: 2 ",
+        [":28: spec.worker.replicas: key given twice"],
+    ),
 ]
 
 
@@ -260,19 +334,34 @@ def test_mutated_cluster_manifest_fails_with_its_path(tmp_path, what, old, new, 
 
 DICT_MUTATIONS = [
     # (what, edit of the loaded DaskCluster, expected)
-    ("missing container name", lambda d: d["spec"]["worker"]["spec"]["containers"][0].pop("name"),
-     "spec.worker.spec.containers[0].name: required key is missing"),
-    ("missing scheduler service", lambda d: d["spec"]["scheduler"].pop("service"),
-     "spec.scheduler.service: required key is missing"),
+    (
+        "missing container name",
+        lambda d: d["spec"]["worker"]["spec"]["containers"][0].pop("name"),
+        "spec.worker.spec.containers[0].name: required key is missing",
+    ),
+    (
+        "missing scheduler service",
+        lambda d: d["spec"]["scheduler"].pop("service"),
+        "spec.scheduler.service: required key is missing",
+    ),
     ("missing worker", lambda d: d["spec"].pop("worker"), "spec.worker: required key is missing"),
     ("missing metadata.name", lambda d: d["metadata"].pop("name"), "metadata.name: required key is missing"),
     ("missing spec", lambda d: d.pop("spec"), "spec: required key is missing"),
-    ("env value not a string", lambda d: d["spec"]["scheduler"]["spec"]["containers"][0]["env"].append(
-        {"name": "N", "value": 3}), "spec.scheduler.spec.containers[0].env[1].value: expected string, got integer 3"),
-    ("env item misspelt", lambda d: d["spec"]["scheduler"]["spec"]["containers"][0]["env"].append(
-        {"name": "N", "valu": "3"}), "env[1].valu: unknown key (did you mean 'value'?)"),
-    ("int32 overflow", lambda d: d["spec"]["worker"]["spec"]["containers"][0]["ports"][0].update(
-        containerPort=2**40), "ports[0].containerPort: 1099511627776 does not fit in int32"),
+    (
+        "env value not a string",
+        lambda d: d["spec"]["scheduler"]["spec"]["containers"][0]["env"].append({"name": "N", "value": 3}),
+        "spec.scheduler.spec.containers[0].env[1].value: expected string, got integer 3",
+    ),
+    (
+        "env item misspelt",
+        lambda d: d["spec"]["scheduler"]["spec"]["containers"][0]["env"].append({"name": "N", "valu": "3"}),
+        "env[1].valu: unknown key (did you mean 'value'?)",
+    ),
+    (
+        "int32 overflow",
+        lambda d: d["spec"]["worker"]["spec"]["containers"][0]["ports"][0].update(containerPort=2**40),
+        "ports[0].containerPort: 1099511627776 does not fit in int32",
+    ),
 ]
 
 
@@ -287,18 +376,27 @@ def test_mutated_cluster_document_fails_with_its_path(what, edit, expected):
 
 
 OTHER_MUTATIONS = [
-    (GPU_YAML, 'nvidia.com/gpu: "1"', "nvidia.com/gpu: 1",
-     "spec.worker.spec.containers[0].resources.limits.nvidia.com/gpu: expected string, got integer 1"),
-    (GPU_YAML, "      tolerations:", "      toleration:",
-     "spec.worker.spec.toleration: unknown key (did you mean 'tolerations'?)"),
+    (
+        GPU_YAML,
+        'nvidia.com/gpu: "1"',
+        "nvidia.com/gpu: 1",
+        "spec.worker.spec.containers[0].resources.limits.nvidia.com/gpu: expected string, got integer 1",
+    ),
+    (
+        GPU_YAML,
+        "      tolerations:",
+        "      toleration:",
+        "spec.worker.spec.toleration: unknown key (did you mean 'tolerations'?)",
+    ),
     (GPU_YAML, "  cluster: daskbench", "  clusterName: daskbench", "spec.clusterName: unknown key"),
     (AUTOSCALER_YAML, "  maximum: 10 ", '  maximum: "10" ', "spec.maximum: expected integer, got string '10'"),
     (AUTOSCALER_YAML, "  minimum: 1 ", "  minimun: 1 ", "spec.minimun: unknown key (did you mean 'minimum'?)"),
 ]
 
 
-@pytest.mark.parametrize("path,old,new,expected", OTHER_MUTATIONS,
-                         ids=[f"{m[0].name}:{m[2].split(':')[0].strip()}" for m in OTHER_MUTATIONS])
+@pytest.mark.parametrize(
+    "path,old,new,expected", OTHER_MUTATIONS, ids=[f"{m[0].name}:{m[2].split(':')[0].strip()}" for m in OTHER_MUTATIONS]
+)
 def test_mutated_workergroup_and_autoscaler_fail(tmp_path, path, old, new, expected):
     p = _write(tmp_path, _mutate(path.read_text(), old, new))
     with pytest.raises(ConfigError) as err:
@@ -310,14 +408,22 @@ def test_operator_conventions_beyond_the_crd():
     base = kube_crd.load_manifest(CLUSTER_YAML)
     sched = lambda d: d["spec"]["scheduler"]["spec"]["containers"][0]  # noqa: E731
     cases = [
-        (lambda d: d["spec"]["scheduler"]["service"]["selector"].update({"dask.org/cluster-name": "other"}),
-         "spec.scheduler.service.selector: must select"),
-        (lambda d: d["spec"]["scheduler"]["service"]["ports"][0].update(name="comm"),
-         "spec.scheduler.service.ports: no port named 'tcp-comm'"),
-        (lambda d: sched(d)["livenessProbe"]["httpGet"].update(port="http-dashbord"),
-         "livenessProbe.httpGet.port: 'http-dashbord' names no port of this container (did you mean 'http-dashboard'?)"),
-        (lambda d: d["spec"]["scheduler"]["service"]["ports"][1].update(targetPort="dashboard"),
-         "ports[1].targetPort: 'dashboard' names no port of the scheduler container"),
+        (
+            lambda d: d["spec"]["scheduler"]["service"]["selector"].update({"dask.org/cluster-name": "other"}),
+            "spec.scheduler.service.selector: must select",
+        ),
+        (
+            lambda d: d["spec"]["scheduler"]["service"]["ports"][0].update(name="comm"),
+            "spec.scheduler.service.ports: no port named 'tcp-comm'",
+        ),
+        (
+            lambda d: sched(d)["livenessProbe"]["httpGet"].update(port="http-dashbord"),
+            "livenessProbe.httpGet.port: 'http-dashbord' names no port of this container (did you mean 'http-dashboard'?)",
+        ),
+        (
+            lambda d: d["spec"]["scheduler"]["service"]["ports"][1].update(targetPort="dashboard"),
+            "ports[1].targetPort: 'dashboard' names no port of the scheduler container",
+        ),
         (lambda d: sched(d).pop("env"), f"env: {kube.ROUTES_ENV} must list {API_ROUTE}, distributed.http.health"),
         (lambda d: sched(d)["env"][0].update(value="['distributed.http.health']"), f"must list {API_ROUTE}"),
         (lambda d: sched(d).update(name="sched"), "spec.scheduler.spec.containers: no container named 'scheduler'"),
@@ -351,12 +457,17 @@ def test_operator_spec_builders_pass_the_schema():
     from dask_kubernetes.operator import make_cluster_spec, make_worker_spec
 
     kube_crd.validate(_prune_nulls(make_cluster_spec(name="x", n_workers=2, env={"A": "1"})), "make_cluster_spec")
-    wg = {"apiVersion": kube_crd.API_VERSION, "kind": "DaskWorkerGroup", "metadata": {"name": "x-gpu"},
-          "spec": {"cluster": "x", "worker": _prune_nulls(make_worker_spec(n_workers=1))}}
+    wg = {
+        "apiVersion": kube_crd.API_VERSION,
+        "kind": "DaskWorkerGroup",
+        "metadata": {"name": "x-gpu"},
+        "spec": {"cluster": "x", "worker": _prune_nulls(make_worker_spec(n_workers=1))},
+    }
     kube_crd.validate(wg, "make_worker_spec")
 
 
 # ----------------------------------------------------------------- loading
+
 
 def test_load_manifest_is_multi_document_aware(tmp_path):
     both = CLUSTER_YAML.read_text() + "\n---\n" + AUTOSCALER_YAML.read_text() + "\n---\n"
@@ -370,7 +481,9 @@ def test_load_manifest_is_multi_document_aware(tmp_path):
     with pytest.raises(ConfigError, match="no DaskWorkerGroup document \\(found: DaskCluster, DaskAutoscaler\\)"):
         kube_crd.load_manifest(p, "DaskWorkerGroup")
     with pytest.raises(ConfigError, match="more than one DaskCluster"):
-        kube_crd.load_manifest(_write(tmp_path, CLUSTER_YAML.read_text() + "\n---\n" + CLUSTER_YAML.read_text(), "2.yaml"))
+        kube_crd.load_manifest(
+            _write(tmp_path, CLUSTER_YAML.read_text() + "\n---\n" + CLUSTER_YAML.read_text(), "2.yaml")
+        )
     with pytest.raises(ConfigError, match=":2: a document must be a mapping"):
         kube_crd.load_documents(_write(tmp_path, "---\n- a\n- b\n", "list.yaml"))
     with pytest.raises(ConfigError, match="cannot read"):
@@ -378,6 +491,7 @@ def test_load_manifest_is_multi_document_aware(tmp_path):
 
 
 # ----------------------------------------------------------------- build_spec
+
 
 def test_build_spec_defaults_is_the_shipped_manifest():
     spec = kube.build_spec(KubernetesClusterConfig())
@@ -388,12 +502,19 @@ def test_build_spec_defaults_is_the_shipped_manifest():
 def test_build_spec_applies_the_overrides():
     before = CLUSTER_YAML.read_text()
     routes = "['distributed.http.health', 'distributed.http.scheduler.api']"
-    cfg = KubernetesClusterConfig(name="bench-7", namespace="sims", image="ghcr.io/me/daskbench:1.2",
-                                  n_workers=5, env={"OMP_NUM_THREADS": "1", kube.ROUTES_ENV: routes})
+    cfg = KubernetesClusterConfig(
+        name="bench-7",
+        namespace="sims",
+        image="ghcr.io/me/daskbench:1.2",
+        n_workers=5,
+        env={"OMP_NUM_THREADS": "1", kube.ROUTES_ENV: routes},
+    )
     spec = kube.build_spec(cfg)
     assert spec["metadata"] == {"name": "bench-7", "namespace": "sims"}
-    assert spec["spec"]["scheduler"]["service"]["selector"] == {"dask.org/cluster-name": "bench-7",
-                                                                "dask.org/component": "scheduler"}
+    assert spec["spec"]["scheduler"]["service"]["selector"] == {
+        "dask.org/cluster-name": "bench-7",
+        "dask.org/component": "scheduler",
+    }
     assert spec["spec"]["worker"]["replicas"] == 5
     for role, c in _containers(spec):
         assert c["image"] == "ghcr.io/me/daskbench:1.2"
@@ -413,17 +534,25 @@ def test_build_spec_custom_manifest_relative_to_repo_root(tmp_path):
     with pytest.raises(ConfigError, match="cluster.manifest=k8s/other.yaml: no such file"):
         kube.build_spec(KubernetesClusterConfig(manifest="k8s/other.yaml"), repo_root=tmp_path)
     _write(tmp_path / "k8s", _mutate(text, "    replicas: 4 ", "    replica: 4 "), "bad.yaml")
-    with pytest.raises(ConfigError, match=r"bad.yaml:27: spec.worker.replica: unknown key \(did you mean 'replicas'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"bad.yaml:27: spec.worker.replica: unknown key \(did you mean 'replicas'\?\)"
+    ):
         kube.build_spec(KubernetesClusterConfig(manifest=str(tmp_path / "k8s" / "bad.yaml")))
 
 
-@pytest.mark.parametrize("cfg,expected", [
-    (KubernetesClusterConfig(name="Bench_1"), "cluster.name='Bench_1': not a valid DaskCluster name"),
-    (KubernetesClusterConfig(name="x" * 60), "at most"),
-    (KubernetesClusterConfig(n_workers=-1), "cluster.n_workers=-1: must be a whole number >= 0"),
-    (KubernetesClusterConfig(env={kube.ROUTES_ENV: "['distributed.http.health']"}),
-     f"with the cluster.* settings: spec.scheduler.spec.containers[0].env: {kube.ROUTES_ENV} must list {API_ROUTE}"),
-], ids=["name", "long-name", "n_workers", "routes-env"])
+@pytest.mark.parametrize(
+    "cfg,expected",
+    [
+        (KubernetesClusterConfig(name="Bench_1"), "cluster.name='Bench_1': not a valid DaskCluster name"),
+        (KubernetesClusterConfig(name="x" * 60), "at most"),
+        (KubernetesClusterConfig(n_workers=-1), "cluster.n_workers=-1: must be a whole number >= 0"),
+        (
+            KubernetesClusterConfig(env={kube.ROUTES_ENV: "['distributed.http.health']"}),
+            f"with the cluster.* settings: spec.scheduler.spec.containers[0].env: {kube.ROUTES_ENV} must list {API_ROUTE}",
+        ),
+    ],
+    ids=["name", "long-name", "n_workers", "routes-env"],
+)
 def test_build_spec_rejects_bad_settings(cfg, expected):
     with pytest.raises(ConfigError) as err:
         kube.build_spec(cfg)
@@ -431,6 +560,7 @@ def test_build_spec_rejects_bad_settings(cfg, expected):
 
 
 # ----------------------------------------------------------------- against dask-kubernetes' own builders
+
 
 def test_build_spec_matches_make_cluster_spec():
     """Everything equals what make_cluster_spec() generates for the same settings, except:
@@ -451,8 +581,16 @@ def test_build_spec_matches_make_cluster_spec():
     ours = kube.build_spec(cfg)
     resources = ours["spec"]["worker"]["spec"]["containers"][0]["resources"]
     assert ours["spec"]["scheduler"]["spec"]["containers"][0]["resources"] == resources
-    theirs = _prune_nulls(make_cluster_spec(name="bench-a", image="img:1", n_workers=3, env={"FOO": "bar"},
-                                            resources=resources, worker_command="dask worker"))
+    theirs = _prune_nulls(
+        make_cluster_spec(
+            name="bench-a",
+            image="img:1",
+            n_workers=3,
+            env={"FOO": "bar"},
+            resources=resources,
+            worker_command="dask worker",
+        )
+    )
 
     # the structurally relevant parts, one by one (clearer failures than one big ==)
     o_s, t_s = ours["spec"]["scheduler"], theirs["spec"]["scheduler"]
@@ -491,8 +629,14 @@ def test_gpu_workergroup_matches_make_worker_spec():
     ours = json.loads(json.dumps(gpu["spec"]["worker"]))
     c = ours["spec"]["containers"][0]
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    theirs = _prune_nulls(make_worker_spec(image=c["image"], n_workers=ours["replicas"], resources=c["resources"],
-                                           worker_command="dask worker --resources GPU=1"))
+    theirs = _prune_nulls(
+        make_worker_spec(
+            image=c["image"],
+            n_workers=ours["replicas"],
+            resources=c["resources"],
+            worker_command="dask worker --resources GPU=1",
+        )
+    )
     assert c.pop("imagePullPolicy") == "IfNotPresent"
     assert ours["spec"].pop("tolerations") == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert ours == theirs
@@ -500,11 +644,18 @@ def test_gpu_workergroup_matches_make_worker_spec():
 
 # ----------------------------------------------------------------- without the extra, without a cluster
 
+
 def _run(code, env_extra, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_missing_extra_is_a_config_error(tmp_path):

@@ -16,7 +16,7 @@ import yaml
 
 from tests.procs import DaskProcesses, free_port
 
-APP = '''
+APP = """
 import os
 from pathlib import Path
 
@@ -37,29 +37,35 @@ def main(cfg: DictConfig):
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
-LOCAL = ["hydra/launcher=daskbench", "hydra.launcher.cluster.n_workers=2",
-         "hydra.launcher.cluster.dashboard_address=null"]
+LOCAL = [
+    "hydra/launcher=daskbench",
+    "hydra.launcher.cluster.n_workers=2",
+    "hydra.launcher.cluster.dashboard_address=null",
+]
 
 
 @pytest.fixture
 def app(tmp_path):
     (tmp_path / "app.py").write_text(APP)
-    (tmp_path / "config.yaml").write_text(textwrap.dedent(f"""
+    (tmp_path / "config.yaml").write_text(
+        textwrap.dedent(f"""
         x: 0
         y: 0.0
         kind: dict
-        log: {tmp_path / 'ran.txt'}
-        fail_flag: {tmp_path / 'fail.flag'}
-    """))
+        log: {tmp_path / "ran.txt"}
+        fail_flag: {tmp_path / "fail.flag"}
+    """)
+    )
     return tmp_path
 
 
 def run(app: Path, *args: str, timeout: float = 240, python: str = sys.executable) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "PYTHONPATH")}
-    return subprocess.run([python, "app.py", "-m", *args], cwd=app, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [python, "app.py", "-m", *args], cwd=app, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,8 +84,12 @@ def hydra_optuna_python() -> str:
     stamp = HYDRA_OPTUNA_VENV / ".installed"
     if not stamp.exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(HYDRA_OPTUNA_VENV)], check=True)
-        r = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-e", str(REPO),
-                            "hydra-optuna-sweeper>=1.2,<1.4"], capture_output=True, text=True, timeout=900)
+        r = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "-e", str(REPO), "hydra-optuna-sweeper>=1.2,<1.4"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if r.returncode != 0:
             pytest.fail(f"could not install hydra-optuna-sweeper beside daskbench: {r.stderr[-2000:]}")
         stamp.touch()
@@ -131,9 +141,17 @@ def test_resume_skips_ok_jobs_and_reruns_failed_ones(app):
 
 
 def test_optuna_sweeper_batches_and_resume(app, hydra_optuna_python):
-    args = [*LOCAL, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2",
-            "hydra.sweeper.sampler.seed=7", "kind=float", "x=range(0,6)", "hydra.launcher.resume=true",
-            "hydra.launcher.results_dir=results/opt"]
+    args = [
+        *LOCAL,
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=6",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.sampler.seed=7",
+        "kind=float",
+        "x=range(0,6)",
+        "hydra.launcher.resume=true",
+        "hydra.launcher.results_dir=results/opt",
+    ]
     first = run(app, *args, "hydra.sweep.dir=opt1", python=hydra_optuna_python)
     assert first.returncode == 0, first.stderr
     best = yaml.safe_load((app / "opt1" / "optimization_results.yaml").read_text())
@@ -157,9 +175,15 @@ def test_address_cluster_with_resources(app, tmp_path_factory):
     procs.start_worker("gpu", resources="GPU=1")
     try:
         names = procs.wait_for_workers(2)
-        r = run(app, "hydra/launcher=daskbench", "hydra.launcher.cluster.kind=address",
-                f"hydra.launcher.cluster.address={procs.address}", "+hydra.launcher.resources.GPU=1",
-                "x=range(0,6)", "hydra.sweep.dir=ms")
+        r = run(
+            app,
+            "hydra/launcher=daskbench",
+            "hydra.launcher.cluster.kind=address",
+            f"hydra.launcher.cluster.address={procs.address}",
+            "+hydra.launcher.resources.GPU=1",
+            "x=range(0,6)",
+            "hydra.sweep.dir=ms",
+        )
         assert r.returncode == 0, r.stderr
         df = pd.read_parquet(app / "ms" / "results" / "trials")
         assert len(df) == 6 and (df.status == "ok").all()
@@ -171,23 +195,42 @@ def test_address_cluster_with_resources(app, tmp_path_factory):
         procs.stop()
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["hydra.launcher.nope=1"], 1, "Key 'nope' not in 'DaskbenchLauncherConf'"),
-    (["hydra.launcher.cluster.address=tcp://127.0.0.1:1"], 2,
-     "hydra.launcher.cluster.address is a setting of cluster kind address, not local"),
-    (["hydra.launcher.retries=-1"], 2, "hydra.launcher.retries=-1: must be >= 0"),
-    (["hydra.launcher.cluster.kind=cloud"], 2, "hydra.launcher.cluster.kind=cloud: use local, address, kubernetes"),
-    (["++hydra.launcher.resources={TPU: 1}"], 3, "no worker has the resources this experiment asks for (TPU=1)"),
-    (["+hydra.launcher.cluster.resources.GPU=1", "+hydra.launcher.resources.TPU=1"], 3,
-     "(TPU=1); the workers have: GPU=1"),
-    (["hydra.launcher.cluster.kind=address", "hydra.launcher.cluster.address=tcp://127.0.0.1:PORT",
-      "hydra.launcher.cluster.timeout_s=2"], 3, "cannot reach the Dask scheduler at tcp://127.0.0.1:PORT"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["hydra.launcher.nope=1"], 1, "Key 'nope' not in 'DaskbenchLauncherConf'"),
+        (
+            ["hydra.launcher.cluster.address=tcp://127.0.0.1:1"],
+            2,
+            "hydra.launcher.cluster.address is a setting of cluster kind address, not local",
+        ),
+        (["hydra.launcher.retries=-1"], 2, "hydra.launcher.retries=-1: must be >= 0"),
+        (["hydra.launcher.cluster.kind=cloud"], 2, "hydra.launcher.cluster.kind=cloud: use local, address, kubernetes"),
+        (["++hydra.launcher.resources={TPU: 1}"], 3, "no worker has the resources this experiment asks for (TPU=1)"),
+        (
+            ["+hydra.launcher.cluster.resources.GPU=1", "+hydra.launcher.resources.TPU=1"],
+            3,
+            "(TPU=1); the workers have: GPU=1",
+        ),
+        (
+            [
+                "hydra.launcher.cluster.kind=address",
+                "hydra.launcher.cluster.address=tcp://127.0.0.1:PORT",
+                "hydra.launcher.cluster.timeout_s=2",
+            ],
+            3,
+            "cannot reach the Dask scheduler at tcp://127.0.0.1:PORT",
+        ),
+    ],
+)
 def test_bad_input_is_one_clear_line(app, args, code, message):
     port = str(free_port())
     args = [a.replace("PORT", port) for a in args]
-    local = [] if "hydra.launcher.cluster.kind=address" in args else [
-        "hydra.launcher.cluster.n_workers=1", "hydra.launcher.cluster.dashboard_address=null"]
+    local = (
+        []
+        if "hydra.launcher.cluster.kind=address" in args
+        else ["hydra.launcher.cluster.n_workers=1", "hydra.launcher.cluster.dashboard_address=null"]
+    )
     r = run(app, "hydra/launcher=daskbench", *local, *args, "x=1,2", "hydra.sweep.dir=ms")
     assert r.returncode == code, (r.stdout, r.stderr)
     assert message.replace("PORT", port) in r.stderr

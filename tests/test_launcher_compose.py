@@ -77,8 +77,13 @@ def test_run_job_matches_hydras(loader, tmp_path):
             cfg.hydra.job.id, cfg.hydra.job.num = "app_0", 0
         task = lambda c: {"user": c.db.user}  # noqa: E731
         if kind == "hydra":
-            ret = run_job(task_function=task, config=cfg, job_dir_key="hydra.sweep.dir",
-                          job_subdir_key="hydra.sweep.subdir", hydra_context=HydraContext(loader, Callbacks()))
+            ret = run_job(
+                task_function=task,
+                config=cfg,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+                hydra_context=HydraContext(loader, Callbacks()),
+            )
         else:
             ret = fast_run_job(task, cfg, Callbacks())
         returns.append(ret)

@@ -24,19 +24,27 @@ class TestDaskbenchLauncher(LauncherTestSuite):
     """Hydra's launcher suite; hydra/launcher/daskbench is the plugin's ConfigStore entry."""
 
 
-@pytest.mark.parametrize("launcher_name, overrides",
-                         [("daskbench", ["hydra/sweeper=basic", "hydra.sweeper.max_batch_size=2", *SMALL])])
+@pytest.mark.parametrize(
+    "launcher_name, overrides", [("daskbench", ["hydra/sweeper=basic", "hydra.sweeper.max_batch_size=2", *SMALL])]
+)
 class TestDaskbenchLauncherBatched(BatchedSweeperTestSuite):
     """Several launch() calls per multirun: the cluster is kept between batches."""
 
 
 @pytest.mark.parametrize(
     "task_launcher_cfg, extra_flags",
-    [(
-        {"defaults": [{"override hydra/launcher": "daskbench"}, {"override hydra/hydra_logging": "hydra_debug"},
-                      {"override hydra/job_logging": "disabled"}]},
-        ["-m", "hydra.launcher.cluster.n_workers=1", "hydra.launcher.cluster.dashboard_address=null"],
-    )],
+    [
+        (
+            {
+                "defaults": [
+                    {"override hydra/launcher": "daskbench"},
+                    {"override hydra/hydra_logging": "hydra_debug"},
+                    {"override hydra/job_logging": "disabled"},
+                ]
+            },
+            ["-m", "hydra.launcher.cluster.n_workers=1", "hydra.launcher.cluster.dashboard_address=null"],
+        )
+    ],
 )
 class TestDaskbenchLauncherIntegration(IntegrationTestSuite):
     """Real apps run as subprocesses: job names, working directories, original cwd."""

@@ -33,8 +33,12 @@ def test_editable_install_is_discovered():
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     dist = tmp_path_factory.mktemp("dist")
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot build a wheel here (pip needs hatchling from the index): {r.stderr[-300:]}")
     return next(dist.glob("daskbench-*.whl"))
@@ -49,8 +53,12 @@ def test_wheel_holds_the_plugin_in_the_namespace_package(wheel):
 
 def test_installed_wheel_is_discovered_and_runs_a_multirun(wheel, tmp_path):
     target = tmp_path / "installed"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
-                        str(wheel)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     # -S: no .pth files, so the editable install's src/ is not on the path; the
     # dependencies still come from this environment's site-packages
@@ -58,7 +66,8 @@ def test_installed_wheel_is_discovered_and_runs_a_multirun(wheel, tmp_path):
     out = subprocess.run([sys.executable, "-S", "-c", DISCOVER], capture_output=True, text=True, env=env, cwd="/")
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()).is_relative_to(target)
-    (tmp_path / "app.py").write_text(textwrap.dedent("""
+    (tmp_path / "app.py").write_text(
+        textwrap.dedent("""
         import hydra
 
         @hydra.main(version_base="1.3", config_path=None)
@@ -67,10 +76,26 @@ def test_installed_wheel_is_discovered_and_runs_a_multirun(wheel, tmp_path):
 
         if __name__ == "__main__":
             main()
-    """))
-    run = subprocess.run([sys.executable, "-S", "app.py", "-m", "hydra/launcher=daskbench", "+x=1,2",
-                          "hydra.launcher.cluster.n_workers=1", "hydra.launcher.cluster.dashboard_address=null",
-                          "hydra.sweep.dir=ms"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
+    """)
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            "app.py",
+            "-m",
+            "hydra/launcher=daskbench",
+            "+x=1,2",
+            "hydra.launcher.cluster.n_workers=1",
+            "hydra.launcher.cluster.dashboard_address=null",
+            "hydra.sweep.dir=ms",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=240,
+    )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "ms" / "results" / "trials").is_dir() and (tmp_path / "ms" / "1" / ".hydra").is_dir()
 

@@ -66,7 +66,8 @@ def _imports(name: str, path: Path, known: Set[str]) -> Set[str]:
 def test_no_module_is_too_long():
     long = {n: p.read_text().count("\n") for n, p in _modules().items()}
     assert {n: c for n, c in long.items() if c > MAX_MODULE_LINES} == {}, (
-        f"split modules past {MAX_MODULE_LINES} lines into modules that each hold one idea")
+        f"split modules past {MAX_MODULE_LINES} lines into modules that each hold one idea"
+    )
 
 
 def test_no_function_is_too_long():
@@ -94,7 +95,7 @@ def test_no_import_cycles():
             if m not in graph:
                 continue
             if state.get(m) == 1:
-                cycles.append(path[path.index(m):] + [m] if m in path else [n, m])
+                cycles.append(path[path.index(m) :] + [m] if m in path else [n, m])
             elif m not in state:
                 visit(m, path + [m])
         state[n] = 2
@@ -105,7 +106,8 @@ def test_no_import_cycles():
     # The package's __init__ re-exports the public API lazily; importing a submodule
     # of daskbench imports it implicitly, never the other way round.
     assert cycles == [], "import cycles (including imports inside functions): " + "; ".join(
-        " -> ".join(c) for c in cycles)
+        " -> ".join(c) for c in cycles
+    )
 
 
 @pytest.mark.parametrize("forbidden", ["experiments"])

@@ -34,9 +34,15 @@ def jupyter_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("jupyter")
     spec = root / "kernels" / KERNEL
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "daskbench tests", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "daskbench tests",
+                "language": "python",
+            }
+        )
+    )
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["JUPYTER_PATH"] = os.pathsep.join([str(root), env.get("JUPYTER_PATH", "")]).rstrip(os.pathsep)
     for var in ("DASKBENCH_RESULTS", "DASKBENCH_RESULTS_B"):
@@ -54,8 +60,9 @@ def execute(name: str, cwd: Path, env: dict, **variables):
     """Run a fresh copy of notebooks/NAME.ipynb in `cwd`; returns (notebook with outputs, error or None)."""
     copy = Path(shutil.copy(NOTEBOOKS / f"{name}.ipynb", cwd / f"{name}.ipynb"))
     nb = nbformat.read(copy, as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT,
-                                     resources={"metadata": {"path": str(cwd)}})
+    client = nbclient.NotebookClient(
+        nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT, resources={"metadata": {"path": str(cwd)}}
+    )
     try:
         client.execute(env=dict(env, **variables))
     except nbclient.exceptions.CellExecutionError as exc:

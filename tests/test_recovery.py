@@ -113,8 +113,10 @@ def test_a_trial_that_crashes_its_quarantine_is_blamed_with_its_own_cause():
     assert m.in_child("b") and not m.in_child("a")
     cause = "TrialProcessDied: the trial's process exited with status 3 before returning a result (os._exit?)"
     (r,) = written(m.handle(ChunkDone(P + "7", [B], [failed(B, FailureKind.PROCESS_DIED, cause)])))
-    assert r["error"] == ("KilledWorker: the worker died while running this trial (2 time(s)); run alone in a "
-                          "child process limited to the worker's memory, it failed with: " + cause)
+    assert r["error"] == (
+        "KilledWorker: the worker died while running this trial (2 time(s)); run alone in a "
+        "child process limited to the worker's memory, it failed with: " + cause
+    )
     assert r["attempts"] == 3 and r["status"] == "failed" and r["failure_kind"] == "process_died"
     assert m.quarantined == {} and m.trial_deaths == {"c": 1, "d": 1}  # c and d are still to come back
 
@@ -142,7 +144,8 @@ def test_a_quarantined_trial_whose_worker_keeps_dying_fails_after_crash_retries(
     assert r["error"] == (
         "KilledWorker: the worker died while running this trial, 3 time(s), the last on tcp://w:2, 2 of them "
         "while it ran alone (in a child process where it can): the worker's machine, not the trial, seems to "
-        "be failing (runner.crash_retries sets how often such a trial is tried)")
+        "be failing (runner.crash_retries sets how often such a trial is tried)"
+    )
     assert (r["status"], r["failure_kind"], r["attempts"], r["seed"]) == ("failed", "worker_lost", 3, 1)
     assert m.handle(SlotsFree(4)) == [] and m.quarantined == {} and m.trial_deaths == {}
 
@@ -187,7 +190,8 @@ def test_a_chunk_that_raises_fails_each_of_its_trials_with_its_lost_runs():
     rows = written(m.handle(ChunkRaised(P + "1", [A, B], "OSError: cannot send")))
     assert [(r["trial_id"], r["status"], r["failure_kind"], r["error"], r["attempts"]) for r in rows] == [
         ("a", "failed", "chunk_failed", "OSError: cannot send", 1),
-        ("b", "failed", "chunk_failed", "OSError: cannot send", 1)]
+        ("b", "failed", "chunk_failed", "OSError: cannot send", 1),
+    ]
 
 
 def test_cancel_writes_the_pending_trials_and_every_rerun_as_cancelled():
@@ -195,13 +199,18 @@ def test_cancel_writes_the_pending_trials_and_every_rerun_as_cancelled():
     m.handle(killed("1", A, B))  # both wait to run again
     rows = written(m.handle(Cancel([C])))
     assert [(r["trial_id"], r["status"], r["failure_kind"], r["attempts"]) for r in rows] == [
-        ("c", "cancelled", "cancelled", 0), ("a", "cancelled", "cancelled", 1), ("b", "cancelled", "cancelled", 1)]
+        ("c", "cancelled", "cancelled", 0),
+        ("a", "cancelled", "cancelled", 1),
+        ("b", "cancelled", "cancelled", 1),
+    ]
     assert {r["error"] for r in rows} == {"cancelled before it finished"}
     assert m.handle(SlotsFree(5)) == [] and m.trial_deaths == {} and m.handle(Cancel([])) == []
 
 
 def test_the_machine_imports_neither_dask_nor_pyarrow():
-    code = ("import sys, daskbench.runner.recovery; "
-            "print(sorted(m for m in ('distributed', 'dask', 'pyarrow') if m in sys.modules))")
+    code = (
+        "import sys, daskbench.runner.recovery; "
+        "print(sorted(m for m in ('distributed', 'dask', 'pyarrow') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

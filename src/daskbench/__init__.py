@@ -15,14 +15,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import (
+    ClusterError,
+    ConfigError,
+    DaskbenchError,
+    ExperimentNotFound,
+    ResultsError,
+    SweepError,
+    TrialImportError,
+)
 from .observe.live import report
 from .runner.prune import TrialPruned, should_stop
-from .errors import ClusterError, ConfigError, DaskbenchError, ExperimentNotFound, ResultsError, SweepError, TrialImportError
 
 __all__ = [
-    "run", "load", "to_xarray", "plan", "RunResult", "report", "should_stop", "TrialPruned",
-    "DaskbenchError", "ConfigError", "ExperimentNotFound", "SweepError", "TrialImportError",
-    "ResultsError", "ClusterError",
+    "run",
+    "load",
+    "to_xarray",
+    "plan",
+    "RunResult",
+    "report",
+    "should_stop",
+    "TrialPruned",
+    "DaskbenchError",
+    "ConfigError",
+    "ExperimentNotFound",
+    "SweepError",
+    "TrialImportError",
+    "ResultsError",
+    "ClusterError",
 ]
 __version__ = "0.1.0"
 

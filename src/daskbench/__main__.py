@@ -31,16 +31,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m daskbench", usage=USAGE, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Run a parameter sweep on Dask; results go to Parquet.")
+    p = _Parser(
+        prog="python -m daskbench",
+        usage=USAGE,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a parameter sweep on Dask; results go to Parquet.",
+    )
     p.add_argument("overrides", nargs="*", help="+experiment=NAME and Hydra overrides")
     p.add_argument("--config-dir", "-cd", help="a folder with your own experiment/NAME.yaml")
     p.add_argument("--dry-run", action="store_true", help="show the sweep's axes and trial count, run nothing")
     p.add_argument("--cfg", action="store_true", help="print the composed config and exit")
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
-    p.add_argument("--report", metavar="RESULTS_DIR",
-                   help="write the report (plots, failures, timings) for a results folder and exit")
+    p.add_argument(
+        "--report",
+        metavar="RESULTS_DIR",
+        help="write the report (plots, failures, timings) for a results folder and exit",
+    )
     return p
 
 
@@ -82,8 +89,10 @@ def _main(args: argparse.Namespace) -> int:
 def _summary(result) -> None:
     c, o = result.counts, result.outcome
     pruned = f"{c.pruned} pruned, " if c.pruned else ""
-    print(f"\n{result.name}: {c.ok} ok, {pruned}{c.failed} failed, {c.timeout} timed out, {c.cancelled} cancelled, "
-          f"{c.skipped} skipped (already ok) of {c.total} trials in {result.duration_s:.1f}s")
+    print(
+        f"\n{result.name}: {c.ok} ok, {pruned}{c.failed} failed, {c.timeout} timed out, {c.cancelled} cancelled, "
+        f"{c.skipped} skipped (already ok) of {c.total} trials in {result.duration_s:.1f}s"
+    )
     print(f"results: {result.path / 'trials'}  (daskbench.load({str(result.path)!r}))")
     if o.slowest:
         print("slowest trials:")

@@ -73,8 +73,12 @@ def run(
     store, done, redo, code_notice = _open_store(rp, code)
     counts = Counts()
     run_info: Dict[str, Any] = {
-        "id": uuid.uuid4().hex[:12], "started_at": _now(), "argv": list(sys.argv),
-        "overrides": list(overrides), "axes": [a.key for a in rp.plan.axes], "code": code.as_dict(),
+        "id": uuid.uuid4().hex[:12],
+        "started_at": _now(),
+        "argv": list(sys.argv),
+        "overrides": list(overrides),
+        "axes": [a.key for a in rp.plan.axes],
+        "code": code.as_dict(),
     }
     resume = _resume_command(experiment, overrides, config_dir)
     t0 = time.monotonic()
@@ -114,14 +118,32 @@ def run(
     return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)
 
 
-def _record_end(store: ResultStore, rp: RunPlan, run_info: Dict[str, Any], outcome: Optional[RunOutcome],
-                counts: Counts) -> None:
+def _record_end(
+    store: ResultStore, rp: RunPlan, run_info: Dict[str, Any], outcome: Optional[RunOutcome], counts: Counts
+) -> None:
     """The run's final manifest entry: how it ended and its counts."""
-    state = "interrupted" if outcome is None or outcome.interrupted else (
-        "stopped" if outcome.stopped_early else "finished")
-    store.record_run(dict(run_info, outcome=state, ended_at=_now(), counts={
-        "total": counts.total, "skipped": counts.skipped, "ok": counts.ok, "failed": counts.failed,
-        "timeout": counts.timeout, "cancelled": counts.cancelled}), rp.config_yaml, rp.cfg.name)
+    state = (
+        "interrupted"
+        if outcome is None or outcome.interrupted
+        else ("stopped" if outcome.stopped_early else "finished")
+    )
+    store.record_run(
+        dict(
+            run_info,
+            outcome=state,
+            ended_at=_now(),
+            counts={
+                "total": counts.total,
+                "skipped": counts.skipped,
+                "ok": counts.ok,
+                "failed": counts.failed,
+                "timeout": counts.timeout,
+                "cancelled": counts.cancelled,
+            },
+        ),
+        rp.config_yaml,
+        rp.cfg.name,
+    )
 
 
 def _open_store(rp: RunPlan, code: codeversion.CodeVersion) -> Tuple[ResultStore, Set[str], Set[str], Optional[str]]:
@@ -130,8 +152,12 @@ def _open_store(rp: RunPlan, code: codeversion.CodeVersion) -> Tuple[ResultStore
     folder fails here, before a cluster starts."""
     cfg = rp.cfg
     store = ResultStore(
-        rp.results_dir, cfg.results.flush_rows, cfg.results.flush_seconds, cfg.results.compact_parts,
-        first_columns=[a.key for a in rp.plan.axes], code_version=code.label,
+        rp.results_dir,
+        cfg.results.flush_rows,
+        cfg.results.flush_seconds,
+        cfg.results.compact_parts,
+        first_columns=[a.key for a in rp.plan.axes],
+        code_version=code.label,
     )
     done = store.open_for_resume(cfg.name)
     redo, notice = codeversion.on_resume(store, code, rerun=cfg.results.rerun == "changed")
@@ -200,8 +226,9 @@ def load(path: Union[str, Path], dataset: str = "trials") -> pd.DataFrame:
     return df
 
 
-def to_xarray(data: Union[str, Path, pd.DataFrame], dims: Optional[Sequence[str]] = None,
-              metrics: Optional[Sequence[str]] = None):
+def to_xarray(
+    data: Union[str, Path, pd.DataFrame], dims: Optional[Sequence[str]] = None, metrics: Optional[Sequence[str]] = None
+):
     """The ``ok`` trials as an ``xarray.Dataset``: one dimension per swept key (plus
     ``replicate`` when there are several), one variable per numeric metric."""
     import pandas as pd
@@ -219,7 +246,8 @@ def to_xarray(data: Union[str, Path, pd.DataFrame], dims: Optional[Sequence[str]
     from .results.row import RESERVED
 
     if metrics is None:
-        metrics = [c for c in ok.columns if c not in dims and c not in RESERVED
-                   and pd.api.types.is_numeric_dtype(ok[c])]
+        metrics = [
+            c for c in ok.columns if c not in dims and c not in RESERVED and pd.api.types.is_numeric_dtype(ok[c])
+        ]
     table = ok[dims + list(metrics)].groupby(dims, dropna=False).last()
     return table.to_xarray()

@@ -46,7 +46,8 @@ def _status(link: str) -> Optional[int]:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                url.hostname or "", url.port, timeout=PROBE_TIMEOUT_S, context=context)
+                url.hostname or "", url.port, timeout=PROBE_TIMEOUT_S, context=context
+            )
         elif url.scheme == "http":
             conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=PROBE_TIMEOUT_S)
         else:

@@ -30,14 +30,17 @@ SERVICE_PORTS = ("tcp-comm", "http-dashboard")
 
 # --------------------------------------------------------------------------- the DaskCluster
 
+
 def package_deploy_dir() -> Path:
     """The shipped ``deploy/``: inside the installed package, or the source checkout's."""
     package = Path(__file__).resolve().parents[1]  # src/daskbench, or daskbench in site-packages
     for cand in (package / "deploy", package.parents[1] / "deploy"):
         if (cand / "daskcluster.yaml").is_file():
             return cand
-    raise ConfigError("daskbench's own deploy/daskcluster.yaml is missing; reinstall the package "
-                      "or set cluster.manifest=PATH to a DaskCluster YAML")
+    raise ConfigError(
+        "daskbench's own deploy/daskcluster.yaml is missing; reinstall the package "
+        "or set cluster.manifest=PATH to a DaskCluster YAML"
+    )
 
 
 def manifest_path(cfg: Any, repo_root: Any = None) -> Path:
@@ -48,8 +51,10 @@ def manifest_path(cfg: Any, repo_root: Any = None) -> Path:
     if not path.is_absolute():
         path = Path(repo_root or Path.cwd()) / path
     if not path.is_file():
-        raise ConfigError(f"cluster.manifest={cfg.manifest}: no such file ({path}); give a DaskCluster "
-                          "YAML or cluster.manifest=null for the shipped deploy/daskcluster.yaml")
+        raise ConfigError(
+            f"cluster.manifest={cfg.manifest}: no such file ({path}); give a DaskCluster "
+            "YAML or cluster.manifest=null for the shipped deploy/daskcluster.yaml"
+        )
     return path
 
 
@@ -60,8 +65,10 @@ def _container(spec: Dict[str, Any], role: str, source: str) -> Tuple[str, Dict[
         if c.get("name") == role:
             return f"spec.{role}.spec.containers[{i}]", c
     names = ", ".join(repr(c.get("name")) for c in containers)
-    raise ConfigError(f"{source}: spec.{role}.spec.containers: no container named {role!r} (found {names}); "
-                      f"daskbench sets image and env on the containers named 'scheduler' and 'worker'")
+    raise ConfigError(
+        f"{source}: spec.{role}.spec.containers: no container named {role!r} (found {names}); "
+        f"daskbench sets image and env on the containers named 'scheduler' and 'worker'"
+    )
 
 
 def _routes(env: List[Dict[str, Any]]) -> Optional[List[str]]:
@@ -93,42 +100,54 @@ def check_cluster(doc: Dict[str, Any], source: str = "<manifest>") -> None:
     selector = service.get("selector") or {}
     want = {"dask.org/cluster-name": name, "dask.org/component": "scheduler"}
     if any(selector.get(k) != v for k, v in want.items()):
-        raise ConfigError(f"{source}: {at}.selector: must select {want} (has {selector}); "
-                          "otherwise the service reaches no scheduler pod")
+        raise ConfigError(
+            f"{source}: {at}.selector: must select {want} (has {selector}); "
+            "otherwise the service reaches no scheduler pod"
+        )
     port_names = [p.get("name") for p in service.get("ports") or []]
     missing = [p for p in SERVICE_PORTS if p not in port_names]
     if missing:
-        raise ConfigError(f"{source}: {at}.ports: no port named {missing[0]!r} (has {port_names}); "
-                          "the operator finds the scheduler by the names tcp-comm and http-dashboard")
+        raise ConfigError(
+            f"{source}: {at}.ports: no port named {missing[0]!r} (has {port_names}); "
+            "the operator finds the scheduler by the names tcp-comm and http-dashboard"
+        )
     for role in ("scheduler", "worker"):
         for i, c in enumerate(doc["spec"][role]["spec"]["containers"]):
             named = [p.get("name") for p in c.get("ports") or []]
             for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
                 port = ((c.get(probe) or {}).get("httpGet") or {}).get("port")
                 if isinstance(port, str) and not port.isdigit() and port not in named:
-                    raise ConfigError(f"{source}: spec.{role}.spec.containers[{i}].{probe}.httpGet.port: "
-                                      f"{port!r} names no port of this container{suggest(port, named)}")
+                    raise ConfigError(
+                        f"{source}: spec.{role}.spec.containers[{i}].{probe}.httpGet.port: "
+                        f"{port!r} names no port of this container{suggest(port, named)}"
+                    )
     for j, p in enumerate(service.get("ports") or []):
         target = p.get("targetPort")
         named = [q.get("name") for q in sched.get("ports") or []]
         if isinstance(target, str) and not target.isdigit() and target not in named:
-            raise ConfigError(f"{source}: {at}.ports[{j}].targetPort: {target!r} names no port of the "
-                              f"scheduler container{suggest(target, named)}")
+            raise ConfigError(
+                f"{source}: {at}.ports[{j}].targetPort: {target!r} names no port of the "
+                f"scheduler container{suggest(target, named)}"
+            )
     routes = _routes(sched.get("env") or [])
     lacking = [r for r in NEEDED_ROUTES if r not in (routes or [])]
     if lacking:
-        raise ConfigError(f"{source}: {sched_path}.env: {ROUTES_ENV} must list {', '.join(lacking)} "
-                          "(the operator retires workers through the scheduler's HTTP API and probes /health); "
-                          "copy its value from deploy/daskcluster.yaml")
+        raise ConfigError(
+            f"{source}: {sched_path}.env: {ROUTES_ENV} must list {', '.join(lacking)} "
+            "(the operator retires workers through the scheduler's HTTP API and probes /health); "
+            "copy its value from deploy/daskcluster.yaml"
+        )
 
 
 def _check_name(name: str) -> None:
     from dask_kubernetes.constants import MAX_CLUSTER_NAME_LEN, VALID_CLUSTER_NAME
 
     if not isinstance(name, str) or not VALID_CLUSTER_NAME.match(name):
-        raise ConfigError(f"cluster.name={name!r}: not a valid DaskCluster name (lower-case letters, digits and "
-                          f"'-', starting and ending with a letter or digit, at most {MAX_CLUSTER_NAME_LEN} "
-                          "characters); e.g. cluster.name=daskbench")
+        raise ConfigError(
+            f"cluster.name={name!r}: not a valid DaskCluster name (lower-case letters, digits and "
+            f"'-', starting and ending with a letter or digit, at most {MAX_CLUSTER_NAME_LEN} "
+            "characters); e.g. cluster.name=daskbench"
+        )
 
 
 def build_spec(cfg: Any, repo_root: Any = None) -> Dict[str, Any]:
@@ -154,8 +173,9 @@ def build_spec(cfg: Any, repo_root: Any = None) -> Dict[str, Any]:
     spec["spec"]["scheduler"]["service"].setdefault("selector", {})["dask.org/cluster-name"] = cfg.name
     if cfg.n_workers is not None:
         if not isinstance(cfg.n_workers, int) or cfg.n_workers < 0:
-            raise ConfigError(f"cluster.n_workers={cfg.n_workers!r}: must be a whole number >= 0 (or null: "
-                              "the manifest's replicas)")
+            raise ConfigError(
+                f"cluster.n_workers={cfg.n_workers!r}: must be a whole number >= 0 (or null: the manifest's replicas)"
+            )
         spec["spec"]["worker"]["replicas"] = cfg.n_workers
     for role in ("scheduler", "worker"):
         c = _container(spec, role, doc.source)[1]
@@ -198,12 +218,18 @@ def make_cluster(cfg: Any, repo_root: Any = None, quiet: bool = False) -> Any:
         # like a half-made one, which may be someone else's (e.g. "already
         # exists"); KubeCluster deletes what it created on the failures it detects.
         with kube_clusters_forgotten_on_failure():
-            return KubeCluster(custom_cluster_spec=spec, namespace=spec["metadata"].get("namespace"),
-                               shutdown_on_close=cfg.shutdown_on_close, create_mode=CreateMode.CREATE_ONLY,
-                               quiet=quiet)
+            return KubeCluster(
+                custom_cluster_spec=spec,
+                namespace=spec["metadata"].get("namespace"),
+                shutdown_on_close=cfg.shutdown_on_close,
+                create_mode=CreateMode.CREATE_ONLY,
+                quiet=quiet,
+            )
     except Exception as exc:  # kr8s, httpx, operator timeouts: all mean "no cluster"
         first = (str(exc).strip().splitlines() or [""])[0]
-        raise ClusterError(f"cannot create DaskCluster {cfg.name!r} ({type(exc).__name__}: {first}); check "
-                           "`kubectl get daskclusters,pods` (delete a leftover with `kubectl delete daskcluster "
-                           f"{cfg.name}` or set another cluster.name), that the dask-kubernetes operator is "
-                           "installed (deploy/README.md) and the cluster.* settings") from None
+        raise ClusterError(
+            f"cannot create DaskCluster {cfg.name!r} ({type(exc).__name__}: {first}); check "
+            "`kubectl get daskclusters,pods` (delete a leftover with `kubectl delete daskcluster "
+            f"{cfg.name}` or set another cluster.name), that the dask-kubernetes operator is "
+            "installed (deploy/README.md) and the cluster.* settings"
+        ) from None

@@ -34,6 +34,7 @@ Path_ = Tuple[Any, ...]
 
 # --------------------------------------------------------------------------- CRDs
 
+
 def require_dask_kubernetes() -> Path:
     """The installed ``dask_kubernetes`` package's folder; a ConfigError naming the extra without it."""
     try:
@@ -46,16 +47,18 @@ def require_dask_kubernetes() -> Path:
 @functools.cache
 def _crd_root(kind: str) -> Dict[str, Any]:
     if kind not in KINDS:
-        raise ConfigError(f"kind {kind!r} is not a dask-kubernetes resource{suggest(kind, KINDS)}; "
-                          f"use one of {', '.join(KINDS)}")
+        raise ConfigError(
+            f"kind {kind!r} is not a dask-kubernetes resource{suggest(kind, KINDS)}; use one of {', '.join(KINDS)}"
+        )
     path = require_dask_kubernetes().joinpath(*_CRD_DIR, f"{kind.lower()}.yaml")
     try:
         crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         [version] = [v for v in crd["spec"]["versions"] if v["name"] == API_VERSION.split("/")[1]]
         return version["schema"]["openAPIV3Schema"]
     except (OSError, KeyError, ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read the {kind} CRD at {path} ({type(exc).__name__}: {exc}); "
-                          "reinstall dask-kubernetes") from None
+        raise ConfigError(
+            f"cannot read the {kind} CRD at {path} ({type(exc).__name__}: {exc}); reinstall dask-kubernetes"
+        ) from None
 
 
 def crd_schema(kind: str) -> Dict[str, Any]:
@@ -80,8 +83,17 @@ def _document_schema(kind: str) -> Dict[str, Any]:
     """The CRD schema plus what the API server checks on every object itself."""
     root = crd_schema(kind)
     # The CRD embeds a full ObjectMeta (a PVC template's); reuse it for the root.
-    meta = _at(_crd_root("DaskCluster"), "spec", "scheduler", "spec", "volumes", "[]", "ephemeral",
-               "volumeClaimTemplate", "metadata")
+    meta = _at(
+        _crd_root("DaskCluster"),
+        "spec",
+        "scheduler",
+        "spec",
+        "volumes",
+        "[]",
+        "ephemeral",
+        "volumeClaimTemplate",
+        "metadata",
+    )
     root.setdefault("properties", {}).update(
         apiVersion={"type": "string", "enum": [API_VERSION]},
         kind={"type": "string", "enum": [kind]},
@@ -93,6 +105,7 @@ def _document_schema(kind: str) -> Dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- YAML
+
 
 class Manifest(dict):
     """One YAML document, remembering its file and the line of every key and item."""
@@ -140,21 +153,26 @@ def load_documents(path: Any) -> List[Manifest]:
             if data is None:
                 continue
             if not isinstance(data, dict):
-                raise ConfigError(f"{source}:{node.start_mark.line + 1}: a document must be a mapping "
-                                  f"(apiVersion, kind, metadata, spec), not {type(data).__name__}")
+                raise ConfigError(
+                    f"{source}:{node.start_mark.line + 1}: a document must be a mapping "
+                    f"(apiVersion, kind, metadata, spec), not {type(data).__name__}"
+                )
             doc = Manifest(data)
             doc.source, doc.lines, dups = source, {}, []
             _node_lines(node, (), doc.lines, dups)
             if dups:
-                raise ConfigError(f"{source}:{doc.lines[dups[0]]}: {_format_path(dups[0])}: key given twice "
-                                  "(YAML would keep only the last); remove one")
+                raise ConfigError(
+                    f"{source}:{doc.lines[dups[0]]}: {_format_path(dups[0])}: key given twice "
+                    "(YAML would keep only the last); remove one"
+                )
             docs.append(doc)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}{where}: not valid YAML ({problem}); "
-                          "fix the indentation or quoting there") from None
+        raise ConfigError(
+            f"{source}{where}: not valid YAML ({problem}); fix the indentation or quoting there"
+        ) from None
     finally:
         loader.dispose()
     return docs
@@ -167,8 +185,9 @@ def load_manifest(path: Any, kind: str = "DaskCluster") -> Manifest:
     if len(found) != 1:
         kinds = ", ".join(str(d.get("kind")) for d in docs) or "nothing"
         many = "more than one" if found else "no"
-        raise ConfigError(f"{_display(Path(path))}: {many} {kind} document (found: {kinds}); "
-                          f"give a file with exactly one {kind}")
+        raise ConfigError(
+            f"{_display(Path(path))}: {many} {kind} document (found: {kinds}); give a file with exactly one {kind}"
+        )
     return found[0]
 
 
@@ -203,13 +222,21 @@ def _check(value: Any, schema: Dict[str, Any], path: Path_, errors: List[Tuple[P
         got = _TYPE_NAMES.get(type(value), type(value).__name__)
         hint = ""
         if want == "string" and got in ("integer", "number", "boolean"):
-            hint = f" (quote it: '{value}'" + (", the operator's CRD types int-or-string fields as strings)"
-                                               if schema.get("format") == "int-or-string" else ")")
+            hint = f" (quote it: '{value}'" + (
+                ", the operator's CRD types int-or-string fields as strings)"
+                if schema.get("format") == "int-or-string"
+                else ")"
+            )
         errors.append((path, f"expected {want}, got {got} {value!r}{hint}"))
         return
     if "enum" in schema and value not in schema["enum"]:
-        errors.append((path, f"{value!r} is not allowed{suggest(value, schema['enum'])}; use one of "
-                             + ", ".join(map(repr, schema["enum"]))))
+        errors.append(
+            (
+                path,
+                f"{value!r} is not allowed{suggest(value, schema['enum'])}; use one of "
+                + ", ".join(map(repr, schema["enum"])),
+            )
+        )
     if want == "integer" and schema.get("format") in _INT_RANGE:
         bound = _INT_RANGE[schema["format"]]
         if not -bound <= value < bound:
@@ -287,8 +314,9 @@ def validate(doc: Dict[str, Any], source: Optional[str] = None) -> None:
     kind = doc.get("kind")
     if kind not in KINDS:
         what = "required key is missing" if kind is None else f"{kind!r} is not a dask-kubernetes resource"
-        raise ConfigError(f"{source}: kind: {what}{suggest(kind, KINDS) if kind else ''}; "
-                          f"use one of {', '.join(KINDS)}")
+        raise ConfigError(
+            f"{source}: kind: {what}{suggest(kind, KINDS) if kind else ''}; use one of {', '.join(KINDS)}"
+        )
     errors: List[Tuple[Path_, str]] = []
     _check(doc, _document_schema(kind), (), errors)
     _raise(errors, source, lines)

@@ -23,8 +23,13 @@ def is_group(key: str, choices: Dict[str, Any], dirs: Sequence[Path]) -> bool:
     return key in choices or any((d / key).is_dir() for d in dirs)
 
 
-def build_axes(cfg0: DictConfig, plain: Sequence[Override], sweeps: Sequence[Override],
-               choices: Dict[str, Any], dirs: Sequence[Path]) -> Tuple[List[Axis], List[Axis]]:
+def build_axes(
+    cfg0: DictConfig,
+    plain: Sequence[Override],
+    sweeps: Sequence[Override],
+    choices: Dict[str, Any],
+    dirs: Sequence[Path],
+) -> Tuple[List[Axis], List[Axis]]:
     """(axes, fixed): the swept axes, and the one-value ones that belong to the base config."""
     params = OmegaConf.to_container(cfg0.sweep.params, resolve=False) if "sweep" in cfg0 else {}
     assert isinstance(params, dict)
@@ -43,8 +48,12 @@ def build_axes(cfg0: DictConfig, plain: Sequence[Override], sweeps: Sequence[Ove
     fixed = [a for a in axes if a.values is not None and len(a.values) == 1]
     axes = [a for a in axes if a not in fixed]
     for a in axes:
-        if (not a.is_group and not a.key.startswith("trial.") and not a.add
-                and OmegaConf.select(cfg0, a.key, default=None) is None):
+        if (
+            not a.is_group
+            and not a.key.startswith("trial.")
+            and not a.add
+            and OmegaConf.select(cfg0, a.key, default=None) is None
+        ):
             raise ConfigError(
                 f"swept key {a.key!r} is not in the config; to add a new key write +{a.key}=..., "
                 "or sweep a key under trial."
@@ -58,8 +67,10 @@ def _check_kind(cfg0: DictConfig, a: Axis) -> None:
     value cannot replace it."""
     root = a.key.split(".")[0]
     if a.is_group and a.values is None:
-        raise ConfigError(f"cannot sweep the config group {a.key!r} over {a.expr}: a group takes the names "
-                          f"of its options, e.g. {a.key}=small,large")
+        raise ConfigError(
+            f"cannot sweep the config group {a.key!r} over {a.expr}: a group takes the names "
+            f"of its options, e.g. {a.key}=small,large"
+        )
     node = None if a.is_group else OmegaConf.select(cfg0, a.key, default=None, throw_on_resolution_failure=False)
     section = isinstance(node, DictConfig)
     if root in _NOT_SWEPT:

@@ -33,15 +33,19 @@ def yaml_message(exc: yaml.YAMLError, path: Optional[Path] = None) -> str:
     where = str(path) if path else (getattr(mark, "name", None) or "a config file")
     line = f":{mark.line + 1}" if mark is not None else ""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return (f"{where}{line}: not valid YAML ({problem}); fix the brackets, indentation or quoting there "
-            "(in flow style {a: 1, b: 2} every brace must be closed)")
+    return (
+        f"{where}{line}: not valid YAML ({problem}); fix the brackets, indentation or quoting there "
+        "(in flow style {a: 1, b: 2} every brace must be closed)"
+    )
 
 
 def utf8_message(exc: UnicodeDecodeError, path: Optional[Path] = None) -> str:
     """One line for a config file that is not UTF-8 text."""
     where = str(path) if path else "a config file (the experiment's, or one of its config groups')"
-    return (f"{where}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-            "save it with UTF-8 encoding")
+    return (
+        f"{where}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+        "save it with UTF-8 encoding"
+    )
 
 
 def check_experiment_file(name: str, dirs: Sequence[Path]) -> None:
@@ -63,8 +67,9 @@ def check_experiment_file(name: str, dirs: Sequence[Path]) -> None:
     if doc is None:
         return
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: an experiment config must be a mapping (key: value lines), "
-                          f"not a {type(doc).__name__}")
+        raise ConfigError(
+            f"{path}: an experiment config must be a mapping (key: value lines), not a {type(doc).__name__}"
+        )
     for key in schema.MAPPING_KEYS:
         value = doc.get(key)
         if value is not None and not isinstance(value, dict):
@@ -76,8 +81,12 @@ def check_experiment_file(name: str, dirs: Sequence[Path]) -> None:
 
 
 _CONVERT = re.compile(r"Value '(.*)' of type '\w+' could not be converted to (\w+)")
-_KINDS = {"Integer": "an integer (a whole number)", "Float": "a number", "Boolean": "true or false",
-          "String": "a string"}
+_KINDS = {
+    "Integer": "an integer (a whole number)",
+    "Float": "a number",
+    "Boolean": "true or false",
+    "String": "a string",
+}
 
 
 def value_message(exc: Exception, where: str) -> str:
@@ -85,8 +94,10 @@ def value_message(exc: Exception, where: str) -> str:
     detail = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
     m = _CONVERT.match(detail)
     if m:
-        return (f"bad value for {where}: {m.group(1)!r} is not {_KINDS.get(m.group(2), m.group(2))}; "
-                f"fix {where} in the experiment config or on the command line")
+        return (
+            f"bad value for {where}: {m.group(1)!r} is not {_KINDS.get(m.group(2), m.group(2))}; "
+            f"fix {where} in the experiment config or on the command line"
+        )
     return f"bad value for {where}: {detail}"
 
 
@@ -94,8 +105,10 @@ def interpolation_message(exc: Exception) -> str:
     key = getattr(exc, "full_key", None)
     detail = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
     if isinstance(exc, InterpolationKeyError):
-        return (f"{key or 'a config value'}: {detail}; define that key (your own values go under vars:) "
-                "or fix the ${...} reference")
+        return (
+            f"{key or 'a config value'}: {detail}; define that key (your own values go under vars:) "
+            "or fix the ${...} reference"
+        )
     return f"bad value for {key}: {detail}" if key else f"bad value: {detail}"
 
 

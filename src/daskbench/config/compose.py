@@ -163,8 +163,9 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     trial = next(iter(bases.values())).get("trial") or {}
     target = trial.get("_target_") if isinstance(trial, dict) else None
     if not target:
-        raise ConfigError("the experiment config has no trial._target_; set it to the import path of your "
-                          "trial function")
+        raise ConfigError(
+            "the experiment config has no trial._target_; set it to the import path of your trial function"
+        )
     fn = targets.import_target(str(target), dirs)
     accepts_seed, names = targets.signature(fn)
     targets.check_arguments(str(target), names, trial, axes)
@@ -174,24 +175,36 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     content = {g: identity.content(tree) for g, tree in bases.items()}
     zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
     plan = SweepPlan(
-        name=cfg.name, axes=axes, bases=content, zip=zip_groups, design=cfg.sweep.design,
-        samples=cfg.sweep.samples, replicates=cfg.sweep.replicates, root_seed=int(cfg.seed),
-        inject_seed=inject, fixed_seed=fixed_seed,
+        name=cfg.name,
+        axes=axes,
+        bases=content,
+        zip=zip_groups,
+        design=cfg.sweep.design,
+        samples=cfg.sweep.samples,
+        replicates=cfg.sweep.replicates,
+        root_seed=int(cfg.seed),
+        inject_seed=inject,
+        fixed_seed=fixed_seed,
         search=search_config(cfg.sweep, axes, int(cfg.seed)),  # None unless sweep.search=optuna
     )
     shown = OmegaConf.to_container(cfg0, resolve=False)
     assert isinstance(shown, dict)
     shown.pop("hydra", None)
     return RunPlan(
-        cfg=cfg, cluster=cluster, plan=plan, trial_bases=bases,
-        config_yaml=OmegaConf.to_yaml(shown), search_path=[str(d) for d in dirs],
+        cfg=cfg,
+        cluster=cluster,
+        plan=plan,
+        trial_bases=bases,
+        config_yaml=OmegaConf.to_yaml(shown),
+        search_path=[str(d) for d in dirs],
         results_dir=Path(cfg.results.dir).expanduser(),
         sys_path=targets.import_roots(dirs),
     )
 
 
-def _words(experiment: Optional[str], overrides: Sequence[str], config_dir: Optional[str],
-           dirs: Sequence[Path]) -> Tuple[List[Override], List[Override]]:
+def _words(
+    experiment: Optional[str], overrides: Sequence[str], config_dir: Optional[str], dirs: Sequence[Path]
+) -> Tuple[List[Override], List[Override]]:
     """(plain overrides, sweep overrides) of the command line; the experiment file read first."""
     words = list(overrides)
     if experiment:
@@ -222,8 +235,14 @@ def _compose_base(dirs: Sequence[Path], plain: Sequence[Override], config_dir: O
         raise _explain_trial_key(exc, dirs, plain, config_dir) from None
 
 
-def _group_bases(cfg0: DictConfig, dirs: Sequence[Path], plain_words: List[str], axes: Sequence[Axis],
-                 fixed: Sequence[Axis], config_dir: Optional[str]) -> Dict[GroupKey, Dict[str, Any]]:
+def _group_bases(
+    cfg0: DictConfig,
+    dirs: Sequence[Path],
+    plain_words: List[str],
+    axes: Sequence[Axis],
+    fixed: Sequence[Axis],
+    config_dir: Optional[str],
+) -> Dict[GroupKey, Dict[str, Any]]:
     """The unresolved config of each combination of swept config groups (composed
     once each, never per trial), with the one-value axes set in it."""
     group_axes = [a for a in axes if a.is_group]
@@ -248,22 +267,22 @@ def _values(a: Axis) -> Tuple[Any, ...]:
     return a.values or ()
 
 
-def _seeding(cfg: schema.ExperimentConfig, target: str, accepts_seed: bool, trial: Dict[str, Any],
-             axes: Sequence[Axis]) -> Tuple[bool, Optional[int]]:
+def _seeding(
+    cfg: schema.ExperimentConfig, target: str, accepts_seed: bool, trial: Dict[str, Any], axes: Sequence[Axis]
+) -> Tuple[bool, Optional[int]]:
     """(inject a spawned seed as ``trial.seed``, the one fixed seed of every trial or None)."""
     seed_swept = any(a.key == SEED_KEY for a in axes)
     seed_fixed = "seed" in trial
     if cfg.sweep.replicates > 1 and not accepts_seed:
-        raise ConfigError(
-            f"sweep.replicates={cfg.sweep.replicates} needs {target} to take a `seed` argument"
-        )
+        raise ConfigError(f"sweep.replicates={cfg.sweep.replicates} needs {target} to take a `seed` argument")
     inject = accepts_seed and not seed_swept and (cfg.sweep.replicates > 1 or not seed_fixed)
     fixed_seed = trial.get("seed") if seed_fixed and not inject else None
     return inject, fixed_seed if isinstance(fixed_seed, int) else None
 
 
-def _explain_trial_key(exc: _MissingTrialKey, dirs: Sequence[Path], plain: Sequence[Any],
-                       config_dir: Optional[str]) -> ConfigError:
+def _explain_trial_key(
+    exc: _MissingTrialKey, dirs: Sequence[Path], plain: Sequence[Any], config_dir: Optional[str]
+) -> ConfigError:
     """``trial.k=v`` for a key the config lacks: say whether the function takes ``k`` at all."""
     try:
         others = [o.input_line for o in plain if o.key_or_group != exc.key]
@@ -274,8 +293,10 @@ def _explain_trial_key(exc: _MissingTrialKey, dirs: Sequence[Path], plain: Seque
         return exc
     arg = exc.key.split(".")[1]
     if names is not None and arg not in names:
-        return ConfigError(f"{exc.key}: {target} has no argument {arg!r}{checks.suggest(arg, names)}; "
-                           f"its arguments: {', '.join(names)}")
+        return ConfigError(
+            f"{exc.key}: {target} has no argument {arg!r}{checks.suggest(arg, names)}; "
+            f"its arguments: {', '.join(names)}"
+        )
     return exc
 
 

@@ -110,8 +110,9 @@ class ResultsConfig:
         """Bad values of ``results.*``, one message each."""
         bad = []
         if not str(self.dir).strip():
-            bad.append("results.dir is empty; give a folder, e.g. results.dir=results/NAME "
-                       "(the default is results/<name>)")
+            bad.append(
+                "results.dir is empty; give a folder, e.g. results.dir=results/NAME (the default is results/<name>)"
+            )
         bad += _at_least("results.flush_rows", self.flush_rows, 1)
         bad += _at_least("results.compact_parts", self.compact_parts, 1)
         bad += _at_least("results.flush_seconds", self.flush_seconds, 0)
@@ -184,8 +185,10 @@ class SecurityConfig:
         if self.mode not in SECURITY_MODES:
             return [f"cluster.security.mode={self.mode!r}: use none, temporary or files"]
         if self.mode == "temporary" and not local:
-            return ["cluster.security.mode=temporary makes self-signed certificates for a LocalCluster "
-                    "only; for a running scheduler set mode=files with ca_file, cert_file and key_file"]
+            return [
+                "cluster.security.mode=temporary makes self-signed certificates for a LocalCluster "
+                "only; for a running scheduler set mode=files with ca_file, cert_file and key_file"
+            ]
         bad: List[str] = []
         if self.mode != "files":
             return bad
@@ -194,8 +197,10 @@ class SecurityConfig:
             if not path:
                 bad.append(f"cluster.security.mode=files needs cluster.security.{key}=PATH")
             elif not os.path.isfile(os.path.expanduser(path)):
-                bad.append(f"cluster.security.{key}={path}: no such file; give the path of the "
-                           "PEM file (the same ones the scheduler was started with)")
+                bad.append(
+                    f"cluster.security.{key}={path}: no such file; give the path of the "
+                    "PEM file (the same ones the scheduler was started with)"
+                )
         return bad
 
 
@@ -209,8 +214,10 @@ class AdaptConfig:
     def problems(self) -> List[str]:
         """Bad ``cluster.adapt.*`` bounds."""
         if self.minimum < 0 or self.maximum < 0 or (self.maximum > 0 and self.minimum > self.maximum):
-            return [f"cluster.adapt.minimum={self.minimum}, cluster.adapt.maximum={self.maximum}: "
-                    "need 0 <= minimum <= maximum (maximum=0 turns adaptive scaling off)"]
+            return [
+                f"cluster.adapt.minimum={self.minimum}, cluster.adapt.maximum={self.maximum}: "
+                "need 0 <= minimum <= maximum (maximum=0 turns adaptive scaling off)"
+            ]
         return []
 
 
@@ -234,8 +241,10 @@ class LocalClusterConfig:
         """Bad ``cluster.*`` values of a LocalCluster."""
         bad = []
         if self.n_workers is not None and self.n_workers < 1 and self.adapt.maximum <= 0:
-            bad.append(f"cluster.n_workers={self.n_workers}: must be >= 1 (or null: one worker per core; "
-                       "for scaling from zero set cluster.adapt.maximum)")
+            bad.append(
+                f"cluster.n_workers={self.n_workers}: must be >= 1 (or null: one worker per core; "
+                "for scaling from zero set cluster.adapt.maximum)"
+            )
         if self.threads_per_worker < 1:
             bad.append(f"cluster.threads_per_worker={self.threads_per_worker}: must be >= 1")
         if str(self.memory_limit) != "auto":
@@ -244,8 +253,10 @@ class LocalClusterConfig:
             try:
                 parse_bytes(self.memory_limit)
             except (ValueError, TypeError):
-                bad.append(f"cluster.memory_limit={self.memory_limit}: give auto, a size per worker such as "
-                           "4GB or 512MiB, or 0 for no limit")
+                bad.append(
+                    f"cluster.memory_limit={self.memory_limit}: give auto, a size per worker such as "
+                    "4GB or 512MiB, or 0 for no limit"
+                )
         bad += _amounts("cluster.resources", self.resources)
         bad += _at_least("cluster.resource_wait_s", self.resource_wait_s, 0)
         return bad + self.adapt.problems() + self.security.problems(local=True)
@@ -266,17 +277,23 @@ class AddressClusterConfig:
         """Bad ``cluster.*`` values for a running scheduler (``address`` is set: checked before)."""
         m = _ADDRESS.match(str(self.address).strip())
         if m is None or (m.group("scheme") or "tcp") not in _SCHEMES:
-            return [f"cluster.address={self.address}: not a scheduler address; write "
-                    "cluster.address=tcp://HOST:8786 (tls://HOST:8786 with cluster.security)"]
+            return [
+                f"cluster.address={self.address}: not a scheduler address; write "
+                "cluster.address=tcp://HOST:8786 (tls://HOST:8786 with cluster.security)"
+            ]
         bad = _positive("cluster.timeout_s", self.timeout_s)
         bad += _at_least("cluster.resource_wait_s", self.resource_wait_s, 0)
         tls = m.group("scheme") == "tls"
         if tls and self.security.mode == "none":
-            bad.append(f"cluster.address={self.address} uses TLS but cluster.security.mode is none; set "
-                       "cluster.security.mode=files with ca_file, cert_file and key_file")
+            bad.append(
+                f"cluster.address={self.address} uses TLS but cluster.security.mode is none; set "
+                "cluster.security.mode=files with ca_file, cert_file and key_file"
+            )
         elif not tls and self.security.mode == "files":
-            bad.append(f"cluster.security is set but cluster.address={self.address} is not tls://; "
-                       "write cluster.address=tls://HOST:PORT")
+            bad.append(
+                f"cluster.security is set but cluster.address={self.address} is not tls://; "
+                "write cluster.address=tls://HOST:PORT"
+            )
         return bad + self.security.problems(local=False)
 
 
@@ -304,8 +321,7 @@ class KubernetesClusterConfig:
         return self.adapt.problems() + _at_least("cluster.resource_wait_s", self.resource_wait_s, 0)
 
 
-CLUSTER_SCHEMAS = {"local": LocalClusterConfig, "address": AddressClusterConfig,
-                   "kubernetes": KubernetesClusterConfig}
+CLUSTER_SCHEMAS = {"local": LocalClusterConfig, "address": AddressClusterConfig, "kubernetes": KubernetesClusterConfig}
 
 
 @dataclass

@@ -14,9 +14,15 @@ from ..errors import ConfigError
 from . import checks, schema
 
 #: how to set one key of a section, for a section given a single value
-_EXAMPLES = {"trial": "trial.x=1 (+trial.x=1 for a new key)", "vars": "+vars.n=10", "sweep": "sweep.replicates=2",
-             "results": "results.dir=out", "runner": "runner.isolation=process", "cluster": "cluster.n_workers=2",
-             "resources": "+resources.GPU=1"}
+_EXAMPLES = {
+    "trial": "trial.x=1 (+trial.x=1 for a new key)",
+    "vars": "+vars.n=10",
+    "sweep": "sweep.replicates=2",
+    "results": "results.dir=out",
+    "runner": "runner.isolation=process",
+    "cluster": "cluster.n_workers=2",
+    "resources": "+resources.GPU=1",
+}
 
 
 def typed(section: str, node: Any, cls: type) -> Any:
@@ -30,8 +36,9 @@ def typed(section: str, node: Any, cls: type) -> Any:
         if bad not in names:
             hint = ""
             if bad.replace(".", "").lstrip("-").isdigit():
-                hint = (". In YAML flow style a comma ends the entry: write {trial.x: '1,2,3'} "
-                        "(quoted) or use block style")
+                hint = (
+                    ". In YAML flow style a comma ends the entry: write {trial.x: '1,2,3'} (quoted) or use block style"
+                )
             raise ConfigError(
                 f"unknown key {section}.{bad}{checks.suggest(bad, names)}; valid keys under "
                 f"{section}: {', '.join(names)}{hint}"

@@ -18,8 +18,16 @@ from ..sweep.plan import Axis
 
 #: ``trial.*`` keys whose every swept value is checked; ``params`` axes are checked by
 #: name only (their values are the model's business, and a long axis would be slow)
-_SETTINGS = ("model", "ticks", "shards", "allocation", "clock", "checkpoint_every", "agent_report_every",
-             "max_restarts")
+_SETTINGS = (
+    "model",
+    "ticks",
+    "shards",
+    "allocation",
+    "clock",
+    "checkpoint_every",
+    "agent_report_every",
+    "max_restarts",
+)
 _KEY = re.compile(r"^(\w+)(\.\w+)?=")
 
 

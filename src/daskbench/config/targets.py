@@ -103,8 +103,7 @@ def signature(fn: Any) -> Tuple[bool, Optional[List[str]]]:
     return "seed" in names, names
 
 
-def check_arguments(target: str, names: Optional[List[str]], trial: Mapping[str, Any],
-                    axes: Iterable[Axis]) -> None:
+def check_arguments(target: str, names: Optional[List[str]], trial: Mapping[str, Any], axes: Iterable[Axis]) -> None:
     """Every ``trial.*`` key and swept ``trial.*`` key is an argument of the trial
     function (``names`` None: it takes ``**kwargs``, anything goes)."""
     if names is None:
@@ -121,6 +120,5 @@ def check_arguments(target: str, names: Optional[List[str]], trial: Mapping[str,
         arg = str(key)
         if not arg.startswith("_") and arg not in names:
             raise ConfigError(
-                f"trial.{arg}: {target} has no argument {arg!r}{suggest(arg, names)}; "
-                f"its arguments: {', '.join(names)}"
+                f"trial.{arg}: {target} has no argument {arg!r}{suggest(arg, names)}; its arguments: {', '.join(names)}"
             )

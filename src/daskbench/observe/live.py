@@ -108,8 +108,14 @@ def report(context: Optional[TrialContext] = None, **metrics: Any) -> None:
             clean[str(name)] = v
     for hook in REPORT_HOOKS:  # the runner's pruning: raises TrialPruned once the search pruned this trial
         hook(ctx.trial_id, clean)
-    msg = {"experiment": ctx.experiment, "run_id": ctx.run_id, "trial_id": ctx.trial_id,
-           "time": time.time(), "metrics": clean, "rejected": rejected}
+    msg = {
+        "experiment": ctx.experiment,
+        "run_id": ctx.run_id,
+        "trial_id": ctx.trial_id,
+        "time": time.time(),
+        "metrics": clean,
+        "rejected": rejected,
+    }
     now = time.monotonic()
     with _lock:
         last = _pending.get(ctx.trial_id, (0.0, None))[0]
@@ -190,8 +196,18 @@ class TickRate:
     def _send(self, ticks_per_s: float, done: bool) -> None:
         ctx = self.context
         assert ctx is not None
-        send(TOPIC_SIM, {"experiment": ctx.experiment, "run_id": ctx.run_id, "trial_id": ctx.trial_id,
-                         "time": time.time(), "tick": self._last_tick, "ticks_per_s": ticks_per_s, "done": done})
+        send(
+            TOPIC_SIM,
+            {
+                "experiment": ctx.experiment,
+                "run_id": ctx.run_id,
+                "trial_id": ctx.trial_id,
+                "time": time.time(),
+                "tick": self._last_tick,
+                "ticks_per_s": ticks_per_s,
+                "done": done,
+            },
+        )
 
 
 class LiveAggregate:
@@ -212,8 +228,10 @@ class LiveAggregate:
         for name, typ in (msg.get("rejected") or {}).items():
             if name not in self._warned:
                 self._warned.add(name)
-                self.warn(f"daskbench.report: metric {name!r} from trial {msg.get('trial_id')} is a {typ}, "
-                          "not a number; only numbers are aggregated")
+                self.warn(
+                    f"daskbench.report: metric {name!r} from trial {msg.get('trial_id')} is a {typ}, "
+                    "not a number; only numbers are aggregated"
+                )
         with self._lock:
             self._latest[msg["trial_id"]] = (time.monotonic(), dict(msg.get("metrics") or {}))
 

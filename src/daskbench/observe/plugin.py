@@ -119,16 +119,33 @@ class _Run:
         done = sum(counts.values())
         elapsed = (self.ended or now) - self.started
         return {
-            "experiment": self.experiment, "run_id": self.run_id, "state": self.state,
-            "started": self.started, "ended": self.ended, "last_event": self.last,
-            "total": self.total, "done": done, "skipped": skipped, "counts": counts,
-            "ok": counts.get("ok", 0), "failed": done - counts.get("ok", 0),
-            "rate": done / elapsed if elapsed > 0 else 0.0, "results": self.results,
-            "durations": {"count": self.dur_n, "mean": self.dur_sum / self.dur_n if self.dur_n else None,
-                          "min": self.dur_min if self.dur_n else None, "max": self.dur_max if self.dur_n else None},
-            "live": {"reports": self.live_reports, "last": self.live_last,
-                     "metrics": {k: {"last": m[0], "mean": m[2] / m[1], "min": m[3], "max": m[4]}
-                                 for k, m in self.metrics.items()}},
+            "experiment": self.experiment,
+            "run_id": self.run_id,
+            "state": self.state,
+            "started": self.started,
+            "ended": self.ended,
+            "last_event": self.last,
+            "total": self.total,
+            "done": done,
+            "skipped": skipped,
+            "counts": counts,
+            "ok": counts.get("ok", 0),
+            "failed": done - counts.get("ok", 0),
+            "rate": done / elapsed if elapsed > 0 else 0.0,
+            "results": self.results,
+            "durations": {
+                "count": self.dur_n,
+                "mean": self.dur_sum / self.dur_n if self.dur_n else None,
+                "min": self.dur_min if self.dur_n else None,
+                "max": self.dur_max if self.dur_n else None,
+            },
+            "live": {
+                "reports": self.live_reports,
+                "last": self.live_last,
+                "metrics": {
+                    k: {"last": m[0], "mean": m[2] / m[1], "min": m[3], "max": m[4]} for k, m in self.metrics.items()
+                },
+            },
             "ticks_per_s": self.ticks_per_s(now),
             "failures": [{"time": t, "trial_id": tid, "error": err} for t, tid, err in reversed(self.failures)],
         }
@@ -197,8 +214,9 @@ class ObservePlugin(SchedulerPlugin):
         except Exception as exc:  # a malformed event must not disturb the scheduler
             self._bad_events += 1
             if self._bad_events == 1:
-                logger.warning("daskbench-observe: ignoring a malformed %s event (%s: %s)",
-                               topic, type(exc).__name__, exc)
+                logger.warning(
+                    "daskbench-observe: ignoring a malformed %s event (%s: %s)", topic, type(exc).__name__, exc
+                )
 
     # -- event handling (under the lock) -----------------------------------------
 
@@ -316,11 +334,12 @@ class ObservePlugin(SchedulerPlugin):
         with self._lock:
             runs = [r.snapshot(now) for r in self.runs.values()]
         runs.sort(key=lambda r: (r["state"] != "running", -r["started"]))
-        failures = sorted(({"experiment": r["experiment"], "run_id": r["run_id"], **f}
-                           for r in runs for f in r["failures"]), key=lambda f: -f["time"])[:MAX_FAILURES]
+        failures = sorted(
+            ({"experiment": r["experiment"], "run_id": r["run_id"], **f} for r in runs for f in r["failures"]),
+            key=lambda f: -f["time"],
+        )[:MAX_FAILURES]
         address = getattr(self.scheduler, "address", "") if self.scheduler is not None else ""
-        return {"scheduler": address, "time": now, "prometheus": self.prometheus,
-                "runs": runs, "failures": failures}
+        return {"scheduler": address, "time": now, "prometheus": self.prometheus, "runs": runs, "failures": failures}
 
     def metric_values(self) -> Dict[str, Any]:
         """The numbers behind the ``daskbench_*`` Prometheus metrics of this scheduler."""
@@ -332,8 +351,9 @@ class ObservePlugin(SchedulerPlugin):
                 tps = r.ticks_per_s(now)
                 if tps is not None:  # a finished simulation runs at 0 ticks/s
                     ticks[r.experiment] = ticks.get(r.experiment, 0.0) + (tps if r.state == "running" else 0.0)
-            totals = {name: (dict(t.counts), list(t.buckets), t.dur_sum, t.live_reports)
-                      for name, t in self.totals.items()}
+            totals = {
+                name: (dict(t.counts), list(t.buckets), t.dur_sum, t.live_reports) for name, t in self.totals.items()
+            }
         return {"running": running, "ticks": ticks, "totals": totals}
 
 

@@ -100,15 +100,22 @@ class BarProgress(Progress):
         from rich.progress import Progress as RichProgress
 
         self._bar = RichProgress(
-            TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-            TextColumn("ok {task.fields[ok]}  [red]failed {task.fields[bad]}[/]  in flight {task.fields[flight]}"
-                       "  skipped {task.fields[skipped]}"),
-            TextColumn("{task.fields[rate]:.1f}/s"), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TextColumn(
+                "ok {task.fields[ok]}  [red]failed {task.fields[bad]}[/]  in flight {task.fields[flight]}"
+                "  skipped {task.fields[skipped]}"
+            ),
+            TextColumn("{task.fields[rate]:.1f}/s"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             TextColumn("{task.fields[live]}"),
             refresh_per_second=4,
         )
-        self._task = self._bar.add_task(description, total=counts.total, ok=0, bad=0, flight=0,
-                                        skipped=0, rate=0.0, live="")
+        self._task = self._bar.add_task(
+            description, total=counts.total, ok=0, bad=0, flight=0, skipped=0, rate=0.0, live=""
+        )
         self._stop = threading.Event()
         # refresh the numbers every second even while no trial finishes
         self._ticker = threading.Thread(target=self._tick, daemon=True, name="daskbench-bar")
@@ -124,9 +131,17 @@ class BarProgress(Progress):
     def update(self) -> None:
         c = self.counts
         # skipped trials (already ok on disk) count as complete: they are found lazily
-        self._bar.update(self._task, total=c.total, completed=c.done + c.skipped, ok=c.ok, bad=c.bad,
-                         flight=c.in_flight, skipped=c.skipped, rate=c.rate(),
-                         live=(c.live() if c.live else ""))
+        self._bar.update(
+            self._task,
+            total=c.total,
+            completed=c.done + c.skipped,
+            ok=c.ok,
+            bad=c.bad,
+            flight=c.in_flight,
+            skipped=c.skipped,
+            rate=c.rate(),
+            live=(c.live() if c.live else ""),
+        )
 
     def stop(self) -> None:
         self._stop.set()

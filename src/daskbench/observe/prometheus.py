@@ -20,8 +20,28 @@ from ..dask_compat import schedulers_in_this_process
 logger = logging.getLogger("distributed.scheduler.daskbench")  # lands in the scheduler's log
 
 #: histogram bucket upper bounds (seconds): trials last from a millisecond to an hour
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-           60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
 
 
 class MetricSource(Protocol):
@@ -56,8 +76,10 @@ def _install_collector() -> bool:
             try:
                 import prometheus_client
             except ImportError:
-                logger.warning("daskbench-observe: prometheus_client is not installed, so /metrics has no "
-                               "daskbench_* metrics (pip install prometheus_client); /daskbench/status works")
+                logger.warning(
+                    "daskbench-observe: prometheus_client is not installed, so /metrics has no "
+                    "daskbench_* metrics (pip install prometheus_client); /daskbench/status works"
+                )
                 _collector_state["installed"] = False
             else:
                 try:
@@ -114,13 +136,15 @@ class _Collector:
             for exp, tps in v["ticks"].items():
                 ticks[exp] = ticks.get(exp, 0.0) + tps
 
-        trials = CounterMetricFamily("daskbench_trials", "Trials finished, by experiment and status",
-                                     labels=["experiment", "status"])
+        trials = CounterMetricFamily(
+            "daskbench_trials", "Trials finished, by experiment and status", labels=["experiment", "status"]
+        )
         for (exp, status), n in sorted(counts.items()):
             trials.add_metric([exp, status], n)
         yield trials
-        durations = HistogramMetricFamily("daskbench_trial_duration_seconds", "Time one trial took on its worker",
-                                          labels=["experiment"])
+        durations = HistogramMetricFamily(
+            "daskbench_trial_duration_seconds", "Time one trial took on its worker", labels=["experiment"]
+        )
         for exp, (b, s) in sorted(hist.items()):
             cumulative, acc = [], 0
             for bound, n in zip([*map(repr, BUCKETS), "+Inf"], b):
@@ -128,15 +152,18 @@ class _Collector:
                 cumulative.append((bound, acc))
             durations.add_metric([exp], cumulative, sum_value=s)
         yield durations
-        yield GaugeMetricFamily("daskbench_sweeps_running", "Sweeps started and not yet ended",
-                                value=sum(v["running"] for v in values))
-        reports = CounterMetricFamily("daskbench_live_reports", "Live metric reports (daskbench.report) received",
-                                      labels=["experiment"])
+        yield GaugeMetricFamily(
+            "daskbench_sweeps_running", "Sweeps started and not yet ended", value=sum(v["running"] for v in values)
+        )
+        reports = CounterMetricFamily(
+            "daskbench_live_reports", "Live metric reports (daskbench.report) received", labels=["experiment"]
+        )
         for exp, n in sorted(live.items()):
             reports.add_metric([exp], n)
         yield reports
-        sim = GaugeMetricFamily("daskbench_sim_ticks_per_second", "Simulated ticks per second of running simulations",
-                                labels=["experiment"])
+        sim = GaugeMetricFamily(
+            "daskbench_sim_ticks_per_second", "Simulated ticks per second of running simulations", labels=["experiment"]
+        )
         for exp, tps in sorted(ticks.items()):
             sim.add_metric([exp], tps)
         yield sim

@@ -28,8 +28,10 @@ def add_routes(scheduler: Any, snapshot: Snapshot) -> None:
     prefix = _http_prefix(app)
     kwargs = {"scheduler": scheduler, "snapshot": snapshot}
     # add_handlers puts these rules before distributed's catch-all ones
-    app.add_handlers(r".*", [(prefix + "daskbench/status", StatusPage, kwargs),
-                             (prefix + "daskbench/status.json", StatusJSON, kwargs)])
+    app.add_handlers(
+        r".*",
+        [(prefix + "daskbench/status", StatusPage, kwargs), (prefix + "daskbench/status.json", StatusJSON, kwargs)],
+    )
     app._daskbench_routes = True
 
 
@@ -76,7 +78,6 @@ class StatusPage(_Handler):
         self.write(render_html(snap))
 
 
-
 # -- the page --------------------------------------------------------------------
 
 _CSS = """
@@ -104,7 +105,7 @@ _REFRESH = (
     '<noscript><meta http-equiv="refresh" content="2"></noscript><script>'
     'setInterval(function(){fetch(location.href,{cache:"no-store"}).then(function(r){return r.text()})'
     '.then(function(t){document.body.replaceWith(new DOMParser().parseFromString(t,"text/html").body)})'
-    '.catch(function(){})},2000)</script>'
+    ".catch(function(){})},2000)</script>"
 )
 
 
@@ -126,8 +127,11 @@ def _row(r: Dict[str, Any]) -> str:
     done = r["done"] + r["skipped"]
     # one segment per outcome: a few failures must not paint the whole bar red
     scale = 100.0 / max(total or done or 1, done, 1)
-    bar = "".join(f'<span class="{cls}" style="width:{n * scale:.2f}%"></span>'
-                  for cls, n in (("skip", r["skipped"]), ("", r["ok"]), ("bad", r["failed"])) if n)
+    bar = "".join(
+        f'<span class="{cls}" style="width:{n * scale:.2f}%"></span>'
+        for cls, n in (("skip", r["skipped"]), ("", r["ok"]), ("bad", r["failed"]))
+        if n
+    )
     prog = f"{done}/{total}" if total is not None else f"{done}/?"
     other = {k: v for k, v in r["counts"].items() if k not in ("ok", "failed") and v}
     shown = ", ".join(f"{v} {e(k)}" for k, v in sorted(other.items()))
@@ -159,13 +163,17 @@ def render_html(snap: Dict[str, Any]) -> str:
         f'updated {_when(snap["time"])} · refreshes every 2 s · <a href="status.json">JSON</a></div>',
     ]
     if not snap["prometheus"]:
-        parts.append('<p class="note">prometheus_client is not installed on the scheduler: '
-                     "/metrics has no daskbench_* metrics.</p>")
+        parts.append(
+            '<p class="note">prometheus_client is not installed on the scheduler: '
+            "/metrics has no daskbench_* metrics.</p>"
+        )
     if snap["runs"]:
         states = collections.Counter(r["state"] for r in snap["runs"])
         parts.append(f'<div class="sub">{" · ".join(f"{n} {e(k)}" for k, n in sorted(states.items()))}</div>')
-        parts.append("<table><tr><th>Experiment</th><th>State</th><th>Progress</th><th>OK</th><th>Failed</th>"
-                     "<th>Rate</th><th>Started</th><th>Results</th><th>Live</th></tr>")
+        parts.append(
+            "<table><tr><th>Experiment</th><th>State</th><th>Progress</th><th>OK</th><th>Failed</th>"
+            "<th>Rate</th><th>Started</th><th>Results</th><th>Live</th></tr>"
+        )
         parts.extend(_row(r) for r in snap["runs"])
         parts.append("</table>")
     else:
@@ -174,9 +182,10 @@ def render_html(snap: Dict[str, Any]) -> str:
     if snap["failures"]:
         parts.append("<table><tr><th>Time</th><th>Experiment</th><th>Trial</th><th>Error</th></tr>")
         parts.extend(
-            f'<tr><td>{_when(f["time"])}</td><td>{e(f["experiment"])}</td>'
+            f"<tr><td>{_when(f['time'])}</td><td>{e(f['experiment'])}</td>"
             f'<td class="mono">{e(f["trial_id"])}</td><td class="mono err">{e(f["error"])}</td></tr>'
-            for f in snap["failures"])
+            for f in snap["failures"]
+        )
         parts.append("</table>")
     else:
         parts.append('<p class="dim">None.</p>')

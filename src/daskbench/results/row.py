@@ -152,11 +152,19 @@ def set_failed(row: Row, status: Status, kind: FailureKind, error: str, tracebac
     row.update(status=status, error=error, failure_kind=kind, traceback=traceback)
 
 
-def ended(trial_id: str, seed: Optional[int], replicate: int, attempts: int,
-          status: Status, kind: FailureKind, error: str) -> Row:
+def ended(
+    trial_id: str, seed: Optional[int], replicate: int, attempts: int, status: Status, kind: FailureKind, error: str
+) -> Row:
     """The row of a trial that ended without a result of its own, written by the driver."""
-    return {"trial_id": trial_id, "seed": seed, "replicate": replicate, "attempts": attempts,
-            "status": status, "error": error, "failure_kind": kind}
+    return {
+        "trial_id": trial_id,
+        "seed": seed,
+        "replicate": replicate,
+        "attempts": attempts,
+        "status": status,
+        "error": error,
+        "failure_kind": kind,
+    }
 
 
 def kind_of(row: Row) -> Optional[FailureKind]:

@@ -63,8 +63,15 @@ class ResultStore:
     once, and later flushes and closes write nothing more.
     """
 
-    def __init__(self, root: Path, flush_rows: int = 10_000, flush_seconds: float = 10.0,
-                 compact_parts: int = 64, first_columns: Iterable[str] = (), code_version: Optional[str] = None):
+    def __init__(
+        self,
+        root: Path,
+        flush_rows: int = 10_000,
+        flush_seconds: float = 10.0,
+        compact_parts: int = 64,
+        first_columns: Iterable[str] = (),
+        code_version: Optional[str] = None,
+    ):
         self.root = Path(root)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
@@ -183,8 +190,9 @@ class ResultStore:
         self.maybe_flush()
 
     def maybe_flush(self) -> None:
-        if self._rows and (len(self._rows) >= self.flush_rows
-                           or time.monotonic() - self._last_flush >= self.flush_seconds):
+        if self._rows and (
+            len(self._rows) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds
+        ):
             self.flush()
 
     def flush(self) -> None:

@@ -101,9 +101,17 @@ class _Flight:
 class Runner:
     """Submits a sweep's trials to a ``Client`` and streams results into a store."""
 
-    def __init__(self, client: Client, rp: RunPlan, store: ResultStore, counts: Counts,
-                 progress: Optional[Progress] = None, run_id: str = "", echo: Any = print,
-                 source: Optional[AdaptiveSource] = None):
+    def __init__(
+        self,
+        client: Client,
+        rp: RunPlan,
+        store: ResultStore,
+        counts: Counts,
+        progress: Optional[Progress] = None,
+        run_id: str = "",
+        echo: Any = print,
+        source: Optional[AdaptiveSource] = None,
+    ):
         self.client, self.rp, self.store, self.counts = client, rp, store, counts
         # an adaptive search (sweep.search) hands out its trials one asked point at a time
         self.source = source
@@ -143,8 +151,14 @@ class Runner:
         # key prefix = experiment name, so the dashboard groups the tasks by experiment
         key = f"{self._key_prefix}{self._n_chunks}"
         fut = self.client.submit(
-            run_chunk, self.quarantine_spec if quarantine else self.spec, pack(items), key=key, pure=False,
-            resources=dict(cfg.resources) or None, priority=int(cfg.priority), retries=int(cfg.retries),
+            run_chunk,
+            self.quarantine_spec if quarantine else self.spec,
+            pack(items),
+            key=key,
+            pure=False,
+            resources=dict(cfg.resources) or None,
+            priority=int(cfg.priority),
+            retries=int(cfg.retries),
         )
         return fut
 
@@ -265,10 +279,21 @@ class Runner:
     def _announce(self, event: str) -> None:
         """Tell the scheduler (status page, Prometheus) that the sweep starts or ends."""
         c = self.counts
-        msg = {"event": event, "experiment": self.rp.cfg.name, "run_id": self.run_id, "time": time.time(),
-               "total": c.total, "results": str(self.rp.results_dir),
-               "counts": {"ok": c.ok, "failed": c.failed, "timeout": c.timeout, "cancelled": c.cancelled,
-                          "skipped": c.skipped}}
+        msg = {
+            "event": event,
+            "experiment": self.rp.cfg.name,
+            "run_id": self.run_id,
+            "time": time.time(),
+            "total": c.total,
+            "results": str(self.rp.results_dir),
+            "counts": {
+                "ok": c.ok,
+                "failed": c.failed,
+                "timeout": c.timeout,
+                "cancelled": c.cancelled,
+                "skipped": c.skipped,
+            },
+        }
         with contextlib.suppress(Exception):  # a lost scheduler must not hide the run's own outcome
             self.client.log_event(TOPIC_SWEEP, msg)
 
@@ -290,8 +315,9 @@ class Runner:
     def _listen(self) -> Any:
         """Subscribe to the scheduler's ``all`` topic; the handler it replaces, if any."""
         previous = topic_handler(self.client, "all")  # a user's own client may listen to "all" already
-        self.client.subscribe_topic("all", self._cluster_event if previous is None
-                                    else _both(previous, self._cluster_event))
+        self.client.subscribe_topic(
+            "all", self._cluster_event if previous is None else _both(previous, self._cluster_event)
+        )
         return previous
 
     def _unlisten(self, previous: Any) -> None:

@@ -69,8 +69,10 @@ def _call_with_timeout(spec: TrialSpec, gkey: GroupKey, params: Dict[str, Any]) 
     t.start()
     t.join(spec.timeout_s)
     if t.is_alive():
-        raise TrialTimeout(f"trial ran longer than timeout_s={spec.timeout_s:g} "
-                           "(runner.isolation=thread: it may still be running on its worker)")
+        raise TrialTimeout(
+            f"trial ran longer than timeout_s={spec.timeout_s:g} "
+            "(runner.isolation=thread: it may still be running on its worker)"
+        )
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -193,8 +195,9 @@ def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[
     live.flush(item.trial_id)
     step = prune.finish(item.trial_id)
     if step is not None:  # pruned: at its next report, or it asked should_stop() and returned
-        row.update(status=Status.PRUNED, error=None, failure_kind=None, traceback=None,
-                   last_step=None if step < 0 else step)
+        row.update(
+            status=Status.PRUNED, error=None, failure_kind=None, traceback=None, last_step=None if step < 0 else step
+        )
     row["attempts"] = attempts
     row["started_at"] = datetime.fromtimestamp(started, tz=UTC)
     row["duration_s"] = time.perf_counter() - t0
@@ -218,7 +221,14 @@ def _log_chunk(spec: TrialSpec, rows: List[Dict[str, Any]]) -> None:
         status = str(r["status"])  # plain text: the scheduler takes only msgpack's own types
         counts[status] = counts.get(status, 0) + 1
     errors = [[r["trial_id"], r["error"]] for r in rows if r["status"] != "ok"][:5]
-    live.send(live.TOPIC_TRIALS, {
-        "experiment": spec.experiment, "run_id": spec.run_id, "time": time.time(), "counts": counts,
-        "durations": [r["duration_s"] for r in rows], "errors": errors,
-    })
+    live.send(
+        live.TOPIC_TRIALS,
+        {
+            "experiment": spec.experiment,
+            "run_id": spec.run_id,
+            "time": time.time(),
+            "counts": counts,
+            "durations": [r["duration_s"] for r in rows],
+            "errors": errors,
+        },
+    )

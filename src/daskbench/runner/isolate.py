@@ -58,10 +58,12 @@ class TrialNeedsWorker(RuntimeError):
     """
 
 
-_NO_WORKER = ("this trial runs in a child process of its own (timeout_s, or runner.isolation=process), away "
-              "from its Dask worker: it cannot secede, submit tasks or reach actors from there. Set "
-              "runner.isolation=thread to call it in the worker's own thread (timeout_s then cannot stop it), "
-              "or remove timeout_s")
+_NO_WORKER = (
+    "this trial runs in a child process of its own (timeout_s, or runner.isolation=process), away "
+    "from its Dask worker: it cannot secede, submit tasks or reach actors from there. Set "
+    "runner.isolation=thread to call it in the worker's own thread (timeout_s then cannot stop it), "
+    "or remove timeout_s"
+)
 
 
 class TrialProcessError(Exception):
@@ -82,17 +84,29 @@ def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> A
     """
     from ..observe import live
 
-    job = pickle.dumps({"spec": spec, "gkey": gkey, "params": params, "sys_path": list(sys.path),
-                        "context": context, "parent": os.getpid(),
-                        "memory_limit": _worker_memory_limit() if getattr(spec, "quarantine", False) else None},
-                       protocol=pickle.HIGHEST_PROTOCOL)
+    job = pickle.dumps(
+        {
+            "spec": spec,
+            "gkey": gkey,
+            "params": params,
+            "sys_path": list(sys.path),
+            "context": context,
+            "parent": os.getpid(),
+            "memory_limit": _worker_memory_limit() if getattr(spec, "quarantine", False) else None,
+        },
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
     timeout = float(spec.timeout_s) if spec.timeout_s else None
     read_fd, write_fd = os.pipe()
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "daskbench.runner.isolate", str(write_fd)],
-                                    stdin=subprocess.PIPE, stderr=err, pass_fds=(write_fd,),
-                                    start_new_session=True)  # its own group: killed as a whole
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "daskbench.runner.isolate", str(write_fd)],
+                stdin=subprocess.PIPE,
+                stderr=err,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+            )  # its own group: killed as a whole
         finally:
             os.close(write_fd)
         try:
@@ -118,8 +132,13 @@ def _answered(frames: List[Tuple]) -> bool:
     return any(f[0] in ("result", "error") for f in frames)
 
 
-def _talk(proc: subprocess.Popen, job: bytes, read_fd: int, timeout: Optional[float],
-          relay: Callable[[str, Dict[str, Any]], None]) -> Tuple[List[Tuple], bool]:
+def _talk(
+    proc: subprocess.Popen,
+    job: bytes,
+    read_fd: int,
+    timeout: Optional[float],
+    relay: Callable[[str, Dict[str, Any]], None],
+) -> Tuple[List[Tuple], bool]:
     """Send the job, relay live reports as they come, collect the answer;
     returns (frames, timed out)."""
     deadline = None if timeout is None else time.monotonic() + timeout + STARTUP_GRACE_S
@@ -163,8 +182,8 @@ def _unframe(buf: bytearray) -> List[Tuple]:
         (n,) = _HEADER.unpack_from(buf)
         if len(buf) < _HEADER.size + n:
             break
-        out.append(pickle.loads(bytes(buf[_HEADER.size:_HEADER.size + n])))
-        del buf[:_HEADER.size + n]
+        out.append(pickle.loads(bytes(buf[_HEADER.size : _HEADER.size + n])))
+        del buf[: _HEADER.size + n]
     return out
 
 
@@ -207,6 +226,7 @@ def _death(code: Optional[int]) -> str:
 
 
 # -- the child ------------------------------------------------------------------
+
 
 def _die_with_parent(parent: int) -> None:
     """Linux: get SIGKILL if the worker dies, so no trial outlives its worker."""
@@ -300,8 +320,14 @@ def _main(write_fd: int) -> None:
     try:
         send(answer)
     except Exception as exc:  # e.g. a return value that cannot be pickled
-        send(("error", f"TypeError: the trial's return value cannot be sent back from its process ({exc})",
-              "".join(traceback.format_exception(exc)), FailureKind.BAD_RESULT))
+        send(
+            (
+                "error",
+                f"TypeError: the trial's return value cannot be sent back from its process ({exc})",
+                "".join(traceback.format_exception(exc)),
+                FailureKind.BAD_RESULT,
+            )
+        )
     out.close()
 
 

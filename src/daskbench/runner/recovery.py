@@ -206,8 +206,12 @@ class Recovery(Generic[T]):
     def _done(self, event: ChunkDone[T]) -> List[Decision[T]]:
         self._charge(event.key, event.trials, 0)
         rows, tid = event.rows, event.trials[0].trial_id
-        if (len(event.trials) == 1 and len(rows) == 1 and self.in_child(tid)
-                and trow.kind_of(rows[0]) is FailureKind.NEEDS_WORKER):
+        if (
+            len(event.trials) == 1
+            and len(rows) == 1
+            and self.in_child(tid)
+            and trow.kind_of(rows[0]) is FailureKind.NEEDS_WORKER
+        ):
             # it stopped at get_worker(): not an attempt of the trial's work
             self.needs_worker.add(tid)
             self.reruns.append((event.trials[0], Why.IN_THREAD))
@@ -224,11 +228,17 @@ class Recovery(Generic[T]):
         deaths = self.trial_deaths.pop(tid, 0)
         row["attempts"] = row.get("attempts", 0) + deaths
         self.needs_worker.discard(tid)
-        if self.quarantined.pop(tid, None) is not None and deaths and row.get("status") == Status.FAILED \
-                and trow.kind_of(row) in CRASHED:
-            row["error"] = (f"KilledWorker: the worker died while running this trial ({deaths} time(s)); "
-                            f"run alone in a child process limited to the worker's memory, it failed with: "
-                            f"{row.get('error')}")
+        if (
+            self.quarantined.pop(tid, None) is not None
+            and deaths
+            and row.get("status") == Status.FAILED
+            and trow.kind_of(row) in CRASHED
+        ):
+            row["error"] = (
+                f"KilledWorker: the worker died while running this trial ({deaths} time(s)); "
+                f"run alone in a child process limited to the worker's memory, it failed with: "
+                f"{row.get('error')}"
+            )
 
     def _killed(self, event: ChunkKilled[T]) -> List[Decision[T]]:
         # exact: Dask gives up after allowed_failures + 1 deaths, and its last
@@ -246,10 +256,12 @@ class Recovery(Generic[T]):
         if deaths <= self.crash_retries:
             self.reruns.append((t, Why.CRASH_RETRY))
             return []
-        error = (f"KilledWorker: the worker died while running this trial, {self.trial_deaths.get(t.trial_id, 0)} "
-                 f"time(s), the last on {event.last_worker}, {deaths} of them while it ran alone (in a child "
-                 "process where it can): the worker's machine, not the trial, seems to be failing "
-                 "(runner.crash_retries sets how often such a trial is tried)")
+        error = (
+            f"KilledWorker: the worker died while running this trial, {self.trial_deaths.get(t.trial_id, 0)} "
+            f"time(s), the last on {event.last_worker}, {deaths} of them while it ran alone (in a child "
+            "process where it can): the worker's machine, not the trial, seems to be failing "
+            "(runner.crash_retries sets how often such a trial is tried)"
+        )
         return [Write([self._end(t, FailureKind.WORKER_LOST, error)])]
 
     def _submit(self, n: int) -> List[Decision[T]]:
@@ -262,8 +274,7 @@ class Recovery(Generic[T]):
     def _cancel(self, event: Cancel[T]) -> List[Decision[T]]:
         trials = list(event.trials) + [t for t, _ in self.reruns]  # reruns: waiting after their worker died
         self.reruns.clear()
-        rows = [self._end(t, FailureKind.CANCELLED, "cancelled before it finished", Status.CANCELLED)
-                for t in trials]
+        rows = [self._end(t, FailureKind.CANCELLED, "cancelled before it finished", Status.CANCELLED) for t in trials]
         return [Write(rows)] if rows else []
 
     def _end(self, t: T, kind: FailureKind, error: str, status: Status = Status.FAILED) -> Row:

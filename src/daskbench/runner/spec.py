@@ -83,9 +83,14 @@ def make_spec(rp: RunPlan, run_id: str = "") -> TrialSpec:
     )
     bases = trials if fast else rp.trial_bases
     return TrialSpec(
-        target=str(next(iter(trials.values()))["_target_"]), fast=fast, bases=bases,
-        retries=int(rp.cfg.retries), timeout_s=rp.cfg.timeout_s,
-        sys_path=list(dict.fromkeys(rp.sys_path)), experiment=rp.cfg.name, run_id=run_id,
+        target=str(next(iter(trials.values()))["_target_"]),
+        fast=fast,
+        bases=bases,
+        retries=int(rp.cfg.retries),
+        timeout_s=rp.cfg.timeout_s,
+        sys_path=list(dict.fromkeys(rp.sys_path)),
+        experiment=rp.cfg.name,
+        run_id=run_id,
         isolation=str(rp.cfg.runner.isolation),
         prune=rp.plan.search is not None and rp.plan.search.pruner != "none",
     )

@@ -69,8 +69,17 @@ def _is_lost(exc: BaseException) -> bool:
 class ShardActor:
     """One shard, hosted by a Dask actor."""
 
-    def __init__(self, key: str, model: Model, index: int, assign: np.ndarray, layout: Layout, seed: int,
-                 tick_seconds: float, snapshot: Optional[bytes]):
+    def __init__(
+        self,
+        key: str,
+        model: Model,
+        index: int,
+        assign: np.ndarray,
+        layout: Layout,
+        seed: int,
+        tick_seconds: float,
+        snapshot: Optional[bytes],
+    ):
         keep_temporaries()  # see daskbench.sim.memory: ~3x faster steps on a Dask worker
         hand_over_quickly()
         self.key = key
@@ -120,8 +129,10 @@ class ShardActor:
                 if self._abort.is_set():
                     raise ShardLost("aborted by the coordinator")
                 if time.monotonic() > deadline:
-                    raise ShardLost(f"shards {list(expect)} did not deliver the messages of tick {after} "
-                                    f"within {DELIVER_TIMEOUT_S:.0f}s")
+                    raise ShardLost(
+                        f"shards {list(expect)} did not deliver the messages of tick {after} "
+                        f"within {DELIVER_TIMEOUT_S:.0f}s"
+                    )
         still = []
         for dest, fut in self._sent:
             if not fut.done():
@@ -191,8 +202,18 @@ def eligible_workers(workers: Dict[str, Dict[str, Any]], resources: Dict[str, fl
 class ActorHost:
     """Shards in Dask actors, one per chosen worker in turn."""
 
-    def __init__(self, client: Any, model: Model, assign: np.ndarray, layout: Layout, seed: int,
-                 tick_seconds: float, workers: Sequence[str], resources: Dict[str, float], token: str = ""):
+    def __init__(
+        self,
+        client: Any,
+        model: Model,
+        assign: np.ndarray,
+        layout: Layout,
+        seed: int,
+        tick_seconds: float,
+        workers: Sequence[str],
+        resources: Dict[str, float],
+        token: str = "",
+    ):
         hand_over_quickly()  # the coordinator's thread and its client's event loop trade the GIL every tick
         self.client = client
         self.model, self.assign, self.layout, self.seed, self.tick_seconds = model, assign, layout, seed, tick_seconds
@@ -227,9 +248,23 @@ class ActorHost:
             snaps = client.scatter(list(snapshots), hash=False, workers=None)
         keys = [f"sim-shard-{self.token}-g{self.generation}-{i}" for i in range(self.n_shards)]
         self.futures = [
-            client.submit(ShardActor, keys[i], self.model, i, self._assign_future, self.layout, self.seed,
-                          self.tick_seconds, snaps[i], actor=True, key=keys[i], workers=[addr],
-                          allow_other_workers=False, pure=False, priority=SHARD_PRIORITY)
+            client.submit(
+                ShardActor,
+                keys[i],
+                self.model,
+                i,
+                self._assign_future,
+                self.layout,
+                self.seed,
+                self.tick_seconds,
+                snaps[i],
+                actor=True,
+                key=keys[i],
+                workers=[addr],
+                allow_other_workers=False,
+                pure=False,
+                priority=SHARD_PRIORITY,
+            )
             for i, addr in enumerate(self.placed)
         ]
         self.actors = self._wait_all(self.futures, lambda f: f.result(timeout=POLL_S), "starting")

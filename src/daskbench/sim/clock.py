@@ -28,15 +28,26 @@ class Clock:
     """Decides the next tick and paces ticks against the wall clock. Pure apart
     from ``now``/``sleep``, which tests replace with a fake clock."""
 
-    def __init__(self, ticks: int, start: int = 0, fast_forward: bool = True,
-                 realtime_factor: Optional[float] = None, tick_seconds: float = 1.0,
-                 now: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        ticks: int,
+        start: int = 0,
+        fast_forward: bool = True,
+        realtime_factor: Optional[float] = None,
+        tick_seconds: float = 1.0,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         if not (isinstance(ticks, int) and ticks >= 1):
             raise SimulationError(f"ticks={ticks!r}: give a whole number of ticks >= 1")
         if realtime_factor is not None and not _positive(realtime_factor):
-            raise SimulationError(f"clock.realtime_factor={realtime_factor!r}: give a positive number, or null for as fast as possible")
+            raise SimulationError(
+                f"clock.realtime_factor={realtime_factor!r}: give a positive number, or null for as fast as possible"
+            )
         if not _positive(tick_seconds):
-            raise SimulationError(f"clock.tick_seconds={tick_seconds!r}: give a positive number of simulated seconds per tick")
+            raise SimulationError(
+                f"clock.tick_seconds={tick_seconds!r}: give a positive number of simulated seconds per tick"
+            )
         self.start, self.end = int(start), int(start) + int(ticks)
         self.fast_forward = bool(fast_forward)
         self.realtime_factor = realtime_factor

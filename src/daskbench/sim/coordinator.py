@@ -85,8 +85,15 @@ def _scalar(name: str, value: Any) -> Any:
 class Checkpoint:
     __slots__ = ("tick", "next_tick", "snapshots", "n_steps", "n_agents", "counters")
 
-    def __init__(self, tick: Optional[int], next_tick: int, snapshots: Optional[List[bytes]], n_steps: int,
-                 n_agents: int, counters: Dict[str, int]):
+    def __init__(
+        self,
+        tick: Optional[int],
+        next_tick: int,
+        snapshots: Optional[List[bytes]],
+        n_steps: int,
+        n_agents: int,
+        counters: Dict[str, int],
+    ):
         self.tick, self.next_tick, self.snapshots = tick, next_tick, snapshots
         self.n_steps, self.n_agents, self.counters = n_steps, n_agents, counters
 
@@ -155,8 +162,8 @@ def _restart(host: Host, settings: Settings, clock: Clock, done: _Progress, exc:
     logger.warning("simulation: %s; restarting from %s (restart %d)", exc, where, done.restarts)
     host.close(lost=True)
     host.start(ckpt.snapshots)
-    del done.steps[ckpt.n_steps:]
-    del done.agents[ckpt.n_agents:]
+    del done.steps[ckpt.n_steps :]
+    del done.agents[ckpt.n_agents :]
     done.counters = dict(ckpt.counters)
     clock.restart()
     return ckpt.next_tick
@@ -174,20 +181,22 @@ def _metrics(model: Model, clock: Clock, done: _Progress, wall_s: float) -> Dict
     metrics: Dict[str, Any] = {}
     if steps:
         metrics.update({k: v for k, v in steps[-1].items() if k not in _STEP_ONLY})
-    metrics.update({
-        "ticks": counters["executed"],
-        "final_tick": done.last_tick,
-        "messages_local": counters["local"],
-        "messages_remote": counters["remote"],
-        "cross_shard_fraction": counters["remote"] / total if total else 0.0,
-        "agent_steps": counters["agent_steps"],
-        "restarts": done.restarts,
-        "sim_wall_s": wall_s,
-        "tick_ms": float(np.mean([s["wall_ms"] for s in steps])) if steps else math.nan,
-        "shard_ms": float(np.mean([s["shard_ms"] for s in steps])) if steps else math.nan,
-        # per second of ticking: starting shards and checkpoints are in sim_wall_s only
-        "agent_steps_per_s": sum(s["agent_steps"] for s in steps) / tick_s if tick_s > 0 else math.nan,
-    })
+    metrics.update(
+        {
+            "ticks": counters["executed"],
+            "final_tick": done.last_tick,
+            "messages_local": counters["local"],
+            "messages_remote": counters["remote"],
+            "cross_shard_fraction": counters["remote"] / total if total else 0.0,
+            "agent_steps": counters["agent_steps"],
+            "restarts": done.restarts,
+            "sim_wall_s": wall_s,
+            "tick_ms": float(np.mean([s["wall_ms"] for s in steps])) if steps else math.nan,
+            "shard_ms": float(np.mean([s["shard_ms"] for s in steps])) if steps else math.nan,
+            # per second of ticking: starting shards and checkpoints are in sim_wall_s only
+            "agent_steps_per_s": sum(s["agent_steps"] for s in steps) / tick_s if tick_s > 0 else math.nan,
+        }
+    )
     if clock.realtime_factor is not None:
         metrics["realtime_max_lag_s"] = clock.max_lag_s
     for key, value in dict(model.summary(steps)).items():

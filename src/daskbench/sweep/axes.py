@@ -95,8 +95,9 @@ def axis_from_override(ov: Override, is_group: bool = False) -> Axis:
             else f"axis {key!r}: interval({lo},{hi}) is empty; give lo < hi, e.g. interval({lo},{lo + 1})"
         )
     integer = isinstance(lo, int) and isinstance(hi, int)  # int(interval(...)) casts both bounds
-    return Axis(key, interval=(float(lo), float(hi)), is_group=is_group, add=add, integer=integer,
-                log="log" in (iv.tags or ()))
+    return Axis(
+        key, interval=(float(lo), float(hi)), is_group=is_group, add=add, integer=integer, log="log" in (iv.tags or ())
+    )
 
 
 def axis_from_param(key: str, expr: Any, is_group: bool = False) -> Axis:

@@ -193,8 +193,10 @@ class SweepPlan:
 
     def __iter__(self) -> Iterator[Trial]:
         if self.search is not None:
-            raise SweepError("an adaptive search has no fixed trials to enumerate; its points are asked "
-                             "from the study (daskbench.runner.adaptive)")
+            raise SweepError(
+                "an adaptive search has no fixed trials to enumerate; its points are asked "
+                "from the study (daskbench.runner.adaptive)"
+            )
         units = self._units()
         s_axes, s_values = self._samples()
         s_keys = [a.key for a in s_axes]

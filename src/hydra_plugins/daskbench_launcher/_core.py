@@ -51,9 +51,13 @@ def settings(params: Mapping[str, Any], job_name: str) -> Settings:
     return Settings(
         cluster=cluster_config(p.get("cluster") or {"kind": "local"}),
         resources={str(k): float(v) for k, v in (p.get("resources") or {}).items()},
-        priority=int(p.get("priority") or 0), retries=int(p.get("retries") or 0),
-        max_in_flight=p.get("max_in_flight"), chunk_size=p.get("chunk_size"), resume=bool(p.get("resume")),
-        results_dir=Path(str(p.get("results_dir"))).absolute(), name=str(p.get("name") or job_name),
+        priority=int(p.get("priority") or 0),
+        retries=int(p.get("retries") or 0),
+        max_in_flight=p.get("max_in_flight"),
+        chunk_size=p.get("chunk_size"),
+        resume=bool(p.get("resume")),
+        results_dir=Path(str(p.get("results_dir"))).absolute(),
+        name=str(p.get("name") or job_name),
     )
 
 
@@ -93,9 +97,14 @@ def _launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_i
             if new and client.dashboard_link and getattr(s.cluster, "dashboard_address", "") is not None:
                 log.info(f"Dask dashboard: {client.dashboard_link}")
             check_resources(client, s.cluster, s.resources, log.info)
-            ctx = RunContext(token=uuid.uuid4().hex, singleton_state=_singletons(),
-                             callbacks=launcher.hydra_context.callbacks, task_function=launcher.task_function,
-                             templates=planner.templates, retries=s.retries)
+            ctx = RunContext(
+                token=uuid.uuid4().hex,
+                singleton_state=_singletons(),
+                callbacks=launcher.hydra_context.callbacks,
+                task_function=launcher.task_function,
+                templates=planner.templates,
+                retries=s.retries,
+            )
             returns.update(BatchRun(client, ctx, s, lambda rows: store.add(rows, {})).run(todo))
     finally:
         store.close()
@@ -138,8 +147,15 @@ def _drop_rows_to_rerun(store: Any, jobs: List[Any], done: Set[str], returns: Di
 
 
 def _record(store: Any, s: Settings, config: Any, started: float, n: int, skipped: int) -> None:
-    run = {"id": f"hydra-{started:.0f}", "started": started, "ended": time.time(), "jobs": n, "skipped": skipped,
-           "command": " ".join(sys.argv), "launcher": "hydra_plugins.daskbench_launcher"}
+    run = {
+        "id": f"hydra-{started:.0f}",
+        "started": started,
+        "ended": time.time(),
+        "jobs": n,
+        "skipped": skipped,
+        "command": " ".join(sys.argv),
+        "launcher": "hydra_plugins.daskbench_launcher",
+    }
     task = OmegaConf.to_container(config, resolve=False)
     assert isinstance(task, dict)
     task.pop("hydra", None)

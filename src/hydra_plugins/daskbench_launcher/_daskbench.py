@@ -20,8 +20,16 @@ from daskbench.results.store import ResultStore
 
 from .config import ClusterConf
 
-__all__ = ["ClusterError", "ConfigError", "DaskbenchError", "ResultStore", "cluster_config", "client_for",
-           "check_resources", "close_cluster"]
+__all__ = [
+    "ClusterError",
+    "ConfigError",
+    "DaskbenchError",
+    "ResultStore",
+    "cluster_config",
+    "client_for",
+    "check_resources",
+    "close_cluster",
+]
 
 _KEY = "hydra.launcher.cluster"
 
@@ -43,8 +51,10 @@ def cluster_config(conf: Mapping[str, Any]) -> Any:
         if key == "kind" or value == unset.get(key) or (isinstance(value, Mapping) and not _set(value)):
             continue
         if key not in names:
-            raise ConfigError(f"{_KEY}.{key} is a setting of cluster kind {_kinds_with(key)}, not {kind}; "
-                              f"set {_KEY}.kind or drop {_KEY}.{key}")
+            raise ConfigError(
+                f"{_KEY}.{key} is a setting of cluster kind {_kinds_with(key)}, not {kind}; "
+                f"set {_KEY}.kind or drop {_KEY}.{key}"
+            )
         if key in ("adapt", "security"):
             base = names[key].default_factory()  # type: ignore[misc]
             value = dataclasses.replace(base, **_set(value))

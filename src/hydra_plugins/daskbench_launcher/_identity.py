@@ -28,6 +28,7 @@ def job_id(name: str, groups: Sequence[str], base: Mapping[str, Any], values: Ma
     """16 hex digits of sha256 over name, group choices and content (values win)."""
     items = dict(base)
     items.update(values)
-    payload = json.dumps([name, list(groups), sorted(items.items())],
-                         separators=(",", ":"), sort_keys=True, default=repr)
+    payload = json.dumps(
+        [name, list(groups), sorted(items.items())], separators=(",", ":"), sort_keys=True, default=repr
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -142,7 +142,9 @@ def finish_config(cfg: DictConfig, job: Job) -> DictConfig:
     with open_dict(cfg.hydra):
         cfg.hydra.overrides.task = [o.input_line for o in parsed]
         cfg.hydra.job.override_dirname = get_overrides_dirname(
-            overrides=list(parsed), kv_sep=dirname.kv_sep, item_sep=dirname.item_sep,
+            overrides=list(parsed),
+            kv_sep=dirname.kv_sep,
+            item_sep=dirname.item_sep,
             exclude_keys=dirname.exclude_keys,
         )
     return cfg

@@ -19,8 +19,23 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-RESERVED = frozenset({"trial_id", "seed", "replicate", "status", "error", "traceback", "attempts", "worker",
-                      "started_at", "duration_s", "return_value", "hydra.job.num", "hydra.runtime.output_dir"})
+RESERVED = frozenset(
+    {
+        "trial_id",
+        "seed",
+        "replicate",
+        "status",
+        "error",
+        "traceback",
+        "attempts",
+        "worker",
+        "started_at",
+        "duration_s",
+        "return_value",
+        "hydra.job.num",
+        "hydra.runtime.output_dir",
+    }
+)
 
 
 def _scalar(v: Any) -> Tuple[bool, Any]:
@@ -73,9 +88,19 @@ def row(job: Any, out: Any) -> Dict[str, Any]:
     if out.status == "ok":
         r.update(metrics(out.value, set(r)))
         r["return_value"] = to_json(out.value)
-    r.update({"hydra.job.num": job.num, "hydra.runtime.output_dir": out.output_dir, "status": out.status,
-              "error": out.error, "attempts": out.attempts, "worker": out.worker, "started_at": out.started_at,
-              "duration_s": out.duration_s, "traceback": out.traceback})
+    r.update(
+        {
+            "hydra.job.num": job.num,
+            "hydra.runtime.output_dir": out.output_dir,
+            "status": out.status,
+            "error": out.error,
+            "attempts": out.attempts,
+            "worker": out.worker,
+            "started_at": out.started_at,
+            "duration_s": out.duration_s,
+            "traceback": out.traceback,
+        }
+    )
     return r
 
 
@@ -134,16 +159,24 @@ class DaskbenchJobReturn(JobReturn):
 def job_return(job: Any, out: Any) -> DaskbenchJobReturn:
     configs = out.configs
     return DaskbenchJobReturn(
-        configs=(lambda: pickle.loads(configs)) if configs else None, overrides=list(job.overrides),
-        working_dir=out.working_dir, task_name=out.task_name,
-        status=JobStatus.COMPLETED if out.status == "ok" else JobStatus.FAILED, _return_value=out.value,
+        configs=(lambda: pickle.loads(configs)) if configs else None,
+        overrides=list(job.overrides),
+        working_dir=out.working_dir,
+        task_name=out.task_name,
+        status=JobStatus.COMPLETED if out.status == "ok" else JobStatus.FAILED,
+        _return_value=out.value,
     )
 
 
-def stored_return(job: Any, stored: Mapping[str, Any], task_name: str,
-                  configs: Callable[[], Tuple[DictConfig, DictConfig]]) -> DaskbenchJobReturn:
+def stored_return(
+    job: Any, stored: Mapping[str, Any], task_name: str, configs: Callable[[], Tuple[DictConfig, DictConfig]]
+) -> DaskbenchJobReturn:
     """A job skipped on resume: its stored return value, configs composed on demand."""
     return DaskbenchJobReturn(
-        configs=configs, overrides=list(job.overrides), working_dir=stored.get("hydra.runtime.output_dir"),
-        task_name=task_name, status=JobStatus.COMPLETED, _return_value=json.loads(stored["return_value"]),
+        configs=configs,
+        overrides=list(job.overrides),
+        working_dir=stored.get("hydra.runtime.output_dir"),
+        task_name=task_name,
+        status=JobStatus.COMPLETED,
+        _return_value=json.loads(stored["return_value"]),
     )

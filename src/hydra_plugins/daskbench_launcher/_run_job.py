@@ -55,9 +55,13 @@ def _chdir(hydra_node: Any) -> bool:
     if chdir is None and version.base_at_least("1.2"):
         return False
     if chdir is None:
-        warnings.warn("Future Hydra versions will no longer change working directory at job runtime by default.\n"
-                      "See https://hydra.cc/docs/1.2/upgrades/1.1_to_1.2/changes_to_job_working_dir/ for more "
-                      "information.", UserWarning, stacklevel=3)
+        warnings.warn(
+            "Future Hydra versions will no longer change working directory at job runtime by default.\n"
+            "See https://hydra.cc/docs/1.2/upgrades/1.1_to_1.2/changes_to_job_working_dir/ for more "
+            "information.",
+            UserWarning,
+            stacklevel=3,
+        )
         return True
     return bool(chdir)
 

@@ -44,7 +44,7 @@ class BatchRun:
     def run(self, jobs: Sequence[Any]) -> Dict[int, JobReturn]:
         threads = self._threads()
         size = chunk_size(len(jobs), threads, self.s.chunk_size)
-        chunks = [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
+        chunks = [list(jobs[i : i + size]) for i in range(0, len(jobs), size)]
         chunks.reverse()  # pop() from the end: submitted in job order
         limit = self.s.max_in_flight or 4 * threads
         ctx = self.client.scatter(Packed.of(self.ctx), hash=False)  # sent once, not with every task
@@ -55,8 +55,15 @@ class BatchRun:
             while chunks and len(pending) < limit:
                 chunk = chunks.pop()
                 self._n += 1
-                fut = self.client.submit(run_jobs, ctx, chunk, key=f"{self._prefix}{self._n}", pure=False,
-                                         resources=dict(self.s.resources) or None, priority=self.s.priority)
+                fut = self.client.submit(
+                    run_jobs,
+                    ctx,
+                    chunk,
+                    key=f"{self._prefix}{self._n}",
+                    pure=False,
+                    resources=dict(self.s.resources) or None,
+                    priority=self.s.priority,
+                )
                 pending[fut] = chunk
                 ac.add(fut)
 
@@ -95,8 +102,9 @@ class BatchRun:
         error = f"{type(exc).__name__}: {exc}"
         rows = []
         for job in chunk:
-            self.returns[job.num] = DaskbenchJobReturn(overrides=list(job.overrides), status=JobStatus.FAILED,
-                                                       _return_value=exc)
+            self.returns[job.num] = DaskbenchJobReturn(
+                overrides=list(job.overrides), status=JobStatus.FAILED, _return_value=exc
+            )
             if job.trial_id not in self.written:
                 self.written.add(job.trial_id)
                 rows.append(failed_row(job, status, error))
@@ -108,7 +116,11 @@ class BatchRun:
             self.client.cancel(list(pending))
         except Exception:  # the scheduler may be gone already; the rows are still written
             pass
-        rows = [failed_row(job, "cancelled", "cancelled before it finished")
-                for chunk in [*pending.values(), *chunks] for job in chunk if job.trial_id not in self.written]
+        rows = [
+            failed_row(job, "cancelled", "cancelled before it finished")
+            for chunk in [*pending.values(), *chunks]
+            for job in chunk
+            if job.trial_id not in self.written
+        ]
         pending.clear()
         self.add_rows(rows)

@@ -130,10 +130,19 @@ def _run_one(ctx: RunContext, job: Any) -> Outcome:
         error = f"{type(value).__name__}: {value}"
         tb = "".join(traceback.format_exception(type(value), value, value.__traceback__))
     return Outcome(
-        num=job.num, status="ok" if ok else "failed", value=value, error=error, traceback=tb,
-        working_dir=ret.working_dir, task_name=ret.task_name, output_dir=str(ret.hydra_cfg.hydra.runtime.output_dir),
-        configs=pickle.dumps((ret.cfg, ret.hydra_cfg)), worker=_worker_name(), started_at=started,
-        duration_s=time.perf_counter() - t0, attempts=attempts,
+        num=job.num,
+        status="ok" if ok else "failed",
+        value=value,
+        error=error,
+        traceback=tb,
+        working_dir=ret.working_dir,
+        task_name=ret.task_name,
+        output_dir=str(ret.hydra_cfg.hydra.runtime.output_dir),
+        configs=pickle.dumps((ret.cfg, ret.hydra_cfg)),
+        worker=_worker_name(),
+        started_at=started,
+        duration_s=time.perf_counter() - t0,
+        attempts=attempts,
     )
 
 
@@ -160,8 +169,9 @@ def _picklable(value: Any) -> Tuple[Any, Optional[Exception]]:
         cloudpickle.dumps(value)
         return value, None
     except Exception as exc:
-        return None, TypeError(f"the job's return value ({type(value).__name__}) cannot be pickled "
-                               f"to send it back to the driver: {exc}")
+        return None, TypeError(
+            f"the job's return value ({type(value).__name__}) cannot be pickled to send it back to the driver: {exc}"
+        )
 
 
 def _worker_name() -> Optional[str]:

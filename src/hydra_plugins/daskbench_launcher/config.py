@@ -97,5 +97,8 @@ class DaskbenchLauncherConf:
 
 
 ConfigStore.instance().store(
-    group="hydra/launcher", name="daskbench", node=DaskbenchLauncherConf, provider="daskbench",
+    group="hydra/launcher",
+    name="daskbench",
+    node=DaskbenchLauncherConf,
+    provider="daskbench",
 )
