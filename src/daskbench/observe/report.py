@@ -7,22 +7,21 @@ spread over seeds, the failed trials, and how long trials took.
 
 matplotlib is imported inside the functions, and only its object API is used
 (no pyplot), so importing daskbench stays light and a notebook's own plotting
-backend is left alone.
+backend is left alone. The pages themselves are rendered by :mod:`.report_page`.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import ResultsError
 from ..results import manifest
 from ..results import row as trow
 from . import search_report
+from .report_page import render_html, render_markdown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 STATUSES = list(trow.STATUSES)  # in the order the row declares them
 MAX_LINES = 10  # a numeric key with more values than this is a continuous axis
 MAX_FACETS = 12  # more panels than this: the facet key is pooled instead
-MAX_ROWS = 100  # rows shown in the failure table
 BANDS = {"range": "min–max over replicates", "ci95": "95% CI of the mean over replicates"}
 
 
@@ -80,9 +78,9 @@ def write_report(
     df = Dataset(root / "trials", writer=False).read().to_pandas()
     if df.empty or "status" not in df.columns:
         raise _no_results(root, "its trials table is empty")
-    dims, fixed = _choose_dims(df, root, dims)
+    swept, fixed = _choose_dims(df, root, dims)
     ok = df[df["status"] == "ok"]
-    metrics = _metrics(ok, set(dims) | set(fixed))
+    metrics = _metrics(ok, set(swept) | set(fixed))
     out = root / "report"
     out.mkdir(exist_ok=True)
     for old in out.glob("*.png"):
@@ -91,10 +89,28 @@ def write_report(
     images: List[tuple] = []
     for m in metrics:
         path = out / f"metric-{re.sub(r'[^A-Za-z0-9_.-]+', '_', m)}.png"
-        images.append((m, path, _plot_metric(ok, m, dims, band, path)))
-    images.append(("timing", out / "timing.png", _plot_timing(df, dims[:1], out / "timing.png")))
+        images.append((m, path, _plot_metric(ok, m, swept, band, path)))
+    images.append(("timing", out / "timing.png", _plot_timing(df, swept[:1], out / "timing.png")))
     images += search_report.images(root, out)  # sweep.search: optimisation history, best trial or front
 
+    title = f"daskbench report: {manifest.experiment_name(root) or root.name}"
+    ctx = dict(
+        title=title,
+        root=root,
+        **_tables(df, swept, fixed, slowest),
+        images=images,
+        metrics=metrics,
+        band=BANDS[band],
+    )
+    (out / "summary.md").write_text(render_markdown(**ctx))
+    page = out / "report.html"
+    page.write_text(render_html(**ctx))
+    return page
+
+
+def _tables(df: pd.DataFrame, dims: List[str], fixed: List[str], slowest: int) -> Dict[str, Any]:
+    """The report's tables: trials by status, the swept keys, the failures and their
+    errors, the ``slowest`` trials."""
     counts = df["status"].value_counts()
     status = [(s, int(counts.get(s, 0))) for s in STATUSES + sorted(set(counts.index) - set(STATUSES))]
     status.append(("total", len(df)))
@@ -108,23 +124,7 @@ def write_report(
     axes = [(d, _describe(df[d])) for d in dims] + [
         (d, f"fixed: {df[d].dropna().iloc[0]}") for d in fixed if df[d].notna().any()
     ]
-    title = f"daskbench report: {manifest.experiment_name(root) or root.name}"
-    ctx = dict(
-        title=title,
-        root=root,
-        status=status,
-        axes=axes,
-        images=images,
-        fail=fail,
-        errors=errors,
-        slow=slow,
-        metrics=metrics,
-        band=BANDS[band],
-    )
-    (out / "summary.md").write_text(_markdown(**ctx))
-    page = out / "report.html"
-    page.write_text(_html(**ctx))
-    return page
+    return dict(status=status, axes=axes, fail=fail, errors=errors, slow=slow)
 
 
 # -- choosing what to plot ------------------------------------------------------
@@ -134,7 +134,7 @@ def _continuous(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and s.nunique() > MAX_LINES
 
 
-def _choose_dims(df: pd.DataFrame, root: Path, dims: Optional[Sequence[str]]):
+def _choose_dims(df: pd.DataFrame, root: Path, dims: Optional[Sequence[str]]) -> Tuple[List[str], List[str]]:
     """(varied swept keys in plotting order, swept keys with a single value)."""
     if dims is not None:
         missing = [d for d in dims if d not in df.columns]
@@ -266,25 +266,7 @@ def _plot_metric(ok: pd.DataFrame, metric: str, dims: List[str], band: str, path
                 )
                 sc = ax.scatter(part["_x"], part[metric], s=14, **kw)
                 continue
-            st = part.groupby("_x")[metric].agg(["mean", "min", "max", "std", "count"]).sort_index()
-            lo, hi = _band(st, band)
-            if how[3]:  # categories on x: points with error bars, side by side
-                xs = st.index + dodge[lv]
-                ax.errorbar(
-                    xs,
-                    st["mean"],
-                    yerr=[st["mean"] - lo, hi - st["mean"]],
-                    fmt="o",
-                    ms=5,
-                    capsize=3,
-                    color=c,
-                    label=label,
-                )
-                continue
-            if len(part) <= 5000:  # each replicate, faintly
-                ax.scatter(part["_x"], part[metric], s=6, color=c, alpha=0.3, linewidths=0)
-            ax.fill_between(st.index, lo, hi, color=c, alpha=0.2, linewidth=0)
-            ax.plot(st.index, st["mean"], marker="o", ms=4, color=c, label=label)
+            _plot_line(ax, part, metric, band, dodge[lv] if how[3] else None, c, label)
         if facets:
             key = key if isinstance(key, tuple) else (key,)
             ax.set_title(", ".join(f"{f} = {v}" for f, v in zip(facets, key)), fontsize=10)
@@ -297,6 +279,32 @@ def _plot_metric(ok: pd.DataFrame, metric: str, dims: List[str], band: str, path
     fig.suptitle(title, fontsize=11)
     fig.savefig(path, dpi=110)
     return title.replace("\n", " ")
+
+
+def _plot_line(
+    ax: Any, part: pd.DataFrame, metric: str, band: str, dodge: Optional[float], c: str, label: Optional[str]
+) -> None:
+    """One line of a metric's plot: the mean over replicates at each x with its band;
+    ``dodge`` not None (categories on x): points with error bars, shifted by ``dodge``."""
+    st = part.groupby("_x")[metric].agg(["mean", "min", "max", "std", "count"]).sort_index()
+    lo, hi = _band(st, band)
+    if dodge is not None:  # categories on x: points with error bars, side by side
+        xs = st.index + dodge
+        ax.errorbar(
+            xs,
+            st["mean"],
+            yerr=[st["mean"] - lo, hi - st["mean"]],
+            fmt="o",
+            ms=5,
+            capsize=3,
+            color=c,
+            label=label,
+        )
+        return
+    if len(part) <= 5000:  # each replicate, faintly
+        ax.scatter(part["_x"], part[metric], s=6, color=c, alpha=0.3, linewidths=0)
+    ax.fill_between(st.index, lo, hi, color=c, alpha=0.2, linewidth=0)
+    ax.plot(st.index, st["mean"], marker="o", ms=4, color=c, label=label)
 
 
 def _legend(fig: Any, axs: Sequence[Any], hue: Optional[str], colorbar: Any) -> None:
@@ -351,63 +359,3 @@ def _plot_timing(df: pd.DataFrame, by: List[str], path: Path) -> str:
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
     return title
-
-
-# -- text -----------------------------------------------------------------------
-def _md_table(df: pd.DataFrame) -> str:
-    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = ["| " + " | ".join(map(cell, df.columns)) + " |", "|" + " --- |" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def _markdown(title, root, status, axes, images, fail, errors, slow, metrics, band) -> str:
-    import pandas as pd
-
-    out = [
-        f"# {title}",
-        "",
-        f"Results: `{root}`",
-        "",
-        "## Trials by status",
-        "",
-        _md_table(pd.DataFrame(status, columns=["status", "trials"])),
-        "",
-        "## Swept keys",
-        "",
-    ]
-    out += [f"- `{k}`: {v}" for k, v in axes] or ["- none"]
-    out += ["", f"## Metrics (band: {band})", ""]
-    out += [f"![{name}]({p.name})\n\n*{caption}*\n" for name, p, caption in images]
-    out += ["", f"## Failed, timed out or cancelled trials ({len(fail)})", ""]
-    out += [_md_table(errors.head(MAX_ROWS)) + "\n\n" + _md_table(fail.head(MAX_ROWS)) if len(fail) else "None."]
-    if len(fail) > MAX_ROWS:
-        out.append(f"\n... and {len(fail) - MAX_ROWS} more")
-    out += ["", "## Slowest trials", "", _md_table(slow), ""]
-    return "\n".join(out)
-
-
-def _html(title, root, status, axes, images, fail, errors, slow, metrics, band) -> str:
-    import pandas as pd
-
-    e = html.escape
-    tbl = lambda d: d.to_html(index=False, border=0, classes="t", na_rep="")  # noqa: E731
-    imgs = "".join(
-        f'<figure><img alt="{e(n)}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-        f"<figcaption>{e(c)} ({e(p.name)})</figcaption></figure>"
-        for n, p, c in images
-    )
-    more = f"<p>... and {len(fail) - MAX_ROWS} more</p>" if len(fail) > MAX_ROWS else ""
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{e(title)}</title><style>
-body{{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}} img{{max-width:100%}}
-table.t{{border-collapse:collapse;font-size:.9em}} .t td,.t th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}
-figure{{margin:1em 0}} figcaption{{color:#555}}</style></head><body>
-<h1>{e(title)}</h1><p>Results: <code>{e(str(root))}</code></p>
-<h2>Trials by status</h2>{tbl(pd.DataFrame(status, columns=["status", "trials"]))}
-<h2>Swept keys</h2><ul>{"".join(f"<li><code>{e(k)}</code>: {e(v)}</li>" for k, v in axes) or "<li>none</li>"}</ul>
-<h2>Metrics</h2><p>{e(", ".join(metrics)) or "no numeric metric"}; band: {e(band)}.</p>{imgs}
-<h2>Failed, timed out or cancelled trials ({len(fail)})</h2>
-{tbl(errors.head(MAX_ROWS)) + "<p></p>" + tbl(fail.head(MAX_ROWS)) if len(fail) else "<p>None.</p>"}{more}
-<h2>Slowest trials</h2>{tbl(slow)}
-</body></html>
-"""
