@@ -72,14 +72,7 @@ def run(
     code = codeversion.of_target(make_target(rp))
     store, done, redo, code_notice = _open_store(rp, code)
     counts = Counts()
-    run_info: Dict[str, Any] = {
-        "id": uuid.uuid4().hex[:12],
-        "started_at": _now(),
-        "argv": list(sys.argv),
-        "overrides": list(overrides),
-        "axes": [a.key for a in rp.plan.axes],
-        "code": code.as_dict(),
-    }
+    run_info = _run_info(rp, overrides, code)
     resume = _resume_command(experiment, overrides, config_dir)
     t0 = time.monotonic()
     outcome = None
@@ -87,13 +80,7 @@ def run(
     try:
         ctx = contextlib.nullcontext(client) if client is not None else connect(rp.cluster)
         with ctx as cl:
-            link = dashboard_link(cl)  # None: the scheduler serves no dashboard (only /metrics)
-            if link:
-                echo(f"Dask dashboard: {link}")
-            if client is not None:  # the user's own client: plugins and resources only
-                prepare(cl, None, "", dict(cfg.resources), echo)
-            else:
-                prepare(cl, rp.cluster, make_target(rp), dict(cfg.resources), echo)
+            _prepare(cl, rp, own=client is None, echo=echo)
             # the first write: only once the cluster is up and can run trials
             store.record_run(dict(run_info, outcome="running"), rp.config_yaml, cfg.name)
             recorded = True
@@ -116,6 +103,30 @@ def run(
     if cfg.results.report and counts.done:
         _write_report(rp.results_dir, echo)
     return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)
+
+
+def _run_info(rp: RunPlan, overrides: Sequence[str], code: codeversion.CodeVersion) -> Dict[str, Any]:
+    """The run's manifest entry as it starts: its id, when, how it was asked for, its code."""
+    return {
+        "id": uuid.uuid4().hex[:12],
+        "started_at": _now(),
+        "argv": list(sys.argv),
+        "overrides": list(overrides),
+        "axes": [a.key for a in rp.plan.axes],
+        "code": code.as_dict(),
+    }
+
+
+def _prepare(cl: Any, rp: RunPlan, own: bool, echo: Callable[[str], None]) -> None:
+    """Say where the dashboard is and ready the cluster for the run: on a cluster made
+    for it (``own``) its full setup, on the user's own client plugins and resources only."""
+    link = dashboard_link(cl)  # None: the scheduler serves no dashboard (only /metrics)
+    if link:
+        echo(f"Dask dashboard: {link}")
+    if not own:  # the user's own client: plugins and resources only
+        prepare(cl, None, "", dict(rp.cfg.resources), echo)
+    else:
+        prepare(cl, rp.cluster, make_target(rp), dict(rp.cfg.resources), echo)
 
 
 def _record_end(

@@ -149,6 +149,7 @@ def load_documents(path: Any) -> List[Manifest]:
     try:
         while loader.check_node():
             node = loader.get_node()
+            assert node is not None  # check_node() said a document follows
             data = loader.construct_document(node)
             if data is None:
                 continue
@@ -158,7 +159,8 @@ def load_documents(path: Any) -> List[Manifest]:
                     f"(apiVersion, kind, metadata, spec), not {type(data).__name__}"
                 )
             doc = Manifest(data)
-            doc.source, doc.lines, dups = source, {}, []
+            doc.source, doc.lines = source, {}
+            dups: List[Path_] = []
             _node_lines(node, (), doc.lines, dups)
             if dups:
                 raise ConfigError(
@@ -242,37 +244,47 @@ def _check(value: Any, schema: Dict[str, Any], path: Path_, errors: List[Tuple[P
         if not -bound <= value < bound:
             errors.append((path, f"{value} does not fit in {schema['format']}"))
     if isinstance(value, dict):
-        props = schema.get("properties", {})
-        extra = schema.get("additionalProperties", False)
-        free = extra is True or schema.get("x-kubernetes-preserve-unknown-fields")
-        for key, item in value.items():  # unknown keys first: a misspelt key explains a missing one
-            key = str(key)
-            if key in props:
-                _check(item, props[key], path + (key,), errors)
-            elif isinstance(extra, dict):
-                _check(item, extra, path + (key,), errors)
-            elif not free:
-                errors.append((path + (key,), f"unknown key{suggest(key, props)}"))
-        for key in schema.get("required", []):
-            if key not in value:
-                errors.append((path + (key,), "required key is missing"))
+        _check_object(value, schema, path, errors)
     elif isinstance(value, list):
-        items = schema.get("items", {})
-        list_type = schema.get("x-kubernetes-list-type")
-        keys = schema.get("x-kubernetes-list-map-keys", [])
-        defaults = {k: items.get("properties", {}).get(k, {}).get("default") for k in keys}
-        seen: Dict[str, int] = {}
-        for i, item in enumerate(value):
-            _check(item, items, path + (i,), errors)
-            if list_type == "map" and isinstance(item, dict):
-                ident = ", ".join(f"{k}={item.get(k, defaults[k])}" for k in keys)
-            elif list_type == "set":
-                ident = repr(item)
-            else:
-                continue
-            if ident in seen:
-                errors.append((path + (i,), f"duplicate of item [{seen[ident]}] ({ident})"))
-            seen.setdefault(ident, i)
+        _check_array(value, schema, path, errors)
+
+
+def _check_object(value: Dict[Any, Any], schema: Dict[str, Any], path: Path_, errors: List[Tuple[Path_, str]]) -> None:
+    """:func:`_check` of a mapping's keys: each against its property, unknown and missing keys."""
+    props = schema.get("properties", {})
+    extra = schema.get("additionalProperties", False)
+    free = extra is True or schema.get("x-kubernetes-preserve-unknown-fields")
+    for key, item in value.items():  # unknown keys first: a misspelt key explains a missing one
+        key = str(key)
+        if key in props:
+            _check(item, props[key], path + (key,), errors)
+        elif isinstance(extra, dict):
+            _check(item, extra, path + (key,), errors)
+        elif not free:
+            errors.append((path + (key,), f"unknown key{suggest(key, props)}"))
+    for key in schema.get("required", []):
+        if key not in value:
+            errors.append((path + (key,), "required key is missing"))
+
+
+def _check_array(value: List[Any], schema: Dict[str, Any], path: Path_, errors: List[Tuple[Path_, str]]) -> None:
+    """:func:`_check` of a list's items, and their uniqueness in a ``map`` or ``set`` list."""
+    items = schema.get("items", {})
+    list_type = schema.get("x-kubernetes-list-type")
+    keys = schema.get("x-kubernetes-list-map-keys", [])
+    defaults = {k: items.get("properties", {}).get(k, {}).get("default") for k in keys}
+    seen: Dict[str, int] = {}
+    for i, item in enumerate(value):
+        _check(item, items, path + (i,), errors)
+        if list_type == "map" and isinstance(item, dict):
+            ident = ", ".join(f"{k}={item.get(k, defaults[k])}" for k in keys)
+        elif list_type == "set":
+            ident = repr(item)
+        else:
+            continue
+        if ident in seen:
+            errors.append((path + (i,), f"duplicate of item [{seen[ident]}] ({ident})"))
+        seen.setdefault(ident, i)
 
 
 def _format_path(path: Path_) -> str:
@@ -307,16 +319,15 @@ def validate(doc: Dict[str, Any], source: Optional[str] = None) -> None:
     problem, e.g. ``deploy/daskcluster.yaml:12: spec.worker.replica: unknown key
     (did you mean 'replicas'?)``.
     """
-    source = source or getattr(doc, "source", "<manifest>")
+    known: str = getattr(doc, "source", "<manifest>")  # a Manifest knows its file
+    where = source or known
     lines = getattr(doc, "lines", {})
     if not isinstance(doc, dict):
-        raise ConfigError(f"{source}: a manifest must be a mapping, not {type(doc).__name__}")
+        raise ConfigError(f"{where}: a manifest must be a mapping, not {type(doc).__name__}")
     kind = doc.get("kind")
     if kind not in KINDS:
         what = "required key is missing" if kind is None else f"{kind!r} is not a dask-kubernetes resource"
-        raise ConfigError(
-            f"{source}: kind: {what}{suggest(kind, KINDS) if kind else ''}; use one of {', '.join(KINDS)}"
-        )
+        raise ConfigError(f"{where}: kind: {what}{suggest(kind, KINDS) if kind else ''}; use one of {', '.join(KINDS)}")
     errors: List[Tuple[Path_, str]] = []
     _check(doc, _document_schema(kind), (), errors)
-    _raise(errors, source, lines)
+    _raise(errors, where, lines)
