@@ -142,6 +142,7 @@ def _talk(
     """Send the job, relay live reports as they come, collect the answer;
     returns (frames, timed out)."""
     deadline = None if timeout is None else time.monotonic() + timeout + STARTUP_GRACE_S
+    assert proc.stdin is not None  # the child is started with stdin=PIPE
     try:
         proc.stdin.write(job)
         proc.stdin.close()
@@ -269,7 +270,8 @@ class _CutOffDistributed:
                 run(module)
                 _cut_off(module)
 
-            spec.loader.exec_module = exec_module
+            # on this one loader object only (not its class): the module runs, then is cut off
+            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 

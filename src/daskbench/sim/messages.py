@@ -73,7 +73,8 @@ def _column(values: Any, n: int, name: str, kind: str) -> np.ndarray:
             out[:] = list(values)
             return out
         raise SimulationError(
-            f"message field {name!r} of kind {kind!r} has shape {arr.shape}; give one value per message ({n}) or one for all"
+            f"message field {name!r} of kind {kind!r} has shape {arr.shape}; "
+            f"give one value per message ({n}) or one for all"
         )
     return arr
 
@@ -204,6 +205,7 @@ class Inbox:
         if not self._sorted and len(b):
             order = np.lexsort((b.src, b.dst))  # stable: ties keep the sender's order
             self._merged = b = b.take(order)
+            assert self._rows is not None  # set by _batch()
             self._rows = self._rows[order]
             self._sorted = True
         return b

@@ -19,7 +19,7 @@ contiguous per population, in the order ``Model.populations`` declares them.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Type
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Type, Union
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class Model:
     daskbench sets ``self.seed`` before any other method runs.
     """
 
-    populations: ClassVar[Mapping[str, type]] = {}
+    populations: ClassVar[Mapping[str, Union[Type[Population], Type[Agent]]]] = {}
     seed: int = 0
 
     def sizes(self) -> Mapping[str, int]:

@@ -80,6 +80,18 @@ class StepReport:
     sent_to: Tuple[int, ...] = ()  # the other shards this tick's messages went to
 
 
+def _spaced_rows(first: int, stride: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Global ids -> rows, for a population's ids ``first``, ``first + stride``, ... here."""
+    if stride == 1:
+        return lambda dst: dst - first
+    return lambda dst: (dst - first) // stride
+
+
+def _table_rows(table: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Global ids -> rows, looked up in ``table`` (the row of each global id, -1 elsewhere)."""
+    return lambda dst: table[dst]
+
+
 class Shard:
     """The populations of one shard and its message queues."""
 
@@ -99,7 +111,8 @@ class Shard:
             # round robin: arithmetic instead of a lookup in an array as long as the model
             s = self.n_shards
             if s & (s - 1) == 0:  # a power of two: a bitwise and is 5x cheaper than %
-                self.owner = lambda dst, m=s - 1: dst & m
+                mask = s - 1
+                self.owner = lambda dst: dst & mask
             else:
                 self.owner = lambda dst: dst % s
         else:
@@ -117,14 +130,12 @@ class Shard:
             if len(ids) and stride > 0 and int(ids[-1]) == int(ids[0]) + stride * (len(ids) - 1):
                 # evenly spaced ids (one shard, or round robin): a row is arithmetic
                 first = int(ids[0])
-                self.row_fns.append(
-                    (lambda dst, f=first: dst - f) if stride == 1 else (lambda dst, f=first, st=stride: (dst - f) // st)
-                )
+                self.row_fns.append(_spaced_rows(first, stride))
             else:
                 if table is None:  # row of each global id in its population's arrays here
                     table = np.full(n, -1, dtype=np.int64)
                 table[ids] = np.arange(len(ids))
-                self.row_fns.append(lambda dst, t=table: t[dst])
+                self.row_fns.append(_table_rows(table))
             self.pops.append((name, pop, lo, hi))
         self._pending: Dict[int, List[Tuple[int, Dict[str, Batch]]]] = {}  # tick sent -> deliveries
         self._lock = threading.Condition()  # deliveries may come from other threads
@@ -167,7 +178,7 @@ class Shard:
         outbox = Outbox(self.layout.n_agents)
         steps = 0
         sim_time = tick * self.tick_seconds
-        for i, (name, pop, lo, hi) in enumerate(self.pops):
+        for i, (_name, pop, lo, hi) in enumerate(self.pops):
             boxes: Dict[str, Inbox] = {}
             for kind, batches in inbox.items():
                 mine = []
