@@ -339,7 +339,7 @@ def main() -> None:
             f"driver peak {r['driver_peak_rss_mib']:.0f} MiB, scheduler peak {r['scheduler_peak_rss_mib']:.0f} MiB",
             flush=True,
         )
-    first, last = runs[0], runs[-1]
+    first = runs[0]
     per_trial, growth, flagged = {}, {}, []
     rows = []
     for key, label, scale, unit in PER_TRIAL:
@@ -390,7 +390,7 @@ def main() -> None:
         print(f"  {who}: {f['per_task_ms']:.3f} ms per task + {f['per_trial_us']:.2f} us per trial")
     print(
         f"\nper-trial growth {sizes[0]:,} -> {sizes[-1]:,}: "
-        + ("none above %.1fx" % GROWTH_FLAG if not flagged else "GROWING: " + ", ".join(flagged))
+        + (f"none above {GROWTH_FLAG:.1f}x" if not flagged else "GROWING: " + ", ".join(flagged))
         + "\n"
     )
     C.emit(

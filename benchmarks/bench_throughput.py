@@ -231,7 +231,7 @@ def main() -> None:
                 for tool, rr in runs.items():
                     cell["tools"][tool] = summarise(rr, n, cores)
                 base = cell["tools"].get("dask_map", {}).get("seconds")
-                for tool, v in cell["tools"].items():
+                for _tool, v in cell["tools"].items():
                     if "seconds" in v and base:
                         v["speedup_vs_dask_map"] = base / v["seconds"]
                 cells.append(cell)

@@ -239,7 +239,9 @@ def test_driver_sigkill_then_same_command_equals_an_undisturbed_run(faults):
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
         wait_for(
-            lambda: len(list(trials.glob("part-*.parquet"))) >= min_parts or proc.poll() is not None,
+            lambda min_parts=min_parts, proc=proc: (
+                len(list(trials.glob("part-*.parquet"))) >= min_parts or proc.poll() is not None
+            ),
             what="results on disk",
         )
         workers = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
@@ -248,7 +250,7 @@ def test_driver_sigkill_then_same_command_equals_an_undisturbed_run(faults):
         assert proc.returncode == -signal.SIGKILL, "the sweep ended before it could be killed"
         # the LocalCluster's worker processes notice their parent is gone and exit
         wait_for(
-            lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers),
+            lambda workers=workers: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers),
             timeout=60,
             what="the killed driver's workers to exit",
         )

@@ -77,7 +77,7 @@ def test_sweep_on_two_workers(client, tmp_path, data_dir):
     addresses = set(client.scheduler_info(n_workers=-1)["workers"])
     assert set(workers.worker) == addresses  # both workers ran an agent
     assert len(workers) == 2 * 2 * 4  # trials x workers x operations
-    for (tid, worker), g in workers.groupby(["trial_id", "worker"]):
+    for (_tid, _worker), g in workers.groupby(["trial_id", "worker"]):
         assert sorted(g.op) == sorted(OPS)
     assert (workers.ops > 0).all() and (workers.errors == 0).all()
     assert (workers.lat_p99_ms >= workers.lat_p50_ms).all()

@@ -231,7 +231,8 @@ CLUSTER_MUTATIONS = [
     ),
     (
         "misspelt container key",
-        '        - name: worker                # daskbench sets image/env on the container named "worker"\n          image:',
+        '        - name: worker                # daskbench sets image/env on the container named "worker"\n'
+        "          image:",
         "        - name: worker\n          imagee:",
         [":31: spec.worker.spec.containers[0].imagee: unknown key (did you mean 'image'?)"],
     ),
@@ -418,7 +419,8 @@ def test_operator_conventions_beyond_the_crd():
         ),
         (
             lambda d: sched(d)["livenessProbe"]["httpGet"].update(port="http-dashbord"),
-            "livenessProbe.httpGet.port: 'http-dashbord' names no port of this container (did you mean 'http-dashboard'?)",
+            "livenessProbe.httpGet.port: 'http-dashbord' names no port of this container "
+            "(did you mean 'http-dashboard'?)",
         ),
         (
             lambda d: d["spec"]["scheduler"]["service"]["ports"][1].update(targetPort="dashboard"),
@@ -516,7 +518,7 @@ def test_build_spec_applies_the_overrides():
         "dask.org/component": "scheduler",
     }
     assert spec["spec"]["worker"]["replicas"] == 5
-    for role, c in _containers(spec):
+    for _role, c in _containers(spec):
         assert c["image"] == "ghcr.io/me/daskbench:1.2"
         env = {e["name"]: e["value"] for e in c["env"]}
         assert env["OMP_NUM_THREADS"] == "1"
@@ -548,7 +550,8 @@ def test_build_spec_custom_manifest_relative_to_repo_root(tmp_path):
         (KubernetesClusterConfig(n_workers=-1), "cluster.n_workers=-1: must be a whole number >= 0"),
         (
             KubernetesClusterConfig(env={kube.ROUTES_ENV: "['distributed.http.health']"}),
-            f"with the cluster.* settings: spec.scheduler.spec.containers[0].env: {kube.ROUTES_ENV} must list {API_ROUTE}",
+            "with the cluster.* settings: spec.scheduler.spec.containers[0].env: "
+            f"{kube.ROUTES_ENV} must list {API_ROUTE}",
         ),
     ],
     ids=["name", "long-name", "n_workers", "routes-env"],

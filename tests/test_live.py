@@ -23,8 +23,8 @@ def test_live_line_in_a_subprocess_run(user_dir):
         cwd=user_dir,
     )
     assert r.returncode == 0, (r.stdout, r.stderr)
-    lines = [l for l in r.stdout.splitlines() if l.startswith("[daskbench]")]
-    live = [l for l in lines if "| live (" in l]
+    lines = [line for line in r.stdout.splitlines() if line.startswith("[daskbench]")]
+    live = [line for line in lines if "| live (" in line]
     assert live, r.stdout
     assert "loss=" in live[-1] and "progress=" in live[-1]
     # a non-numeric value is named once and the run goes on

@@ -124,7 +124,7 @@ def test_bad_return_recorded_as_failed(user_dir, client):
         sweep: {params: {trial.x: '1,2'}}
     """,
     )
-    res = go("br", client=client)
+    go("br", client=client)
     df = daskbench.load("results/br")
     assert (df.status == "failed").all()
     assert df.error.str.contains("trial returned list").all()

@@ -310,7 +310,10 @@ def test_a_lost_shard_restarts_from_the_checkpoint_with_the_same_result(checkpoi
     out, host = go((17, 33))
     assert host.starts == 3 and out.metrics["restarts"] == 2
     assert [r["tick"] for r in out.steps] == list(range(40))
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("wall_ms", "shard_ms")} for r in rows]
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k not in ("wall_ms", "shard_ms")} for r in rows]
+
     assert strip(out.steps) == strip(ref.steps)
     assert len(out.agents) == len(ref.agents)
 

@@ -146,9 +146,9 @@ def test_markup_bids_and_prices_at_least_cost():
         po = np.array([r["price"] for r in other.steps[1:]])
         assert (po >= pc - 1e-9).all()  # same fleet and demand, every bid scaled up: price never lower
     assert markup.metrics["mean_price"] > cost.metrics["mean_price"]
-    for tick, name, ids, cols in markup.agents:
+    for _tick, _name, _ids, cols in markup.agents:
         np.testing.assert_allclose(cols["bid_price"], cols["cost"] * 1.3)
-    for tick, name, ids, cols in learn.agents:
+    for _tick, _name, _ids, cols in learn.agents:
         assert (cols["bid_price"] >= cols["cost"]).all()
         assert set(np.round(cols["markup"], 6)) <= {0.0, 0.1, 0.25, 0.5, 1.0}
 
