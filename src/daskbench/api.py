@@ -88,13 +88,7 @@ def run(
         try:
             ctx = contextlib.nullcontext(client) if client is not None else connect(rp.cluster)
             with ctx as cl:
-                link = dashboard_link(cl)  # None: the scheduler serves no dashboard (only /metrics)
-                if link:
-                    echo(f"Dask dashboard: {link}")
-                if client is not None:  # the user's own client: plugins and resources only
-                    prepare(cl, None, "", dict(cfg.resources), echo)
-                else:
-                    prepare(cl, rp.cluster, make_target(rp), dict(cfg.resources), echo)
+                _prepare(cl, rp, own=client is not None, echo=echo)
                 # the first write: only once the cluster is up and can run trials
                 store.record_run(dict(run_info, outcome="running"), rp.config_yaml, cfg.name)
                 recorded = True
@@ -105,11 +99,7 @@ def run(
                 counts.started = time.monotonic()
                 counts.total = len(rp.plan)
                 bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
-                src = None
-                if rp.plan.search is not None:  # Optuna is imported by a search only (an optional extra)
-                    from .runner import adaptive
-
-                    src = adaptive.open_source(rp, echo)
+                src = _adaptive_source(rp, echo)
                 outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo, source=src).run(
                     done - redo
                 )
@@ -119,6 +109,26 @@ def run(
     if cfg.results.report and counts.done:
         _write_report(rp.results_dir, echo)
     return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)
+
+
+def _prepare(cl: Any, rp: RunPlan, own: bool, echo: Callable[[str], None]) -> None:
+    """Say where the dashboard is; plugins, resources and (on a cluster of ours) the code."""
+    link = dashboard_link(cl)  # None: the scheduler serves no dashboard (only /metrics)
+    if link:
+        echo(f"Dask dashboard: {link}")
+    if own:  # the user's own client: plugins and resources only
+        prepare(cl, None, "", dict(rp.cfg.resources), echo)
+    else:
+        prepare(cl, rp.cluster, make_target(rp), dict(rp.cfg.resources), echo)
+
+
+def _adaptive_source(rp: RunPlan, echo: Callable[[str], None]) -> Any:
+    """The study as the source of trials (None without a search); writes: the cluster is up."""
+    if rp.plan.search is None:
+        return None
+    from .runner import adaptive  # Optuna is imported by a search only (an optional extra)
+
+    return adaptive.open_source(rp, echo)
 
 
 @contextlib.contextmanager
