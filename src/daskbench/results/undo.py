@@ -7,6 +7,9 @@ and new part files of the datasets (parts are written whole and never changed in
 place). So the two small files are kept as bytes and the rest as a list of names:
 :meth:`Undo.restore` writes the kept bytes back, removes what the run created, and
 removes the folder itself (and the parents made for it) if it did not exist.
+A part a rewrite removed (a failed row of an earlier run replaced, or a compaction
+past ``results.compact_parts``) cannot be brought back: before the first result
+with the objective, a run writes only such non-ok rows, so this is rare.
 """
 
 from __future__ import annotations
