@@ -30,6 +30,7 @@ BENCHES = [
     ("throughput", "bench_throughput.py"),
     ("hydra", "bench_hydra.py"),
     ("launcher", "bench_launcher.py"),  # the Hydra launcher plugin against Hydra's joblib launcher
+    ("optuna", "bench_optuna.py"),  # adaptive search; Hydra's optuna sweeper only with DASKBENCH_HYDRA_OPTUNA_PYTHON
     ("scale", "bench_scale.py"),
     ("projection", "projection.py"),  # from scale.json: no timing of its own
     ("million", "bench_million.py"),

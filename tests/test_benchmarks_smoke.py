@@ -52,9 +52,18 @@ def test_summary(smoke):
     load, out = smoke
     s = load("summary")
     assert s["mode"] == "smoke" and s["failed"] == []
-    assert {"expand", "throughput", "hydra", "launcher", "scale", "projection", "million", "store", "sim"} <= set(
-        s["benchmarks"]
-    )
+    assert {
+        "expand",
+        "throughput",
+        "hydra",
+        "launcher",
+        "optuna",
+        "scale",
+        "projection",
+        "million",
+        "store",
+        "sim",
+    } <= set(s["benchmarks"])
     sim = s["benchmarks"]["sim"]
     if not (ROOT / "benchmarks" / "bench_sim.py").exists():
         assert sim["status"] == "not available"
@@ -86,6 +95,20 @@ def test_hydra(smoke):
     assert noop["trial_ms"] == 0 and _positive(noop["daskbench_cli"]["seconds"])
     hy = noop["hydra_joblib"]
     assert "skipped" in hy or (_positive(hy["seconds"]) and _positive(r["ratio"]))
+
+
+def test_optuna(smoke):
+    r = smoke[0]("optuna")
+    assert [o["sampler"] for o in r["overhead"]] == ["random", "tpe"]
+    assert all(_positive(o["ask_tell_ms"]) and _positive(o["per_trial_ms"]) for o in r["overhead"])
+    b = r["busy"]
+    assert b["ok"] == b["trials"] and 0 < b["busy_fraction"] <= 1.05
+    h = r["hydra"]
+    assert _positive(h["daskbench_s"]) and math.isfinite(h["daskbench_best"])
+    if os.environ.get("DASKBENCH_HYDRA_OPTUNA_PYTHON"):
+        assert _positive(h["hydra_s"]) and math.isfinite(h["hydra_best"])
+    else:  # Hydra's optuna sweeper needs optuna < 3: skipped with the reason
+        assert h["hydra"].startswith("skipped: no --hydra-python") and "hydra_s" not in h
 
 
 def test_scale(smoke):

@@ -56,6 +56,11 @@ def slow_first(x=0.0, folder="", need=8, seed=0):
     return {"f": (x - 1.0) ** 2, "first": False}
 
 
+def renamed(x=0.0, seed=0):
+    """quad after its metric was renamed: it no longer returns f."""
+    return {"loss": (x - 1.0) ** 2}
+
+
 def learning(x=0.0, steps=12, delay=0.1, ask=False, seed=0):
     """A training curve that levels off at (x - 1)^2: bad x stay bad at every step.
     With ask=True it polls daskbench.should_stop(); otherwise report() raises."""
@@ -92,6 +97,11 @@ def _files(root: Path) -> dict:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def _tree(root: Path) -> dict:
+    """Every file's hash and every folder under ``root``."""
+    return {str(p.relative_to(root)): "<dir>" for p in root.rglob("*") if p.is_dir()} | _files(root)
 
 
 def test_one_slow_trial_does_not_hold_up_the_asks(opt_dir):
@@ -282,7 +292,9 @@ def test_resumed_study_with_another_space_is_refused_and_nothing_changes(opt_dir
 
 def test_an_objective_the_trials_do_not_return_is_one_clear_error(opt_dir):
     """Guarantee: when the first results lack sweep.objective the run stops with exit 2
-    and one line naming the metric and what the trial returns; no row is written."""
+    and one line naming the metric and what the trial returns; nothing changed on disk:
+    a results folder that did not exist does not exist after, and one holding an earlier
+    run (manifest, study, trials) is byte for byte as it was."""
     write_experiment(
         opt_dir / "conf",
         "noobj",
@@ -293,19 +305,27 @@ def test_an_objective_the_trials_do_not_return_is_one_clear_error(opt_dir):
                 params: {trial.x: 'interval(-2,2)'}}
     """,
     )
-    r = run_cli(["--config-dir", "conf", "+experiment=noobj", "cluster.n_workers=1", *LOCAL], cwd=opt_dir)
-    assert r.returncode == 2, r.stdout + r.stderr
-    errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(errors) == 1, r.stderr
-    assert "sweep.objective='loss'" in errors[0] and "f, g, noise" in errors[0]
-    assert not list((opt_dir / "results/noobj").glob("trials/part-*.parquet"))
+    base = ["--config-dir", "conf", "+experiment=noobj", "cluster.n_workers=1", *LOCAL]
+
+    def fails(*more: str) -> None:
+        r = run_cli([*base, *more], cwd=opt_dir)
+        assert r.returncode == 2, r.stdout + r.stderr
+        errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "sweep.objective=" in errors[0] and "the trial returned no metric" in errors[0], errors
+
+    fails()  # a fresh folder
+    assert not (opt_dir / "results").exists()
     # fixed, the same command starts the study afresh (not refused as another search)
-    r = run_cli(
-        ["--config-dir", "conf", "+experiment=noobj", "cluster.n_workers=1", "sweep.objective=f", *LOCAL], cwd=opt_dir
-    )
+    r = run_cli([*base, "sweep.objective=f"], cwd=opt_dir)
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(daskbench.load(opt_dir / "results/noobj")) == 4
     assert len(_study(opt_dir / "results/noobj", "noobj").trials) == 4
+    # the same search resumed with a larger budget, its trial no longer returning f
+    before = _tree(opt_dir / "results")
+    assert {"noobj/manifest.json", "noobj/study.journal"} <= set(before)
+    fails("sweep.objective=f", "sweep.budget=6", "trial._target_=opttrials.renamed")
+    assert _tree(opt_dir / "results") == before
 
 
 @pytest.mark.parametrize("ask", [False, True])

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Sequence, Set, Tuple, Union
 
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import; only load() and to_xarray() need it
     import pandas as pd
@@ -19,7 +19,7 @@ from .cluster.create import connect, prepare
 from .cluster.dashboard import dashboard_link
 from .config.compose import RunPlan, build_plan
 from .config.schema import LocalClusterConfig
-from .errors import ResultsError
+from .errors import ObjectiveMissing, ResultsError
 from .observe.progress import Counts, make_progress
 from .results import codeversion, manifest
 from .results.dataset import Dataset
@@ -77,29 +77,28 @@ def run(
     t0 = time.monotonic()
     outcome = None
     recorded = False
-    try:
-        ctx = contextlib.nullcontext(client) if client is not None else connect(rp.cluster)
-        with ctx as cl:
-            _prepare(cl, rp, own=client is None, echo=echo)
-            # the first write: only once the cluster is up and can run trials
-            store.record_run(dict(run_info, outcome="running"), rp.config_yaml, cfg.name)
-            recorded = True
-            echo(f"{cfg.name}: {len(rp.plan)} trials, {len(done)} already ok in {rp.results_dir}")
-            if code_notice:
-                echo(code_notice)
-            mode = progress or cfg.runner.progress
-            counts.started = time.monotonic()
-            counts.total = len(rp.plan)
-            bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
-            src = None
-            if rp.plan.search is not None:  # Optuna is imported by a search only (an optional extra)
-                from .runner import adaptive
-
-                src = adaptive.open_source(rp, echo)
-            outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo, source=src).run(done - redo)
-    finally:
-        if recorded and store.broken is None:  # a broken store has said why already
-            _record_end(store, rp, run_info, outcome, counts)
+    with _undone_if_objective_missing(rp):  # a search's config mistake found in its first results
+        try:
+            ctx = contextlib.nullcontext(client) if client is not None else connect(rp.cluster)
+            with ctx as cl:
+                _prepare(cl, rp, own=client is None, echo=echo)
+                # the first write: only once the cluster is up and can run trials
+                store.record_run(dict(run_info, outcome="running"), rp.config_yaml, cfg.name)
+                recorded = True
+                echo(f"{cfg.name}: {len(rp.plan)} trials, {len(done)} already ok in {rp.results_dir}")
+                if code_notice:
+                    echo(code_notice)
+                mode = progress or cfg.runner.progress
+                counts.started = time.monotonic()
+                counts.total = len(rp.plan)
+                bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
+                src = _adaptive_source(rp, echo)
+                outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo, source=src).run(
+                    done - redo
+                )
+        finally:
+            if recorded and store.broken is None:  # a broken store has said why already
+                _record_end(store, rp, run_info, outcome, counts)
     if cfg.results.report and counts.done:
         _write_report(rp.results_dir, echo)
     return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)
@@ -127,6 +126,32 @@ def _prepare(cl: Any, rp: RunPlan, own: bool, echo: Callable[[str], None]) -> No
         prepare(cl, None, "", dict(rp.cfg.resources), echo)
     else:
         prepare(cl, rp.cluster, make_target(rp), dict(rp.cfg.resources), echo)
+
+
+def _adaptive_source(rp: RunPlan, echo: Callable[[str], None]) -> Any:
+    """The study as the source of trials (None without a search); writes: the cluster is up."""
+    if rp.plan.search is None:
+        return None
+    from .runner import adaptive  # Optuna is imported by a search only (an optional extra)
+
+    return adaptive.open_source(rp, echo)
+
+
+@contextlib.contextmanager
+def _undone_if_objective_missing(rp: RunPlan) -> Iterator[None]:
+    """A search whose first results lack its objective leaves its results folder as it found it."""
+    if rp.plan.search is None:
+        yield
+        return
+    from .results.study import STUDY_FILE
+    from .results.undo import Undo
+
+    undo = Undo(rp.results_dir, keep=(manifest.FILE, STUDY_FILE))  # before the run's first write
+    try:
+        yield
+    except ObjectiveMissing:
+        undo.restore()
+        raise
 
 
 def _record_end(

@@ -38,3 +38,8 @@ class ClusterError(DaskbenchError):
     """The Dask cluster cannot be created, reached, or was lost."""
 
     exit_code = 3
+
+
+class ObjectiveMissing(SweepError):
+    """The first results of a search lack its objective: a config mistake found only
+    once trials ran. The run puts its results folder back as it found it."""

@@ -168,12 +168,6 @@ def open_study(results_dir: Path, name: str, search: Any, space: Dict[str, str])
     return study
 
 
-def discard(study: optuna.Study) -> None:
-    """Delete a study this run created and told nothing (a config mistake found in the
-    first results): the next run starts a new one, with whatever was fixed."""
-    optuna.delete_study(study_name=study.study_name, storage=study._storage)
-
-
 def requeued(study: optuna.Study) -> List[int]:
     """Numbers of the trials closed because their run stopped (not counted in the budget)."""
     return [int(n) for n in study.user_attrs.get(REQUEUED_ATTR, [])]

@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import optuna
 from optuna.trial import TrialState
 
-from ..errors import SweepError
+from ..errors import ObjectiveMissing, SweepError
 from ..results import study as stored
 from ..results.row import RESERVED, FailureKind, Row, Status
 from ..sweep.plan import SweepPlan, Trial
@@ -60,7 +60,6 @@ class AdaptiveSource:
         self.ask_tell_s = 0.0  # driver time spent asking and telling (benchmarks read it)
         self.returned_objective = False  # some trial returned the objectives this run
         self.used = 0
-        self.fresh = not study.get_trials(deepcopy=False)  # this run created the study
         self.prunes = self.search.pruner != "none"
         self.client: Any = None  # set by the Runner when it prunes: marks trials on the workers
         self._asked: Dict[int, optuna.trial.Trial] = {}  # running Optuna trials, for report()
@@ -129,10 +128,8 @@ class AdaptiveSource:
                 self.returned_objective = True
             except SweepError as exc:
                 if not self.returned_objective:  # the very first results: a config mistake, not a bad trial
-                    if self.fresh and self.told_here == 0:
-                        with self._lock:
-                            stored.discard(self.study)  # so the fixed command starts afresh, not "another search"
-                    raise
+                    # the run puts its results folder back as it was (api.run): a fixed command starts afresh
+                    raise ObjectiveMissing(str(exc)) from None
                 row.update(status=Status.FAILED, failure_kind=FailureKind.BAD_RESULT, error=str(exc))
 
     def after_write(self, rows: List[Row]) -> None:
