@@ -1,0 +1,137 @@
+"""A containerized Dask cluster serving daskbench from the host: sweeps, GPU pools,
+sharded simulations, a worker container killed mid-sweep, the scheduler's pages.
+
+The scheduler and workers run the image built from deploy/Dockerfile; the driver
+is ``python -m daskbench ... cluster=address`` on the host; results are read
+back from the Parquet files it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pandas as pd
+
+import daskbench
+import podman_engine as pe
+from host_cli import cli, finish, start_cli
+
+
+def _address(cluster):
+    return ["cluster=address", f"cluster.address={cluster.address}"]
+
+
+def _planned(experiment, overrides):
+    """The trial ids daskbench plans for a command (the public dry-run API)."""
+    return {t.trial_id for t in daskbench.plan(experiment, overrides).plan}
+
+
+def _every_trial_once_ok(folder, expected) -> pd.DataFrame:
+    df = daskbench.load(folder)
+    assert df.trial_id.is_unique, df.trial_id[df.trial_id.duplicated()].tolist()
+    assert set(df.trial_id) == expected, (len(df), len(expected))
+    assert (df.status == "ok").all(), df[df.status != "ok"][["trial_id", "status", "error"]].head().to_dict("records")
+    return df
+
+
+def test_sweep_and_a_gpu_sweep_at_once_gpu_trials_only_on_the_gpu_worker(cluster, tmp_path):
+    everything, gpu = tmp_path / "all", tmp_path / "gpu"
+    everything.mkdir(), gpu.mkdir()
+    gpu_args = ["+resources.GPU=1", "trial.customers=1000,10000"]
+    a = start_cli(["+experiment=sweep", *_address(cluster)], everything)
+    g = start_cli(["+experiment=sweep", *_address(cluster), *gpu_args], gpu)
+    finish(a, everything), finish(g, gpu)
+
+    df = _every_trial_once_ok(everything / "results" / "sweep", _planned("sweep", []))
+    assert len(df) == 144
+    assert set(df.worker) <= set(cluster.workers.values()), set(df.worker)
+    df_gpu = _every_trial_once_ok(gpu / "results" / "sweep", _planned("sweep", gpu_args))
+    assert len(df_gpu) == 72
+    assert (df_gpu.worker == cluster.worker_address("worker-gpu")).all(), df_gpu.worker.value_counts()
+    # the metrics are real: the simulated waits approach Erlang C's with the horizon
+    assert df.groupby("trial.customers").rel_error.mean().is_monotonic_decreasing
+
+
+def test_simulation_shards_live_in_different_worker_containers(cluster, tmp_path):
+    sweep = ["+experiment=boltzmann", "trial.shards=2", "trial.params.n_agents=1000,10000", "sweep.replicates=1"]
+    r = cli([*sweep, *_address(cluster)], tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    df = _every_trial_once_ok(tmp_path / "results" / "boltzmann", _planned("boltzmann", sweep[1:]))
+    assert len(df) == 2 and (df.shards == 2).all()
+    assert (df.shard_workers == 2).all(), df[["trial.params.n_agents", "shard_workers"]]  # both containers
+    steps = daskbench.load(tmp_path / "results" / "boltzmann", "steps")
+    assert steps.groupby("trial_id").tick.nunique().tolist() == [100, 100]
+
+    # the same simulations with every shard in one process on the host: the same numbers
+    local = tmp_path / "local"
+    local.mkdir()
+    r = cli([*sweep, "trial.local=true", "cluster.n_workers=1", "cluster.dashboard_address=null"], local)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    here = daskbench.load(local / "results" / "boltzmann")
+    key = "trial.params.n_agents"
+    assert (df.set_index(key).gini_mean_2nd_half.sort_index()
+            == here.set_index(key).gini_mean_2nd_half.sort_index()).all()
+
+
+def _status(cluster):
+    return json.loads(pe.http_get(f"{cluster.dashboard}/daskbench/status.json"))
+
+
+def test_worker_container_killed_mid_sweep_loses_no_trial_and_doubles_none(cluster, tmp_path):
+    victim = cluster.start_worker("worker-3")
+    try:
+        cluster.refresh(3)
+        before = {r["run_id"] for r in _status(cluster)["runs"]} if _has_status(cluster) else set()
+        args = ["+experiment=sweep", "trial.customers=100000,1000000", "sweep.replicates=8"]
+        p = start_cli([*args, *_address(cluster)], tmp_path)
+        seen = None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and p.poll() is None:
+            runs = [r for r in _status(cluster)["runs"] if r["run_id"] not in before] if _has_status(cluster) else []
+            if runs and runs[0]["state"] == "running" and runs[0]["done"] >= 20:
+                seen = runs[0]
+                pe.podman("kill", victim)
+                break
+            time.sleep(0.2)
+        assert seen is not None, "the sweep ended (or never started) before the kill: " + (tmp_path / "cli.log").read_text()[-2000:]
+        assert seen["done"] < seen["total"] == 144  # the kill came mid-sweep
+        finish(p, tmp_path)
+        assert not pe.state(victim)["Running"]
+
+        df = _every_trial_once_ok(tmp_path / "results" / "sweep", _planned("sweep", args))
+        assert len(df) == 144
+        # the killed container held trials: they ran again elsewhere, counted in `attempts`
+        assert (df.attempts >= 2).any() and df.attempts.max() <= 3, df.attempts.value_counts()
+        assert cluster.workers[victim] not in set(df[df.attempts >= 2].worker)
+        assert len(pe.wait_for_workers(cluster.address, 2)) == 2
+    finally:
+        pe.remove(victim)
+        cluster.workers.pop(victim, None)
+
+
+def _has_status(cluster) -> bool:
+    try:
+        _status(cluster)
+        return True
+    except OSError:  # 404 until a daskbench driver has installed the plugin
+        return False
+
+
+def test_scheduler_container_serves_metrics_status_and_health(cluster, tmp_path):
+    small = ["+experiment=sweep", "trial.customers=1000", "trial.servers=1", "sweep.replicates=1"]
+    r = cli([*small, *_address(cluster)], tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    metrics = pe.http_get(f"{cluster.dashboard}/metrics")
+    assert "dask_scheduler_workers" in metrics                     # distributed's own
+    assert re.search(r'^daskbench_trials_total\{[^}]*experiment="sweep"', metrics, re.M), metrics[-2000:]
+    page = pe.http_get(f"{cluster.dashboard}/daskbench/status")
+    assert "<html" in page.lower() and "sweep" in page
+    runs = [x for x in _status(cluster)["runs"] if x["experiment"] == "sweep" and x["state"] == "finished"]
+    assert any(x["ok"] == 3 and x["total"] == 3 for x in runs), runs
+    assert pe.http_get(f"{cluster.dashboard}/health") == "ok"
+    # the image's HEALTHCHECK, run by podman in each container
+    for container in [cluster.scheduler, *cluster.workers]:
+        r = pe.podman("healthcheck", "run", container, check=False)
+        assert r.returncode == 0, (container, r.stdout, r.stderr)
