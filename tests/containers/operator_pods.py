@@ -14,12 +14,13 @@ one host with podman 4.3 does not, and lists every change it made:
 
 - no pod network: pods share the host's (``hostNetwork``), so each server binds
   127.0.0.1 on a port of its own instead of 0.0.0.0 on the shipped numbers;
-- no Service: its DNS name resolves to 127.0.0.1 (``hostAliases``) and clients
-  use its ``targetPort``, which kube-proxy would have forwarded ``port`` to;
+- no Service and no cluster DNS: workers get the address the service's name
+  and port lead to, 127.0.0.1 and its ``targetPort`` (podman 4.3 drops
+  ``hostAliases`` for pods on the host's network, so the name cannot be kept);
 - no kubelet: ``$(VAR)`` in ``args`` is expanded from the container's ``env``
   (podman expands it only from 4.7 on);
 - podman runs an ``httpGet`` probe with curl inside the container (the image
-  has none): the same GET is made with the image's Python instead;
+  has none): the same GET is made by the image's ``daskbench-healthcheck``;
 - no GPU device plugin: ``nvidia.com/gpu`` requests are dropped (the Dask
   resource ``GPU=1`` that daskbench schedules against stays).
 """
@@ -140,9 +141,10 @@ def expand(text: str, env: Dict[str, str]) -> str:
 
 
 def _http_probe_to_exec(probe: Obj, port: int) -> Obj:
+    # the image's own health check program: podman 4.3 joins an exec probe's
+    # words into a shell command, so the URL must be one plain word
     get = probe.pop("httpGet")
-    url = f"http://{HOST}:{port}{get.get('path', '/')}"
-    probe["exec"] = {"command": ["python", "-c", f"import urllib.request; urllib.request.urlopen({url!r}, timeout=5)"]}
+    probe["exec"] = {"command": ["daskbench-healthcheck", f"http://{HOST}:{port}{get.get('path', '/')}"]}
     return probe
 
 
@@ -165,9 +167,8 @@ def for_one_host(objects: List[Obj], free_port: Callable[[], int]) -> Tuple[List
     _pod(sched)["hostNetwork"] = True
     ports = {}
     for p in c.get("ports") or []:
-        new = free_port()
-        changes.append(f"scheduler port {p['name']}: {p['containerPort']} -> {new}")
-        ports[p["name"]], p["containerPort"] = new, new
+        ports[p["name"]] = free_port()
+        changes.append(f"scheduler port {p['name']}: {p['containerPort']} -> {ports[p['name']]}")
     old = _set_flag(c["args"], "--host", HOST)
     changes.append(f"scheduler --host {old} -> {HOST}")
     _set_flag(c["args"], "--port", str(ports["tcp-comm"]))
@@ -181,22 +182,24 @@ def for_one_host(objects: List[Obj], free_port: Callable[[], int]) -> Tuple[List
     for p in service["spec"]["ports"]:
         target = p["targetPort"]
         forwarded[p["port"]] = ports[target] if isinstance(target, str) else int(target)
-    changes.append(f"service {dns}: hostAliases -> {HOST}, ports " +
-                   ", ".join(f"{a} -> {b}" for a, b in sorted(forwarded.items())))
+    changes.append(f"service {dns} -> {HOST}, ports " + ", ".join(f"{a} -> {b}" for a, b in sorted(forwarded.items())))
     where["scheduler"] = f"tcp://{HOST}:{forwarded[8786]}"
     where["dashboard"] = f"http://{HOST}:{ports['http-dashboard']}"
 
     for obj in [sched, *workers]:
-        pod = _pod(obj)
-        pod["hostNetwork"] = True
-        pod.setdefault("hostAliases", []).append({"ip": HOST, "hostnames": [dns]})
-    changes.append("every pod: hostNetwork true, hostAliases for the service")
+        _pod(obj)["hostNetwork"] = True
+    changes.append("every pod: hostNetwork true")
 
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         if "httpGet" in (c.get(probe) or {}):
             port = c[probe]["httpGet"]["port"]
             _http_probe_to_exec(c[probe], ports[port] if isinstance(port, str) else int(port))
-            changes.append(f"scheduler {probe}: httpGet -> the same GET run by python")
+            changes.append(f"scheduler {probe}: httpGet -> the same GET by daskbench-healthcheck")
+    # podman 4.3 turns declared ports into port mappings, which the host's network
+    # refuses; with hostNetwork a containerPort is where the process listens anyway
+    # (named ports were resolved above: service targetPorts and probes)
+    del c["ports"]
+    changes.append("scheduler ports: removed (podman maps declared ports, the host network has none)")
     env = c.setdefault("env", [])
     env.append({"name": "DASKBENCH_HEALTH_URL", "value": f"{where['dashboard']}/health"})
 
@@ -207,16 +210,15 @@ def for_one_host(objects: List[Obj], free_port: Callable[[], int]) -> Tuple[List
             if item["name"] == "DASK_SCHEDULER_ADDRESS":
                 m = re.fullmatch(r"tcp://(.+):(\d+)", item["value"])
                 assert m and m.group(1) == dns, item
-                item["value"] = f"tcp://{dns}:{forwarded[int(m.group(2))]}"
+                item["value"] = f"tcp://{HOST}:{forwarded[int(m.group(2))]}"
         values = {e["name"]: e["value"] for e in env if "value" in e}
         expanded = [expand(a, values) for a in c["args"]]
         if expanded != c["args"]:
             changes.append(f"{w['metadata']['name']}: $(VAR) in args expanded")
         c["args"] = expanded
         port = free_port()
-        for p in c.get("ports") or []:
-            if p["name"] == "http-dashboard":
-                p["containerPort"] = port
+        if c.pop("ports", None):
+            changes.append(f"{w['metadata']['name']}: ports removed (as for the scheduler)")
         old = _set_flag(c["args"], "--dashboard-address", f"{HOST}:{port}")
         _set_flag(c["args"], "--host", HOST)
         changes.append(f"{w['metadata']['name']}: --dashboard-address {old} -> {HOST}:{port}, --host {HOST}")

@@ -39,7 +39,7 @@ def _every_trial_once_ok(folder, expected) -> pd.DataFrame:
 def test_sweep_and_a_gpu_sweep_at_once_gpu_trials_only_on_the_gpu_worker(cluster, tmp_path):
     everything, gpu = tmp_path / "all", tmp_path / "gpu"
     everything.mkdir(), gpu.mkdir()
-    gpu_args = ["+resources.GPU=1", "trial.customers=1000,10000"]
+    gpu_args = ["+resources.GPU=1", "trial.customers=1000"]
     a = start_cli(["+experiment=sweep", *_address(cluster)], everything)
     g = start_cli(["+experiment=sweep", *_address(cluster), *gpu_args], gpu)
     finish(a, everything), finish(g, gpu)
@@ -48,7 +48,7 @@ def test_sweep_and_a_gpu_sweep_at_once_gpu_trials_only_on_the_gpu_worker(cluster
     assert len(df) == 144
     assert set(df.worker) <= set(cluster.workers.values()), set(df.worker)
     df_gpu = _every_trial_once_ok(gpu / "results" / "sweep", _planned("sweep", gpu_args))
-    assert len(df_gpu) == 72
+    assert len(df_gpu) == 36
     assert (df_gpu.worker == cluster.worker_address("worker-gpu")).all(), df_gpu.worker.value_counts()
     # the metrics are real: the simulated waits approach Erlang C's with the horizon
     assert df.groupby("trial.customers").rel_error.mean().is_monotonic_decreasing
@@ -61,18 +61,21 @@ def test_simulation_shards_live_in_different_worker_containers(cluster, tmp_path
     df = _every_trial_once_ok(tmp_path / "results" / "boltzmann", _planned("boltzmann", sweep[1:]))
     assert len(df) == 2 and (df.shards == 2).all()
     assert (df.shard_workers == 2).all(), df[["trial.params.n_agents", "shard_workers"]]  # both containers
-    steps = daskbench.load(tmp_path / "results" / "boltzmann", "steps")
-    assert steps.groupby("trial_id").tick.nunique().tolist() == [100, 100]
 
-    # the same simulations with every shard in one process on the host: the same numbers
+    # the same simulations with every shard in one process on the host: the same numbers, tick by tick
     local = tmp_path / "local"
     local.mkdir()
-    r = cli([*sweep, "trial.local=true", "cluster.n_workers=1", "cluster.dashboard_address=null"], local)
+    r = cli([*sweep, "+trial.local=true", "cluster.n_workers=1", "cluster.dashboard_address=null"], local)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    here = daskbench.load(local / "results" / "boltzmann")
-    key = "trial.params.n_agents"
-    assert (df.set_index(key).gini_mean_2nd_half.sort_index()
-            == here.set_index(key).gini_mean_2nd_half.sort_index()).all()
+    in_containers, here = _gini_by_tick(tmp_path), _gini_by_tick(local)
+    assert len(in_containers) >= 200 and in_containers.equals(here)
+
+
+def _gini_by_tick(cwd) -> pd.Series:
+    folder = cwd / "results" / "boltzmann"
+    trials, steps = daskbench.load(folder), daskbench.load(folder, "steps")
+    n_agents = steps.trial_id.map(dict(zip(trials.trial_id, trials["trial.params.n_agents"])))
+    return steps.assign(n_agents=n_agents).set_index(["n_agents", "tick"]).gini.sort_index()
 
 
 def _status(cluster):
@@ -84,13 +87,13 @@ def test_worker_container_killed_mid_sweep_loses_no_trial_and_doubles_none(clust
     try:
         cluster.refresh(3)
         before = {r["run_id"] for r in _status(cluster)["runs"]} if _has_status(cluster) else set()
-        args = ["+experiment=sweep", "trial.customers=100000,1000000", "sweep.replicates=8"]
+        args = ["+experiment=sweep"]
         p = start_cli([*args, *_address(cluster)], tmp_path)
         seen = None
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and p.poll() is None:
             runs = [r for r in _status(cluster)["runs"] if r["run_id"] not in before] if _has_status(cluster) else []
-            if runs and runs[0]["state"] == "running" and runs[0]["done"] >= 20:
+            if runs and runs[0]["state"] == "running" and runs[0]["done"] >= 10:
                 seen = runs[0]
                 pe.podman("kill", victim)
                 break
@@ -100,7 +103,7 @@ def test_worker_container_killed_mid_sweep_loses_no_trial_and_doubles_none(clust
         finish(p, tmp_path)
         assert not pe.state(victim)["Running"]
 
-        df = _every_trial_once_ok(tmp_path / "results" / "sweep", _planned("sweep", args))
+        df = _every_trial_once_ok(tmp_path / "results" / "sweep", _planned("sweep", args[1:]))
         assert len(df) == 144
         # the killed container held trials: they ran again elsewhere, counted in `attempts`
         assert (df.attempts >= 2).any() and df.attempts.max() <= 3, df.attempts.value_counts()

@@ -30,7 +30,10 @@ def test_image_runs_as_non_root_with_the_drivers_dask_and_distributed(image):
 
 def test_image_has_a_healthcheck(image):
     health = json.loads(pe.podman("image", "inspect", "--format", "{{json .Config.Healthcheck}}", image).stdout)
-    assert health and health["Test"][0] == "CMD" and "DASKBENCH_HEALTH_URL" in " ".join(health["Test"])
+    assert health and health["Test"] == ["CMD", "daskbench-healthcheck"]
+    r = pe.podman("run", "--rm", "--network", "host", image, "daskbench-healthcheck", "http://127.0.0.1:1/health",
+                  check=False)
+    assert r.returncode == 1 and r.stdout.startswith("unhealthy: http://127.0.0.1:1/health")  # nothing listens there
 
 
 # Run as root inside the image so nothing is hidden by permissions.

@@ -18,7 +18,7 @@ import yaml
 import daskbench
 import operator_pods
 import podman_engine as pe
-from host_cli import cli
+from host_cli import finish, start_cli
 
 
 def _pods():
@@ -47,16 +47,16 @@ def test_operator_pods_under_podman_kube_play_serve_sweeps(image, tmp_path):
 
         base = ["cluster=address", f"cluster.address={where['scheduler']}"]
         (tmp_path / "all").mkdir(), (tmp_path / "gpu").mkdir()
-        r = cli(["+experiment=sweep", *base], tmp_path / "all")
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        any_args = ["trial.customers=1000,10000"]
         gpu_args = ["+resources.GPU=1", "trial.customers=1000", "sweep.replicates=2"]
-        r = cli(["+experiment=sweep", *base, *gpu_args], tmp_path / "gpu")
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        df = daskbench.load(tmp_path / "all" / "results" / "sweep")
-        assert len(df) == 144 and df.trial_id.is_unique and (df.status == "ok").all()
-        assert set(df.trial_id) == {t.trial_id for t in daskbench.plan("sweep", []).plan}
-        df = daskbench.load(tmp_path / "gpu" / "results" / "sweep")
-        assert len(df) == 18 and df.trial_id.is_unique and (df.status == "ok").all() and (df.worker == gpu).all()
+        a = start_cli(["+experiment=sweep", *base, *any_args], tmp_path / "all")
+        g = start_cli(["+experiment=sweep", *base, *gpu_args], tmp_path / "gpu")
+        finish(a, tmp_path / "all"), finish(g, tmp_path / "gpu")
+        for folder, args, n in (("all", any_args, 72), ("gpu", gpu_args, 18)):
+            df = daskbench.load(tmp_path / folder / "results" / "sweep")
+            assert len(df) == n and df.trial_id.is_unique and (df.status == "ok").all()
+            assert set(df.trial_id) == {t.trial_id for t in daskbench.plan("sweep", args).plan}
+        assert set(df.worker) == {gpu}
 
         # what deploy/daskcluster.yaml configures reached the scheduler: the HTTP API
         # the operator calls, allowed-failures 0, the probe the pod runs
