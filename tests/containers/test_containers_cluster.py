@@ -114,6 +114,43 @@ def test_worker_container_killed_mid_sweep_loses_no_trial_and_doubles_none(clust
         cluster.workers.pop(victim, None)
 
 
+def test_worker_container_that_joins_mid_run_runs_the_shipped_experiment(cluster, tmp_path):
+    """The driver sends trial code when it starts; a worker joining later (as on an
+    adaptive cluster) gets it too and runs the trials with the image's daskbench."""
+    args = ["+experiment=sweep", "+resources.TPU=1", "trial.customers=1000", "cluster.resource_wait_s=120"]
+    p = start_cli([*args, *_address(cluster)], tmp_path)
+    deadline = time.monotonic() + 120
+    while "waiting up to" not in (tmp_path / "cli.log").read_text() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    late = cluster.start_worker("worker-tpu", "--resources", "TPU=1")
+    try:
+        finish(p, tmp_path)
+        cluster.refresh(3)
+        df = _every_trial_once_ok(tmp_path / "results" / "sweep", _planned("sweep", args[1:]))
+        assert len(df) == 36 and (df.worker == cluster.workers[late]).all()
+    finally:
+        pe.remove(late)
+        cluster.workers.pop(late, None)
+
+
+def test_a_users_own_trial_package_is_sent_to_the_worker_containers(cluster, tmp_path):
+    """Trial code in the user's folder is not in the image: the driver zips its package and sends it."""
+    pkg = tmp_path / "mytrials"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models.py").write_text("import os\n\ndef square(x=0, seed=0):\n    return {'y': x * x, 'pid': os.getpid()}\n")
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\nname: mine\ntrial: {_target_: mytrials.models.square}\n"
+        "sweep: {params: {trial.x: 'range(0,12)'}}\n")
+    r = cli(["--config-dir", "conf", "+experiment=mine", *_address(cluster)], tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert f"sent {pkg} to the workers" in r.stdout
+    df = daskbench.load(tmp_path / "results" / "mine")
+    assert len(df) == 12 and (df.status == "ok").all(), df[["trial.x", "status", "error"]].to_dict("records")
+    assert sorted(df.y) == [x * x for x in range(12)]
+
+
 def _has_status(cluster) -> bool:
     try:
         _status(cluster)
