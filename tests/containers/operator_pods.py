@@ -13,7 +13,9 @@ status updates.
 one host with podman 4.3 does not, and lists every change it made:
 
 - no pod network: pods share the host's (``hostNetwork``), so each server binds
-  127.0.0.1 on a port of its own instead of 0.0.0.0 on the shipped numbers;
+  127.0.0.1 on a port of its own instead of 0.0.0.0 on the shipped numbers,
+  and the ``ports`` lists go (podman 4.3 turns them into port mappings, which
+  the host's network refuses; their names are resolved first);
 - no Service and no cluster DNS: workers get the address the service's name
   and port lead to, 127.0.0.1 and its ``targetPort`` (podman 4.3 drops
   ``hostAliases`` for pods on the host's network, so the name cannot be kept);

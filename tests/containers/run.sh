@@ -133,7 +133,7 @@ phase "image built: $(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '
 # -- 6. the tests -------------------------------------------------------------
 export DASKBENCH_CT_IMAGE="$IMAGE" DASKBENCH_CT_PREFIX="$PREFIX" DASKBENCH_CT_REQUIRED=1
 set +e
-"$PY" -m pytest tests/containers -ra -p no:cacheprovider
+"$PY" -m pytest tests/containers -ra -p no:cacheprovider --durations=5
 rc=$?
 set -e
 phase "tests done"
