@@ -2,9 +2,10 @@
 
 The top-level package (or single-file module) that holds ``trial._target_`` is
 zipped and sent with ``Client.upload_file``, which puts it on every worker's
-``sys.path`` and registers it for workers that join later. Code that is
-installed in site-packages (daskbench itself, numpy, ...) is never shipped:
-it must be installed on the workers, as the image in ``deploy/`` does.
+``sys.path`` and registers it for workers that join later. daskbench itself
+(with its shipped experiments, however the driver installed it) and code
+installed in site-packages (numpy, ...) are never shipped: they must be
+installed on the workers, as the image in ``deploy/`` does.
 
 Why not ``UploadDirectory``: it unpacks into the nanny's folder and updates
 the nanny's ``sys.path``, which running workers only see after a restart.
