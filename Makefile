@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-containers bench bench-full bench-smoke clean browser netns
+.PHONY: run test test-containers lint bench bench-full bench-smoke clean browser netns
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: $(STAMP) browser netns
 # says why it cannot run and fails.
 test-containers: $(STAMP)
 	bash tests/containers/run.sh $(PY)
+
+# Linter, formatter and type checker (configured in pyproject.toml); .ci/run runs it.
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m mypy
 
 # The browser tests screenshot the dashboard in Debian's headless Chromium. As root
 # with apt (CI) it is installed here; elsewhere those tests are skipped with a reason.

@@ -29,6 +29,7 @@ BENCHES = [
     ("expand", "bench_expand.py"),
     ("throughput", "bench_throughput.py"),
     ("hydra", "bench_hydra.py"),
+    ("launcher", "bench_launcher.py"),  # the Hydra launcher plugin against Hydra's joblib launcher
     ("scale", "bench_scale.py"),
     ("projection", "projection.py"),  # from scale.json: no timing of its own
     ("million", "bench_million.py"),
@@ -90,8 +91,11 @@ def main(argv: List[str]) -> int:
     for name, script in benches:
         if "--summarise" in argv:
             path = C.RESULTS / f"{name}.json"
-            done[name] = ({"status": "ok", "result": json.loads(path.read_text())} if path.exists()
-                          else {"status": "not available", "why": f"no {path.name}"})
+            done[name] = (
+                {"status": "ok", "result": json.loads(path.read_text())}
+                if path.exists()
+                else {"status": "not available", "why": f"no {path.name}"}
+            )
             continue
         done[name] = run_one(name, script, mode)
     rows: List[List[Any]] = []
@@ -110,11 +114,17 @@ def main(argv: List[str]) -> int:
     if "--summarise" in argv:
         return 0
     failed = [n for n, d in done.items() if d["status"] == "failed"]
-    C.emit("summary", {
-        "mode": mode, "seconds": took, "rows": [dict(zip(HEADER, map(str, r))) for r in rows],
-        "benchmarks": {n: {k: v for k, v in d.items() if k != "result"} for n, d in done.items()},
-        "failed": failed, "command": f"python -m benchmarks --{mode}",
-    })
+    C.emit(
+        "summary",
+        {
+            "mode": mode,
+            "seconds": took,
+            "rows": [dict(zip(HEADER, map(str, r))) for r in rows],
+            "benchmarks": {n: {k: v for k, v in d.items() if k != "result"} for n, d in done.items()},
+            "failed": failed,
+            "command": f"python -m benchmarks --{mode}",
+        },
+    )
     return 1 if failed else 0
 
 

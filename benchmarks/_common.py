@@ -40,8 +40,7 @@ def env() -> Dict[str, str]:
     """Environment for child processes: the repository root importable (for
     ``benchmarks.workloads``) from any working directory, output unbuffered."""
     path = os.environ.get("PYTHONPATH", "")
-    return dict(os.environ, PYTHONUNBUFFERED="1",
-                PYTHONPATH=str(ROOT) + (os.pathsep + path if path else ""))
+    return dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT) + (os.pathsep + path if path else ""))
 
 
 def cores() -> int:
@@ -51,7 +50,9 @@ def cores() -> int:
 def machine() -> Dict[str, Any]:
     """What the figures were measured on."""
     try:
-        import distributed, dask, hydra  # noqa: E401
+        import dask
+        import distributed  # noqa: E401
+        import hydra
 
         versions = {"dask": dask.__version__, "distributed": distributed.__version__, "hydra": hydra.__version__}
     except ImportError:  # pragma: no cover
@@ -65,13 +66,17 @@ def machine() -> Dict[str, Any]:
     except OSError:
         pass
     return {
-        "cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-        "platform": platform.platform(), **versions,
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **versions,
     }
 
 
-def write_noop_experiment(config_dir: Path, results_dir: Path, params: Dict[str, str],
-                          name: str = "noop", extra: str = "") -> Path:
+def write_noop_experiment(
+    config_dir: Path, results_dir: Path, params: Dict[str, str], name: str = "noop", extra: str = ""
+) -> Path:
     """Write ``config_dir/experiment/<name>.yaml``: the no-op trial over ``params``."""
     exp = config_dir / "experiment"
     exp.mkdir(parents=True, exist_ok=True)
@@ -93,8 +98,7 @@ def write_noop_experiment(config_dir: Path, results_dir: Path, params: Dict[str,
     return path
 
 
-def write_experiment(config_dir: Path, name: str, target: str, trial: Dict[str, Any],
-                     results_dir: Path) -> Path:
+def write_experiment(config_dir: Path, name: str, target: str, trial: Dict[str, Any], results_dir: Path) -> Path:
     """Write ``config_dir/experiment/<name>.yaml`` for ``target`` with fixed ``trial``
     keyword arguments and no sweep axes (the caller sweeps on the command line)."""
     exp = config_dir / "experiment"
@@ -137,12 +141,14 @@ def _fmt(v: Any) -> str:
 
 
 def src_fingerprint() -> str:
-    """sha256 of src/daskbench/*.py: which state of the code the figures belong to."""
+    """sha256 of every .py under src/daskbench (its subpackages too): which state of
+    the code the figures belong to."""
     import hashlib
 
     h = hashlib.sha256()
-    for p in sorted((ROOT / "src" / "daskbench").glob("*.py")):
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    for p in sorted((ROOT / "src" / "daskbench").rglob("*.py")):
+        rel = p.relative_to(ROOT / "src" / "daskbench").as_posix()
+        h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
@@ -150,8 +156,13 @@ def emit(name: str, data: Dict[str, Any]) -> None:
     """Write ``results/<name>.json`` and print the JSON as the last line of stdout."""
     import datetime
 
-    data = dict(data, benchmark=name, machine=machine(), src_sha256=src_fingerprint(),
-                measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    data = dict(
+        data,
+        benchmark=name,
+        machine=machine(),
+        src_sha256=src_fingerprint(),
+        measured_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
     print(json.dumps(data), flush=True)

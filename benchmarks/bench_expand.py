@@ -61,13 +61,18 @@ def time_expand(overrides, config_dir: Path):
         del item
         assert n == n_trials, (n, n_trials)
         per.append(dt / n * 1e6)
-    return {"trials": n_trials, "build_plan_s": build_s, "us_per_trial_runs": per,
-            "us_per_trial": C.median(per),
-            "us_per_trial_incl_build": C.median(per) + build_s / n_trials * 1e6}
+    return {
+        "trials": n_trials,
+        "build_plan_s": build_s,
+        "us_per_trial_runs": per,
+        "us_per_trial": C.median(per),
+        "us_per_trial_incl_build": C.median(per) + build_s / n_trials * 1e6,
+    }
 
 
 def time_compose(config_dir: Path):
     from hydra import compose, initialize_config_dir
+
     from daskbench.config.compose import package_conf_dir
 
     extra = [f"hydra.searchpath=[file://{config_dir}]"]
@@ -98,24 +103,37 @@ def main() -> None:
     worst = max(v["us_per_trial"] for v in expand.values())
     rows = []
     for name, v in expand.items():
-        rows.append([f"daskbench SweepPlan ({name})", v["trials"], v["us_per_trial"],
-                     base["us_per_trial"] / v["us_per_trial"]])
+        rows.append(
+            [f"daskbench SweepPlan ({name})", v["trials"], v["us_per_trial"], base["us_per_trial"] / v["us_per_trial"]]
+        )
     rows.append(["Hydra compose() per trial (baseline)", base["composes"], base["us_per_trial"], 1.0])
     print(f"Sweep expansion, driver cost per trial (median of {REPEATS} runs)\n")
     print(C.table(rows, ["method", "trials", "us/trial", "speed-up vs compose"]))
     for name, v in expand.items():
-        print(f"  {name}: build_plan {v['build_plan_s'] * 1e3:.0f} ms once; "
-              f"{v['us_per_trial_incl_build']:.2f} us/trial including it")
+        print(
+            f"  {name}: build_plan {v['build_plan_s'] * 1e3:.0f} ms once; "
+            f"{v['us_per_trial_incl_build']:.2f} us/trial including it"
+        )
     ratio = base["us_per_trial"] / worst
     met = worst <= TARGET_US
-    print(f"\nratio compose/expand (slowest variant): {ratio:,.0f}x;  target <= {TARGET_US:g} us/trial: "
-          f"{'MET' if met else 'NOT MET'} ({worst:.2f} us)\n")
-    C.emit("expand", {
-        "daskbench": expand, "baseline_hydra_compose": base,
-        "us_per_trial": worst, "baseline_us_per_trial": base["us_per_trial"],
-        "ratio": ratio, "target": f"<= {TARGET_US:g} us/trial", "target_met": met,
-        "mode": MODE, "command": f"python -m benchmarks.bench_expand --{MODE}",
-    })
+    print(
+        f"\nratio compose/expand (slowest variant): {ratio:,.0f}x;  target <= {TARGET_US:g} us/trial: "
+        f"{'MET' if met else 'NOT MET'} ({worst:.2f} us)\n"
+    )
+    C.emit(
+        "expand",
+        {
+            "daskbench": expand,
+            "baseline_hydra_compose": base,
+            "us_per_trial": worst,
+            "baseline_us_per_trial": base["us_per_trial"],
+            "ratio": ratio,
+            "target": f"<= {TARGET_US:g} us/trial",
+            "target_met": met,
+            "mode": MODE,
+            "command": f"python -m benchmarks.bench_expand --{MODE}",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Target: the daskbench CLI >= 10x faster on 200 no-op trials.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -39,7 +38,7 @@ LENGTHS_MS = {"smoke": [0], "quick": [0], "full": [0, 1, 10, 100]}
 REPEATS = {"smoke": 1, "quick": 3, "full": 3}
 TARGET = 10.0
 
-APP = '''\
+APP = """\
 import hydra
 from omegaconf import DictConfig
 
@@ -54,10 +53,10 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
-FLOOR = '''\
+FLOOR = """\
 from distributed import Client, LocalCluster
 
 if __name__ == "__main__":
@@ -65,7 +64,7 @@ if __name__ == "__main__":
                       dashboard_address="127.0.0.1:8787") as cluster, Client(cluster):
         pass
     print("closed")
-'''
+"""
 
 
 def timed(cmd, cwd: Path, check_out: str) -> float:
@@ -95,8 +94,17 @@ def one_length(work: Path, n: int, ms: float, repeats: int, extras: bool) -> dic
     app_dir.mkdir(exist_ok=True)
     (app_dir / "app.py").write_text(APP)
     (app_dir / "config.yaml").write_text("x: 0\nms: 0.0\n")
-    db_cmd = [C.PY, "-m", "daskbench", "--config-dir", str(conf), "+experiment=busy", f"trial.i=range(0,{n})",
-              f"trial.ms={ms}", "cluster.n_workers=2"]
+    db_cmd = [
+        C.PY,
+        "-m",
+        "daskbench",
+        "--config-dir",
+        str(conf),
+        "+experiment=busy",
+        f"trial.i=range(0,{n})",
+        f"trial.ms={ms}",
+        "cluster.n_workers=2",
+    ]
     cmds = {"daskbench_cli": (db_cmd, work, f"{n} ok, 0 failed")}
     if extras:
         cmds["daskbench_cli_no_dashboard"] = (db_cmd + ["cluster.dashboard_address=null"], work, f"{n} ok, 0 failed")
@@ -104,9 +112,20 @@ def one_length(work: Path, n: int, ms: float, repeats: int, extras: bool) -> dic
         cmds["bare_localcluster_with_dashboard"] = ([C.PY, str(work / "floor.py")], work, "closed")
     why = hydra_available()
     if not why:
-        cmds["hydra_joblib"] = ([C.PY, "app.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                                 f"x=range(0,{n})", f"ms={ms}", f"hydra.sweep.dir={work / 'multirun'}"],
-                                app_dir, f"#{n - 1} : x={n - 1}")
+        cmds["hydra_joblib"] = (
+            [
+                C.PY,
+                "app.py",
+                "-m",
+                "hydra/launcher=joblib",
+                "hydra.launcher.n_jobs=2",
+                f"x=range(0,{n})",
+                f"ms={ms}",
+                f"hydra.sweep.dir={work / 'multirun'}",
+            ],
+            app_dir,
+            f"#{n - 1} : x={n - 1}",
+        )
     runs = {k: [] for k in cmds}
     for i in range(repeats):
         for k, (cmd, cwd, check) in cmds.items():
@@ -119,14 +138,19 @@ def one_length(work: Path, n: int, ms: float, repeats: int, extras: bool) -> dic
         print(f"  {ms} ms, repeat {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in runs.items()), flush=True)
     res = {"trials": n, "trial_ms": ms, "repeats": repeats}
     for k, v in runs.items():
-        res[k] = {"seconds_runs": v, "seconds": C.median(v), "trials_per_s": n / C.median(v),
-                  "efficiency": n * ms / 1000 / (C.median(v) * C.cores())}
+        res[k] = {
+            "seconds_runs": v,
+            "seconds": C.median(v),
+            "trials_per_s": n / C.median(v),
+            "efficiency": n * ms / 1000 / (C.median(v) * C.cores()),
+        }
     res["daskbench_cli"]["command"] = " ".join(["python"] + db_cmd[1:3] + ["DIR"] + db_cmd[4:])
     if why:
         res["hydra_joblib"] = {"skipped": why}
     else:
-        res["hydra_joblib"]["command"] = (f"python app.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 "
-                                          f"'x=range(0,{n})' ms={ms}")
+        res["hydra_joblib"]["command"] = (
+            f"python app.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 'x=range(0,{n})' ms={ms}"
+        )
         hy = res["hydra_joblib"]["seconds"]
         for k in runs:
             res[k]["speedup_vs_hydra"] = hy / res[k]["seconds"]
@@ -148,16 +172,26 @@ def main() -> None:
     rows = []
     for r in results:
         hy = r["hydra_joblib"]
-        for k, label in [("hydra_joblib", "Hydra -m + joblib launcher, 2 jobs (baseline)"),
-                         ("daskbench_cli", "python -m daskbench (LocalCluster, 2 workers)"),
-                         ("daskbench_cli_no_dashboard", "  same, cluster.dashboard_address=null"),
-                         ("bare_localcluster_with_dashboard", "bare LocalCluster start + close (Dask's floor)")]:
+        for k, label in [
+            ("hydra_joblib", "Hydra -m + joblib launcher, 2 jobs (baseline)"),
+            ("daskbench_cli", "python -m daskbench (LocalCluster, 2 workers)"),
+            ("daskbench_cli_no_dashboard", "  same, cluster.dashboard_address=null"),
+            ("bare_localcluster_with_dashboard", "bare LocalCluster start + close (Dask's floor)"),
+        ]:
             v = r.get(k)
             if not v or "seconds" not in v:
                 continue
             eff = f"{v['efficiency']:.0%}" if r["trial_ms"] and k != "bare_localcluster_with_dashboard" else "-"
-            rows.append([label, f"{r['trial_ms']} ms", v["seconds"], n / v["seconds"], eff,
-                         f"{v['speedup_vs_hydra']:.1f}x" if "seconds" in hy else "-"])
+            rows.append(
+                [
+                    label,
+                    f"{r['trial_ms']} ms",
+                    v["seconds"],
+                    n / v["seconds"],
+                    eff,
+                    f"{v['speedup_vs_hydra']:.1f}x" if "seconds" in hy else "-",
+                ]
+            )
     print(f"\n{n} trials, subprocess wall clock incl. start-up, median of {repeats}\n")
     print(C.table(rows, ["method", "trial", "seconds", "trials/s", "eff", "speed-up vs Hydra"]))
     noop = results[0]
@@ -167,11 +201,19 @@ def main() -> None:
         print(f"\nno-op: hydra/daskbench {ratio:.1f}x;  target >= {TARGET:g}x: {'MET' if met else 'NOT MET'}\n")
     else:
         print(f"\nHydra baseline skipped: {noop['hydra_joblib']['skipped']}\n")
-    C.emit("hydra", {
-        "mode": mode, "trials": n, "repeats": repeats, "lengths": results,
-        "ratio": ratio, "target": f">= {TARGET:g}x (no-op)", "target_met": met,
-        "command": f"python -m benchmarks.bench_hydra --{mode}",
-    })
+    C.emit(
+        "hydra",
+        {
+            "mode": mode,
+            "trials": n,
+            "repeats": repeats,
+            "lengths": results,
+            "ratio": ratio,
+            "target": f">= {TARGET:g}x (no-op)",
+            "target_met": met,
+            "command": f"python -m benchmarks.bench_hydra --{mode}",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ def _current_rss_mib() -> float:
 def child_run(n: int, work: Path) -> dict:
     import logging
 
-    import daskbench
     from distributed import Client, LocalCluster
+
+    import daskbench
 
     sys.path.insert(0, str(HERE))
     import _common as C
@@ -61,22 +62,39 @@ def child_run(n: int, work: Path) -> dict:
     # the default run, report included: it loads the whole table after the sweep
     C.write_noop_experiment(work / "conf", work / "results" / "noop", {"trial.x": f"range(0,{n})"})
     after_import = _rss_mib()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.submit(sum, [1, 2]).result()
         before = _rss_mib()
         t0 = time.perf_counter()
-        res = daskbench.run("noop", [], client=client, config_dir=str(work / "conf"),
-                            progress="none", echo=lambda s: None)
+        res = daskbench.run(
+            "noop", [], client=client, config_dir=str(work / "conf"), progress="none", echo=lambda s: None
+        )
         wall = time.perf_counter() - t0
         peak = _rss_mib()
         counts = res.counts
     rows = len(daskbench.load(work / "results" / "noop"))
     assert counts.ok == n and rows == n, (counts, rows)
-    return {"trials": n, "ok": counts.ok, "rows_on_disk": rows, "wall_s": wall, "trials_per_s": n / wall,
-            "driver_peak_rss_mib": peak, "driver_rss_before_run_mib": before,
-            "driver_rss_after_import_mib": after_import,
-            "worker_peak_rss_mib": _rss_mib(resource.RUSAGE_CHILDREN)}
+    return {
+        "trials": n,
+        "ok": counts.ok,
+        "rows_on_disk": rows,
+        "wall_s": wall,
+        "trials_per_s": n / wall,
+        "driver_peak_rss_mib": peak,
+        "driver_rss_before_run_mib": before,
+        "driver_rss_after_import_mib": after_import,
+        "worker_peak_rss_mib": _rss_mib(resource.RUSAGE_CHILDREN),
+    }
 
 
 def child_list_plan(n: int, work: Path) -> dict:
@@ -92,8 +110,12 @@ def child_list_plan(n: int, work: Path) -> dict:
     trials = list(rp.plan)
     dt = time.perf_counter() - t0
     assert len(trials) == n
-    return {"what": f"list(plan): {n:,} Trial objects", "seconds": dt,
-            "rss_increase_mib": _current_rss_mib() - base, "peak_rss_mib": _rss_mib()}
+    return {
+        "what": f"list(plan): {n:,} Trial objects",
+        "seconds": dt,
+        "rss_increase_mib": _current_rss_mib() - base,
+        "peak_rss_mib": _rss_mib(),
+    }
 
 
 def child_naive_dicts(n: int, work: Path) -> dict:
@@ -104,8 +126,12 @@ def child_naive_dicts(n: int, work: Path) -> dict:
     trials = [{"trial.x": i} for i in range(n)]
     dt = time.perf_counter() - t0
     assert len(trials) == n
-    return {"what": "naive [{'trial.x': i} ...] list", "seconds": dt,
-            "rss_increase_mib": _current_rss_mib() - base, "peak_rss_mib": _rss_mib()}
+    return {
+        "what": "naive [{'trial.x': i} ...] list",
+        "seconds": dt,
+        "rss_increase_mib": _current_rss_mib() - base,
+        "peak_rss_mib": _rss_mib(),
+    }
 
 
 def spawn(mode: str, n: int) -> dict:
@@ -115,8 +141,14 @@ def spawn(mode: str, n: int) -> dict:
     work = C.tmpdir(f"million-{mode}")
     try:
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, __file__, "--child", mode, str(n), str(work)], cwd=work, env=C.env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", mode, str(n), str(work)],
+            cwd=work,
+            env=C.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         wall = time.perf_counter() - t0
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -124,7 +156,7 @@ def spawn(mode: str, n: int) -> dict:
     if proc.returncode != 0 or line is None:
         sys.stdout.write(proc.stdout[-4000:])
         raise SystemExit(f"child {mode} failed ({proc.returncode})")
-    out = json.loads(line[len("@@RESULT@@"):])
+    out = json.loads(line[len("@@RESULT@@") :])
     out["subprocess_wall_s"] = wall
     return out
 
@@ -141,22 +173,49 @@ def main() -> None:
     peak = run["driver_peak_rss_mib"]
     met = peak < TARGET_MIB
     print(f"\n{N:,} no-op trials, one subprocess each\n")
-    print(C.table([
-        ["daskbench.run: driver peak RSS (client + scheduler)", peak, run["wall_s"], run["trials_per_s"]],
-        ["  driver RSS before the run (imports + cluster)", run["driver_rss_before_run_mib"], "", ""],
-        ["  largest worker process peak RSS", run["worker_peak_rss_mib"], "", ""],
-        [f"reference: list(plan), {N:,} Trial objects (RSS increase)", plan_list["rss_increase_mib"],
-         plan_list["seconds"], ""],
-        [f"reference: naive list of {N:,} trial dicts (RSS increase)", naive["rss_increase_mib"], naive["seconds"], ""],
-    ], ["what", "MiB", "seconds", "trials/s"]))
-    print(f"\ndriver peak RSS {peak:,.0f} MiB;  target < {TARGET_MIB:,.0f} MiB (1 GiB): {'MET' if met else 'NOT MET'}"
-          + ("" if N >= 1_000_000 else f" (at {N:,} trials; the target is for 1,000,000: --full)") + "\n")
-    C.emit("million", {
-        "trials": N, "daskbench_run": run, "reference_list_plan": plan_list, "reference_naive_dicts": naive,
-        "driver_peak_rss_mib": peak, "wall_s": run["wall_s"], "trials_per_s": run["trials_per_s"],
-        "target": "driver peak RSS < 1 GiB", "target_met": met,
-        "mode": C0.mode(), "command": f"python -m benchmarks.bench_million --{C0.mode()}",
-    })
+    print(
+        C.table(
+            [
+                ["daskbench.run: driver peak RSS (client + scheduler)", peak, run["wall_s"], run["trials_per_s"]],
+                ["  driver RSS before the run (imports + cluster)", run["driver_rss_before_run_mib"], "", ""],
+                ["  largest worker process peak RSS", run["worker_peak_rss_mib"], "", ""],
+                [
+                    f"reference: list(plan), {N:,} Trial objects (RSS increase)",
+                    plan_list["rss_increase_mib"],
+                    plan_list["seconds"],
+                    "",
+                ],
+                [
+                    f"reference: naive list of {N:,} trial dicts (RSS increase)",
+                    naive["rss_increase_mib"],
+                    naive["seconds"],
+                    "",
+                ],
+            ],
+            ["what", "MiB", "seconds", "trials/s"],
+        )
+    )
+    print(
+        f"\ndriver peak RSS {peak:,.0f} MiB;  target < {TARGET_MIB:,.0f} MiB (1 GiB): {'MET' if met else 'NOT MET'}"
+        + ("" if N >= 1_000_000 else f" (at {N:,} trials; the target is for 1,000,000: --full)")
+        + "\n"
+    )
+    C.emit(
+        "million",
+        {
+            "trials": N,
+            "daskbench_run": run,
+            "reference_list_plan": plan_list,
+            "reference_naive_dicts": naive,
+            "driver_peak_rss_mib": peak,
+            "wall_s": run["wall_s"],
+            "trials_per_s": run["trials_per_s"],
+            "target": "driver peak RSS < 1 GiB",
+            "target_met": met,
+            "mode": C0.mode(),
+            "command": f"python -m benchmarks.bench_million --{C0.mode()}",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 if not __package__:  # run as a file: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -67,9 +67,11 @@ def proc_mem_mib(pid: int) -> Dict[str, float]:
 
 # ------------------------------------------------------------------ the driver (a child process)
 def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, mode: str) -> Dict[str, Any]:
+    from distributed import Client
+
     import daskbench
     import daskbench.runner.driver as runner
-    from distributed import Client
+    from daskbench.runner.spec import Item
 
     conf = work / "conf"
     results = work / "results" / "noop"
@@ -81,7 +83,7 @@ def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, m
     t0 = time.perf_counter()
     count = 0
     for t in rp.plan:
-        item = (t.trial_id, t.groups, t.params, t.seed, t.replicate)  # what the runner builds
+        item = Item(t.trial_id, t.groups, t.params, t.seed, t.replicate)  # what the runner builds
         count += 1
     expand_s = time.perf_counter() - t0
     assert count == n
@@ -117,13 +119,26 @@ def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, m
         fixed = chunk_costs(client, sched_pid, conf, work, mode) if raw_tasks else None
     files = sorted(str(p.relative_to(results)) for p in results.rglob("*") if p.is_file())
     return {
-        "trials": n, "build_plan_s": build_s, "expand_s": expand_s, "submit_s": submit_s, "driver_cpu_s": driver_cpu,
-        "chunks": chunks, "wall_s": wall, "trials_per_s": n / wall,
-        "driver_rss_before_mib": rss_before, "driver_peak_rss_mib": peak, "driver_growth_mib": peak - rss_before,
-        "scheduler_cpu_s": cpu1 - cpu0, "scheduler_rss_before_mib": mem0["VmRSS"],
-        "scheduler_peak_rss_mib": mem1["VmHWM"], "scheduler_growth_mib": mem1["VmHWM"] - mem0["VmRSS"],
-        "files": len(files), "parquet_files": sum(f.endswith(".parquet") for f in files), "file_names": files[:20],
-        "raw_map": raw, "fixed_chunks": fixed,
+        "trials": n,
+        "build_plan_s": build_s,
+        "expand_s": expand_s,
+        "submit_s": submit_s,
+        "driver_cpu_s": driver_cpu,
+        "chunks": chunks,
+        "wall_s": wall,
+        "trials_per_s": n / wall,
+        "driver_rss_before_mib": rss_before,
+        "driver_peak_rss_mib": peak,
+        "driver_growth_mib": peak - rss_before,
+        "scheduler_cpu_s": cpu1 - cpu0,
+        "scheduler_rss_before_mib": mem0["VmRSS"],
+        "scheduler_peak_rss_mib": mem1["VmHWM"],
+        "scheduler_growth_mib": mem1["VmHWM"] - mem0["VmRSS"],
+        "files": len(files),
+        "parquet_files": sum(f.endswith(".parquet") for f in files),
+        "file_names": files[:20],
+        "raw_map": raw,
+        "fixed_chunks": fixed,
     }
 
 
@@ -139,8 +154,13 @@ def raw_map(client, sched_pid: int, n: int) -> Dict[str, Any]:
     wall = time.perf_counter() - t0
     cpu = proc_cpu_s(sched_pid) - cpu0
     del futs
-    return {"tasks": n, "wall_s": wall, "tasks_per_s": n / wall, "scheduler_cpu_s": cpu,
-            "scheduler_cpu_ms_per_task": cpu / n * 1e3}
+    return {
+        "tasks": n,
+        "wall_s": wall,
+        "tasks_per_s": n / wall,
+        "scheduler_cpu_s": cpu,
+        "scheduler_cpu_ms_per_task": cpu / n * 1e3,
+    }
 
 
 def chunk_costs(client, sched_pid: int, conf: Path, work: Path, mode: str) -> Dict[str, Any]:
@@ -155,14 +175,27 @@ def chunk_costs(client, sched_pid: int, conf: Path, work: Path, mode: str) -> Di
         results = work / "results" / f"fixed{k}"
         s0, d0 = proc_cpu_s(sched_pid), proc_cpu_s(os.getpid())
         t0 = time.perf_counter()
-        res = daskbench.run("noop", [f"trial.x=range(0,{n})", f"runner.chunk_size={k}", f"results.dir={results}"],
-                            client=client, config_dir=str(conf), progress="none", echo=lambda s: None)
+        res = daskbench.run(
+            "noop",
+            [f"trial.x=range(0,{n})", f"runner.chunk_size={k}", f"results.dir={results}"],
+            client=client,
+            config_dir=str(conf),
+            progress="none",
+            echo=lambda s: None,
+        )
         wall = time.perf_counter() - t0
         assert res.counts.ok == n, res.counts
         chunks = -(-n // k)
-        out.append({"chunk_size": k, "trials": n, "chunks": chunks, "wall_s": wall,
-                    "scheduler_cpu_ms_per_chunk": (proc_cpu_s(sched_pid) - s0) / chunks * 1e3,
-                    "driver_cpu_ms_per_chunk": (proc_cpu_s(os.getpid()) - d0) / chunks * 1e3})
+        out.append(
+            {
+                "chunk_size": k,
+                "trials": n,
+                "chunks": chunks,
+                "wall_s": wall,
+                "scheduler_cpu_ms_per_chunk": (proc_cpu_s(sched_pid) - s0) / chunks * 1e3,
+                "driver_cpu_ms_per_chunk": (proc_cpu_s(os.getpid()) - d0) / chunks * 1e3,
+            }
+        )
         shutil.rmtree(results, ignore_errors=True)
     fit = {}
     for who in ("scheduler", "driver"):
@@ -186,12 +219,42 @@ class Cluster:
         dask = str(Path(sys.executable).parent / "dask")
         self.file = work / "scheduler.json"
         self.log = open(work / "cluster.log", "w")
-        self.sched = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                       "--scheduler-file", str(self.file)], env=C.env(), cwd=work,
-                                      stdout=self.log, stderr=subprocess.STDOUT)
-        self.workers = subprocess.Popen([dask, "worker", "--scheduler-file", str(self.file), "--nworkers",
-                                         str(workers), "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
-                                        env=C.env(), cwd=work, stdout=self.log, stderr=subprocess.STDOUT)
+        self.sched = subprocess.Popen(
+            [
+                dask,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(self.file),
+            ],
+            env=C.env(),
+            cwd=work,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers = subprocess.Popen(
+            [
+                dask,
+                "worker",
+                "--scheduler-file",
+                str(self.file),
+                "--nworkers",
+                str(workers),
+                "--nthreads",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+            ],
+            env=C.env(),
+            cwd=work,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self._wait(workers)
 
     def _wait(self, workers: int, timeout: float = 60.0) -> None:
@@ -220,9 +283,25 @@ def run_size(n: int, raw_tasks: int, mode: str) -> Dict[str, Any]:
     work = C.tmpdir("scale")
     cluster = Cluster(work)
     try:
-        proc = subprocess.run([C.PY, "-m", "benchmarks.bench_scale", "--child", str(n), str(cluster.file),
-                               str(cluster.sched.pid), str(work), str(raw_tasks), mode],
-                              cwd=C.ROOT, env=C.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(
+            [
+                C.PY,
+                "-m",
+                "benchmarks.bench_scale",
+                "--child",
+                str(n),
+                str(cluster.file),
+                str(cluster.sched.pid),
+                str(work),
+                str(raw_tasks),
+                mode,
+            ],
+            cwd=C.ROOT,
+            env=C.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     finally:
         cluster.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -230,7 +309,7 @@ def run_size(n: int, raw_tasks: int, mode: str) -> Dict[str, Any]:
     if proc.returncode != 0 or line is None:
         sys.stdout.write(proc.stdout[-4000:])
         raise SystemExit(f"driver for {n:,} trials failed ({proc.returncode})")
-    return json.loads(line[len(MARK):])
+    return json.loads(line[len(MARK) :])
 
 
 PER_TRIAL = [
@@ -255,9 +334,11 @@ def main() -> None:
         print(f"  {n:,} trials ...", flush=True)
         runs.append(run_size(n, RAW_TASKS[mode] if i == 0 else 0, mode))
         r = runs[-1]
-        print(f"    {r['wall_s']:.1f}s, {r['trials_per_s']:,.0f} trials/s, {r['chunks']:,} chunks, "
-              f"driver peak {r['driver_peak_rss_mib']:.0f} MiB, scheduler peak {r['scheduler_peak_rss_mib']:.0f} MiB",
-              flush=True)
+        print(
+            f"    {r['wall_s']:.1f}s, {r['trials_per_s']:,.0f} trials/s, {r['chunks']:,} chunks, "
+            f"driver peak {r['driver_peak_rss_mib']:.0f} MiB, scheduler peak {r['scheduler_peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
     first, last = runs[0], runs[-1]
     per_trial, growth, flagged = {}, {}, []
     rows = []
@@ -281,25 +362,52 @@ def main() -> None:
         ["files left in results/<name>/", *[r["files"] for r in runs], "", ""],
     ]
     header = ["per-trial cost", *[f"{n:,}" for n in sizes], f"ratio {sizes[-1]:,}/{sizes[0]:,}", "curve"]
-    print(f"\nDriver and scheduler cost, no-op trials, scheduler and 2 workers as separate processes\n")
+    print("\nDriver and scheduler cost, no-op trials, scheduler and 2 workers as separate processes\n")
     print(C.table(rows + totals, header))
     raw = first["raw_map"]
-    print(f"\nraw client.map, {raw['tasks']:,} no-op tasks: scheduler CPU {raw['scheduler_cpu_ms_per_task']:.3f} ms "
-          f"per task, {raw['tasks_per_s']:,.0f} tasks/s")
+    print(
+        f"\nraw client.map, {raw['tasks']:,} no-op tasks: scheduler CPU {raw['scheduler_cpu_ms_per_task']:.3f} ms "
+        f"per task, {raw['tasks_per_s']:,.0f} tasks/s"
+    )
     fixed = first["fixed_chunks"]
     print("\nfixed chunk sizes (runner.chunk_size): CPU per task")
-    print(C.table([[r["chunk_size"], r["trials"], r["chunks"], r["scheduler_cpu_ms_per_chunk"],
-                    r["driver_cpu_ms_per_chunk"]] for r in fixed["runs"]],
-                  ["chunk size", "trials", "tasks", "scheduler ms/task", "driver ms/task"]))
+    print(
+        C.table(
+            [
+                [
+                    r["chunk_size"],
+                    r["trials"],
+                    r["chunks"],
+                    r["scheduler_cpu_ms_per_chunk"],
+                    r["driver_cpu_ms_per_chunk"],
+                ]
+                for r in fixed["runs"]
+            ],
+            ["chunk size", "trials", "tasks", "scheduler ms/task", "driver ms/task"],
+        )
+    )
     for who, f in fixed["fit"].items():
         print(f"  {who}: {f['per_task_ms']:.3f} ms per task + {f['per_trial_us']:.2f} us per trial")
-    print(f"\nper-trial growth {sizes[0]:,} -> {sizes[-1]:,}: " +
-          ("none above %.1fx" % GROWTH_FLAG if not flagged else "GROWING: " + ", ".join(flagged)) + "\n")
-    C.emit("scale", {
-        "mode": mode, "sizes": sizes, "runs": runs, "per_trial": per_trial, "growth_ratio": growth,
-        "growing": flagged, "raw_map": raw, "fixed_chunks": fixed, "flat": not flagged,
-        "command": f"python -m benchmarks.bench_scale --{mode}",
-    })
+    print(
+        f"\nper-trial growth {sizes[0]:,} -> {sizes[-1]:,}: "
+        + ("none above %.1fx" % GROWTH_FLAG if not flagged else "GROWING: " + ", ".join(flagged))
+        + "\n"
+    )
+    C.emit(
+        "scale",
+        {
+            "mode": mode,
+            "sizes": sizes,
+            "runs": runs,
+            "per_trial": per_trial,
+            "growth_ratio": growth,
+            "growing": flagged,
+            "raw_map": raw,
+            "fixed_chunks": fixed,
+            "flat": not flagged,
+            "command": f"python -m benchmarks.bench_scale --{mode}",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -36,10 +36,10 @@ Writes ``benchmarks/results/sim.json`` (see ``_common.emit``).
 from __future__ import annotations
 
 import argparse
-import warnings
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
@@ -51,14 +51,39 @@ import _common as C  # noqa: E402
 #: sizes per mode: (tick-overhead ticks, Boltzmann vs Mesa agents, steps, speedup sizes, speedup ticks,
 #: epidemic people, repeats)
 MODES: Dict[str, Dict[str, Any]] = {
-    "smoke": dict(idle_ticks=20, mesa_agents=2_000, mesa_steps=5, speedup_sizes=[20_000], speedup_ticks=5,
-                  epidemic_people=1_000, repeats=1),
-    "quick": dict(idle_ticks=300, mesa_agents=100_000, mesa_steps=10, speedup_sizes=[100_000, 1_000_000],
-                  speedup_ticks=40, epidemic_people=5_000, repeats=3),
-    "full": dict(idle_ticks=1_000, mesa_agents=100_000, mesa_steps=30, speedup_sizes=[100_000, 1_000_000],
-                 speedup_ticks=100, epidemic_people=20_000, repeats=5),
+    "smoke": dict(
+        idle_ticks=20,
+        mesa_agents=2_000,
+        mesa_steps=5,
+        speedup_sizes=[20_000],
+        speedup_ticks=5,
+        epidemic_people=1_000,
+        repeats=1,
+    ),
+    "quick": dict(
+        idle_ticks=300,
+        mesa_agents=100_000,
+        mesa_steps=10,
+        speedup_sizes=[100_000, 1_000_000],
+        speedup_ticks=40,
+        epidemic_people=5_000,
+        repeats=3,
+    ),
+    "full": dict(
+        idle_ticks=1_000,
+        mesa_agents=100_000,
+        mesa_steps=30,
+        speedup_sizes=[100_000, 1_000_000],
+        speedup_ticks=100,
+        epidemic_people=20_000,
+        repeats=5,
+    ),
 }
-IDLE, BOLTZMANN, EPIDEMIC = "sim_models.Idle", "daskbench.experiments.boltzmann.Boltzmann", "daskbench.experiments.epidemic.Epidemic"
+IDLE, BOLTZMANN, EPIDEMIC = (
+    "sim_models.Idle",
+    "daskbench.experiments.boltzmann.Boltzmann",
+    "daskbench.experiments.epidemic.Epidemic",
+)
 TARGETS = {"tick_overhead_ms_2_shards": 3.0, "vs_mesa": 20.0, "speedup_1m": 1.6, "community_vs_round_robin": 0.5}
 
 
@@ -76,8 +101,12 @@ def _sim(model: str, params: Dict[str, Any], client: Any = None, **settings: Any
 def tick_overhead(client: Any, ticks: int, repeats: int) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for shards in (1, 2, 4):
-        runs = [_sim(IDLE, {"n_agents": 1_000}, client, ticks=ticks, shards=shards,
-                     clock={"fast_forward": False})["tick_ms"] for _ in range(repeats)]
+        runs = [
+            _sim(IDLE, {"n_agents": 1_000}, client, ticks=ticks, shards=shards, clock={"fast_forward": False})[
+                "tick_ms"
+            ]
+            for _ in range(repeats)
+        ]
         out[f"{shards}_shards_ms"] = C.median(runs)
     return out
 
@@ -109,11 +138,16 @@ def vs_mesa(client: Any, n: int, steps: int, repeats: int) -> Dict[str, Any]:
         gini["daskbench"] = a["gini"]
         local.append(_sim(BOLTZMANN, {"n_agents": n}, None, ticks=steps + 1, shards=1)["agent_steps_per_s"])
     base = C.median(mesa)
-    return {"agents": n, "steps": steps, "mesa_agent_steps_per_s": base,
-            "daskbench_actor_agent_steps_per_s": C.median(actor),
-            "daskbench_in_process_agent_steps_per_s": C.median(local),
-            "ratio_actor": C.median(actor) / base, "ratio_in_process": C.median(local) / base,
-            "gini_after_last_step": gini}
+    return {
+        "agents": n,
+        "steps": steps,
+        "mesa_agent_steps_per_s": base,
+        "daskbench_actor_agent_steps_per_s": C.median(actor),
+        "daskbench_in_process_agent_steps_per_s": C.median(local),
+        "ratio_actor": C.median(actor) / base,
+        "ratio_in_process": C.median(local) / base,
+        "gini_after_last_step": gini,
+    }
 
 
 def speedup(client: Any, sizes: List[int], ticks: int, repeats: int) -> Dict[str, Any]:
@@ -127,9 +161,15 @@ def speedup(client: Any, sizes: List[int], ticks: int, repeats: int) -> Dict[str
         tick = {s: C.median([r["tick_ms"] for r in rs]) for s, rs in runs.items()}
         # shard_ms: the slowest shard's own stepping per tick, without calls, barrier or messages
         step = {s: C.median([r["shard_ms"] for r in rs]) for s, rs in runs.items()}
-        out[str(n)] = {"ticks": ticks, "tick_ms_1_shard": tick[1], "tick_ms_2_shards": tick[2],
-                       "speedup": tick[1] / tick[2], "step_ms_1_shard": step[1], "step_ms_2_shards": step[2],
-                       "step_speedup": step[1] / step[2]}
+        out[str(n)] = {
+            "ticks": ticks,
+            "tick_ms_1_shard": tick[1],
+            "tick_ms_2_shards": tick[2],
+            "speedup": tick[1] / tick[2],
+            "step_ms_1_shard": step[1],
+            "step_ms_2_shards": step[2],
+            "step_speedup": step[1] / step[2],
+        }
     return out
 
 
@@ -150,8 +190,13 @@ def machine_ceiling(n: int, ticks: int, repeats: int) -> Dict[str, Any]:
         for _ in range(repeats):
             alone.append(pool.submit(_local_rate, half, ticks).result())
             pair.append(sum(pool.map(_local_rate, [half] * 2, [ticks] * 2)))
-    return {"agents_per_process": half, "ticks": ticks, "one_process_agent_steps_per_s": C.median(alone),
-            "two_processes_agent_steps_per_s": C.median(pair), "ceiling": C.median(pair) / C.median(alone)}
+    return {
+        "agents_per_process": half,
+        "ticks": ticks,
+        "one_process_agent_steps_per_s": C.median(alone),
+        "two_processes_agent_steps_per_s": C.median(pair),
+        "ceiling": C.median(pair) / C.median(alone),
+    }
 
 
 def placement(people: int) -> Dict[str, Any]:
@@ -161,8 +206,11 @@ def placement(people: int) -> Dict[str, Any]:
         for allocation in ("round_robin", "community"):
             t0 = time.perf_counter()
             m = _sim(EPIDEMIC, {"n_people": people}, None, ticks=200, shards=shards, allocation=allocation)
-            row[allocation] = {"cross_shard_fraction": m["cross_shard_fraction"], "seconds": time.perf_counter() - t0,
-                               "attack_rate": m["attack_rate"]}
+            row[allocation] = {
+                "cross_shard_fraction": m["cross_shard_fraction"],
+                "seconds": time.perf_counter() - t0,
+                "attack_rate": m["attack_rate"],
+            }
         row["ratio"] = row["community"]["cross_shard_fraction"] / row["round_robin"]["cross_shard_fraction"]
         out[f"{shards}_shards"] = row
     return out
@@ -193,47 +241,109 @@ def main(argv: List[str] = None) -> int:
     # the scheduler's HTTP server (not a dashboard: that is off) moves off a taken port: not news here
     warnings.filterwarnings("ignore", message="Port .* is already in use")
     res: Dict[str, Any] = {"mode": mode, "repeats": repeats, "targets": TARGETS}
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         res["tick_overhead"] = _timed("tick overhead", lambda: tick_overhead(client, cfg["idle_ticks"], repeats))
-        res["vs_mesa"] = _timed("Boltzmann vs Mesa", lambda: vs_mesa(client, cfg["mesa_agents"], cfg["mesa_steps"], repeats))
-        res["speedup"] = _timed("1 -> 2 workers", lambda: speedup(client, cfg["speedup_sizes"], cfg["speedup_ticks"], repeats))
+        res["vs_mesa"] = _timed(
+            "Boltzmann vs Mesa", lambda: vs_mesa(client, cfg["mesa_agents"], cfg["mesa_steps"], repeats)
+        )
+        res["speedup"] = _timed(
+            "1 -> 2 workers", lambda: speedup(client, cfg["speedup_sizes"], cfg["speedup_ticks"], repeats)
+        )
     big = max(cfg["speedup_sizes"])
     res["machine_ceiling"] = _timed("2 plain processes", lambda: machine_ceiling(big, cfg["speedup_ticks"], repeats))
     res["placement"] = _timed("placement", lambda: placement(cfg["epidemic_people"]))
 
-    rows = [[f"tick overhead, {s} shard{'s' if s > 1 else ''} on 2 workers", f"{res['tick_overhead'][f'{s}_shards_ms']:.2f} ms",
-             "", "", "<= 3 ms" if s == 2 else ""] for s in (1, 2, 4)]
+    rows = [
+        [
+            f"tick overhead, {s} shard{'s' if s > 1 else ''} on 2 workers",
+            f"{res['tick_overhead'][f'{s}_shards_ms']:.2f} ms",
+            "",
+            "",
+            "<= 3 ms" if s == 2 else "",
+        ]
+        for s in (1, 2, 4)
+    ]
     vm = res["vs_mesa"]
     if "skipped" in vm:
         rows.append([f"Boltzmann {vm['agents']:,} agents vs Mesa", "skipped", vm["skipped"], "", ">= 20x"])
     else:
-        rows.append([f"Boltzmann {vm['agents']:,} agents, 1 shard actor", f"{vm['daskbench_actor_agent_steps_per_s'] / 1e6:.2f} M/s",
-                     f"Mesa {vm['mesa_agent_steps_per_s'] / 1e6:.3f} M/s", f"{vm['ratio_actor']:.0f}x", ">= 20x"])
-        rows.append([f"Boltzmann {vm['agents']:,} agents, in process", f"{vm['daskbench_in_process_agent_steps_per_s'] / 1e6:.2f} M/s",
-                     f"Mesa {vm['mesa_agent_steps_per_s'] / 1e6:.3f} M/s", f"{vm['ratio_in_process']:.0f}x", ""])
+        rows.append(
+            [
+                f"Boltzmann {vm['agents']:,} agents, 1 shard actor",
+                f"{vm['daskbench_actor_agent_steps_per_s'] / 1e6:.2f} M/s",
+                f"Mesa {vm['mesa_agent_steps_per_s'] / 1e6:.3f} M/s",
+                f"{vm['ratio_actor']:.0f}x",
+                ">= 20x",
+            ]
+        )
+        rows.append(
+            [
+                f"Boltzmann {vm['agents']:,} agents, in process",
+                f"{vm['daskbench_in_process_agent_steps_per_s'] / 1e6:.2f} M/s",
+                f"Mesa {vm['mesa_agent_steps_per_s'] / 1e6:.3f} M/s",
+                f"{vm['ratio_in_process']:.0f}x",
+                "",
+            ]
+        )
     for n, s in res["speedup"].items():
         if n == "took_s":
             continue
-        rows.append([f"Boltzmann {int(n):,} agents, 2 shards/2 workers", f"{s['tick_ms_2_shards']:.1f} ms/tick",
-                     f"1 shard: {s['tick_ms_1_shard']:.1f} ms/tick", f"{s['speedup']:.2f}x",
-                     ">= 1.6x" if int(n) == 1_000_000 else ""])
-        rows.append([f"  of which stepping (slowest shard)", f"{s['step_ms_2_shards']:.1f} ms/tick",
-                     f"1 shard: {s['step_ms_1_shard']:.1f} ms/tick", f"{s['step_speedup']:.2f}x", ""])
+        rows.append(
+            [
+                f"Boltzmann {int(n):,} agents, 2 shards/2 workers",
+                f"{s['tick_ms_2_shards']:.1f} ms/tick",
+                f"1 shard: {s['tick_ms_1_shard']:.1f} ms/tick",
+                f"{s['speedup']:.2f}x",
+                ">= 1.6x" if int(n) == 1_000_000 else "",
+            ]
+        )
+        rows.append(
+            [
+                "  of which stepping (slowest shard)",
+                f"{s['step_ms_2_shards']:.1f} ms/tick",
+                f"1 shard: {s['step_ms_1_shard']:.1f} ms/tick",
+                f"{s['step_speedup']:.2f}x",
+                "",
+            ]
+        )
     mc = res["machine_ceiling"]
-    rows.append([f"ceiling: 2 plain processes x {mc['agents_per_process']:,} agents, no Dask",
-                 f"{mc['two_processes_agent_steps_per_s'] / 1e6:.1f} M/s",
-                 f"1 process: {mc['one_process_agent_steps_per_s'] / 1e6:.1f} M/s", f"{mc['ceiling']:.2f}x", ""])
+    rows.append(
+        [
+            f"ceiling: 2 plain processes x {mc['agents_per_process']:,} agents, no Dask",
+            f"{mc['two_processes_agent_steps_per_s'] / 1e6:.1f} M/s",
+            f"1 process: {mc['one_process_agent_steps_per_s'] / 1e6:.1f} M/s",
+            f"{mc['ceiling']:.2f}x",
+            "",
+        ]
+    )
     for k in ("2_shards", "4_shards"):
         r = res["placement"][k]
-        rows.append([f"epidemic {res['placement']['people']:,} people, {k.replace('_', ' ')}: cross-shard",
-                     f"community {r['community']['cross_shard_fraction']:.3f}",
-                     f"round_robin {r['round_robin']['cross_shard_fraction']:.3f}", f"{r['ratio']:.2f}", "<= 0.5"])
+        rows.append(
+            [
+                f"epidemic {res['placement']['people']:,} people, {k.replace('_', ' ')}: cross-shard",
+                f"community {r['community']['cross_shard_fraction']:.3f}",
+                f"round_robin {r['round_robin']['cross_shard_fraction']:.3f}",
+                f"{r['ratio']:.2f}",
+                "<= 0.5",
+            ]
+        )
     print()
     print(C.table(rows, ["measure", "daskbench", "baseline", "ratio", "target"]))
 
-    met = {"tick_overhead_ms_2_shards": res["tick_overhead"]["2_shards_ms"] <= TARGETS["tick_overhead_ms_2_shards"],
-           "community_vs_round_robin": all(res["placement"][k]["ratio"] <= 0.5 for k in ("2_shards", "4_shards"))}
+    met = {
+        "tick_overhead_ms_2_shards": res["tick_overhead"]["2_shards_ms"] <= TARGETS["tick_overhead_ms_2_shards"],
+        "community_vs_round_robin": all(res["placement"][k]["ratio"] <= 0.5 for k in ("2_shards", "4_shards")),
+    }
     if "skipped" not in vm:
         met["vs_mesa"] = vm["ratio_actor"] >= TARGETS["vs_mesa"]
     if "1000000" in res["speedup"]:

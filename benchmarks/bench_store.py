@@ -22,7 +22,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -40,18 +40,40 @@ REPEATS = {"smoke": 1, "quick": 3, "full": 3}
 
 def trial_rows(n: int) -> List[Dict[str, Any]]:
     """Rows shaped like the runner's: swept key, a metric, daskbench's own columns."""
-    now = datetime.now(timezone.utc)
-    return [{"trial_id": f"{i:016x}", "trial.x": i, "y": i * 0.5, "seed": 12345 + i, "replicate": 0,
-             "status": "ok", "error": None, "traceback": None, "attempts": 1, "worker": "tcp://127.0.0.1:40000",
-             "started_at": now, "duration_s": 1e-5} for i in range(n)]
+    now = datetime.now(UTC)
+    return [
+        {
+            "trial_id": f"{i:016x}",
+            "trial.x": i,
+            "y": i * 0.5,
+            "seed": 12345 + i,
+            "replicate": 0,
+            "status": "ok",
+            "error": None,
+            "traceback": None,
+            "attempts": 1,
+            "worker": "tcp://127.0.0.1:40000",
+            "started_at": now,
+            "duration_s": 1e-5,
+        }
+        for i in range(n)
+    ]
 
 
 def step_tables(rows: List[Dict[str, Any]]):
     import pyarrow as pa
 
     ticks = pa.array(range(STEPS), pa.int64())
-    return [pa.table({"trial_id": pa.array([r["trial_id"]] * STEPS, pa.string()), "tick": ticks,
-                      "value": pa.array([float(t) for t in range(STEPS)])}) for r in rows]
+    return [
+        pa.table(
+            {
+                "trial_id": pa.array([r["trial_id"]] * STEPS, pa.string()),
+                "tick": ticks,
+                "value": pa.array([float(t) for t in range(STEPS)]),
+            }
+        )
+        for r in rows
+    ]
 
 
 def via_store(root: Path, rows, tables=None) -> Tuple[float, Dict[str, int]]:
@@ -65,8 +87,8 @@ def via_store(root: Path, rows, tables=None) -> Tuple[float, Dict[str, int]]:
     for i in range(0, len(rows), CHUNK):
         extra = {}
         if tables is not None:
-            extra = {"steps": pa.concat_tables(tables[i:i + CHUNK])}  # a chunk's tables, as run_chunk merges them
-        store.add(rows[i:i + CHUNK], extra)
+            extra = {"steps": pa.concat_tables(tables[i : i + CHUNK])}  # a chunk's tables, as run_chunk merges them
+        store.add(rows[i : i + CHUNK], extra)
     store.close()
     dt = time.perf_counter() - t0
     files = {d.name: len(list(d.glob("*.parquet"))) for d in root.iterdir() if d.is_dir()}
@@ -84,8 +106,9 @@ def via_write_table(path: Path, rows, tables=None) -> float:
 
 
 def main() -> None:
-    import daskbench
     import pandas as pd
+
+    import daskbench
 
     mode = C.mode()
     n, ns, reps = TRIALS[mode], STEP_TRIALS[mode], REPEATS[mode]
@@ -113,22 +136,52 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     ts, tb, ss, sb = (C.median(x) for x in (t_store, t_base, s_store, s_base))
     res = {
-        "mode": mode, "repeats": reps, "chunk_rows": CHUNK,
-        "trials": {"rows": n, "store_s": ts, "store_rows_per_s": n / ts, "write_table_s": tb,
-                   "write_table_rows_per_s": n / tb, "ratio": tb / ts, "files": files.get("trials"),
-                   "store_runs": t_store, "write_table_runs": t_base},
-        "steps": {"trials": ns, "rows": ns * STEPS, "store_s": ss, "store_rows_per_s": ns * STEPS / ss,
-                  "write_table_s": sb, "write_table_rows_per_s": ns * STEPS / sb, "ratio": sb / ss,
-                  "files": sfiles, "store_runs": s_store, "write_table_runs": s_base},
+        "mode": mode,
+        "repeats": reps,
+        "chunk_rows": CHUNK,
+        "trials": {
+            "rows": n,
+            "store_s": ts,
+            "store_rows_per_s": n / ts,
+            "write_table_s": tb,
+            "write_table_rows_per_s": n / tb,
+            "ratio": tb / ts,
+            "files": files.get("trials"),
+            "store_runs": t_store,
+            "write_table_runs": t_base,
+        },
+        "steps": {
+            "trials": ns,
+            "rows": ns * STEPS,
+            "store_s": ss,
+            "store_rows_per_s": ns * STEPS / ss,
+            "write_table_s": sb,
+            "write_table_rows_per_s": ns * STEPS / sb,
+            "ratio": sb / ss,
+            "files": sfiles,
+            "store_runs": s_store,
+            "write_table_runs": s_base,
+        },
         "command": f"python -m benchmarks.bench_store --{mode}",
     }
     print(f"\nResults writing, median of {reps} (store: chunks of {CHUNK} rows, as the runner hands them over)\n")
-    print(C.table([
-        [f"trials: ResultStore, {n:,} rows", ts, n / ts, tb / ts, files.get("trials")],
-        [f"trials: one pq.write_table (baseline)", tb, n / tb, 1.0, 1],
-        [f"steps: ResultStore, {ns:,} trials x {STEPS} rows", ss, ns * STEPS / ss, sb / ss, sfiles.get("steps")],
-        [f"steps: one pq.write_table (baseline)", sb, ns * STEPS / sb, 1.0, 1],
-    ], ["what", "seconds", "rows/s", "ratio vs write_table", "parquet files"]))
+    print(
+        C.table(
+            [
+                [f"trials: ResultStore, {n:,} rows", ts, n / ts, tb / ts, files.get("trials")],
+                ["trials: one pq.write_table (baseline)", tb, n / tb, 1.0, 1],
+                [
+                    f"steps: ResultStore, {ns:,} trials x {STEPS} rows",
+                    ss,
+                    ns * STEPS / ss,
+                    sb / ss,
+                    sfiles.get("steps"),
+                ],
+                ["steps: one pq.write_table (baseline)", sb, ns * STEPS / sb, 1.0, 1],
+            ],
+            ["what", "seconds", "rows/s", "ratio vs write_table", "parquet files"],
+        )
+    )
     print(f"\n{n:,}-trial sweep leaves {files.get('trials')} Parquet file(s) in trials/\n")
     C.emit("store", res)
 

@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Tuple
 if not __package__:  # run as a file: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _common as C  # noqa: E402
-from benchmarks.workloads import busy, mesa_trial  # noqa: E402
+from benchmarks.workloads import busy  # noqa: E402
 
 SIZES = {"smoke": [20], "quick": [200, 5000], "full": [200, 5000, 100_000]}
 LENGTHS_MS = {"smoke": [0, 1], "quick": [0, 1, 10], "full": [0, 1, 10, 100]}
@@ -48,11 +48,19 @@ MAX_EST_S = {"smoke": 5, "quick": 15, "full": 150}
 REPEATS = {"smoke": 1, "quick": 3, "full": 3}
 LONG_S = 30.0
 #: rough per-trial overhead (s) of each tool on 2 cores, only to decide what to skip
-OVERHEAD_S = {"daskbench": 5e-5, "dask_map": 2.5e-3, "joblib": 3e-4, "process_pool": 2e-4,
-              "mesa_batch_run": 3e-4, "daskbench_mesa": 5e-5}
-MESA = {"smoke": {"trials": [20], "n": 20, "steps": 20},
-        "quick": {"trials": [200], "n": 100, "steps": 100},
-        "full": {"trials": [200, 5000], "n": 100, "steps": 100}}
+OVERHEAD_S = {
+    "daskbench": 5e-5,
+    "dask_map": 2.5e-3,
+    "joblib": 3e-4,
+    "process_pool": 2e-4,
+    "mesa_batch_run": 3e-4,
+    "daskbench_mesa": 5e-5,
+}
+MESA = {
+    "smoke": {"trials": [20], "n": 20, "steps": 20},
+    "quick": {"trials": [200], "n": 100, "steps": 100},
+    "full": {"trials": [200, 5000], "n": 100, "steps": 100},
+}
 MESA_TRIAL_S = 0.008  # measured: one run of the n=100, 100-step model
 
 
@@ -63,14 +71,24 @@ class Tools:
         from distributed import Client, LocalCluster
 
         self.work, self.cores = work, cores
-        self.cluster = LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                    dashboard_address=None, silence_logs=logging.ERROR)
+        self.cluster = LocalCluster(
+            n_workers=cores,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
         self.client = Client(self.cluster)
         self.conf = work / "conf"
-        C.write_experiment(self.conf, "busy", "benchmarks.workloads.busy", {"ms": 0.0, "i": 0},
-                           work / "unused")
-        C.write_experiment(self.conf, "mesa", "benchmarks.workloads.mesa_trial",
-                           {"n": 100, "steps": 100, "seed": 0, "i": 0}, work / "unused")
+        C.write_experiment(self.conf, "busy", "benchmarks.workloads.busy", {"ms": 0.0, "i": 0}, work / "unused")
+        C.write_experiment(
+            self.conf,
+            "mesa",
+            "benchmarks.workloads.mesa_trial",
+            {"n": 100, "steps": 100, "seed": 0, "i": 0},
+            work / "unused",
+        )
         self.available = {"daskbench": None, "dask_map": None, "process_pool": None}
         self.pool = None
         try:
@@ -111,8 +129,14 @@ class Tools:
         self._runs += 1
         out = self.work / "results" / f"r{self._runs}"
         t0 = time.perf_counter()
-        res = daskbench.run(name, [f"trial.i=range(0,{n})", f"results.dir={out}", *extra], client=self.client,
-                            config_dir=str(self.conf), progress="none", echo=lambda s: None)
+        res = daskbench.run(
+            name,
+            [f"trial.i=range(0,{n})", f"results.dir={out}", *extra],
+            client=self.client,
+            config_dir=str(self.conf),
+            progress="none",
+            echo=lambda s: None,
+        )
         wall = time.perf_counter() - t0
         assert res.counts.ok == n and res.exit_code == 0, res.counts
         cpu = float(daskbench.load(out)["cpu_s"].sum())
@@ -149,9 +173,15 @@ class Tools:
         from benchmarks.workloads import mesa_model_cls
 
         t0 = time.perf_counter()
-        out = batch_run(mesa_model_cls(), parameters={"n": model["n"], "i": range(n)},
-                        number_processes=self.cores, iterations=1, max_steps=model["steps"],
-                        data_collection_period=-1, display_progress=False)
+        out = batch_run(
+            mesa_model_cls(),
+            parameters={"n": model["n"], "i": range(n)},
+            number_processes=self.cores,
+            iterations=1,
+            max_steps=model["steps"],
+            data_collection_period=-1,
+            display_progress=False,
+        )
         wall = time.perf_counter() - t0
         assert len(out) == n, len(out)
         return wall, sum(r["cpu_s"] for r in out)
@@ -205,9 +235,11 @@ def main() -> None:
                     if "seconds" in v and base:
                         v["speedup_vs_dask_map"] = base / v["seconds"]
                 cells.append(cell)
-                print(f"  {ms:>3} ms x {n:>7,}: " + ", ".join(
-                    f"{t} {v['trials_per_s']:,.0f}/s" for t, v in cell["tools"].items() if "seconds" in v),
-                    flush=True)
+                print(
+                    f"  {ms:>3} ms x {n:>7,}: "
+                    + ", ".join(f"{t} {v['trials_per_s']:,.0f}/s" for t, v in cell["tools"].items() if "seconds" in v),
+                    flush=True,
+                )
         m = MESA[mode]
         for n in m["trials"]:
             cell = {"trials": n, "model": {"n": m["n"], "steps": m["steps"]}, "tools": {}}
@@ -231,8 +263,10 @@ def main() -> None:
         tools.close()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nTrial throughput, CPU busy-loop trials, {cores} cores; median of up to {REPEATS[mode]} runs "
-          "(trials/s, parallel efficiency, speed-up of daskbench over the tool)\n")
+    print(
+        f"\nTrial throughput, CPU busy-loop trials, {cores} cores; median of up to {REPEATS[mode]} runs "
+        "(trials/s, parallel efficiency, speed-up of daskbench over the tool)\n"
+    )
     rows = []
     for cell in cells:
         t = cell["tools"]
@@ -243,10 +277,29 @@ def main() -> None:
             row.append(_tps(v) if "seconds" in v else "skipped")
             row.append(f"{v['seconds'] / db['seconds']:.2f}x" if "seconds" in v and "seconds" in db else "-")
         rows.append(row)
-    print(C.table(rows, ["trial", "trials", "daskbench/s", "eff", "dask_map/s", "db vs map",
-                         "joblib/s", "db vs joblib", "pool/s", "db vs pool"]))
-    skipped = [(c["trial_ms"], c["trials"], tool, v["skipped"]) for c in cells for tool, v in c["tools"].items()
-               if "skipped" in v]
+    print(
+        C.table(
+            rows,
+            [
+                "trial",
+                "trials",
+                "daskbench/s",
+                "eff",
+                "dask_map/s",
+                "db vs map",
+                "joblib/s",
+                "db vs joblib",
+                "pool/s",
+                "db vs pool",
+            ],
+        )
+    )
+    skipped = [
+        (c["trial_ms"], c["trials"], tool, v["skipped"])
+        for c in cells
+        for tool, v in c["tools"].items()
+        if "skipped" in v
+    ]
     for ms, n, tool, why in skipped:
         print(f"  {ms} ms x {n:,} {tool}: {why}")
     if mesa_cells:
@@ -255,23 +308,44 @@ def main() -> None:
         for c in mesa_cells:
             b, d = c["tools"]["mesa_batch_run"], c["tools"]["daskbench_mesa"]
             if "seconds" in b:
-                mrows.append([c["trials"], f"{c['model']['n']}x{c['model']['steps']}", _tps(b), _eff(b, 1),
-                              _tps(d), _eff(d, 1), f"{b['seconds'] / d['seconds']:.2f}x"])
+                mrows.append(
+                    [
+                        c["trials"],
+                        f"{c['model']['n']}x{c['model']['steps']}",
+                        _tps(b),
+                        _eff(b, 1),
+                        _tps(d),
+                        _eff(d, 1),
+                        f"{b['seconds'] / d['seconds']:.2f}x",
+                    ]
+                )
             else:
                 mrows.append([c["trials"], "-", b["skipped"], "", "", "", ""])
         print(C.table(mrows, ["trials", "model", "batch_run/s", "eff", "daskbench/s", "eff", "speed-up"]))
-    C.emit("throughput", {
-        "mode": mode, "cores": cores, "trial": "CPU busy loop (time.thread_time), benchmarks.workloads.busy",
-        "cells": cells, "mesa": mesa_cells,
-        "command": f"python -m benchmarks.bench_throughput --{mode}",
-    })
+    C.emit(
+        "throughput",
+        {
+            "mode": mode,
+            "cores": cores,
+            "trial": "CPU busy loop (time.thread_time), benchmarks.workloads.busy",
+            "cells": cells,
+            "mesa": mesa_cells,
+            "command": f"python -m benchmarks.bench_throughput --{mode}",
+        },
+    )
 
 
 def summarise(runs: List[Tuple[float, float]], n: int, cores: int) -> Dict[str, Any]:
     walls = [w for w, _ in runs]
     wall, cpu = C.median(walls), C.median([c for _, c in runs])
-    return {"repeats": len(runs), "seconds_runs": walls, "seconds": wall, "trials_per_s": n / wall,
-            "cpu_s": cpu, "efficiency": cpu / (wall * cores)}
+    return {
+        "repeats": len(runs),
+        "seconds_runs": walls,
+        "seconds": wall,
+        "trials_per_s": n / wall,
+        "cpu_s": cpu,
+        "efficiency": cpu / (wall * cores),
+    }
 
 
 def _tps(v: Dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ import time
 import mesa
 
 
-def compute_gini(model: "MoneyModel") -> float:
+def compute_gini(model: MoneyModel) -> float:
     agent_wealths = [agent.wealth for agent in model.agents]
     x = sorted(agent_wealths)
     n = model.num_agents

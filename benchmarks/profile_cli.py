@@ -78,10 +78,17 @@ def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False, fas
         def local_cluster(*a, **k):
             k["dashboard_address"] = None
             return real_lc(*a, **k)
+
         cluster_mod.LocalCluster = local_cluster
     # the report is off, as in bench_hydra.py: Hydra writes none, and it costs seconds (matplotlib)
-    argv = ["--config-dir", conf, "+experiment=noop", "cluster.n_workers=2", "runner.progress=none",
-            "results.report=false"]
+    argv = [
+        "--config-dir",
+        conf,
+        "+experiment=noop",
+        "cluster.n_workers=2",
+        "runner.progress=none",
+        "results.report=false",
+    ]
     t = time.perf_counter()
     if use_cprofile:
         import cProfile
@@ -120,8 +127,14 @@ def main() -> None:
         try:
             C.write_noop_experiment(work / "conf", work / "results", {"trial.x": f"range(0,{n})"})
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, __file__, "--child", str(work / "conf"), str(n)] + flags,
-                                  cwd=work, env=C.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", str(work / "conf"), str(n)] + flags,
+                cwd=work,
+                env=C.env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             wall = time.perf_counter() - t0
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -129,14 +142,16 @@ def main() -> None:
         if line is None:
             sys.stdout.write(proc.stdout)
             raise SystemExit("child failed")
-        data = json.loads(line[len("@@PHASES@@"):])
+        data = json.loads(line[len("@@PHASES@@") :])
         ph = data["phases"]
         ph["subprocess wall clock"] = wall
         ph["interpreter start-up + exit (wall - in-process)"] = wall - ph["in-process total (from interpreter start)"]
         runs.append(ph)
     med = {k: C.median([r[k] for r in runs]) for k in runs[0]}
-    print(f"python -m daskbench, {n} no-op trials, {data['marks'].get('chunks')} chunks"
-          f"{', no dashboard' if '--no-dashboard' in flags else ''}; median of {repeat}\n")
+    print(
+        f"python -m daskbench, {n} no-op trials, {data['marks'].get('chunks')} chunks"
+        f"{', no dashboard' if '--no-dashboard' in flags else ''}; median of {repeat}\n"
+    )
     print(C.table([[k, v] for k, v in med.items()], ["phase", "seconds"]))
     if use_cprofile:
         print("\n" + data["marks"]["cprofile"])
@@ -145,7 +160,12 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2], int(sys.argv[3]), "--cprofile" in sys.argv, "--no-dashboard" in sys.argv,
-              "--fast-exit" in sys.argv)
+        child(
+            sys.argv[2],
+            int(sys.argv[3]),
+            "--cprofile" in sys.argv,
+            "--no-dashboard" in sys.argv,
+            "--fast-exit" in sys.argv,
+        )
     else:
         main()

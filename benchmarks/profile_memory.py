@@ -42,14 +42,13 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(HERE.parent))  # benchmarks.workloads, the no-op trial
     import _common as C
-    import pyarrow as pa
-
     import dask
+    import pyarrow as pa
+    from distributed import Client, LocalCluster
 
     import daskbench
-    import daskbench.runner.driver as runner
     import daskbench.results.store as store
-    from distributed import Client, LocalCluster
+    import daskbench.runner.driver as runner
 
     samples = []  # (t, rss, arrow, phase)
     phase = ["setup"]
@@ -70,6 +69,7 @@ def main() -> None:
                 return real(*a, **k)
             finally:
                 phase[0] = prev if label != "submit/collect loop" else "after loop"
+
         setattr(obj, name, inner)
 
     wrap(runner.Runner, "run", "submit/collect loop")
@@ -79,6 +79,7 @@ def main() -> None:
     def submit(self, items, *args, **kwargs):
         chunks.append(len(items))
         return real_submit(self, items, *args, **kwargs)
+
     runner.Runner._submit = submit
     wrap(store.ResultStore, "close", "store.close (flush + compaction)")
     wrap(store.Dataset, "rewrite", "Dataset.rewrite (compaction)")
@@ -93,6 +94,7 @@ def main() -> None:
         def close(self):
             snap["s"] = tracemalloc.take_snapshot()
             return real_close(self)
+
         store.ResultStore.close = close
         tracemalloc.start(8)
 
@@ -102,13 +104,23 @@ def main() -> None:
     if log_len is not None:
         dask.config.set({"distributed.admin.low-level-log-length": log_len})
     try:
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             client.submit(sum, [1, 2]).result()
             th.start()
             t0 = time.perf_counter()
-            res = daskbench.run("noop", [], client=client, config_dir=str(work / "conf"),
-                                progress="none", echo=lambda s: None)
+            res = daskbench.run(
+                "noop", [], client=client, config_dir=str(work / "conf"), progress="none", echo=lambda s: None
+            )
             wall = time.perf_counter() - t0
             stop.set()
             th.join()
@@ -123,17 +135,23 @@ def main() -> None:
         p["peak_arrow_mib"] = max(p["peak_arrow_mib"], arrow)
         p["last_t"] = t
     t_first = samples[0][0]
-    rows = [[ph, v["peak_rss_mib"], v["peak_arrow_mib"], v["first_t"] - t_first, v["last_t"] - t_first]
-            for ph, v in by_phase.items()]
-    print(f"daskbench.run of {n:,} no-op trials in {wall:.1f}s; driver RSS sampled every 50 ms; "
-          f"distributed.admin.low-level-log-length="
-          f"{dask.config.get('distributed.admin.low-level-log-length')}\n")
+    rows = [
+        [ph, v["peak_rss_mib"], v["peak_arrow_mib"], v["first_t"] - t_first, v["last_t"] - t_first]
+        for ph, v in by_phase.items()
+    ]
+    print(
+        f"daskbench.run of {n:,} no-op trials in {wall:.1f}s; driver RSS sampled every 50 ms; "
+        f"distributed.admin.low-level-log-length="
+        f"{dask.config.get('distributed.admin.low-level-log-length')}\n"
+    )
     print(C.table(rows, ["phase", "peak RSS MiB", "peak Arrow MiB", "from s", "to s"]))
     import resource
 
-    print(f"\nprocess peak RSS (ru_maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
-          f"{len(chunks):,} chunks (tasks), {min(chunks)}..{max(chunks)} trials each, "
-          f"mean {sum(chunks) / len(chunks):,.0f}")
+    print(
+        f"\nprocess peak RSS (ru_maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
+        f"{len(chunks):,} chunks (tasks), {min(chunks)}..{max(chunks)} trials each, "
+        f"mean {sum(chunks) / len(chunks):,.0f}"
+    )
     # RSS along the loop, every ~10% of it
     loop = [s for s in samples if s[3] == "submit/collect loop"]
     if loop:

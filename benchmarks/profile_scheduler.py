@@ -39,8 +39,21 @@ def top_frames(raw: Path, k: int = 15):
         for f in set(stack.split(";")[1:]):
             incl[f.split(" (")[0]] += int(n)
     # the event loop and the command-line entry point hold every sample: leave them out
-    skip = ("run", "_run", "_run_once", "run_forever", "run_until_complete", "Handle._run", "main", "<module>",
-            "Command.__call__", "Context.invoke", "Group.invoke", "Command.invoke", "run_cli")
+    skip = (
+        "run",
+        "_run",
+        "_run_once",
+        "run_forever",
+        "run_until_complete",
+        "Handle._run",
+        "main",
+        "<module>",
+        "Command.__call__",
+        "Context.invoke",
+        "Group.invoke",
+        "Command.invoke",
+        "run_cli",
+    )
     return total, [(n, f) for f, n in incl.most_common(80) if not f.endswith(skip)][:k]
 
 
@@ -53,9 +66,9 @@ def main() -> None:
     work = C.tmpdir("profile-scheduler")
     cluster = Cluster(work)
     try:
-        import daskbench
         from distributed import Client
 
+        import daskbench
         from benchmarks.workloads import noop
 
         conf = work / "conf"
@@ -66,23 +79,44 @@ def main() -> None:
                 out = work / ("raw.txt" if label.startswith("raw") else "daskbench.txt")
                 rec = None
                 if has_spy:
-                    rec = subprocess.Popen([spy, "record", "-p", str(cluster.sched.pid), "-o", str(out), "--format",
-                                            "raw", "-r", "200", "--nonblocking"],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    rec = subprocess.Popen(
+                        [
+                            spy,
+                            "record",
+                            "-p",
+                            str(cluster.sched.pid),
+                            "-o",
+                            str(out),
+                            "--format",
+                            "raw",
+                            "-r",
+                            "200",
+                            "--nonblocking",
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                     time.sleep(1.0)  # py-spy attaches
                 s0, d0 = proc_cpu_s(cluster.sched.pid), proc_cpu_s(os.getpid())
                 t0 = time.perf_counter()
                 if label.startswith("raw"):
                     client.gather(client.map(noop, range(n), pure=False))
                 else:
-                    daskbench.run("noop", [f"trial.x=range(0,{n})", "runner.chunk_size=1",
-                                           f"results.dir={work / 'results'}"], client=client, config_dir=str(conf),
-                                  progress="none", echo=lambda s: None)
+                    daskbench.run(
+                        "noop",
+                        [f"trial.x=range(0,{n})", "runner.chunk_size=1", f"results.dir={work / 'results'}"],
+                        client=client,
+                        config_dir=str(conf),
+                        progress="none",
+                        echo=lambda s: None,
+                    )
                 wall = time.perf_counter() - t0
                 sched, drv = proc_cpu_s(cluster.sched.pid) - s0, proc_cpu_s(os.getpid()) - d0
-                print(f"\n{label}: {n:,} tasks in {wall:.2f}s ({n / wall:,.0f}/s); CPU per task: scheduler "
-                      f"{sched / n * 1e3:.2f} ms, driver {drv / n * 1e3:.2f} ms"
-                      f"{' (direct_to_workers)' if direct else ''}")
+                print(
+                    f"\n{label}: {n:,} tasks in {wall:.2f}s ({n / wall:,.0f}/s); CPU per task: scheduler "
+                    f"{sched / n * 1e3:.2f} ms, driver {drv / n * 1e3:.2f} ms"
+                    f"{' (direct_to_workers)' if direct else ''}"
+                )
                 if rec is not None:
                     rec.send_signal(2)
                     rec.wait()

@@ -5,7 +5,7 @@ Nothing is timed here. The inputs are *measured* by ``bench_scale.py`` (read
 from ``results/scale.json``): CPU per task of the scheduler and of the driver,
 fitted as ``a + b * chunk_size`` over runs at fixed chunk sizes, and the
 scheduler's CPU per raw future. The chunk size is what daskbench's own
-``ChunkSizer`` (src/daskbench/runner.py) returns for a trial length, a number
+``ChunkSizer`` (src/daskbench/runner/chunking.py) returns for a trial length, a number
 of worker threads and the trials left. The model (*projected*, not measured):
 
 * a worker thread finishes one chunk every ``k * t`` seconds (``k`` trials of
@@ -40,7 +40,7 @@ SWEEPS = [100_000, 1_000_000]
 
 def chunk_size(trial_s: float, threads: int, remaining: int) -> int:
     """What daskbench's ChunkSizer picks once it has measured ``trial_s`` (default runner settings)."""
-    from daskbench.runner.driver import ChunkSizer
+    from daskbench.runner.chunking import ChunkSizer
 
     return ChunkSizer(None, mean_s=trial_s).size(remaining, threads)
 
@@ -66,14 +66,26 @@ def main() -> None:
     by_length: List[Dict[str, Any]] = []
     for t in TRIAL_S:
         k = chunk_size(t, 10**9, 10**12)  # a long sweep: the spread cap never binds
-        ws, wd = capacity(k, t, s["per_task_ms"], s["per_trial_us"]), capacity(k, t, d["per_task_ms"], d["per_trial_us"])
+        ws, wd = (
+            capacity(k, t, s["per_task_ms"], s["per_trial_us"]),
+            capacity(k, t, d["per_task_ms"], d["per_trial_us"]),
+        )
         wr = t / (raw_ms / 1e3)
-        by_length.append({"trial_s": t, "chunk_size": k, "task_s": k * t, "workers_scheduler_bound": ws,
-                          "workers_driver_bound": wd, "workers_raw_futures": wr})
+        by_length.append(
+            {
+                "trial_s": t,
+                "chunk_size": k,
+                "task_s": k * t,
+                "workers_scheduler_bound": ws,
+                "workers_driver_bound": wd,
+                "workers_raw_futures": wr,
+            }
+        )
         rows.append([_t(t), k, _t(k * t), f"{ws:,.0f}", f"{wd:,.0f}", f"{min(ws, wd):,.0f}", f"{wr:,.0f}"])
     print("threads kept busy before one process saturates (long sweep, default runner settings)\n")
-    print(C.table(rows, ["trial", "chunk", "task lasts", "scheduler-bound", "driver-bound", "daskbench",
-                         "raw futures"]))
+    print(
+        C.table(rows, ["trial", "chunk", "task lasts", "scheduler-bound", "driver-bound", "daskbench", "raw futures"])
+    )
 
     picks: List[Dict[str, Any]] = []
     prow: List[List[Any]] = []
@@ -82,20 +94,41 @@ def main() -> None:
             row: List[Any] = [f"{n:,}", _t(t)]
             for w in WORKERS:
                 k = chunk_size(t, w, n)
-                busy = min(w, capacity(k, t, s["per_task_ms"], s["per_trial_us"]),
-                           capacity(k, t, d["per_task_ms"], d["per_trial_us"]))
-                picks.append({"sweep": n, "trial_s": t, "workers": w, "chunk_size": k, "busy_workers": busy,
-                              "utilisation": busy / w})
+                busy = min(
+                    w,
+                    capacity(k, t, s["per_task_ms"], s["per_trial_us"]),
+                    capacity(k, t, d["per_task_ms"], d["per_trial_us"]),
+                )
+                picks.append(
+                    {
+                        "sweep": n,
+                        "trial_s": t,
+                        "workers": w,
+                        "chunk_size": k,
+                        "busy_workers": busy,
+                        "utilisation": busy / w,
+                    }
+                )
                 row.append(f"{k:,} ({busy / w:.0%})")
             prow.append(row)
     print("\nchunk size daskbench picks at the start of a sweep (projected share of workers kept busy)\n")
     print(C.table(prow, ["sweep", "trial", *[f"{w:,} workers" for w in WORKERS]]))
-    C.emit("projection", {
-        "mode": mode, "inputs": {"scheduler": s, "driver": d, "raw_future_ms": raw_ms,
-                                 "from": "results/scale.json", "scale_measured_at": scale["measured_at"]},
-        "by_trial_length": by_length, "chunk_picks": picks,
-        "command": f"python -m benchmarks.projection --{mode}",
-    })
+    C.emit(
+        "projection",
+        {
+            "mode": mode,
+            "inputs": {
+                "scheduler": s,
+                "driver": d,
+                "raw_future_ms": raw_ms,
+                "from": "results/scale.json",
+                "scale_measured_at": scale["measured_at"],
+            },
+            "by_trial_length": by_length,
+            "chunk_picks": picks,
+            "command": f"python -m benchmarks.projection --{mode}",
+        },
+    )
 
 
 def _t(sec: float) -> str:

@@ -1,6 +1,6 @@
 """Alias of ``python -m benchmarks`` (the suite runner), kept for old commands.
 
-    .venv/bin/python benchmarks/run_all.py [--smoke|--quick|--full]
+.venv/bin/python benchmarks/run_all.py [--smoke|--quick|--full]
 """
 
 import sys

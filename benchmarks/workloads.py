@@ -36,6 +36,7 @@ def busy_call(args) -> dict:
 # Mesa is imported only inside these functions: workers running the plain busy
 # loop never pay for it, and the suite still runs where Mesa is not installed.
 
+
 def mesa_model_cls():
     """The tutorial's Boltzmann wealth model with a CPU-time reporter
     (``benchmarks.mesa_boltzmann.TimedMoneyModel``)."""
@@ -62,3 +63,11 @@ def mesa_trial(n: int = 100, steps: int = 100, seed: int = 0, i: int = 0) -> dic
 def noop(x: float = 0.0, seed: int = 0) -> dict:
     """The no-op trial of the expansion, scale and command-line benchmarks."""
     return {"y": x}
+
+
+def busy_quad(x: float = 0.0, y: float = 0.0, ms: float = 0.0, seed: int = 0) -> dict:
+    """``busy`` for ``ms`` ms, then a smooth objective with its minimum 0 at (1, -0.5):
+    the adaptive-search benchmark's trial (bench_optuna.py)."""
+    out = busy(ms)
+    out["f"] = (x - 1.0) ** 2 + (y + 0.5) ** 2
+    return out

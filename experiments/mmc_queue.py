@@ -10,7 +10,6 @@ queue beside the exact steady-state value from the Erlang C formula.
 from __future__ import annotations
 
 import heapq
-import math
 from collections import deque
 from typing import Any, Dict
 
@@ -89,3 +88,27 @@ def trial(rho: float, servers: int, customers: int, mu: float = 1.0, warmup: flo
         "steps": steps,
     }
 
+
+
+def staffing(servers: int, mu: float, arrival_rate: float = 8.0, customers: int = 20000,
+             wait_target: float = 0.05, server_cost: float = 1.0, speed_cost: float = 0.5,
+             penalty: float = 50.0, seed: int = 0) -> Dict[str, Any]:
+    """Staffing an M/M/c queue: ``servers`` servers of service rate ``mu`` for a
+    Poisson stream of ``arrival_rate`` customers per unit time.
+
+    ``cost`` (to minimise) = servers x (server_cost + speed_cost x mu^2), a faster server
+    costing more, plus ``penalty`` x the relative amount by which the simulated mean
+    wait misses ``wait_target``. A queue that cannot keep up (utilisation >= 1) is
+    not simulated: it misses the target by an infinite margin, which costs
+    ``10 x penalty`` plus the staff.
+    """
+    servers, mu = int(servers), float(mu)
+    staff = servers * (server_cost + speed_cost * mu**2)
+    rho = arrival_rate / (servers * mu)
+    if rho >= 1:
+        return {"cost": staff + 10 * penalty, "mean_wait": float("nan"), "rho": rho, "staff_cost": staff}
+    waits = simulate_waits(rho, servers, int(customers), mu, int(seed))
+    wait = float(waits[len(waits) // 10:].mean())  # the first tenth is warm-up
+    miss = max(0.0, wait - wait_target) / wait_target
+    return {"cost": staff + penalty * miss, "mean_wait": wait, "rho": rho, "staff_cost": staff,
+            "exact_mean_wait": exact_mean_wait(servers, rho, mu)}

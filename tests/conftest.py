@@ -81,8 +81,9 @@ def client():
     """A real 2-process LocalCluster shared by the API tests."""
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address="127.0.0.1:0")
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    )
     c = Client(cluster)
     yield c
     c.close()
@@ -110,8 +111,16 @@ def user_dir(tmp_path, monkeypatch):
 def run_cli(args, cwd, timeout=240, **kw):
     """Run `python -m daskbench ARGS` in a subprocess; returns CompletedProcess."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "daskbench", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "daskbench", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        **kw,
+    )
 
 
 KILLER_PY = '''

@@ -31,21 +31,30 @@ def make_cert(folder: Path, name: str = "node") -> dict:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     folder.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = folder / f"{name}.pem", folder / f"{name}-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
     return {"ca_file": str(cert_path), "cert_file": str(cert_path), "key_file": str(key_path)}
 
 
@@ -65,24 +74,62 @@ class DaskProcesses:
     def _tls_args(self) -> List[str]:
         if not self.tls:
             return []
-        return ["--tls-ca-file", self.tls["ca_file"], "--tls-cert", self.tls["cert_file"], "--tls-key", self.tls["key_file"]]
+        return [
+            "--tls-ca-file",
+            self.tls["ca_file"],
+            "--tls-cert",
+            self.tls["cert_file"],
+            "--tls-key",
+            self.tls["key_file"],
+        ]
 
     def _start(self, args: List[str], name: str) -> subprocess.Popen:
         cwd = self.root / name
         cwd.mkdir(parents=True, exist_ok=True)
         log = open(cwd / "log.txt", "ab")
-        p = subprocess.Popen(args, cwd=cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+        p = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.procs.append(p)
         return p
 
     def start_scheduler(self) -> None:
-        self.scheduler = self._start([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                                      "--protocol", self.protocol, "--no-dashboard", *self._tls_args()], "scheduler")
+        self.scheduler = self._start(
+            [
+                DASK,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--protocol",
+                self.protocol,
+                "--no-dashboard",
+                *self._tls_args(),
+            ],
+            "scheduler",
+        )
 
     def start_worker(self, name: str, resources: Optional[str] = None) -> subprocess.Popen:
-        args = [DASK, "worker", self.address, "--name", name, "--nthreads", "1", "--host", "127.0.0.1",
-                "--no-dashboard", *self._tls_args()]
+        args = [
+            DASK,
+            "worker",
+            self.address,
+            "--name",
+            name,
+            "--nthreads",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--no-dashboard",
+            *self._tls_args(),
+        ]
         if resources:
             args += ["--resources", resources]
         return self._start(args, f"worker-{name}")
@@ -94,7 +141,7 @@ class DaskProcesses:
         from daskbench.cluster.create import make_security
         from daskbench.config.schema import SecurityConfig
 
-        sec = make_security(SecurityConfig(mode="files", **self.tls), local=False) if self.tls else None
+        sec = make_security(SecurityConfig(mode="files", **self.tls)) if self.tls else None
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:

@@ -11,21 +11,29 @@ from tests.conftest import KILLER_PY, write_experiment
 def test_adaptive_cluster_loses_no_trial(user_dir):
     (user_dir / "killer.py").write_text(KILLER_PY)
     marker = user_dir / "killed-once"
-    write_experiment(user_dir / "conf", "adapt", f"""
+    write_experiment(
+        user_dir / "conf",
+        "adapt",
+        f"""
         name: adapt
         trial: {{_target_: killer.kill_once, marker: '{marker}', delay: 0.2}}
         sweep: {{params: {{trial.x: 'range(0,40)'}}}}
         runner: {{chunk_size: 1}}
-    """)
+    """,
+    )
     import dask
     import distributed  # noqa: F401  (its config defaults must exist before we override one)
 
     said = []
     # Dask scales up once queued work exceeds target-duration per worker; 0.2 s trials need a short one
     with dask.config.set({"distributed.adaptive.target-duration": "0.5s", "distributed.adaptive.interval": "200ms"}):
-        res = daskbench.run("adapt", ["cluster.adapt.minimum=1", "cluster.adapt.maximum=3",
-                                      "cluster.dashboard_address=null"],
-                            config_dir="conf", progress="none", echo=said.append)
+        res = daskbench.run(
+            "adapt",
+            ["cluster.adapt.minimum=1", "cluster.adapt.maximum=3", "cluster.dashboard_address=null"],
+            config_dir="conf",
+            progress="none",
+            echo=said.append,
+        )
     assert not any("Dask dashboard" in line for line in said)  # off: no link to a page that is not there
     assert marker.exists()  # a worker really died mid-sweep
     assert res.counts.ok == 40 and res.exit_code == 0
@@ -47,8 +55,10 @@ def test_actor_workers_not_chosen_for_scale_down():
     from distributed import Client, LocalCluster
 
     # its own cluster: daskbench runs on the shared one have installed the plugin already
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         _check_actor_workers_kept(client)
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import signal
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pandas as pd
 import pytest
 
 from tests.conftest import run_cli, write_experiment
-from tests.procs import DaskProcesses, make_cert
+from tests.procs import DASK, DaskProcesses, free_port, make_cert
 
 PLAIN = ["runner.progress=plain"]
 
@@ -30,12 +30,16 @@ def procs(tmp_path_factory):
 
 
 def test_resource_tags_and_code_shipping(user_dir, procs):
-    write_experiment(user_dir / "conf", "tagged", """
+    write_experiment(
+        user_dir / "conf",
+        "tagged",
+        """
         name: tagged
         resources: {GPU: 1}
         trial: {_target_: usertrials.quad}
         sweep: {params: {trial.x: 'range(0,8)'}}
-    """)
+    """,
+    )
     args = ["--config-dir", "conf", "+experiment=tagged", "cluster=address", f"cluster.address={procs.address}", *PLAIN]
     # workers run in other folders and cannot import the user's module unless it is sent
     r = run_cli([*args, "cluster.upload_code=false", "results.dir=results/noship"], cwd=user_dir)
@@ -57,13 +61,19 @@ def test_a_trial_package_is_shipped_and_importable_on_the_workers(user_dir, proc
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "models.py").write_text("def square(x=0, seed=0):\n    return {'y': x * x}\n")
-    write_experiment(user_dir / "conf", "pkg", """
+    write_experiment(
+        user_dir / "conf",
+        "pkg",
+        """
         name: pkg
         trial: {_target_: mytrials.models.square}
         sweep: {params: {trial.x: 'range(0,6)'}}
-    """)
-    r = run_cli(["--config-dir", "conf", "+experiment=pkg", "cluster=address", f"cluster.address={procs.address}", *PLAIN],
-                cwd=user_dir)
+    """,
+    )
+    r = run_cli(
+        ["--config-dir", "conf", "+experiment=pkg", "cluster=address", f"cluster.address={procs.address}", *PLAIN],
+        cwd=user_dir,
+    )
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert f"sent {pkg} to the workers" in r.stdout
     df = pd.read_parquet(user_dir / "results" / "pkg" / "trials")
@@ -78,20 +88,81 @@ def test_daskbench_itself_is_never_shipped():
 
 
 def test_missing_resources_listed(user_dir, procs):
-    write_experiment(user_dir / "conf", "tpu", """
+    write_experiment(
+        user_dir / "conf",
+        "tpu",
+        """
         name: tpu
         resources: {TPU: 1}
         trial: {_target_: usertrials.quad}
         sweep: {params: {trial.x: '1,2'}}
-    """)
-    r = run_cli(["--config-dir", "conf", "+experiment=tpu", "cluster=address", f"cluster.address={procs.address}"], cwd=user_dir)
+    """,
+    )
+    r = run_cli(
+        ["--config-dir", "conf", "+experiment=tpu", "cluster=address", f"cluster.address={procs.address}"], cwd=user_dir
+    )
     assert r.returncode == 3
     assert "no worker has the resources this experiment asks for (TPU=1); the workers have: GPU=1" in r.stderr
     assert "Traceback" not in r.stderr
-    r = run_cli(["--config-dir", "conf", "+experiment=tpu", "cluster=address", f"cluster.address={procs.address}",
-                 "cluster.resource_wait_s=2"], cwd=user_dir)
+    r = run_cli(
+        [
+            "--config-dir",
+            "conf",
+            "+experiment=tpu",
+            "cluster=address",
+            f"cluster.address={procs.address}",
+            "cluster.resource_wait_s=2",
+        ],
+        cwd=user_dir,
+    )
     assert r.returncode == 3 and "waiting up to 2s for a worker with TPU=1" in r.stdout
     assert "joined within 2s" in r.stderr
+
+
+def test_dashboard_link_only_when_the_scheduler_has_a_dashboard(user_dir, procs, tmp_path_factory):
+    write_experiment(
+        user_dir / "conf",
+        "dash",
+        """
+        name: dash
+        trial: {_target_: usertrials.quad}
+        sweep: {params: {trial.x: '1,2'}}
+        results: {report: false}
+    """,
+    )
+    args = ["--config-dir", "conf", "+experiment=dash", "cluster=address", *PLAIN]
+    # `dask scheduler --no-dashboard` still serves /metrics on its HTTP port, which
+    # Client.dashboard_link names: a link there would answer 404
+    r = run_cli([*args, f"cluster.address={procs.address}", "results.dir=results/nodash"], cwd=user_dir)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "Dask dashboard" not in r.stdout and "Traceback" not in r.stderr
+
+    other = DaskProcesses(tmp_path_factory.mktemp("dashhosts"))
+    http_port = free_port()
+    other.scheduler = other._start(
+        [
+            DASK,
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(other.port),
+            "--dashboard-address",
+            f"127.0.0.1:{http_port}",
+        ],
+        "scheduler",
+    )
+    other.start_worker("a")
+    try:
+        other.wait_for_workers(1)
+        r = run_cli([*args, f"cluster.address={other.address}", "results.dir=results/dash"], cwd=user_dir)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        link = re.search(r"Dask dashboard: (\S+)", r.stdout)
+        assert link and link.group(1) == f"http://127.0.0.1:{http_port}/status", r.stdout
+        with urllib.request.urlopen(link.group(1), timeout=30) as page:  # the link printed answers
+            assert page.status == 200 and b"Dask" in page.read()
+    finally:
+        other.stop()
 
 
 def test_unreachable_address(user_dir):
@@ -99,8 +170,17 @@ def test_unreachable_address(user_dir):
 
     port = free_port()
     write_experiment(user_dir / "conf", "u", "name: u\ntrial: {_target_: usertrials.quad}\n")
-    r = run_cli(["--config-dir", "conf", "+experiment=u", "cluster=address",
-                 f"cluster.address=tcp://127.0.0.1:{port}", "cluster.timeout_s=2"], cwd=user_dir)
+    r = run_cli(
+        [
+            "--config-dir",
+            "conf",
+            "+experiment=u",
+            "cluster=address",
+            f"cluster.address=tcp://127.0.0.1:{port}",
+            "cluster.timeout_s=2",
+        ],
+        cwd=user_dir,
+    )
     assert r.returncode == 3
     assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port} (waited" in r.stderr
     assert "cluster.timeout_s=2" in r.stderr and "Traceback" not in r.stderr
@@ -113,11 +193,15 @@ def test_tls(user_dir, tmp_path_factory):
     p.start_worker("a")
     try:
         p.wait_for_workers(1)
-        write_experiment(user_dir / "conf", "sec", """
+        write_experiment(
+            user_dir / "conf",
+            "sec",
+            """
             name: sec
             trial: {_target_: usertrials.quad}
             sweep: {params: {trial.x: 'range(0,4)'}}
-        """)
+        """,
+        )
         base = ["--config-dir", "conf", "+experiment=sec", "cluster=address", f"cluster.address={p.address}"]
         sec = [f"cluster.security.{k}={v}" for k, v in certs.items()]
         r = run_cli([*base, "cluster.security.mode=files", *sec, *PLAIN], cwd=user_dir)
@@ -126,7 +210,9 @@ def test_tls(user_dir, tmp_path_factory):
 
         r = run_cli(base, cwd=user_dir)  # tls:// without certificates
         assert r.returncode == 2 and "uses TLS but cluster.security.mode is none" in r.stderr
-        r = run_cli([*base, "cluster.security.mode=files", *sec[:2], "cluster.security.key_file=/nope.pem"], cwd=user_dir)
+        r = run_cli(
+            [*base, "cluster.security.mode=files", *sec[:2], "cluster.security.key_file=/nope.pem"], cwd=user_dir
+        )
         assert r.returncode == 2 and "cluster.security.key_file=/nope.pem: no such file" in r.stderr
         other = make_cert(tmp_path_factory.mktemp("other"), "other")  # a CA the scheduler does not trust
         bad = [f"cluster.security.{k}={v}" for k, v in other.items()]
@@ -138,13 +224,27 @@ def test_tls(user_dir, tmp_path_factory):
 
 
 def test_temporary_tls_local_cluster(user_dir):
-    write_experiment(user_dir / "conf", "lt", """
+    write_experiment(
+        user_dir / "conf",
+        "lt",
+        """
         name: lt
         trial: {_target_: usertrials.quad}
         sweep: {params: {trial.x: '1,2'}}
-    """)
-    r = run_cli(["--config-dir", "conf", "+experiment=lt", "cluster.security.mode=temporary", "cluster.n_workers=1",
-                 "cluster.dashboard_address=127.0.0.1:0", *PLAIN], cwd=user_dir)
+    """,
+    )
+    r = run_cli(
+        [
+            "--config-dir",
+            "conf",
+            "+experiment=lt",
+            "cluster.security.mode=temporary",
+            "cluster.n_workers=1",
+            "cluster.dashboard_address=127.0.0.1:0",
+            *PLAIN,
+        ],
+        cwd=user_dir,
+    )
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert "Dask dashboard: http://127.0.0.1:" in r.stdout  # the dashboard stays on localhost
 
@@ -156,16 +256,33 @@ def test_scheduler_lost_then_resume(user_dir, tmp_path_factory):
     p.start_worker("b")
     try:
         p.wait_for_workers(2)
-        write_experiment(user_dir / "conf", "lost", """
+        write_experiment(
+            user_dir / "conf",
+            "lost",
+            """
             name: lost
             trial: {_target_: usertrials.slow, delay: 0.3}
             sweep: {params: {trial.x: 'range(0,40)'}}
             results: {flush_seconds: 0.5}
-        """)
-        args = ["--config-dir", "conf", "+experiment=lost", "cluster=address", f"cluster.address={p.address}",
-                "cluster.timeout_s=5", *PLAIN]
-        proc = subprocess.Popen([sys.executable, "-m", "daskbench", *args], cwd=user_dir, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        """,
+        )
+        args = [
+            "--config-dir",
+            "conf",
+            "+experiment=lost",
+            "cluster=address",
+            f"cluster.address={p.address}",
+            "cluster.timeout_s=5",
+            *PLAIN,
+        ]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daskbench", *args],
+            cwd=user_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         trials = user_dir / "results" / "lost" / "trials"
         deadline = time.time() + 60
         while time.time() < deadline and not list(trials.glob("part-*.parquet")):

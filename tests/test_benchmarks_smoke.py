@@ -31,8 +31,9 @@ def smoke(tmp_path_factory):
     results = tmp_path_factory.mktemp("bench-results")  # never overwrite a developer's own figures
     t0 = time.time()
     env = dict(os.environ, DASKBENCH_BENCH_RESULTS=str(results))
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=280, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=280, env=env
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "=== summary" in proc.stdout
 
@@ -51,7 +52,9 @@ def test_summary(smoke):
     load, out = smoke
     s = load("summary")
     assert s["mode"] == "smoke" and s["failed"] == []
-    assert {"expand", "throughput", "hydra", "scale", "projection", "million", "store", "sim"} <= set(s["benchmarks"])
+    assert {"expand", "throughput", "hydra", "launcher", "scale", "projection", "million", "store", "sim"} <= set(
+        s["benchmarks"]
+    )
     sim = s["benchmarks"]["sim"]
     if not (ROOT / "benchmarks" / "bench_sim.py").exists():
         assert sim["status"] == "not available"
@@ -123,4 +126,7 @@ def test_sim(smoke):
     vm = r["vs_mesa"]
     assert "skipped" in vm or (_positive(vm["ratio_actor"]) and _positive(vm["mesa_agent_steps_per_s"]))
     for k in ("2_shards", "4_shards"):  # deterministic: community placement cuts far fewer messages
-        assert r["placement"][k]["community"]["cross_shard_fraction"] < r["placement"][k]["round_robin"]["cross_shard_fraction"]
+        assert (
+            r["placement"][k]["community"]["cross_shard_fraction"]
+            < r["placement"][k]["round_robin"]["cross_shard_fraction"]
+        )

@@ -29,39 +29,99 @@ from daskbench.observe.plugin import ObservePlugin
 CHROMIUM = "/usr/bin/chromium"
 WIDTH, HEIGHT = 1280, 900
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"
+)
 
 
 def _chunk(experiment: str, run_id: str, counts: dict, errors: list) -> None:
-    get_worker().log_event("daskbench-trials", {"experiment": experiment, "run_id": run_id, "time": time.time(),
-                                                "counts": counts, "durations": [0.05] * sum(counts.values()),
-                                                "errors": errors})
-    get_worker().log_event("daskbench-live", {"experiment": experiment, "run_id": run_id, "trial_id": "t0",
-                                              "time": time.time(), "metrics": {"loss": 0.125}, "rejected": {}})
+    get_worker().log_event(
+        "daskbench-trials",
+        {
+            "experiment": experiment,
+            "run_id": run_id,
+            "time": time.time(),
+            "counts": counts,
+            "durations": [0.05] * sum(counts.values()),
+            "errors": errors,
+        },
+    )
+    get_worker().log_event(
+        "daskbench-live",
+        {
+            "experiment": experiment,
+            "run_id": run_id,
+            "trial_id": "t0",
+            "time": time.time(),
+            "metrics": {"loss": 0.125},
+            "rejected": {},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
 def dashboard():
     """Base URL of a LocalCluster's dashboard with one running and one finished sweep."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.register_plugin(ObservePlugin())
         now = time.time()
-        client.log_event("daskbench-sweep", {"event": "start", "experiment": "queue_sweep", "run_id": "3f2a9c",
-                                             "time": now, "total": 144, "results": "results/queue_sweep", "counts": {}})
-        client.log_event("daskbench-sweep", {"event": "start", "experiment": "boltzmann", "run_id": "77d1e0",
-                                             "time": now, "total": 20, "results": "results/boltzmann", "counts": {}})
-        client.gather([
-            client.submit(_chunk, "queue_sweep", "3f2a9c", {"ok": 58, "failed": 2},
-                          [["6ad5b7a9e726a9c8", "ValueError: rho=1.2 makes the queue unstable"],
-                           ["91c3e0d2aa0b7f15", "ZeroDivisionError: division by zero"]], pure=False),
-            client.submit(_chunk, "boltzmann", "77d1e0", {"ok": 20}, [], pure=False),
-        ])
-        client.log_event("daskbench-sweep", {"event": "end", "experiment": "boltzmann", "run_id": "77d1e0",
-                                             "time": time.time(), "total": 20, "results": "results/boltzmann",
-                                             "counts": {"ok": 20, "failed": 0, "timeout": 0, "cancelled": 0,
-                                                        "skipped": 0}})
+        client.log_event(
+            "daskbench-sweep",
+            {
+                "event": "start",
+                "experiment": "queue_sweep",
+                "run_id": "3f2a9c",
+                "time": now,
+                "total": 144,
+                "results": "results/queue_sweep",
+                "counts": {},
+            },
+        )
+        client.log_event(
+            "daskbench-sweep",
+            {
+                "event": "start",
+                "experiment": "boltzmann",
+                "run_id": "77d1e0",
+                "time": now,
+                "total": 20,
+                "results": "results/boltzmann",
+                "counts": {},
+            },
+        )
+        client.gather(
+            [
+                client.submit(
+                    _chunk,
+                    "queue_sweep",
+                    "3f2a9c",
+                    {"ok": 58, "failed": 2},
+                    [
+                        ["6ad5b7a9e726a9c8", "ValueError: rho=1.2 makes the queue unstable"],
+                        ["91c3e0d2aa0b7f15", "ZeroDivisionError: division by zero"],
+                    ],
+                    pure=False,
+                ),
+                client.submit(_chunk, "boltzmann", "77d1e0", {"ok": 20}, [], pure=False),
+            ]
+        )
+        client.log_event(
+            "daskbench-sweep",
+            {
+                "event": "end",
+                "experiment": "boltzmann",
+                "run_id": "77d1e0",
+                "time": time.time(),
+                "total": 20,
+                "results": "results/boltzmann",
+                "counts": {"ok": 20, "failed": 0, "timeout": 0, "cancelled": 0, "skipped": 0},
+            },
+        )
         port = cluster.scheduler.http_server.port
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 15
@@ -74,10 +134,22 @@ def dashboard():
 def chromium(tmp_path: Path, url: str, *extra: str, timeout: float = 90) -> subprocess.CompletedProcess:
     profile = tmp_path / "profile"
     profile.mkdir(exist_ok=True)
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", f"--window-size={WIDTH},{HEIGHT}", "--virtual-time-budget=5000",
-           *extra, url]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--window-size={WIDTH},{HEIGHT}",
+        "--virtual-time-budget=5000",
+        *extra,
+        url,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -90,10 +162,12 @@ def held_open(url: str, seconds: float) -> Iterator[str]:
     screenshot shows the navigation bar alone; a pending image stalls virtual
     time and delays the load event, giving Bokeh real seconds to draw.
     """
-    page = (f'<!DOCTYPE html><html><head><style>html,body{{margin:0;height:100%;overflow:hidden}}'
-            f'iframe{{border:0;width:100%;height:100%;display:block}}</style></head><body>'
-            f'<iframe src="{html.escape(url)}"></iframe>'
-            f'<img src="/wait" alt="" style="position:absolute;width:1px;height:1px;opacity:0"></body></html>')
+    page = (
+        f"<!DOCTYPE html><html><head><style>html,body{{margin:0;height:100%;overflow:hidden}}"
+        f"iframe{{border:0;width:100%;height:100%;display:block}}</style></head><body>"
+        f'<iframe src="{html.escape(url)}"></iframe>'
+        f'<img src="/wait" alt="" style="position:absolute;width:1px;height:1px;opacity:0"></body></html>'
+    )
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:

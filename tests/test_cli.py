@@ -18,31 +18,41 @@ SMALL = ["runner.progress=plain", "cluster.n_workers=2", "cluster.dashboard_addr
 
 def test_shipped_sweep_from_any_directory(tmp_path):
     """The README's experiment, cut down, from a folder that is not the checkout."""
-    r = run_cli(["+experiment=sweep", "trial.customers=1000,4000", "trial.servers=1,2",
-                 "sweep.replicates=2", *SMALL], cwd=tmp_path)
+    r = run_cli(
+        ["+experiment=sweep", "trial.customers=1000,4000", "trial.servers=1,2", "sweep.replicates=2", *SMALL],
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert "Dask dashboard: http://127.0.0.1:" in r.stdout
     assert "[daskbench] 24/24 done  ok 24  failed 0" in r.stdout
     assert "sweep: 24 ok, 0 failed" in r.stdout and "slowest trials:" in r.stdout
     df = pd.read_parquet(tmp_path / "results" / "sweep" / "trials")
     assert len(df) == 24 and df.trial_id.is_unique
-    assert {"trial.rho", "trial.servers", "trial.customers", "mean_wait", "exact_mean_wait", "rel_error"} <= set(df.columns)
+    assert {"trial.rho", "trial.servers", "trial.customers", "mean_wait", "exact_mean_wait", "rel_error"} <= set(
+        df.columns
+    )
     assert (df.rel_error < 1.0).all()
     # the error shrinks as the simulated horizon grows
     err = df.groupby("trial.customers").rel_error.mean()
     assert err[4000] < err[1000]
-    r2 = run_cli(["+experiment=sweep", "trial.customers=1000,4000", "trial.servers=1,2",
-                  "sweep.replicates=2", *SMALL], cwd=tmp_path)
+    r2 = run_cli(
+        ["+experiment=sweep", "trial.customers=1000,4000", "trial.servers=1,2", "sweep.replicates=2", *SMALL],
+        cwd=tmp_path,
+    )
     assert r2.returncode == 0 and "24 skipped (already ok)" in r2.stdout
     assert len(pd.read_parquet(tmp_path / "results" / "sweep" / "trials")) == 24
 
 
 def test_user_config_dir_and_failures_exit_nonzero(user_dir):
-    write_experiment(user_dir / "conf", "mine", """
+    write_experiment(
+        user_dir / "conf",
+        "mine",
+        """
         name: mine
         trial: {_target_: usertrials.sometimes_fails}
         sweep: {params: {trial.x: 'range(0,6)'}}
-    """)
+    """,
+    )
     r = run_cli(["--config-dir", "conf", "+experiment=mine", *SMALL], cwd=user_dir)
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "2 trial(s) failed" in r.stdout and "ValueError: x=0 is a multiple of three" in r.stdout
@@ -59,9 +69,17 @@ BAD_INPUTS = [
     (["+experiment=sweep", "sweep.desing=lhs"], "unknown key sweep.desing", "did you mean 'design'"),
     (["+experiment=sweep", "retries=lots"], "bad value for retries", "'lots'"),
     (["+experiment=sweep", "+sweep.desing=lhs"], "unknown key sweep.desing", "did you mean 'design'"),
-    (["+experiment=sweep", "trial._target_=daskbench.experiments.nosuch.trial"], "cannot import module 'daskbench.experiments.nosuch'", "working directory"),
+    (
+        ["+experiment=sweep", "trial._target_=daskbench.experiments.nosuch.trial"],
+        "cannot import module 'daskbench.experiments.nosuch'",
+        "working directory",
+    ),
     (["+experiment=sweep", "trial.rhoo=1,2"], "swept key 'trial.rhoo'", "did you mean 'rho'"),
-    (["+experiment=sweep", "results.dir=/proc/forbidden/x"], "cannot write results to /proc/forbidden/x", "results.dir=PATH"),
+    (
+        ["+experiment=sweep", "results.dir=/proc/forbidden/x"],
+        "cannot write results to /proc/forbidden/x",
+        "results.dir=PATH",
+    ),
     (["+experiment=sweep", "cluster=nowhere"], "unknown cluster 'nowhere'", "cluster=local"),
 ]
 
@@ -86,17 +104,28 @@ def test_dry_run_and_list(tmp_path):
 
 def test_ctrl_c_saves_work_and_resumes(user_dir):
     """SIGINT mid-sweep: finished trials are kept, nothing is corrupt, the next run completes."""
-    write_experiment(user_dir / "conf", "long", """
+    write_experiment(
+        user_dir / "conf",
+        "long",
+        """
         name: long
         trial: {_target_: usertrials.slow, delay: 0.4}
         sweep: {params: {trial.x: 'range(0,40)'}}
         results: {flush_seconds: 0.5}
-    """)
+    """,
+    )
     args = [sys.executable, "-m", "daskbench", "--config-dir", "conf", "+experiment=long", *SMALL]
     # its own process group, signalled as a whole, as a terminal's Ctrl-C does
-    proc = subprocess.Popen(args, cwd=user_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=user_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        start_new_session=True,
+    )
     trials = user_dir / "results" / "long" / "trials"
     deadline = time.time() + 120
     while time.time() < deadline and not list(trials.glob("part-*.parquet")):

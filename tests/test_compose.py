@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import re
+import shlex
+import subprocess
+import sys
+
 import pytest
 
 import daskbench
+from daskbench.config import schema
 from daskbench.errors import ConfigError, ExperimentNotFound, SweepError, TrialImportError
 from tests.conftest import write_experiment
 
@@ -19,11 +27,15 @@ def test_shipped_sweep_experiment_plan(monkeypatch, tmp_path):
 
 
 def test_command_line_axis_wins_over_config(user_dir):
-    write_experiment(user_dir / "conf", "q", """
+    write_experiment(
+        user_dir / "conf",
+        "q",
+        """
         name: q
         trial: {_target_: usertrials.quad, x: 0.0, y: 0.0}
         sweep: {params: {trial.x: '1,2,3', trial.y: '0,1'}}
-    """)
+    """,
+    )
     rp = daskbench.plan("q", ["trial.x=5,6"], config_dir="conf")
     xs = sorted({t.params["trial.x"] for t in rp.plan})
     assert xs == [5, 6] and len(rp.plan) == 4
@@ -36,19 +48,27 @@ def test_group_sweep(user_dir):
     (conf / "model").mkdir()
     (conf / "model" / "small.yaml").write_text("size: 1\n")
     (conf / "model" / "large.yaml").write_text("size: 100\n")
-    write_experiment(conf, "g", """
+    write_experiment(
+        conf,
+        "g",
+        """
         defaults:
           - /model: small
         name: g
         trial: {_target_: usertrials.quad, x: '${model.size}'}
         sweep: {params: {trial.y: '0,1'}}
-    """)
+    """,
+    )
+    with pytest.raises(ConfigError, match=re.escape("cannot sweep the config group 'model' over interval(0.0,1.0)")):
+        daskbench.plan("g", ["model=interval(0,1)"], config_dir="conf")
     rp = daskbench.plan("g", ["model=small,large"], config_dir="conf")
     trials = list(rp.plan)
     assert len(trials) == 4
     assert {dict(t.groups)["model"] for t in trials} == {"small", "large"}
     assert {g: b["model"]["size"] for g, b in rp.trial_bases.items()} == {
-        (("model", "large"),): 100, (("model", "small"),): 1}
+        (("model", "large"),): 100,
+        (("model", "small"),): 1,
+    }
 
 
 def test_unknown_experiment_lists_available(user_dir):
@@ -61,11 +81,15 @@ def test_unknown_experiment_lists_available(user_dir):
 
 
 def test_misspelled_keys(user_dir):
-    write_experiment(user_dir / "conf", "m", """
+    write_experiment(
+        user_dir / "conf",
+        "m",
+        """
         name: m
         trial: {_target_: usertrials.quad}
         sweep: {parms: {trial.x: '1,2'}}
-    """)
+    """,
+    )
     with pytest.raises(ConfigError, match="unknown key sweep.parms.*did you mean 'params'"):
         daskbench.plan("m", config_dir="conf")
     write_experiment(user_dir / "conf", "m2", "name: m2\nretires: 2\ntrial: {_target_: usertrials.quad}\n")
@@ -103,11 +127,15 @@ def test_target_that_cannot_be_imported(user_dir):
 
 
 def test_replicates_need_a_seed_argument(user_dir):
-    write_experiment(user_dir / "conf", "r", """
+    write_experiment(
+        user_dir / "conf",
+        "r",
+        """
         name: r
         trial: {_target_: usertrials.no_seed}
         sweep: {params: {trial.x: '1,2'}, replicates: 3}
-    """)
+    """,
+    )
     with pytest.raises(ConfigError, match="needs usertrials.no_seed to take a `seed` argument"):
         daskbench.plan("r", config_dir="conf")
     rp = daskbench.plan("r", ["sweep.replicates=1"], config_dir="conf")
@@ -121,22 +149,254 @@ def test_results_dir_default_and_override(user_dir):
 
 
 def test_flow_style_comma_gets_a_hint(user_dir):
-    write_experiment(user_dir / "conf", "fs", """
+    write_experiment(
+        user_dir / "conf",
+        "fs",
+        """
         name: fs
         trial: {_target_: usertrials.quad}
         sweep: {params: {trial.x: 1,2}}
-    """)
+    """,
+    )
     with pytest.raises(ConfigError, match="flow style.*quote"):
         daskbench.plan("fs", config_dir="conf")
 
 
-@pytest.mark.parametrize("override, message", [
-    ("runner.chunk_size=0", "runner.chunk_size=0: use auto or a whole number"),
-    ("retries=-1", "retries=-1: must be >= 0"),
-    ("timeout_s=0", "timeout_s=0.0: must be > 0"),
-    ("runner.progress=fancy", "runner.progress='fancy'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("runner.chunk_size=0", "runner.chunk_size=0: use auto or a whole number"),
+        ("retries=-1", "retries=-1: must be >= 0"),
+        ("timeout_s=0", "timeout_s=0.0: must be > 0"),
+        ("runner.progress=fancy", "runner.progress='fancy'"),
+    ],
+)
 def test_range_checks(user_dir, override, message):
     write_experiment(user_dir / "conf", "v", "name: v\ntrial: {_target_: usertrials.quad}\n")
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         daskbench.plan("v", [override], config_dir="conf")
+
+
+# -- each section's rules live with its dataclass ------------------------------------
+
+
+def _float_fields(cls, prefix=""):
+    """(dotted key, field name, owner instance factory) of every float setting, nested sections too."""
+    from dataclasses import fields, is_dataclass
+
+    out = []
+    for f in fields(cls):
+        if f.type in ("float", "Optional[float]"):
+            out.append((f"{prefix}{f.name}", cls, f.name))
+        elif f.default_factory is not dataclasses.MISSING and is_dataclass(f.default_factory()):
+            out += _float_fields(type(f.default_factory()), f"{prefix}{f.name}.")
+    return out
+
+
+FLOAT_SETTINGS = _float_fields(schema.ExperimentConfig) + [
+    (f"cluster.{k}", c, n) for cls in schema.CLUSTER_SCHEMAS.values() for k, c, n in _float_fields(cls)
+]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("key, cls, name", FLOAT_SETTINGS, ids=[k for k, _, _ in FLOAT_SETTINGS])
+def test_every_float_setting_rejects_nan_and_inf(key, cls, name, bad):
+    """nan compares false with every bound: without a check, `timeout_s=nan` meant no timeout."""
+    cluster = cls in schema.CLUSTER_SCHEMAS.values()
+    top = (
+        (cls(address="tcp://127.0.0.1:8786") if cls is schema.AddressClusterConfig else cls())
+        if cluster
+        else schema.ExperimentConfig()
+    )
+    owner = top
+    for part in key.split(".")[1 if cluster else 0 : -1]:
+        owner = getattr(owner, part)
+    setattr(owner, name, bad)
+    problems = top.problems()
+    assert len(problems) == 1 and problems[0].startswith(f"{key}={bad}: must be"), problems
+
+
+def test_float_settings_found():
+    keys = {k for k, _, _ in FLOAT_SETTINGS}
+    assert {
+        "timeout_s",
+        "runner.target_chunk_seconds",
+        "results.flush_seconds",
+        "cluster.timeout_s",
+        "cluster.resource_wait_s",
+    } <= keys
+
+
+def test_shipped_defaults_have_no_problems():
+    assert schema.ExperimentConfig(name="x").problems() == []
+    for cls in schema.CLUSTER_SCHEMAS.values():
+        c = cls(address="tcp://127.0.0.1:8786") if cls is schema.AddressClusterConfig else cls()
+        assert c.problems() == [], cls
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        (schema.RunnerConfig(chunk_size=0, isolation="fork"), ["runner.chunk_size=0", "runner.isolation='fork'"]),
+        (schema.ResultsConfig(dir=" ", flush_rows=0), ["results.dir is empty", "results.flush_rows=0: must be >= 1"]),
+        (
+            schema.SecurityConfig(mode="files", ca_file="nosuch.pem"),
+            [
+                "cluster.security.ca_file=nosuch.pem: no such file",
+                "needs cluster.security.cert_file=PATH",
+                "needs cluster.security.key_file=PATH",
+            ],
+        ),
+        (schema.AddressClusterConfig(address="tls://h:1"), ["uses TLS but cluster.security.mode is none"]),
+        (
+            schema.AddressClusterConfig(address="tcp://h:1", security=schema.SecurityConfig(mode="temporary")),
+            ["mode=temporary makes self-signed certificates for a LocalCluster only"],
+        ),
+        (
+            schema.LocalClusterConfig(adapt=schema.AdaptConfig(minimum=3, maximum=2), resources={"GPU": 0}),
+            ["cluster.resources.GPU=0", "cluster.adapt.minimum=3"],
+        ),
+    ],
+)
+def test_section_problems(section, message):
+    problems = section.problems(local=False) if isinstance(section, schema.SecurityConfig) else section.problems()
+    assert len(problems) == len(message)
+    for p, m in zip(sorted(problems), sorted(message)):
+        assert m in p, (m, p)
+
+
+# -- what may be swept ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("runner=1,2", "cannot sweep 'runner': `runner` is a run setting"),
+        ("runner.chunk_size=1,2", "cannot sweep 'runner.chunk_size'"),
+        ("timeout_s=1,2", "cannot sweep 'timeout_s'"),
+        ("cluster=local,address", "cannot sweep 'cluster'"),
+        ("name=a,b", "cannot sweep 'name'"),
+        ("trial=1,2", "cannot sweep 'trial' over 1,2: `trial` is a section"),
+        ("vars=1,2", "cannot sweep 'vars'"),
+        ("runner=process", "runner='process': `runner` is a section of keys, not a single value"),
+        ("trial=1", "trial=1: `trial` is a section"),
+        ("sweep=grid", "sweep='grid': `sweep` is a section"),
+    ],
+)
+def test_run_settings_and_sections_are_not_swept(user_dir, override, message):
+    write_experiment(user_dir / "conf", "s", "name: s\ntrial: {_target_: usertrials.quad, x: 0.0}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        daskbench.plan("s", [override], config_dir="conf")
+
+
+def test_run_setting_in_sweep_params_is_refused(user_dir):
+    write_experiment(
+        user_dir / "conf",
+        "s",
+        """
+        name: s
+        trial: {_target_: usertrials.quad}
+        sweep: {params: {trial.x: '1,2', retries: '0,1'}}
+    """,
+    )
+    with pytest.raises(ConfigError, match="cannot sweep 'retries'"):
+        daskbench.plan("s", config_dir="conf")
+
+
+def test_a_nested_mapping_under_trial_may_take_values(monkeypatch, tmp_path):
+    """The market model's `trial.params.strategies` is a mapping in the file and swept over names."""
+    monkeypatch.chdir(tmp_path)
+    rp = daskbench.plan("market")
+    assert {t.params["trial.params.strategies"] for t in rp.plan} == {"cost", "markup", "learning"}
+
+
+# -- the trial function ---------------------------------------------------------------
+
+HOLDER = """
+class Holder:
+    value = 3
+
+    @staticmethod
+    def run(x=0, seed=0):
+        return {"y": x}
+"""
+
+
+def test_target_path_through_a_class(user_dir):
+    (user_dir / "holders.py").write_text(HOLDER)
+    write_experiment(user_dir / "conf", "h", "name: h\ntrial: {_target_: holders.Holder.run, x: 1}\n")
+    assert len(daskbench.plan("h", config_dir="conf").plan) == 1
+    write_experiment(user_dir / "conf", "h2", "name: h2\ntrial: {_target_: holders.Holder.value}\n")
+    with pytest.raises(TrialImportError, match="'value' exists in 'holders.Holder' but is a int, not callable"):
+        daskbench.plan("h2", config_dir="conf")
+    write_experiment(user_dir / "conf", "h3", "name: h3\ntrial: {_target_: holders.Holder.walk}\n")
+    with pytest.raises(TrialImportError, match="class 'holders.Holder' has no 'walk'"):
+        daskbench.plan("h3", config_dir="conf")
+
+
+def test_target_whose_module_imports_a_missing_module(user_dir):
+    (user_dir / "needsdep.py").write_text("import nosuchdependency\n\ndef run(seed=0):\n    return {}\n")
+    write_experiment(user_dir / "conf", "n", "name: n\ntrial: {_target_: needsdep.run}\n")
+    with pytest.raises(TrialImportError, match="cannot import module 'nosuchdependency'"):
+        daskbench.plan("n", config_dir="conf")
+    write_experiment(user_dir / "conf", "n2", "name: n2\ntrial: {_target_: daskbench.experiments.nosuch.trial}\n")
+    with pytest.raises(TrialImportError, match="cannot import module 'daskbench.experiments.nosuch'"):
+        daskbench.plan("n2", config_dir="conf")
+
+
+# -- simulation settings, at plan time ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trial.shards=0", "trial.shards=0: give a whole number >= 1"),
+        ("trial.allocation=nearest", "trial.allocation='nearest' is not known; use one of round_robin, community"),
+        ("trial.allocation=round_robin,nearest", "(a value of the swept key trial.allocation)"),
+        ("trial.ticks=0", "trial.ticks=0: give a whole number of ticks >= 1"),
+        ("trial.clock.tick_seconds=0", "trial.clock.tick_seconds=0"),
+        ("trial.clock.realtime_factor=fast", "trial.clock.realtime_factor='fast'"),
+        ("+trial.clock.speed=2", "trial.clock.speed is not a clock setting"),
+        ("trial.checkpoint_every=-1", "trial.checkpoint_every=-1"),
+        (
+            "trial.model=daskbench.experiments.boltzmann.Boltzmann,daskbench.experiments.mmc_queue.trial",
+            "trial.model='daskbench.experiments.mmc_queue.trial' is not a subclass of daskbench.sim.Model",
+        ),
+        ("+trial.params.n_agnets=5", "Boltzmann: got an unexpected keyword argument 'n_agnets'"),
+    ],
+)
+def test_simulation_settings_checked_at_plan_time(monkeypatch, tmp_path, override, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        daskbench.plan("boltzmann", [override])
+
+
+def test_simulation_check_imports_no_dask(tmp_path):
+    """Planning a simulation experiment (its checks included) imports no Dask."""
+    code = (
+        "import sys; from daskbench.config.compose import build_plan; "
+        "rp = build_plan('epidemic', ['trial.shards=2']); assert len(rp.plan) == 4; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+# -- --help ---------------------------------------------------------------------------
+
+
+def test_every_help_example_plans(monkeypatch, tmp_path, capsys):
+    from daskbench.__main__ import EPILOG, main
+
+    monkeypatch.chdir(tmp_path)
+    write_experiment(
+        tmp_path / "my_conf", "mine", "name: mine\ntrial: {_target_: daskbench.experiments.mmc_queue.trial}\n"
+    )
+    examples = [shlex.split(line)[3:] for line in EPILOG.splitlines() if line.strip().startswith("python -m daskbench")]
+    assert len(examples) == 4
+    for words in examples:
+        words = [w.replace("HOST", "127.0.0.1") for w in words]
+        code = main([*words, "--dry-run"])
+        assert code == 0, (words, capsys.readouterr().err)
+        assert "trials ->" in capsys.readouterr().out

@@ -151,12 +151,16 @@ def test_worker_sigkill_mid_sweep_every_trial_once_ok_and_attempts_count_the_los
     every trial is `ok` once, and `attempts` counts the run lost with the worker."""
     runs = faults / "runs"
     runs.mkdir()
-    write_experiment(faults / "conf", "wk", f"""
+    write_experiment(
+        faults / "conf",
+        "wk",
+        f"""
         name: wk
         trial: {{_target_: faults.tracked, folder: '{runs}', delay: 0.3}}
         sweep: {{params: {{trial.x: 'range(0,30)'}}}}
         runner: {{chunk_size: 3}}
-    """)
+    """,
+    )
     killed = {}
 
     def killer():
@@ -210,30 +214,44 @@ def test_driver_sigkill_then_same_command_equals_an_undisturbed_run(faults):
     readable, nothing half-written left, and the killed driver's workers exit."""
     import psutil
 
-    write_experiment(faults / "conf", "dk", """
+    write_experiment(
+        faults / "conf",
+        "dk",
+        """
         name: dk
         seed: 3
         trial: {_target_: faults.stepped, delay: 0.2}
         sweep: {params: {trial.x: 'range(0,40)'}, replicates: 1}
         results: {flush_seconds: 0.3, flush_rows: 4, compact_parts: 3}
-    """)
+    """,
+    )
     base = ["--config-dir", "conf", "+experiment=dk", "cluster.n_workers=2", "runner.progress=plain", *LOCAL]
     ref = run_cli([*base, "results.dir=results/ref"], cwd=faults)
     assert ref.returncode == 0, ref.stderr
     trials = faults / "results/dk/trials"
     for min_parts in (1, 4):  # two kills, the second in a resumed run
-        proc = subprocess.Popen([sys.executable, "-m", "daskbench", *base], cwd=faults, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        wait_for(lambda: len(list(trials.glob("part-*.parquet"))) >= min_parts or proc.poll() is not None,
-                 what="results on disk")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daskbench", *base],
+            cwd=faults,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        wait_for(
+            lambda: len(list(trials.glob("part-*.parquet"))) >= min_parts or proc.poll() is not None,
+            what="results on disk",
+        )
         workers = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert proc.returncode == -signal.SIGKILL, "the sweep ended before it could be killed"
         # the LocalCluster's worker processes notice their parent is gone and exit
-        wait_for(lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers),
-                 timeout=60, what="the killed driver's workers to exit")
+        wait_for(
+            lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers),
+            timeout=60,
+            what="the killed driver's workers to exit",
+        )
         done = pd.read_parquet(trials)
         assert done.trial_id.is_unique and 0 < len(done) < 40
     r = run_cli(base, cwd=faults)
@@ -252,9 +270,11 @@ def test_driver_sigkill_then_same_command_equals_an_undisturbed_run(faults):
     assert [r["outcome"] for r in manifest["runs"]] == ["running", "running", "finished"]
 
 
-CAUSES = {"exit": "TrialProcessDied: the trial's process exited with status 3",
-          "segfault": "TrialProcessDied: the trial's process was killed by SIGSEGV",
-          "memory": "MemoryError"}
+CAUSES = {
+    "exit": "TrialProcessDied: the trial's process exited with status 3",
+    "segfault": "TrialProcessDied: the trial's process was killed by SIGSEGV",
+    "memory": "MemoryError",
+}
 
 
 @pytest.mark.parametrize("how", list(CAUSES))
@@ -265,20 +285,26 @@ def test_trial_that_kills_its_worker_is_failed_alone_with_its_cause(faults, how)
     child process capped at the worker's memory limit, where it fails on its own.
     The innocent trials of its chunk run again and are `ok`; the rest of the
     sweep completes."""
-    write_experiment(faults / "conf", "cr", f"""
+    write_experiment(
+        faults / "conf",
+        "cr",
+        f"""
         name: cr
         trial: {{_target_: faults.crash, how: {how}, bad: 5}}
         sweep: {{params: {{trial.x: 'range(0,12)'}}}}
         runner: {{chunk_size: 4}}
-    """)
+    """,
+    )
     res = go("cr", ["cluster.n_workers=2", "cluster.memory_limit=400MB"])
     assert res.exit_code == 1 and res.counts.ok == 11 and res.counts.failed == 1
     df = pd.read_parquet(faults / "results/cr/trials").set_index("trial.x")
     assert len(df) == 12 and df.trial_id.is_unique
     bad = df.loc[5]
     assert bad.status == "failed"
-    prefix = ("KilledWorker: the worker died while running this trial (2 time(s)); run alone in a child "
-              "process limited to the worker's memory, it failed with: ")
+    prefix = (
+        "KilledWorker: the worker died while running this trial (2 time(s)); run alone in a child "
+        "process limited to the worker's memory, it failed with: "
+    )
     assert bad.error.startswith(prefix + CAUSES[how]), bad.error
     assert bad.attempts == 3  # with its chunk, alone, alone in a child process
     innocents = df.drop(index=5)
@@ -292,12 +318,16 @@ def test_trial_whose_worker_keeps_dying_even_when_quarantined_fails_after_crash_
     """Guarantee: when workers keep dying under a trial even while it runs alone in
     a child process, it is recorded `failed` (KilledWorker) after
     runner.crash_retries more deaths, and the sweep completes."""
-    write_experiment(faults / "conf", "kw", """
+    write_experiment(
+        faults / "conf",
+        "kw",
+        """
         name: kw
         trial: {_target_: faults.kills_the_worker, bad: 1}
         sweep: {params: {trial.x: 'range(0,4)'}}
         runner: {chunk_size: 1, crash_retries: 1, max_in_flight: 1}
-    """)  # one task at a time: a death is charged to every task its worker held, as Dask does
+    """,
+    )  # one task at a time: a death is charged to every task its worker held, as Dask does
     res = go("kw", ["cluster.n_workers=2"])
     assert res.exit_code == 1 and res.counts.ok == 3 and res.counts.failed == 1
     df = pd.read_parquet(faults / "results/kw/trials").set_index("trial.x")
@@ -311,12 +341,16 @@ def test_quarantined_trial_that_needs_its_worker_runs_alone_in_its_thread(faults
     """A trial that uses its Dask worker (like simulations and iobench) cannot be
     quarantined in a child process; after two worker deaths it runs alone in its
     worker's thread and its `ok` row counts both lost runs."""
-    write_experiment(faults / "conf", "nw", f"""
+    write_experiment(
+        faults / "conf",
+        "nw",
+        f"""
         name: nw
         trial: {{_target_: faults.needs_worker_dies_twice, folder: '{faults}'}}
         sweep: {{params: {{trial.x: 'range(0,3)'}}}}
         runner: {{chunk_size: 3}}
-    """)
+    """,
+    )
     res = go("nw", ["cluster.n_workers=2"])
     assert res.exit_code == 0 and res.counts.ok == 3
     df = pd.read_parquet(faults / "results/nw/trials").set_index("trial.x")
@@ -328,12 +362,16 @@ def test_crash_in_an_isolated_trial_ends_only_its_process(faults):
     """Guarantee: with runner.isolation=process a segfaulting trial is `failed`
     with the signal and Python's fault traceback, its worker lives on, and
     the trials of its chunk are not run again."""
-    write_experiment(faults / "conf", "ci", """
+    write_experiment(
+        faults / "conf",
+        "ci",
+        """
         name: ci
         trial: {_target_: faults.crash, how: segfault, bad: 2}
         sweep: {params: {trial.x: 'range(0,6)'}}
         runner: {chunk_size: 3, isolation: process}
-    """)
+    """,
+    )
     res = go("ci", ["cluster.n_workers=1"])
     assert res.exit_code == 1
     df = pd.read_parquet(faults / "results/ci/trials").set_index("trial.x")
@@ -347,13 +385,17 @@ def test_crash_in_an_isolated_trial_ends_only_its_process(faults):
 def test_hanging_trial_times_out_its_process_is_killed_and_the_slot_comes_back(faults):
     """Guarantee: a trial past `timeout_s` is recorded `timeout`, its process is
     killed, and its worker slot runs the next trials (one worker, one thread)."""
-    write_experiment(faults / "conf", "hg", f"""
+    write_experiment(
+        faults / "conf",
+        "hg",
+        f"""
         name: hg
         timeout_s: 3
         trial: {{_target_: faults.hang, folder: '{faults}', hangs: '1,3'}}
         sweep: {{params: {{trial.x: 'range(0,6)'}}}}
         runner: {{chunk_size: 1, max_in_flight: 1}}
-    """)
+    """,
+    )
     res = go("hg", ["cluster.n_workers=1", "cluster.threads_per_worker=1"])
     assert res.exit_code == 1 and res.counts.timeout == 2 and res.counts.ok == 4
     df = pd.read_parquet(faults / "results/hg/trials").set_index("trial.x")
@@ -369,7 +411,8 @@ def test_hanging_trial_times_out_its_process_is_killed_and_the_slot_comes_back(f
 def test_isolated_trial_gets_sys_path_and_sends_back_errors_and_tracebacks(tmp_path, monkeypatch):
     """The child process imports the trial from the worker's sys.path (not its
     working directory) and hands back the value, or the error and traceback."""
-    from daskbench.runner.execute import TrialSpec, run_chunk
+    from daskbench.runner.execute import run_chunk
+    from daskbench.runner.spec import Item, TrialSpec
 
     code = tmp_path / "elsewhere"
     code.mkdir()
@@ -380,19 +423,19 @@ def test_isolated_trial_gets_sys_path_and_sends_back_errors_and_tracebacks(tmp_p
     def spec(target, **kw):
         return TrialSpec(target=target, fast=True, bases={(): {"_target_": target}}, isolation="process", **kw)
 
-    rows = run_chunk(spec("faults.crash"), [("a", (), {"trial.x": 1}, None, 0)]).rows
+    rows = run_chunk(spec("faults.crash"), [Item("a", (), {"trial.x": 1}, None, 0)]).rows
     assert rows[0]["status"] == "ok" and rows[0]["y"] == 1 and rows[0]["pid"] != os.getpid()
-    row = run_chunk(spec("faults.raises", retries=1), [("b", (), {"trial.x": 4}, None, 0)]).rows[0]
+    row = run_chunk(spec("faults.raises", retries=1), [Item("b", (), {"trial.x": 4}, None, 0)]).rows[0]
     assert row["status"] == "failed" and row["error"] == "ValueError: x=4 is not welcome" and row["attempts"] == 2
     assert "Traceback (most recent call last)" in row["traceback"] and "in raises" in row["traceback"]
-    row = run_chunk(spec("faults.crash"), [("c", (), {"trial.x": 5, "trial.how": "exit"}, None, 0)]).rows[0]
+    row = run_chunk(spec("faults.crash"), [Item("c", (), {"trial.x": 5, "trial.how": "exit"}, None, 0)]).rows[0]
     assert row["status"] == "failed" and "exited with status 3" in row["error"]
     # daskbench.report() in the child reaches the worker's side, tagged with the trial
     from daskbench.observe import live
 
     sent = []
-    monkeypatch.setattr(live, "_send", lambda topic, msg: sent.append((topic, msg)))
-    run_chunk(spec("faults.reports"), [("d", (), {"trial.x": 7}, None, 0)])
+    monkeypatch.setattr(live, "_sender", lambda topic, msg: sent.append((topic, msg)))
+    run_chunk(spec("faults.reports"), [Item("d", (), {"trial.x": 7}, None, 0)])
     assert [t for t, _ in sent] == [live.TOPIC_LIVE] * 2  # the first at once, the throttled last at the end
     assert [m["metrics"] for _, m in sent] == [{"step": 1.0, "x": 7.0}, {"step": 2.0, "x": 7.0}]
     assert {m["trial_id"] for _, m in sent} == {"d"}
@@ -402,12 +445,18 @@ def test_thread_isolation_keeps_the_old_timeout_and_bad_values_are_named(user_di
     """runner.isolation=thread: the timeout is recorded but the call cannot be
     stopped (documented); an unknown isolation value is a one-line config error."""
     from daskbench.errors import ConfigError
-    from daskbench.runner.execute import TrialSpec, run_chunk
+    from daskbench.runner.execute import run_chunk
+    from daskbench.runner.spec import Item, TrialSpec
 
     sys.path.insert(0, str(user_dir))
-    spec = TrialSpec(target="usertrials.sleepy", fast=True, bases={(): {"_target_": "usertrials.sleepy"}},
-                     timeout_s=0.3, isolation="thread")
-    row = run_chunk(spec, [("a", (), {"trial.x": 1, "trial.delay": 2.0}, None, 0)]).rows[0]
+    spec = TrialSpec(
+        target="usertrials.sleepy",
+        fast=True,
+        bases={(): {"_target_": "usertrials.sleepy"}},
+        timeout_s=0.3,
+        isolation="thread",
+    )
+    row = run_chunk(spec, [Item("a", (), {"trial.x": 1, "trial.delay": 2.0}, None, 0)]).rows[0]
     assert row["status"] == "timeout" and "runner.isolation=thread: it may still be running" in row["error"]
     assert not spec.in_process and TrialSpec(target="t", fast=True, bases={}, timeout_s=1.0).in_process
     with pytest.raises(ConfigError, match="runner.isolation='fork': use auto, thread or process"):
@@ -419,13 +468,17 @@ def test_thread_isolation_keeps_the_old_timeout_and_bad_values_are_named(user_di
 def test_live_reports_from_isolated_trials_reach_the_progress_line(user_dir):
     """daskbench.report() in a trial running in its child process (timeout_s set)
     is relayed through its worker while it runs: the driver shows it live."""
-    write_experiment(user_dir / "conf", "lvp", """
+    write_experiment(
+        user_dir / "conf",
+        "lvp",
+        """
         name: lvp
         timeout_s: 60
         trial: {_target_: usertrials.reporting, steps: 12}
         sweep: {params: {trial.x: '1,2'}}
         runner: {progress: plain, progress_interval_s: 0.5}
-    """)
+    """,
+    )
     r = run_cli(["--config-dir", "conf", "+experiment=lvp", "cluster.n_workers=2", *LOCAL], cwd=user_dir)
     assert r.returncode == 0, (r.stdout, r.stderr)
     live = [line for line in r.stdout.splitlines() if line.startswith("[daskbench]") and "| live (" in line]

@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import write_experiment
 
-LOAD_PY = '''
+LOAD_PY = """
 import time
 
 
@@ -32,7 +32,7 @@ def work(x=0, delay=0.002):
         raise ValueError(f"trial {x} raises, as 1% do")
     time.sleep(delay)
     return {"y": x * 2}
-'''
+"""
 
 N = 100_000
 KILL_EVERY_S = 30.0
@@ -54,18 +54,38 @@ def _workers(driver: psutil.Process):
 @pytest.mark.timeout(3600)
 def test_100k_trials_with_failures_and_a_worker_killed_every_30s(user_dir):
     (user_dir / "loadtrials.py").write_text(LOAD_PY)
-    write_experiment(user_dir / "conf", "load", f"""
+    write_experiment(
+        user_dir / "conf",
+        "load",
+        f"""
         name: load
         trial: {{_target_: loadtrials.work, delay: 0.002}}
         sweep: {{params: {{trial.x: 'range(0,{N})'}}}}
         results: {{report: false}}
-    """)
-    args = [sys.executable, "-m", "daskbench", "--config-dir", "conf", "+experiment=load",
-            "cluster.n_workers=2", "cluster.dashboard_address=null", "runner.progress=plain",
-            "runner.progress_interval_s=15"]
+    """,
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "daskbench",
+        "--config-dir",
+        "conf",
+        "+experiment=load",
+        "cluster.n_workers=2",
+        "cluster.dashboard_address=null",
+        "runner.progress=plain",
+        "runner.progress_interval_s=15",
+    ]
     t0 = time.monotonic()
-    driver = subprocess.Popen(args, cwd=user_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    driver = subprocess.Popen(
+        args,
+        cwd=user_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     kills = []
     stop = threading.Event()
 
@@ -92,10 +112,16 @@ def test_100k_trials_with_failures_and_a_worker_killed_every_30s(user_dir):
     df = pd.read_parquet(user_dir / "results/load/trials")
     failed = df[df.status == "failed"]
     figures = {
-        "trials": N, "rows": len(df), "unique_ids": int(df.trial_id.nunique()),
-        "ok": int((df.status == "ok").sum()), "failed": len(failed), "wall_s": round(wall, 1),
-        "kills": len(kills), "kill_times_s": kills,
-        "attempts_total": int(df.attempts.sum()), "trials_with_attempts_gt_1": int((df.attempts > 1).sum()),
+        "trials": N,
+        "rows": len(df),
+        "unique_ids": int(df.trial_id.nunique()),
+        "ok": int((df.status == "ok").sum()),
+        "failed": len(failed),
+        "wall_s": round(wall, 1),
+        "kills": len(kills),
+        "kill_times_s": kills,
+        "attempts_total": int(df.attempts.sum()),
+        "trials_with_attempts_gt_1": int((df.attempts > 1).sum()),
         "max_attempts": int(df.attempts.max()),
         "trials_per_s": round(N / wall, 1),
     }

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -26,8 +23,11 @@ from tests.procs import DASK, DaskProcesses, free_port
 from tests.test_faults import FAULTS_PY, wait_for
 
 #: short heartbeat and comm timeouts, so a silent worker is dropped in seconds, not minutes
-FAST = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "5s", "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "5s",
-        "DASK_DISTRIBUTED__COMM__TIMEOUTS__TCP": "15s"}  # >= keepalive probes + 1
+FAST = {
+    "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "5s",
+    "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "5s",
+    "DASK_DISTRIBUTED__COMM__TIMEOUTS__TCP": "15s",
+}  # >= keepalive probes + 1
 
 
 def _ip(*args: str, ns: str = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -95,26 +95,47 @@ def test_worker_cut_off_by_the_network_is_replaced_and_nothing_is_written_twice(
     address = f"tcp://{link.host_ip}:{procs.port}"
     procs.address = address
     try:
-        procs._start([DASK, "scheduler", "--host", link.host_ip, "--port", str(procs.port), "--no-dashboard"],
-                     "scheduler")
+        procs._start(
+            [DASK, "scheduler", "--host", link.host_ip, "--port", str(procs.port), "--no-dashboard"], "scheduler"
+        )
         common = ["--nthreads", "1", "--no-dashboard"]
         procs._start([DASK, "worker", address, "--name", "here", "--host", "127.0.0.1", *common], "worker-here")
-        procs._start(["ip", "netns", "exec", link.ns, DASK, "worker", address, "--name", "cut",
-                      "--host", link.ns_ip, *common], "worker-cut")
+        procs._start(
+            ["ip", "netns", "exec", link.ns, DASK, "worker", address, "--name", "cut", "--host", link.ns_ip, *common],
+            "worker-cut",
+        )
         names = procs.wait_for_workers(2)
         with Client(address, timeout="10s") as c:
             cut_pid = c.run(os.getpid, workers=[names["cut"]])[names["cut"]]
-        write_experiment(user_dir / "conf", "net", f"""
+        write_experiment(
+            user_dir / "conf",
+            "net",
+            f"""
             name: net
             trial: {{_target_: faults.tracked, folder: '{runs}', delay: 1.0}}
             sweep: {{params: {{trial.x: 'range(0,12)'}}}}
             runner: {{chunk_size: 1, progress: plain}}
             results: {{report: false, flush_seconds: 0.5}}
-        """)
-        driver = subprocess.Popen([sys.executable, "-m", "daskbench", "--config-dir", "conf", "+experiment=net",
-                                   "cluster=address", f"cluster.address={address}"], cwd=user_dir,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-                                  env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        """,
+        )
+        driver = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daskbench",
+                "--config-dir",
+                "conf",
+                "+experiment=net",
+                "cluster=address",
+                f"cluster.address={address}",
+            ],
+            cwd=user_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
 
         def runs_on(pid):
             return {int(p.name.split("-")[1]) for p in runs.iterdir() if int(p.name.split("-")[2]) == pid}
@@ -122,8 +143,11 @@ def test_worker_cut_off_by_the_network_is_replaced_and_nothing_is_written_twice(
         wait_for(lambda: runs_on(cut_pid) or driver.poll() is not None, what="a trial on the worker to cut off")
         link.set("down")
         with Client(address, timeout="10s") as c:
-            wait_for(lambda: "cut" not in {w["name"] for w in c.scheduler_info()["workers"].values()},
-                     timeout=90, what="the scheduler to drop the silent worker")
+            wait_for(
+                lambda: "cut" not in {w["name"] for w in c.scheduler_info()["workers"].values()},
+                timeout=90,
+                what="the scheduler to drop the silent worker",
+            )
         lost = runs_on(cut_pid)  # every trial the cut-off worker began
         link.set("up")
         out, err = driver.communicate(timeout=180)

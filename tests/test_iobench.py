@@ -15,8 +15,13 @@ OPS = ["write", "read", "list", "delete"]
 
 
 def _run(client, tmp_path: Path, *overrides: str):
-    return daskbench.run("iobench", [f"results.dir={tmp_path / 'results'}", *overrides],
-                         client=client, progress="none", echo=lambda *a, **k: None)
+    return daskbench.run(
+        "iobench",
+        [f"results.dir={tmp_path / 'results'}", *overrides],
+        client=client,
+        progress="none",
+        echo=lambda *a, **k: None,
+    )
 
 
 def _listing(path: Path) -> set:
@@ -35,14 +40,33 @@ def data_dir(tmp_path: Path) -> Path:
 
 def test_sweep_on_two_workers(client, tmp_path, data_dir):
     before = _listing(data_dir)
-    result = _run(client, tmp_path, f"trial.path={data_dir}", "trial.duration_s=1", "trial.concurrency=1,2",
-                  "trial.start_delay_s=0.2", "trial.report_interval_s=0.5")
+    result = _run(
+        client,
+        tmp_path,
+        f"trial.path={data_dir}",
+        "trial.duration_s=1",
+        "trial.concurrency=1,2",
+        "trial.start_delay_s=0.2",
+        "trial.report_interval_s=0.5",
+    )
     assert result.exit_code == 0, result.load()[["status", "error"]]
     trials = result.load()
     assert len(trials) == 2 and set(trials.status) == {"ok"}
     assert sorted(trials["trial.concurrency"]) == [1, 2]
-    for col in ["ops_s", "MB_s", "write_p99_ms", "read_p99_ms", "write_p50_ms", "read_p50_ms",
-                "n_workers", "errors", "write_ops_s", "read_ops_s", "write_MB_s", "read_MB_s"]:
+    for col in [
+        "ops_s",
+        "MB_s",
+        "write_p99_ms",
+        "read_p99_ms",
+        "write_p50_ms",
+        "read_p50_ms",
+        "n_workers",
+        "errors",
+        "write_ops_s",
+        "read_ops_s",
+        "write_MB_s",
+        "read_MB_s",
+    ]:
         assert col in trials.columns, col
     assert (trials.n_workers == 2).all() and (trials.errors == 0).all()
     assert (trials.ops_s > 0).all() and (trials.MB_s > 0).all()
@@ -79,8 +103,15 @@ def test_sweep_on_two_workers(client, tmp_path, data_dir):
 def test_bad_path_and_resource_fail_their_trials_only(client, tmp_path, data_dir):
     missing = tmp_path / "no-such-dir"
     before = _listing(data_dir)
-    result = _run(client, tmp_path, f"trial.path={data_dir},{missing}", "trial.resource=null,NVME_NOPE",
-                  "trial.duration_s=0.3", "trial.concurrency=1", "trial.start_delay_s=0.1")
+    result = _run(
+        client,
+        tmp_path,
+        f"trial.path={data_dir},{missing}",
+        "trial.resource=null,NVME_NOPE",
+        "trial.duration_s=0.3",
+        "trial.concurrency=1",
+        "trial.start_delay_s=0.1",
+    )
     assert result.exit_code == 1
     trials = result.load()
     assert len(trials) == 4  # the sweep went on past the failures
@@ -98,8 +129,9 @@ def test_bad_path_and_resource_fail_their_trials_only(client, tmp_path, data_dir
 
 
 def test_timeout_s_is_refused_clearly(client, tmp_path, data_dir):
-    result = _run(client, tmp_path, f"trial.path={data_dir}", "trial.duration_s=0.3", "trial.concurrency=1",
-                  "timeout_s=60")
+    result = _run(
+        client, tmp_path, f"trial.path={data_dir}", "trial.duration_s=0.3", "trial.concurrency=1", "timeout_s=60"
+    )
     trials = result.load()
     assert list(trials.status) == ["failed"]
     assert "timeout_s" in trials.error.iloc[0] and "secede" in trials.error.iloc[0]
@@ -109,8 +141,9 @@ def test_timeout_s_is_refused_clearly(client, tmp_path, data_dir):
 
 
 def test_in_process_trial_and_cleanup(tmp_path):
-    out = iobench.trial(duration_s=0.3, concurrency=2, sizes=["1k", "4KiB"], path=str(tmp_path),
-                        start_delay_s=0, seed=3)
+    out = iobench.trial(
+        duration_s=0.3, concurrency=2, sizes=["1k", "4KiB"], path=str(tmp_path), start_delay_s=0, seed=3
+    )
     assert out["n_workers"] == 1 and out["ops"] > 0 and out["errors"] == 0
     assert set(out["workers"].op) == set(OPS) and set(out["workers"].worker) == {"local"}
     assert list(tmp_path.iterdir()) == []
@@ -124,8 +157,7 @@ def test_cleanup_on_error_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(iobench._Agent, "_list", boom)
     with pytest.raises(RuntimeError, match="boom in list"):
-        iobench.trial(duration_s=2, concurrency=2, mix={"list": 1, "write": 1}, path=str(tmp_path),
-                      start_delay_s=0)
+        iobench.trial(duration_s=2, concurrency=2, mix={"list": 1, "write": 1}, path=str(tmp_path), start_delay_s=0)
     assert [p.name for p in tmp_path.iterdir()] == ["precious"]
 
 
@@ -157,8 +189,9 @@ def test_bad_paths_are_named(tmp_path):
 
 
 def test_seeded_mix_is_reproducible_and_weighted():
-    s = iobench.make_settings(mix={"write": 0.4, "read": 0.4, "list": 0.1, "delete": 0.1},
-                              sizes=[4096, "64k"], size_weights=[3, 1])
+    s = iobench.make_settings(
+        mix={"write": 0.4, "read": 0.4, "list": 0.1, "delete": 0.1}, sizes=[4096, "64k"], size_weights=[3, 1]
+    )
     a = iobench.OpChooser(s, seed=11, agent=0, thread=0)
     b = iobench.OpChooser(s, seed=11, agent=0, thread=0)
     seq_a = [a.op() for _ in range(20000)]
@@ -171,15 +204,18 @@ def test_seeded_mix_is_reproducible_and_weighted():
     assert set(sizes) == {4096, 65536} and sizes.count(4096) / len(sizes) == pytest.approx(0.75, abs=0.03)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"mix": {"wrte": 1}}, "unknown operation"),
-    ({"mix": {"write": 0, "read": 0}}, "all zero"),
-    ({"sizes": []}, "trial.sizes is empty"),
-    ({"sizes": ["4 parsecs"]}, "not a size"),
-    ({"sizes": [4096], "size_weights": [1, 2]}, "one weight per size"),
-    ({"concurrency": 0}, "trial.concurrency"),
-    ({"duration_s": 0}, "trial.duration_s"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"mix": {"wrte": 1}}, "unknown operation"),
+        ({"mix": {"write": 0, "read": 0}}, "all zero"),
+        ({"sizes": []}, "trial.sizes is empty"),
+        ({"sizes": ["4 parsecs"]}, "not a size"),
+        ({"sizes": [4096], "size_weights": [1, 2]}, "one weight per size"),
+        ({"concurrency": 0}, "trial.concurrency"),
+        ({"duration_s": 0}, "trial.duration_s"),
+    ],
+)
 def test_settings_errors_name_the_key(kwargs, match):
     with pytest.raises(ValueError, match=match):
         iobench.make_settings(**kwargs)

@@ -8,14 +8,20 @@ from tests.conftest import run_cli, write_experiment
 
 
 def test_live_line_in_a_subprocess_run(user_dir):
-    write_experiment(user_dir / "conf", "lv", """
+    write_experiment(
+        user_dir / "conf",
+        "lv",
+        """
         name: lv
         trial: {_target_: usertrials.reporting, steps: 12}
         sweep: {params: {trial.x: '1,2'}}
         runner: {progress: plain, progress_interval_s: 0.5}
-    """)
-    r = run_cli(["--config-dir", "conf", "+experiment=lv", "cluster.n_workers=2",
-                 "cluster.dashboard_address=127.0.0.1:0"], cwd=user_dir)
+    """,
+    )
+    r = run_cli(
+        ["--config-dir", "conf", "+experiment=lv", "cluster.n_workers=2", "cluster.dashboard_address=127.0.0.1:0"],
+        cwd=user_dir,
+    )
     assert r.returncode == 0, (r.stdout, r.stderr)
     lines = [l for l in r.stdout.splitlines() if l.startswith("[daskbench]")]
     live = [l for l in lines if "| live (" in l]

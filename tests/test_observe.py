@@ -31,8 +31,7 @@ Samples = Dict[Tuple[str, frozenset], float]
 @contextlib.contextmanager
 def observed_cluster(**kw: Any) -> Iterator[Tuple[Client, str]]:
     """A 2-process LocalCluster with the plugin; yields (client, http base URL)."""
-    kwargs = dict(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                  dashboard_address="127.0.0.1:0")
+    kwargs = dict(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0")
     kwargs.update(kw)
     with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
         client.register_plugin(ObservePlugin())
@@ -77,23 +76,49 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
 
 def sweep_event(client: Client, event: str, experiment: str, run_id: str, total: int, **counts: int) -> None:
     """What the driver logs at the start and end of a sweep."""
-    client.log_event("daskbench-sweep", {
-        "event": event, "experiment": experiment, "run_id": run_id, "time": time.time(), "total": total,
-        "results": f"/data/results/{experiment}", "counts": counts})
+    client.log_event(
+        "daskbench-sweep",
+        {
+            "event": event,
+            "experiment": experiment,
+            "run_id": run_id,
+            "time": time.time(),
+            "total": total,
+            "results": f"/data/results/{experiment}",
+            "counts": counts,
+        },
+    )
 
 
 def chunk_event(experiment: str, run_id: str, counts: Dict[str, int], durations: list, errors: list) -> str:
     """Runs on a worker: what the trial runner logs once per finished chunk."""
     w = get_worker()
-    w.log_event("daskbench-trials", {"experiment": experiment, "run_id": run_id, "time": time.time(),
-                                     "counts": counts, "durations": durations, "errors": errors})
+    w.log_event(
+        "daskbench-trials",
+        {
+            "experiment": experiment,
+            "run_id": run_id,
+            "time": time.time(),
+            "counts": counts,
+            "durations": durations,
+            "errors": errors,
+        },
+    )
     return w.address
 
 
 def live_event(experiment: str, run_id: str, trial_id: str, loss: float) -> None:
-    get_worker().log_event("daskbench-live", {
-        "experiment": experiment, "run_id": run_id, "trial_id": trial_id, "time": time.time(),
-        "metrics": {"loss": loss}, "rejected": {}})
+    get_worker().log_event(
+        "daskbench-live",
+        {
+            "experiment": experiment,
+            "run_id": run_id,
+            "trial_id": trial_id,
+            "time": time.time(),
+            "metrics": {"loss": loss},
+            "rejected": {},
+        },
+    )
 
 
 def sim_event(experiment: str, run_id: str, ticks_per_s: float) -> None:
@@ -105,10 +130,23 @@ def test_metrics_status_page_and_json_follow_a_sweep():
     with observed_cluster() as (client, base):
         client.register_plugin(ObservePlugin())  # again: idempotent, nothing doubles
         sweep_event(client, "start", exp, run, total=10)
-        addrs = set(client.gather([
-            client.submit(chunk_event, exp, run, {"ok": 3, "failed": 1}, [0.002, 0.02, 0.2, 2.0],
-                          [["t-bad-1", "ValueError: x=0 <script>alert(1)</script>"]], workers=[w], pure=False)
-            for w in client.scheduler_info()["workers"]]))
+        addrs = set(
+            client.gather(
+                [
+                    client.submit(
+                        chunk_event,
+                        exp,
+                        run,
+                        {"ok": 3, "failed": 1},
+                        [0.002, 0.02, 0.2, 2.0],
+                        [["t-bad-1", "ValueError: x=0 <script>alert(1)</script>"]],
+                        workers=[w],
+                        pure=False,
+                    )
+                    for w in client.scheduler_info()["workers"]
+                ]
+            )
+        )
         assert len(addrs) == 2  # both worker processes reported
         client.gather([client.submit(live_event, exp, run, f"t{i}", 0.5 + i, pure=False) for i in range(3)])
         client.submit(sim_event, exp, run, 1234.5, pure=False).result()
@@ -184,8 +222,9 @@ def test_two_clusters_in_one_process_keep_their_own_numbers():
 
 
 def test_a_sweep_whose_driver_left_without_ending_is_lost():
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as cluster:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    ) as cluster:
         base = f"http://127.0.0.1:{cluster.scheduler.http_server.port}"
         with Client(cluster) as driver:
             driver.register_plugin(ObservePlugin())
@@ -202,8 +241,11 @@ def test_registering_without_a_dashboard_still_counts():
     # the plugin must register either way.
     with observed_cluster(n_workers=1, scheduler_kwargs={"dashboard": False}) as (client, base):
         client.submit(chunk_event, "nodash", "n1", {"ok": 1}, [0.5], [], pure=False).result()
-        wait_for(lambda: client.run_on_scheduler(
-            lambda dask_scheduler: dask_scheduler.plugins["daskbench-observe"].snapshot()["runs"]))
+        wait_for(
+            lambda: client.run_on_scheduler(
+                lambda dask_scheduler: dask_scheduler.plugins["daskbench-observe"].snapshot()["runs"]
+            )
+        )
         assert json.loads(get(base + "/daskbench/status.json"))["runs"][0]["experiment"] == "nodash"
 
 
@@ -212,13 +254,22 @@ def test_state_stays_bounded_and_bad_events_are_ignored():
     p = ObservePlugin()
     for i in range(observe.MAX_RUNS * 3):
         p.log_event("daskbench-sweep", {"event": "start", "experiment": f"e{i}", "run_id": f"r{i}", "total": 10})
-        p.log_event("daskbench-sweep", {"event": "end", "experiment": f"e{i}", "run_id": f"r{i}",
-                                        "counts": {"ok": 10}})
+        p.log_event("daskbench-sweep", {"event": "end", "experiment": f"e{i}", "run_id": f"r{i}", "counts": {"ok": 10}})
     for i in range(2000):
-        p.log_event("daskbench-trials", {"experiment": "big", "run_id": "big-1", "counts": {"failed": 5},
-                                         "durations": [0.01] * 5, "errors": [[f"t{i}-{j}", "x" * 10_000] for j in range(5)]})
-        p.log_event("daskbench-live", {"experiment": "big", "run_id": "big-1", "trial_id": f"t{i}",
-                                       "metrics": {f"m{i}": 1.0, "loss": float(i)}})
+        p.log_event(
+            "daskbench-trials",
+            {
+                "experiment": "big",
+                "run_id": "big-1",
+                "counts": {"failed": 5},
+                "durations": [0.01] * 5,
+                "errors": [[f"t{i}-{j}", "x" * 10_000] for j in range(5)],
+            },
+        )
+        p.log_event(
+            "daskbench-live",
+            {"experiment": "big", "run_id": "big-1", "trial_id": f"t{i}", "metrics": {f"m{i}": 1.0, "loss": float(i)}},
+        )
     for bad in (None, [1, 2], {"counts": "many"}, {"durations": ["nan", "x", -1, math.inf]}):
         p.log_event("daskbench-trials", bad)
     p.log_event("some-other-topic", object())
@@ -233,7 +284,7 @@ def test_state_stays_bounded_and_bad_events_are_ignored():
     json.dumps(snap)  # the status.json payload
 
 
-NO_PROMETHEUS = textwrap.dedent('''
+NO_PROMETHEUS = textwrap.dedent("""
     import sys, json, urllib.request
     sys.modules["prometheus_client"] = None  # as if it were not installed
     from distributed import Client, LocalCluster
@@ -256,12 +307,13 @@ NO_PROMETHEUS = textwrap.dedent('''
             logs = [m for _, m in client.get_scheduler_logs() if "prometheus_client is not installed" in m]
             print(json.dumps({"prometheus": snap()["prometheus"], "runs": len(snap()["runs"]),
                               "note": "prometheus_client is not installed" in page, "logged": len(logs)}))
-''')
+""")
 
 
 def test_without_prometheus_client_the_page_still_works(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", NO_PROMETHEUS], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_PROMETHEUS], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     first, second = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert first == {"prometheus": False, "runs": 1, "note": True, "logged": 1}
@@ -273,17 +325,20 @@ def test_end_to_end_run_fills_the_metrics(client, user_dir):
     import daskbench
     from tests.conftest import write_experiment
 
-    write_experiment(user_dir / "conf", "obs", """
+    write_experiment(
+        user_dir / "conf",
+        "obs",
+        """
         name: obs
         trial: {_target_: usertrials.sometimes_fails}
         sweep: {params: {trial.x: 'range(0,6)'}}
-    """)
+    """,
+    )
     res = daskbench.run("obs", [], client=client, config_dir="conf", progress="none", echo=lambda *_: None)
     plugins = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
-    if "daskbench-observe" not in plugins:
-        pytest.skip("daskbench.cluster.create.prepare does not register ObservePlugin yet")
+    assert "daskbench-observe" in plugins, "daskbench.cluster.create.prepare must register ObservePlugin"
     assert res.counts.ok == 4 and res.counts.failed == 2
-    base = "http://127.0.0.1:%d" % client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)
+    base = f"http://127.0.0.1:{client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)}"
 
     def counted():
         m = scrape(base)
@@ -299,6 +354,77 @@ def test_end_to_end_run_fills_the_metrics(client, user_dir):
     assert len({f["trial_id"] for f in runs[0]["failures"]}) == 2
 
 
+def test_a_sharded_simulation_reports_its_speed(client, user_dir):
+    """A real simulation sweep on actors: its coordinator sends daskbench-sim, so
+    daskbench_sim_ticks_per_second has data while it runs, and 0 once it is over."""
+    import threading
+
+    import daskbench
+    from tests.conftest import write_experiment
+
+    # paced by the clock (0.05 s of simulated time per tick, in real time): it runs for
+    # about 3 s however fast the machine, long enough to be seen running
+    write_experiment(
+        user_dir / "conf",
+        "simspeed",
+        """
+        name: simspeed
+        trial:
+          _target_: daskbench.sim.trial
+          model: daskbench.experiments.boltzmann.Boltzmann
+          params: {n_agents: 200}
+          ticks: 60
+          shards: 2
+          clock: {realtime_factor: 1.0, tick_seconds: 0.05}
+        results: {report: false}
+    """,
+    )
+    done: Dict[str, Any] = {}
+    runner = threading.Thread(
+        target=lambda: done.update(
+            result=daskbench.run(
+                "simspeed", [], client=client, config_dir="conf", progress="none", echo=lambda *_: None
+            )
+        )
+    )
+    runner.start()
+    base = f"http://127.0.0.1:{client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.http_server.port)}"
+    seen = []
+    while runner.is_alive():
+        with contextlib.suppress(OSError):  # the plugin may not be registered yet
+            seen.append(value(scrape(base), "daskbench_sim_ticks_per_second", experiment="simspeed"))
+        time.sleep(0.1)
+    runner.join()
+    assert done["result"].counts.ok == 1, done
+    running = [v for v in seen if v > 0]
+    assert running and max(running) <= 1000, seen  # ~20 ticks/s of paced time; never a bogus figure
+    after = wait_for(
+        lambda: (
+            not math.isnan(v := value(scrape(base), "daskbench_sim_ticks_per_second", experiment="simspeed")) and [v]
+        )
+    )
+    assert after == [0.0]  # the simulation is over
+    (r,) = [r for r in json.loads(get(base + "/daskbench/status.json"))["runs"] if r["experiment"] == "simspeed"]
+    assert r["state"] == "finished" and 0 < r["ticks_per_s"] <= 1000  # the page keeps the speed last heard
+
+
+def test_the_speeds_of_simulations_running_at_once_add_up():
+    p = ObservePlugin()
+    msg = {"experiment": "sims", "run_id": "s1"}
+    p.log_event("daskbench-sweep", dict(msg, event="start", total=3))
+    assert p.metric_values()["ticks"] == {}  # no simulation heard of: no figure at all
+    for trial, tps in (("a", 10.0), ("b", 5.0), ("a", 12.0), ("c", 1.0)):
+        p.log_event("daskbench-sim", dict(msg, trial_id=trial, ticks_per_s=tps, done=False))
+    assert p.metric_values()["ticks"] == {"sims": 18.0}  # the latest of each trial, summed
+    p.log_event("daskbench-sim", dict(msg, trial_id="c", ticks_per_s=0.0, done=True))
+    assert p.metric_values()["ticks"] == {"sims": 17.0}
+    p.log_event("daskbench-sim", dict(msg, trial_id="x", ticks_per_s="fast"))  # ignored
+    assert p.snapshot()["runs"][0]["ticks_per_s"] == 17.0
+    p.log_event("daskbench-sweep", dict(msg, event="end", total=3, counts={"ok": 3}))
+    assert p.metric_values()["ticks"] == {"sims": 0.0}  # nothing runs any more
+    assert p.snapshot()["runs"][0]["ticks_per_s"] == 18.0  # the page: the speed at the last report of one
+
+
 def test_dashboard_port_taken_run_goes_on(user_dir):
     """The /metrics and status port already taken: the run says where they went and goes on."""
     import re
@@ -310,13 +436,26 @@ def test_dashboard_port_taken_run_goes_on(user_dir):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        write_experiment(user_dir / "conf", "pt", """
+        write_experiment(
+            user_dir / "conf",
+            "pt",
+            """
             name: pt
             trial: {_target_: usertrials.quad}
             sweep: {params: {trial.x: '1,2'}}
-        """)
-        r = run_cli(["--config-dir", "conf", "+experiment=pt", f"cluster.dashboard_address=127.0.0.1:{port}",
-                     "runner.progress=plain", "results.report=false"], cwd=user_dir)
+        """,
+        )
+        r = run_cli(
+            [
+                "--config-dir",
+                "conf",
+                "+experiment=pt",
+                f"cluster.dashboard_address=127.0.0.1:{port}",
+                "runner.progress=plain",
+                "results.report=false",
+            ],
+            cwd=user_dir,
+        )
     assert r.returncode == 0, (r.stdout, r.stderr)
     m = re.search(r"Dask dashboard: http://127\.0\.0\.1:(\d+)/status", r.stdout)
     assert m and int(m.group(1)) != port  # the address printed is the one actually served

@@ -28,8 +28,7 @@ def shaped(x=1, y=0, kind="a", z=1, seed=0):
 
 
 def go(name, overrides=(), client=None):
-    return daskbench.run(name, list(overrides), client=client, config_dir="conf", progress="none",
-                         echo=lambda *_: None)
+    return daskbench.run(name, list(overrides), client=client, config_dir="conf", progress="none", echo=lambda *_: None)
 
 
 def pngs(report: Path):
@@ -46,7 +45,10 @@ def check_png(path: Path):
 
 def test_report_four_keys_with_failures(user_dir, client):
     (user_dir / "shaped.py").write_text(SHAPED_PY)
-    write_experiment(user_dir / "conf", "shaped", """
+    write_experiment(
+        user_dir / "conf",
+        "shaped",
+        """
         name: shaped
         seed: 3
         trial: {_target_: shaped.shaped, x: 1, y: 0, kind: a, z: 1}
@@ -57,7 +59,8 @@ def test_report_four_keys_with_failures(user_dir, client):
             trial.kind: a,b
             trial.z: 1,2
           replicates: 2
-    """)
+    """,
+    )
     res = go("shaped", client=client)
     assert res.counts.ok == 56 and res.counts.failed == 8
     page = write_report("results/shaped")
@@ -96,14 +99,18 @@ def test_report_four_keys_with_failures(user_dir, client):
 
 
 def test_report_one_key(user_dir, client):
-    write_experiment(user_dir / "conf", "fails", """
+    write_experiment(
+        user_dir / "conf",
+        "fails",
+        """
         name: fails
         trial: {_target_: usertrials.sometimes_fails, x: 0}
         sweep:
           params:
             trial.x: range(0,6)
           replicates: 2
-    """)
+    """,
+    )
     go("fails", client=client)
     page = write_report("results/fails")
     assert pngs(page) == ["metric-y.png", "timing.png"]
@@ -114,12 +121,18 @@ def test_report_one_key(user_dir, client):
     assert "| failed | 4 |" in (page.parent / "summary.md").read_text()
 
 
-@pytest.mark.parametrize("y, replicates, expect", [
-    ("interval(0,1)", 1, "(each trial)"),           # two continuous keys: scatter, coloured by y
-    ("0.0,0.5", 2, "(mean of 2 replicates"),        # continuous x, one line per y, seed band
-])
+@pytest.mark.parametrize(
+    "y, replicates, expect",
+    [
+        ("interval(0,1)", 1, "(each trial)"),  # two continuous keys: scatter, coloured by y
+        ("0.0,0.5", 2, "(mean of 2 replicates"),  # continuous x, one line per y, seed band
+    ],
+)
 def test_report_sampled_design(user_dir, client, y, replicates, expect):
-    write_experiment(user_dir / "conf", "sampled", f"""
+    write_experiment(
+        user_dir / "conf",
+        "sampled",
+        f"""
         name: sampled
         seed: 1
         trial: {{_target_: usertrials.quad, x: 0.0, y: 0.0}}
@@ -130,7 +143,8 @@ def test_report_sampled_design(user_dir, client, y, replicates, expect):
           design: lhs
           samples: 24
           replicates: {replicates}
-    """)
+    """,
+    )
     go("sampled", client=client)
     page = write_report("results/sampled")
     assert pngs(page) == ["metric-f.png", "metric-seed_seen.png", "timing.png"]
@@ -141,11 +155,15 @@ def test_report_sampled_design(user_dir, client, y, replicates, expect):
 
 
 def test_report_single_point(user_dir, client):
-    write_experiment(user_dir / "conf", "point", """
+    write_experiment(
+        user_dir / "conf",
+        "point",
+        """
         name: point
         trial: {_target_: usertrials.quad, x: 2.0, y: 0.5}
         sweep: {replicates: 3}
-    """)
+    """,
+    )
     go("point", client=client)
     page = write_report("results/point")
     assert "metric-f.png" in pngs(page)

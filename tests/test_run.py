@@ -22,7 +22,10 @@ def go(name, overrides=(), client=None):
 
 @pytest.fixture
 def quad(user_dir):
-    write_experiment(user_dir / "conf", "quad", """
+    write_experiment(
+        user_dir / "conf",
+        "quad",
+        """
         name: quad
         seed: 5
         trial: {_target_: usertrials.quad, x: 0.0, y: 0.0}
@@ -31,7 +34,8 @@ def quad(user_dir):
             trial.x: 1,2,3
             trial.y: 0.0,0.5
           replicates: 2
-    """)
+    """,
+    )
     return user_dir
 
 
@@ -61,6 +65,7 @@ def test_sweep_table_and_resume(quad, client):
     assert float(ds.f.sel({"trial.x": 3, "trial.y": 0.5, "replicate": 0})) == 4.5
 
     import json
+
     manifest = json.loads((quad / "results/quad/manifest.json").read_text())
     assert len(manifest["runs"]) == 3 and manifest["runs"][0]["outcome"] == "finished"
     assert "dask" in manifest["versions"] and "usertrials.quad" in manifest["config"]
@@ -68,11 +73,15 @@ def test_sweep_table_and_resume(quad, client):
 
 
 def test_failures_isolated_then_rerun(user_dir, client):
-    write_experiment(user_dir / "conf", "f", f"""
+    write_experiment(
+        user_dir / "conf",
+        "f",
+        f"""
         name: f
         trial: {{_target_: usertrials.fails_while_file, path: '{user_dir / "BUG"}'}}
         sweep: {{params: {{trial.x: 'range(0,9)'}}}}
-    """)
+    """,
+    )
     (user_dir / "BUG").write_text("")
     res = go("f", client=client)
     assert res.exit_code == 1 and res.counts.failed == 3 and res.counts.ok == 6
@@ -89,24 +98,32 @@ def test_failures_isolated_then_rerun(user_dir, client):
 
 
 def test_max_failures_stops_early(user_dir, client):
-    write_experiment(user_dir / "conf", "mf", """
+    write_experiment(
+        user_dir / "conf",
+        "mf",
+        """
         name: mf
         max_failures: 2
         runner: {chunk_size: 1, max_in_flight: 1}
         trial: {_target_: usertrials.sometimes_fails}
         sweep: {params: {trial.x: 'range(0,30)'}}
-    """)
+    """,
+    )
     res = go("mf", client=client)
     assert res.outcome.stopped_early and res.exit_code == 1
     assert res.counts.failed == 2 and res.counts.done < 30
 
 
 def test_bad_return_recorded_as_failed(user_dir, client):
-    write_experiment(user_dir / "conf", "br", """
+    write_experiment(
+        user_dir / "conf",
+        "br",
+        """
         name: br
         trial: {_target_: usertrials.bad_return}
         sweep: {params: {trial.x: '1,2'}}
-    """)
+    """,
+    )
     res = go("br", client=client)
     df = daskbench.load("results/br")
     assert (df.status == "failed").all()
@@ -114,11 +131,15 @@ def test_bad_return_recorded_as_failed(user_dir, client):
 
 
 def test_steps_dataset(user_dir, client):
-    write_experiment(user_dir / "conf", "st", """
+    write_experiment(
+        user_dir / "conf",
+        "st",
+        """
         name: st
         trial: {_target_: usertrials.with_steps, n: 4}
         sweep: {params: {trial.x: '1,2,3'}}
-    """)
+    """,
+    )
     go("st", client=client)
     steps = daskbench.load("results/st", "steps")
     trials = daskbench.load("results/st")
@@ -128,11 +149,15 @@ def test_steps_dataset(user_dir, client):
 
 
 def test_short_trials_are_chunked(user_dir, client):
-    write_experiment(user_dir / "conf", "many", """
+    write_experiment(
+        user_dir / "conf",
+        "many",
+        """
         name: many
         trial: {_target_: usertrials.no_seed}
         sweep: {params: {trial.x: 'range(0,3000)'}}
-    """)
+    """,
+    )
     from distributed import get_task_stream
 
     with get_task_stream(client) as ts:
@@ -145,11 +170,15 @@ def test_short_trials_are_chunked(user_dir, client):
 
 
 def test_long_trials_not_batched_and_keys_named(user_dir, client):
-    write_experiment(user_dir / "conf", "sl", """
+    write_experiment(
+        user_dir / "conf",
+        "sl",
+        """
         name: sl
         trial: {_target_: usertrials.slow, delay: 0.3}
         sweep: {params: {trial.x: 'range(0,6)'}}
-    """)
+    """,
+    )
     from distributed import get_task_stream
 
     with get_task_stream(client) as ts:
@@ -158,16 +187,21 @@ def test_long_trials_not_batched_and_keys_named(user_dir, client):
     keys = [str(t["key"]) for t in ts.data if str(t["key"]).startswith("sl-")]
     assert len(keys) == 6  # a 0.3 s trial is worth its own task
     from dask.utils import key_split
+
     assert {key_split(k) for k in keys} == {"sl"}  # the dashboard groups by experiment
 
 
 def test_missing_resources_stop_before_submitting(user_dir, client):
-    write_experiment(user_dir / "conf", "gpu", """
+    write_experiment(
+        user_dir / "conf",
+        "gpu",
+        """
         name: gpu
         resources: {GPU: 1}
         trial: {_target_: usertrials.no_seed}
         sweep: {params: {trial.x: '1,2'}}
-    """)
+    """,
+    )
     with pytest.raises(ClusterError, match="no worker has the resources.*GPU=1.*no resources"):
         go("gpu", client=client)
 
@@ -180,16 +214,25 @@ def test_results_folder_checked_before_running(user_dir, client):
 
 
 def test_interpolated_trial_config(user_dir, client):
-    write_experiment(user_dir / "conf", "ip", """
+    write_experiment(
+        user_dir / "conf",
+        "ip",
+        """
         name: ip
         vars: {scale: 10}
         trial: {_target_: usertrials.quad, x: 0.0, y: '${vars.scale}'}
         sweep: {params: {trial.x: '1,2', vars.scale: '10,20'}}
-    """)
+    """,
+    )
     res = go("ip", client=client)
     assert res.counts.ok == 4
     df = daskbench.load("results/ip")
-    assert sorted(zip(df["trial.x"], df["vars.scale"], df.f)) == [(1, 10, 10.0), (1, 20, 20.0), (2, 10, 11.0), (2, 20, 21.0)]
+    assert sorted(zip(df["trial.x"], df["vars.scale"], df.f)) == [
+        (1, 10, 10.0),
+        (1, 20, 20.0),
+        (2, 10, 11.0),
+        (2, 20, 21.0),
+    ]
 
 
 def test_group_sweep_zip_and_design_run(user_dir, client):
@@ -197,22 +240,34 @@ def test_group_sweep_zip_and_design_run(user_dir, client):
     (conf / "model").mkdir()
     (conf / "model" / "flat.yaml").write_text("offset: 0.0\n")
     (conf / "model" / "raised.yaml").write_text("offset: 100.0\n")
-    write_experiment(conf, "gz", """
+    write_experiment(
+        conf,
+        "gz",
+        """
         defaults:
           - /model: flat
         name: gz
         trial: {_target_: usertrials.quad, x: 0.0, y: '${model.offset}'}
-    """)
+    """,
+    )
     res = go("gz", ["model=flat,raised", "trial.x=1,2"], client=client)
     assert res.counts.ok == 4
     df = daskbench.load("results/gz")
     assert sorted(zip(df.model, df["trial.x"], df.f)) == [
-        ("flat", 1, 0.0), ("flat", 2, 1.0), ("raised", 1, 100.0), ("raised", 2, 101.0)]
+        ("flat", 1, 0.0),
+        ("flat", 2, 1.0),
+        ("raised", 1, 100.0),
+        ("raised", 2, 101.0),
+    ]
 
-    write_experiment(conf, "zp", """
+    write_experiment(
+        conf,
+        "zp",
+        """
         name: zp
         trial: {_target_: usertrials.quad}
-    """)
+    """,
+    )
     res = go("zp", ["trial.x=1,2,3", "trial.y=10,20,30", "sweep.zip=[[trial.x,trial.y]]"], client=client)
     df = daskbench.load("results/zp")
     assert sorted(zip(df["trial.x"], df["trial.y"])) == [(1, 10), (2, 20), (3, 30)]

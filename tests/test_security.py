@@ -54,8 +54,11 @@ def _refused(host: str, port: int) -> bool:
 
 
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the shipped default, on a shared machine
-@pytest.mark.parametrize("tls, extra", [(False, []), (True, []), (False, ["cluster.dashboard_address=null"])],
-                         ids=["plain", "tls-temporary", "no-dashboard"])
+@pytest.mark.parametrize(
+    "tls, extra",
+    [(False, []), (True, []), (False, ["cluster.dashboard_address=null"])],
+    ids=["plain", "tls-temporary", "no-dashboard"],
+)
 def test_a_local_cluster_listens_on_loopback_only(tls, extra):
     """Guarantee: scheduler, dashboard (or, without one, the scheduler's /metrics
     server), workers and nannies of a LocalCluster started from the shipped
@@ -85,10 +88,14 @@ def test_a_local_cluster_listens_on_loopback_only(tls, extra):
 def _scheduler_state(address, certs):
     from distributed import Client
 
-    sec = make_security(SecurityConfig(mode="files", **certs), local=False)
+    sec = make_security(SecurityConfig(mode="files", **certs))
     with Client(address, timeout="10s", security=sec) as c:
-        return c.run_on_scheduler(lambda dask_scheduler: (
-            sorted(str(k) for k in dask_scheduler.clients), sorted(w.name for w in dask_scheduler.workers.values())))
+        return c.run_on_scheduler(
+            lambda dask_scheduler: (
+                sorted(str(k) for k in dask_scheduler.clients),
+                sorted(w.name for w in dask_scheduler.workers.values()),
+            )
+        )
 
 
 ATTEMPTS_PY = """
@@ -97,7 +104,7 @@ from distributed import Client
 from daskbench.cluster.create import make_security
 from daskbench.config.schema import SecurityConfig
 address, other = sys.argv[1], json.loads(sys.argv[2])
-tries = {"another CA": (address, make_security(SecurityConfig(mode="files", **other), local=False)),
+tries = {"another CA": (address, make_security(SecurityConfig(mode="files", **other))),
          "plain tcp": (address.replace("tls://", "tcp://"), None)}
 for what, (addr, sec) in tries.items():
     try:
@@ -146,15 +153,37 @@ def test_tls_scheduler_refuses_clients_and_workers_without_the_certificates(tmp_
         verdict = _tls_without_client_certificate(p.port, certs["ca_file"])
         assert verdict.startswith("refused"), verdict  # an alert (certificate required) or a closed socket
         # real Dask clients, in a process of their own so a failed connection leaves nothing behind here
-        r = subprocess.run([sys.executable, "-c", ATTEMPTS_PY, p.address, json.dumps(other)],
-                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            [sys.executable, "-c", ATTEMPTS_PY, p.address, json.dumps(other)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         refused = {line.split(" refused:")[0] for line in r.stdout.splitlines() if " refused:" in line}
         assert refused == {"another CA", "plain tcp"} and "CONNECTED" not in r.stdout, (r.stdout, r.stderr)
         # a worker without certificates never joins
-        intruder = subprocess.Popen([DASK, "worker", p.address, "--name", "intruder", "--nthreads", "1",
-                                     "--host", "127.0.0.1", "--no-dashboard", "--death-timeout", "20"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                    env=p.env, cwd=tmp_path_factory.mktemp("intruder"))
+        intruder = subprocess.Popen(
+            [
+                DASK,
+                "worker",
+                p.address,
+                "--name",
+                "intruder",
+                "--nthreads",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+                "--death-timeout",
+                "20",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            env=p.env,
+            cwd=tmp_path_factory.mktemp("intruder"),
+        )
         try:
             deadline = time.monotonic() + 8  # time to try, and fail
             while time.monotonic() < deadline and intruder.poll() is None:
@@ -166,7 +195,7 @@ def test_tls_scheduler_refuses_clients_and_workers_without_the_certificates(tmp_
         clients, workers = _scheduler_state(p.address, certs)
         assert workers == ["trusted"]
         assert len(clients) == 2  # the scheduler's own fire-and-forget client and the one asking
-        sec = make_security(SecurityConfig(mode="files", **certs), local=False)
+        sec = make_security(SecurityConfig(mode="files", **certs))
         with Client(p.address, timeout="10s", security=sec) as c:
             assert c.submit(sum, [1, 2], pure=False).result(timeout=60) == 3
     finally:
@@ -174,6 +203,7 @@ def test_tls_scheduler_refuses_clients_and_workers_without_the_certificates(tmp_
 
 
 # -- the NetworkPolicy shipped for Kubernetes, validated offline ------------------
+
 
 def _check_model(value, typ: str, path: str, errors: list) -> None:
     """Strictly check a manifest value against the Kubernetes Python client's model
@@ -227,7 +257,8 @@ def test_shipped_networkpolicy_is_valid_and_matches_the_daskcluster():
     assert spec["policyTypes"] == ["Ingress"]
     inside, driver, operator = spec["ingress"]
     assert inside == {"from": [{"podSelector": spec["podSelector"]}]}  # the cluster's own pods
-    scheduler_ports = {p["containerPort"] for c in cluster["spec"]["scheduler"]["spec"]["containers"]
-                       for p in c["ports"]}
+    scheduler_ports = {
+        p["containerPort"] for c in cluster["spec"]["scheduler"]["spec"]["containers"] for p in c["ports"]
+    }
     for rule in (driver, operator):
         assert {p["port"] for p in rule["ports"]} == scheduler_ports == {8786, 8787}

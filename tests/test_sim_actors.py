@@ -29,8 +29,9 @@ def _strip(rows):
     return [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]
 
 
-@pytest.mark.parametrize("model", [lambda: Boltzmann(n_agents=400), lambda: test_sim_core.Mixed(200, 30)],
-                         ids=["boltzmann", "mixed"])
+@pytest.mark.parametrize(
+    "model", [lambda: Boltzmann(n_agents=400), lambda: test_sim_core.Mixed(200, 30)], ids=["boltzmann", "mixed"]
+)
 def test_actors_give_the_in_process_result_on_1_2_4_shards(client, model):
     ref = sim.run(model(), sim.Settings(ticks=25, shards=1, agent_report_every=8), seed=9)
     for shards in (1, 2, 4):
@@ -45,7 +46,10 @@ def test_actors_give_the_in_process_result_on_1_2_4_shards(client, model):
 
 
 def test_a_simulation_sweep_writes_trials_steps_and_agents(user_dir):
-    write_experiment(user_dir / "conf", "wealth", """
+    write_experiment(
+        user_dir / "conf",
+        "wealth",
+        """
         name: wealth
         seed: 5
         trial:
@@ -59,7 +63,8 @@ def test_a_simulation_sweep_writes_trials_steps_and_agents(user_dir):
             trial.shards: 2,1,200
         cluster: {dashboard_address: null}
         results: {report: false}
-    """)
+    """,
+    )
     r = run_cli(["--config-dir", "conf", "+experiment=wealth"], user_dir)
     assert r.returncode == 1, r.stdout + r.stderr  # one trial failed, the others ran
     trials = pd.read_parquet(user_dir / "results/wealth/trials").set_index("trial.shards")
@@ -89,7 +94,10 @@ def test_shards_go_only_to_workers_with_the_trials_resources(hosts, user_dir):
     hosts.start_worker("gpu", resources="GPU=1")
     hosts.start_worker("plain")
     names = hosts.wait_for_workers(2)
-    write_experiment(user_dir / "conf", "placed", """
+    write_experiment(
+        user_dir / "conf",
+        "placed",
+        """
         name: placed
         trial:
           _target_: daskbench.sim.trial
@@ -98,9 +106,11 @@ def test_shards_go_only_to_workers_with_the_trials_resources(hosts, user_dir):
           ticks: 5
         resources: {GPU: 1}
         results: {report: false}
-    """)
-    r = run_cli(["--config-dir", "conf", "+experiment=placed", "cluster=address",
-                 f"cluster.address={hosts.address}"], user_dir)
+    """,
+    )
+    r = run_cli(
+        ["--config-dir", "conf", "+experiment=placed", "cluster=address", f"cluster.address={hosts.address}"], user_dir
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     row = pd.read_parquet(user_dir / "results/placed/trials").iloc[0]
     assert row["worker"] == names["gpu"]
@@ -117,6 +127,7 @@ def test_killing_a_shards_worker_restarts_it_with_the_undisturbed_result(hosts, 
     ref = sim.run(Boltzmann(n_agents=600), sim.Settings(**settings), seed=11)
     box = {}
     with Client(hosts.address) as client:
+
         def go():
             try:
                 box["out"] = sim.run(Boltzmann(n_agents=600), sim.Settings(**settings), seed=11, client=client)

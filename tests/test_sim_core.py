@@ -9,15 +9,15 @@ import pytest
 from scipy import stats
 
 from daskbench import sim
+from daskbench.experiments.boltzmann import Boltzmann, gini_from_histogram
 from daskbench.sim import partition, rng
 from daskbench.sim.clock import Clock
 from daskbench.sim.coordinator import simulate
 from daskbench.sim.host import LocalHost
 from daskbench.sim.shard import Layout
-from daskbench.experiments.boltzmann import Boltzmann, gini_from_histogram
-
 
 # --------------------------------------------------------------------------- random streams
+
 
 def test_agent_draws_depend_on_the_agent_not_on_the_array():
     ids = np.arange(1000)
@@ -51,6 +51,7 @@ def test_object_agents_get_their_own_generator():
 
 # --------------------------------------------------------------------------- placement
 
+
 def test_round_robin_and_bad_shard_counts():
     assert partition.round_robin(5, 2).tolist() == [0, 1, 0, 1, 0]
     with pytest.raises(sim.SimulationError, match="shards=8 is more than the model's 5 agents"):
@@ -79,6 +80,7 @@ def test_community_rejects_nodes_that_are_not_agents():
 
 
 # --------------------------------------------------------------------------- clock
+
 
 def test_clock_fast_forwards_over_idle_ticks():
     c = Clock(ticks=100)
@@ -109,6 +111,7 @@ def test_clock_paces_ticks_in_real_time():
 
 
 # --------------------------------------------------------------------------- models used below
+
 
 class Chatter(sim.Population):
     """Each agent sends its id and a random float to two random agents; keeps what it reads, in order."""
@@ -183,8 +186,9 @@ def test_same_seed_same_result_on_1_2_4_shards(model):
     ref = runs[0]
     for out in runs[1:]:
         for a, b in zip(ref.steps, out.steps):
-            assert {k: v for k, v in a.items() if k not in ("wall_ms", "shard_ms", "messages_local", "messages_remote")} == \
-                   {k: v for k, v in b.items() if k not in ("wall_ms", "shard_ms", "messages_local", "messages_remote")}
+            assert {
+                k: v for k, v in a.items() if k not in ("wall_ms", "shard_ms", "messages_local", "messages_remote")
+            } == {k: v for k, v in b.items() if k not in ("wall_ms", "shard_ms", "messages_local", "messages_remote")}
         ta, tb = sim.tables(ref)["agents"].to_pandas(), sim.tables(out)["agents"].to_pandas()
         key = ["tick", "agent_id"]
         assert ta.sort_values(key).reset_index(drop=True).equals(tb.sort_values(key).reset_index(drop=True))
@@ -220,6 +224,7 @@ def test_object_agents_and_fast_forward():
 
 # --------------------------------------------------------------------------- bad input
 
+
 class Bad(sim.Model):
     def __init__(self, what="", n=10):
         self.what, self.n = what, n
@@ -241,12 +246,15 @@ class Sender(sim.Population):
             t.send(np.array([1, 12]), src=self.ids[:2])
 
 
-@pytest.mark.parametrize("what,match", [
-    ("unknown", "names agent type 'ghost', which the model does not declare"),
-    ("type", "populations\\['a'\\] is <class 'int'>"),
-    ("dst", "to agent id 12, which does not exist: the model has 10 agents"),
-    ("report", "model reporter 'v' returned ndarray of shape \\(3,\\)"),
-])
+@pytest.mark.parametrize(
+    "what,match",
+    [
+        ("unknown", "names agent type 'ghost', which the model does not declare"),
+        ("type", "populations\\['a'\\] is <class 'int'>"),
+        ("dst", "to agent id 12, which does not exist: the model has 10 agents"),
+        ("report", "model reporter 'v' returned ndarray of shape \\(3,\\)"),
+    ],
+)
 def test_bad_models_get_errors_naming_the_culprit(what, match):
     with pytest.raises(sim.SimulationError, match=match):
         _run(Bad(what), 2, ticks=3)
@@ -267,6 +275,7 @@ def test_trial_target_names_bad_model_and_params():
 
 
 # --------------------------------------------------------------------------- restarts
+
 
 class Flaky(LocalHost):
     """A host whose shard is lost at given ticks (as a dead worker would be)."""

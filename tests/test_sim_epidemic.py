@@ -22,8 +22,11 @@ def network(seed=7, **params):
 
 
 def run(model, shards=1, allocation="round_robin", ticks=300, seed=11, report_every=0):
-    return sim.run(model, sim.Settings(ticks=ticks, shards=shards, allocation=allocation,
-                                       agent_report_every=report_every), seed=seed)
+    return sim.run(
+        model,
+        sim.Settings(ticks=ticks, shards=shards, allocation=allocation, agent_report_every=report_every),
+        seed=seed,
+    )
 
 
 def test_network_is_deterministic_for_a_seed():
@@ -68,14 +71,22 @@ def test_network_has_households_workplaces_and_long_range_contacts():
     assert {d["setting"] for *_, d in g.edges(data=True)} == {"household", "work", "random"}
 
 
-@pytest.mark.parametrize("params", [
-    {},  # SIR with a fixed infectious period
-    {"latent_ticks": 2, "gamma": 0.25, "recovery_ticks": None, "p_household": 0.2},  # SEIR, geometric recovery
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # SIR with a fixed infectious period
+        {"latent_ticks": 2, "gamma": 0.25, "recovery_ticks": None, "p_household": 0.2},  # SEIR, geometric recovery
+    ],
+)
 def test_same_epidemic_on_any_shards_and_allocation(params):
     outs = {}
-    for shards, allocation in [(1, "round_robin"), (2, "round_robin"), (4, "round_robin"),
-                               (2, "community"), (4, "community")]:
+    for shards, allocation in [
+        (1, "round_robin"),
+        (2, "round_robin"),
+        (4, "round_robin"),
+        (2, "community"),
+        (4, "community"),
+    ]:
         outs[shards, allocation] = run(Epidemic(n_people=2000, **params), shards, allocation, report_every=1000)
     base = outs[1, "round_robin"]
     assert base.metrics["attack_rate"] > 0.1  # an epidemic happened
@@ -85,8 +96,10 @@ def test_same_epidemic_on_any_shards_and_allocation(params):
         assert [tuple(s[k] for k in EPI) for s in out.steps] == curve, key
         for k in ("peak_infected", "peak_tick", "attack_rate", "ever_infected", "final_tick"):
             assert out.metrics[k] == base.metrics[k], (key, k)
-        assert out.metrics["messages_local"] + out.metrics["messages_remote"] == \
-            base.metrics["messages_local"] + base.metrics["messages_remote"]
+        assert (
+            out.metrics["messages_local"] + out.metrics["messages_remote"]
+            == base.metrics["messages_local"] + base.metrics["messages_remote"]
+        )
         last = max(t for t, *_ in out.agents)
         parts = [(ids, cols) for t, _, ids, cols in out.agents if t == last]
         ids = np.concatenate([p[0] for p in parts])
@@ -118,8 +131,19 @@ def test_latent_period_is_fast_forwarded():
     out = run(Epidemic(n_people=300, initial_infected=1, p_household=0, p_work=0, p_random=0))
     assert [s["tick"] for s in out.steps] == list(range(6)) and out.metrics["attack_rate"] == 1 / 300
     # SEIR: the exposed wake their shard up when they turn infectious, with no tick in between
-    out = run(Epidemic(n_people=300, initial_infected=3, latent_ticks=10, p_household=1.0, p_work=0, p_random=0,
-                       work_fraction=0, random_contacts=0), shards=2)
+    out = run(
+        Epidemic(
+            n_people=300,
+            initial_infected=3,
+            latent_ticks=10,
+            p_household=1.0,
+            p_work=0,
+            p_random=0,
+            work_fraction=0,
+            random_contacts=0,
+        ),
+        shards=2,
+    )
     # index cases infectious at 0..4 infect their households at tick 1 (exposed until tick 11);
     # ticks 6..10 hold only exposed people and are skipped
     assert [s["tick"] for s in out.steps] == [0, 1, 2, 3, 4, 5, 11, 12, 13, 14, 15, 16]
@@ -137,20 +161,23 @@ def test_community_placement_keeps_contacts_on_the_shard(shards):
     assert frac["community"] <= 0.5 * frac["round_robin"], frac
 
 
-@pytest.mark.parametrize("params, key", [
-    ({"p_household": -0.1}, "p_household"),
-    ({"p_work": 1.5}, "p_work"),
-    ({"p_random": "high"}, "p_random"),
-    ({"n_people": 10, "initial_infected": 11}, "initial_infected"),
-    ({"n_people": 0}, "n_people"),
-    ({"recovery_ticks": 0}, "recovery_ticks"),
-    ({"gamma": 0.2}, "gamma"),  # with recovery_ticks still set
-    ({"recovery_ticks": None}, "recovery_ticks"),  # neither
-    ({"work_min": 10, "work_max": 5}, "work_max"),
-    ({"work_degree": 5}, "work_degree"),
-    ({"latent_ticks": -1}, "latent_ticks"),
-    ({"commute": -3}, "commute"),
-])
+@pytest.mark.parametrize(
+    "params, key",
+    [
+        ({"p_household": -0.1}, "p_household"),
+        ({"p_work": 1.5}, "p_work"),
+        ({"p_random": "high"}, "p_random"),
+        ({"n_people": 10, "initial_infected": 11}, "initial_infected"),
+        ({"n_people": 0}, "n_people"),
+        ({"recovery_ticks": 0}, "recovery_ticks"),
+        ({"gamma": 0.2}, "gamma"),  # with recovery_ticks still set
+        ({"recovery_ticks": None}, "recovery_ticks"),  # neither
+        ({"work_min": 10, "work_max": 5}, "work_max"),
+        ({"work_degree": 5}, "work_degree"),
+        ({"latent_ticks": -1}, "latent_ticks"),
+        ({"commute": -3}, "commute"),
+    ],
+)
 def test_bad_params_name_the_key(params, key):
     with pytest.raises(sim.SimulationError, match=rf"trial\.params\.{key}"):
         Epidemic(**params)

@@ -58,8 +58,17 @@ def test_clear_hand_made_example():
 
 def test_clearing_through_messages():
     """3 generators bidding cost, flat demand 150 MW: price 20, dispatch 100/50/0, profit a tick later."""
-    out = run(ticks=4, report_every=1, n_generators=3, strategies="cost", costs=[10, 20, 30],
-              capacities=[100, 100, 100], base_load=0.5, peak_load=0.5, noise=0.0)
+    out = run(
+        ticks=4,
+        report_every=1,
+        n_generators=3,
+        strategies="cost",
+        costs=[10, 20, 30],
+        capacities=[100, 100, 100],
+        base_load=0.5,
+        peak_load=0.5,
+        noise=0.0,
+    )
     s = out.steps
     assert s[0]["cleared"] == 0 and math.isnan(s[0]["price"])
     assert (s[1]["price"], s[1]["demand"], s[1]["dispatched"], s[1]["unserved"]) == (20.0, 150.0, 150.0, 0.0)
@@ -70,25 +79,49 @@ def test_clearing_through_messages():
 
 
 def test_scarcity_hits_price_cap_and_reports_unserved():
-    out = run(ticks=3, n_generators=3, strategies="cost", costs=[10, 20, 30], capacities=[100, 100, 100],
-              base_load=1.2, peak_load=1.2, noise=0.0, price_cap=500.0)
+    out = run(
+        ticks=3,
+        n_generators=3,
+        strategies="cost",
+        costs=[10, 20, 30],
+        capacities=[100, 100, 100],
+        base_load=1.2,
+        peak_load=1.2,
+        noise=0.0,
+        price_cap=500.0,
+    )
     row = out.steps[1]
-    assert row["price"] == 500.0 and row["unserved"] == pytest.approx(60.0) and row["unserved_mwh"] == pytest.approx(60.0)
+    assert (
+        row["price"] == 500.0 and row["unserved"] == pytest.approx(60.0) and row["unserved_mwh"] == pytest.approx(60.0)
+    )
     assert out.metrics["scarcity_periods"] == 2 and out.metrics["unserved_mwh"] == pytest.approx(120.0)
 
 
 def test_half_hourly_periods_use_half_hours():
     settings = sim.Settings(ticks=3, tick_seconds=1800)
-    out = sim.run(Market(n_generators=3, strategies="cost", costs=[10, 20, 30], capacities=[100, 100, 100],
-                         base_load=1.2, peak_load=1.2, noise=0.0), settings, seed=1)
+    out = sim.run(
+        Market(
+            n_generators=3,
+            strategies="cost",
+            costs=[10, 20, 30],
+            capacities=[100, 100, 100],
+            base_load=1.2,
+            peak_load=1.2,
+            noise=0.0,
+        ),
+        settings,
+        seed=1,
+    )
     assert out.steps[1]["unserved_mwh"] == pytest.approx(30.0)
     assert out.steps[2]["profit"] == pytest.approx((3000 - 10 + 3000 - 20 + 3000 - 30) * 100 * 0.5)
 
 
 @pytest.mark.parametrize("strategies", ["learning", {"cost": 0.3, "markup": 0.3, "learning": 0.4}])
 def test_identical_on_1_2_4_shards(strategies):
-    outs = [run(ticks=48, shards=k, report_every=8, n_generators=25, strategies=strategies, peak_load=1.0)
-            for k in (1, 2, 4)]
+    outs = [
+        run(ticks=48, shards=k, report_every=8, n_generators=25, strategies=strategies, peak_load=1.0)
+        for k in (1, 2, 4)
+    ]
     base = outs[0]
     for o in outs[1:]:
         np.testing.assert_equal(model_rows(o), model_rows(base))
@@ -121,34 +154,49 @@ def test_markup_bids_and_prices_at_least_cost():
 
 
 def test_strategy_mix_assignment():
-    assert assign_strategies({"cost": 0.5, "markup": 0.25, "learning": 0.25}, 4) == ["cost", "cost", "markup", "learning"]
+    assert assign_strategies({"cost": 0.5, "markup": 0.25, "learning": 0.25}, 4) == [
+        "cost",
+        "cost",
+        "markup",
+        "learning",
+    ]
     mix = assign_strategies({"cost": 1 / 3, "markup": 1 / 3, "learning": 1 / 3}, 10)
     assert len(mix) == 10 and sorted(mix.count(s) for s in ("cost", "markup", "learning")) == [3, 3, 4]
     assert assign_strategies(["cost", "learning"], 2) == ["cost", "learning"]
 
 
-@pytest.mark.parametrize("params, key", [
-    (dict(n_generators=0), "n_generators"),
-    (dict(strategies="greedy"), "strategies"),
-    (dict(strategies={"cost": 0.5, "markup": 0.2}), "strategies"),
-    (dict(n_generators=3, strategies=["cost", "markup"]), "strategies"),
-    (dict(markup=-0.1), "markup"),
-    (dict(epsilon=1.5), "epsilon"),
-    (dict(base_load=0.9, peak_load=0.5), "peak_load"),
-    (dict(cost_range=[100, 10]), "cost_range"),
-    (dict(capacity_range="big"), "capacity_range"),
-    (dict(n_generators=2, costs=[1, 2, 3]), "costs"),
-    (dict(price_cap=0), "price_cap"),
-    (dict(learning_markups=[]), "learning_markups"),
-])
+@pytest.mark.parametrize(
+    "params, key",
+    [
+        (dict(n_generators=0), "n_generators"),
+        (dict(strategies="greedy"), "strategies"),
+        (dict(strategies={"cost": 0.5, "markup": 0.2}), "strategies"),
+        (dict(n_generators=3, strategies=["cost", "markup"]), "strategies"),
+        (dict(markup=-0.1), "markup"),
+        (dict(epsilon=1.5), "epsilon"),
+        (dict(base_load=0.9, peak_load=0.5), "peak_load"),
+        (dict(cost_range=[100, 10]), "cost_range"),
+        (dict(capacity_range="big"), "capacity_range"),
+        (dict(n_generators=2, costs=[1, 2, 3]), "costs"),
+        (dict(price_cap=0), "price_cap"),
+        (dict(learning_markups=[]), "learning_markups"),
+    ],
+)
 def test_bad_params_name_the_key(params, key):
     with pytest.raises(sim.SimulationError, match=rf"trial\.params\.{key}="):
         Market(**params)
 
 
 def test_through_trial_function():
-    res = sim.trial(model="daskbench.experiments.market.Market", params={"n_generators": 12, "strategies": "markup"},
-                    ticks=24, shards=2, local=True, clock={"tick_seconds": 3600}, agent_report_every=12)
+    res = sim.trial(
+        model="daskbench.experiments.market.Market",
+        params={"n_generators": 12, "strategies": "markup"},
+        ticks=24,
+        shards=2,
+        local=True,
+        clock={"tick_seconds": 3600},
+        agent_report_every=12,
+    )
     assert res["shards"] == 2 and res["n_markup"] == 12 and res["mean_price"] > 0
     assert res["steps"].num_rows == 24 and "price" in res["steps"].column_names
     # the 'agents' table replaces the metric 'agents' (the agent count) in the result

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from daskbench.errors import ResultsError
-from daskbench.results.store import Dataset, ResultStore, rows_to_table
+from daskbench.results.dataset import Dataset
+from daskbench.results.store import ResultStore, rows_to_table
 
 
 def row(tid, status="ok", **metrics):

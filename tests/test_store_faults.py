@@ -28,8 +28,14 @@ from tests.conftest import run_cli, write_experiment
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
 
 N = 30
-FAST = ["runner.progress=plain", "results.report=false", "cluster.n_workers=1", "cluster.dashboard_address=127.0.0.1:0",
-        "runner.chunk_size=1", "results.flush_rows=1"]
+FAST = [
+    "runner.progress=plain",
+    "results.report=false",
+    "cluster.n_workers=1",
+    "cluster.dashboard_address=127.0.0.1:0",
+    "runner.chunk_size=1",
+    "results.flush_rows=1",
+]
 
 TRIALS = '''
 """Trials that break their own results folder at trial `at`, once."""
@@ -131,12 +137,16 @@ def _resume_completes(args, wd: Path, results: Path, done_before: int) -> None:
 
 def test_disk_full_mid_run_stops_clearly_and_resumes(disk, work):
     results = disk / "full"
-    write_experiment(work / "conf", "full", f"""
+    write_experiment(
+        work / "conf",
+        "full",
+        f"""
         name: full
         trial: {{_target_: faulttrials.fill_at, at: 10, parts: '{results}/trials',
                  ballast: '{disk}/ballast', marker: '{work}/filled'}}
         sweep: {{params: {{trial.x: 'range(0,{N})'}}}}
-    """)
+    """,
+    )
     args = ["--config-dir", "conf", "+experiment=full", f"results.dir={results}", *FAST]
     r = run_cli(args, cwd=work)
     assert r.returncode == 2, (r.stdout, r.stderr)
@@ -163,15 +173,25 @@ def _remount(mnt: Path, mode: str) -> None:
 
 def test_folder_turns_read_only_mid_run(disk, work):
     results = disk / "ro"
-    write_experiment(work / "conf", "ro", f"""
+    write_experiment(
+        work / "conf",
+        "ro",
+        f"""
         name: ro
         trial: {{_target_: faulttrials.wait_read_only, at: 10, path: '{disk}', ready: '{work}/ready'}}
         sweep: {{params: {{trial.x: 'range(0,{N})'}}}}
-    """)
+    """,
+    )
     args = ["--config-dir", "conf", "+experiment=ro", f"results.dir={results}", *FAST]
-    proc = subprocess.Popen([sys.executable, "-m", "daskbench", *args], cwd=work, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daskbench", *args],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not (work / "ready").exists():
@@ -199,8 +219,16 @@ def test_folder_turns_read_only_mid_run(disk, work):
 
 
 def _rows(start: int, n: int, status: str = "ok"):
-    return [dict(trial_id=f"t{i}", status=status, attempts=1, error=None if status == "ok" else "E: x",
-                 blob=os.urandom(2_000).hex()) for i in range(start, start + n)]
+    return [
+        dict(
+            trial_id=f"t{i}",
+            status=status,
+            attempts=1,
+            error=None if status == "ok" else "E: x",
+            blob=os.urandom(2_000).hex(),
+        )
+        for i in range(start, start + n)
+    ]
 
 
 def _fill(path: Path) -> None:

@@ -13,7 +13,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from daskbench.errors import SweepError
-from daskbench.sweep.plan import SEED_KEY, Axis, SweepPlan, axis_from_override, axis_from_param, parse_override, spawn_seed
+from daskbench.sweep.plan import (
+    SEED_KEY,
+    SweepPlan,
+    axis_from_override,
+    axis_from_param,
+    parse_override,
+    spawn_seed,
+)
 
 
 def plan_for(overrides, **kw):
@@ -136,15 +143,23 @@ def test_trial_ids_unique_and_content_based():
     q = plan_for(["trial.a=1,2,3,4", "trial.b=x,y"], replicates=2, inject_seed=True)
     assert set(ids) < {t.trial_id for t in q}
     # the int 1 and the float 1.0 are different trials
-    assert plan_for(["trial.a=1,2"]).trial_id((), {"trial.a": 1}) != plan_for(["trial.a=1,2"]).trial_id((), {"trial.a": 1.0})
+    assert plan_for(["trial.a=1,2"]).trial_id((), {"trial.a": 1}) != plan_for(["trial.a=1,2"]).trial_id(
+        (), {"trial.a": 1.0}
+    )
 
 
 def test_trial_id_stable_across_processes():
-    code = ("from daskbench.sweep.plan import *; "
-            "p=SweepPlan('t',[axis_from_override(parse_override('trial.a=1,2'))],{():{'name':'t','trial._target_':'m.f'}});"
-            "print([t.trial_id for t in p])")
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env={"PYTHONHASHSEED": str(s), "PATH": ""}).stdout for s in (1, 2)}
+    code = (
+        "from daskbench.sweep.plan import *; "
+        "p=SweepPlan('t',[axis_from_override(parse_override('trial.a=1,2'))],{():{'name':'t','trial._target_':'m.f'}});"
+        "print([t.trial_id for t in p])"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONHASHSEED": str(s), "PATH": ""}
+        ).stdout
+        for s in (1, 2)
+    }
     assert len(outs) == 1
     here = str([t.trial_id for t in plan_for(["trial.a=1,2"])])
     assert outs.pop().strip() == here

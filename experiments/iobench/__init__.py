@@ -58,7 +58,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from daskbench import live
+from daskbench.observe import live
 
 from .agent import IO_CHUNK, _Agent, run_agent  # noqa: F401 (_Agent: tests patch its methods)
 from .errors import IOBenchError

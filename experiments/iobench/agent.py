@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from daskbench import live
+from daskbench.observe import live
 
 from .settings import OPS, OpChooser, Settings
 from .stats import MB, LatencyHistogram

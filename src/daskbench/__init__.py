@@ -8,19 +8,41 @@ Public API::
     df = daskbench.load("results/sweep")                          # pandas
     ds = daskbench.to_xarray(df)                                  # one dim per swept key
     daskbench.report(loss=0.3)                # inside a trial: a live metric
+    daskbench.should_stop()                   # inside a trial: pruned by the search (sweep.pruner)?
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .errors import (
+    ClusterError,
+    ConfigError,
+    DaskbenchError,
+    ExperimentNotFound,
+    ResultsError,
+    SweepError,
+    TrialImportError,
+)
 from .observe.live import report
-from .errors import ClusterError, ConfigError, DaskbenchError, ExperimentNotFound, ResultsError, SweepError, TrialImportError
+from .runner.prune import TrialPruned, should_stop
 
 __all__ = [
-    "run", "load", "to_xarray", "plan", "RunResult", "report",
-    "DaskbenchError", "ConfigError", "ExperimentNotFound", "SweepError", "TrialImportError",
-    "ResultsError", "ClusterError",
+    "run",
+    "load",
+    "to_xarray",
+    "plan",
+    "RunResult",
+    "report",
+    "should_stop",
+    "TrialPruned",
+    "DaskbenchError",
+    "ConfigError",
+    "ExperimentNotFound",
+    "SweepError",
+    "TrialImportError",
+    "ResultsError",
+    "ClusterError",
 ]
 __version__ = "0.1.0"
 

@@ -13,7 +13,7 @@ USAGE = """python -m daskbench +experiment=NAME [KEY=VALUE | KEY=a,b,c | 'KEY=ra
 
 EPILOG = """examples:
   python -m daskbench +experiment=sweep
-  python -m daskbench +experiment=sweep trial.rho=0.5,0.9 'trial.horizon=range(1000,5000,1000)'
+  python -m daskbench +experiment=sweep trial.rho=0.5,0.9 'trial.customers=range(1000,5000,1000)'
   python -m daskbench +experiment=sweep cluster=address cluster.address=tcp://HOST:8786
   python -m daskbench --config-dir my_conf +experiment=mine
 
@@ -31,16 +31,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m daskbench", usage=USAGE, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Run a parameter sweep on Dask; results go to Parquet.")
+    p = _Parser(
+        prog="python -m daskbench",
+        usage=USAGE,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a parameter sweep on Dask; results go to Parquet.",
+    )
     p.add_argument("overrides", nargs="*", help="+experiment=NAME and Hydra overrides")
     p.add_argument("--config-dir", "-cd", help="a folder with your own experiment/NAME.yaml")
     p.add_argument("--dry-run", action="store_true", help="show the sweep's axes and trial count, run nothing")
     p.add_argument("--cfg", action="store_true", help="print the composed config and exit")
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
-    p.add_argument("--report", metavar="RESULTS_DIR",
-                   help="write the report (plots, failures, timings) for a results folder and exit")
+    p.add_argument(
+        "--report",
+        metavar="RESULTS_DIR",
+        help="write the report (plots, failures, timings) for a results folder and exit",
+    )
     return p
 
 
@@ -81,14 +88,19 @@ def _main(args: argparse.Namespace) -> int:
 
 def _summary(result) -> None:
     c, o = result.counts, result.outcome
-    print(f"\n{result.name}: {c.ok} ok, {c.failed} failed, {c.timeout} timed out, {c.cancelled} cancelled, "
-          f"{c.skipped} skipped (already ok) of {c.total} trials in {result.duration_s:.1f}s")
+    pruned = f"{c.pruned} pruned, " if c.pruned else ""
+    print(
+        f"\n{result.name}: {c.ok} ok, {pruned}{c.failed} failed, {c.timeout} timed out, {c.cancelled} cancelled, "
+        f"{c.skipped} skipped (already ok) of {c.total} trials in {result.duration_s:.1f}s"
+    )
     print(f"results: {result.path / 'trials'}  (daskbench.load({str(result.path)!r}))")
     if o.slowest:
         print("slowest trials:")
         for d, tid, cols in o.slowest[:5]:
             shown = " ".join(f"{k}={v}" for k, v in cols.items())
             print(f"  {d:8.3f}s  {tid}  {shown}")
+    if o.search:
+        _search_summary(o.search)
     if c.bad:
         print(f"{c.bad} trial(s) failed; see the status, error and traceback columns of {result.path / 'trials'}:")
         for tid, err in o.errors:
@@ -100,6 +112,20 @@ def _summary(result) -> None:
         print(f"  {result.resume_command}")
     elif c.bad or o.stopped_early:
         print(f"re-run the failed trials with: {result.resume_command}")
+
+
+def _search_summary(search: dict) -> None:
+    """The best trial of an adaptive search, or its Pareto front."""
+    best = search.get("best") or []
+    if not best:
+        print("optuna: no trial completed yet")
+        return
+    title = "best trial" if len(best) == 1 else f"Pareto front ({len(best)} trials)"
+    print(f"optuna: {title} of {search.get('complete', 0)} complete:")
+    for b in best[:10]:
+        values = ", ".join(f"{v:.6g}" for v in b["values"])
+        params = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in b["params"].items())
+        print(f"  #{b['number']}  {values}  {params}")
 
 
 if __name__ == "__main__":

@@ -8,20 +8,24 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Set, Tuple, Union
 
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import; only load() and to_xarray() need it
     import pandas as pd
 
 from .cluster.create import connect, prepare
+from .cluster.dashboard import dashboard_link
 from .config.compose import RunPlan, build_plan
-from .errors import ResultsError
 from .config.schema import LocalClusterConfig
+from .errors import ResultsError
 from .observe.progress import Counts, make_progress
-from .runner.driver import RunOutcome, Runner, make_spec
-from .results.store import Dataset, ResultStore
+from .results import codeversion, manifest
+from .results.dataset import Dataset
+from .results.store import ResultStore
+from .runner.driver import Runner, RunOutcome
+from .runner.spec import make_spec
 
 
 @dataclass
@@ -65,16 +69,16 @@ def run(
     if client is None and not isinstance(rp.cluster, LocalClusterConfig):
         # the driver's folders mean nothing on other hosts: code is shipped instead
         rp.sys_path = []
-    # Checks that read only: a bad results folder fails before a cluster starts.
-    store = ResultStore(
-        rp.results_dir, cfg.results.flush_rows, cfg.results.flush_seconds, cfg.results.compact_parts,
-        first_columns=[a.key for a in rp.plan.axes],
-    )
-    done = store.open_for_resume(cfg.name)
+    code = codeversion.of_target(make_target(rp))
+    store, done, redo, code_notice = _open_store(rp, code)
     counts = Counts()
     run_info: Dict[str, Any] = {
-        "id": uuid.uuid4().hex[:12], "started_at": _now(), "argv": list(sys.argv),
-        "overrides": list(overrides), "axes": [a.key for a in rp.plan.axes],
+        "id": uuid.uuid4().hex[:12],
+        "started_at": _now(),
+        "argv": list(sys.argv),
+        "overrides": list(overrides),
+        "axes": [a.key for a in rp.plan.axes],
+        "code": code.as_dict(),
     }
     resume = _resume_command(experiment, overrides, config_dir)
     t0 = time.monotonic()
@@ -83,10 +87,9 @@ def run(
     try:
         ctx = contextlib.nullcontext(client) if client is not None else connect(rp.cluster)
         with ctx as cl:
-            # with the dashboard off the scheduler still serves HTTP (/metrics), so the link would 404
-            dashboard_off = client is None and getattr(rp.cluster, "dashboard_address", "") is None
-            if cl.dashboard_link and not dashboard_off:
-                echo(f"Dask dashboard: {cl.dashboard_link}")
+            link = dashboard_link(cl)  # None: the scheduler serves no dashboard (only /metrics)
+            if link:
+                echo(f"Dask dashboard: {link}")
             if client is not None:  # the user's own client: plugins and resources only
                 prepare(cl, None, "", dict(cfg.resources), echo)
             else:
@@ -95,21 +98,74 @@ def run(
             store.record_run(dict(run_info, outcome="running"), rp.config_yaml, cfg.name)
             recorded = True
             echo(f"{cfg.name}: {len(rp.plan)} trials, {len(done)} already ok in {rp.results_dir}")
+            if code_notice:
+                echo(code_notice)
             mode = progress or cfg.runner.progress
             counts.started = time.monotonic()
             counts.total = len(rp.plan)
             bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
-            outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo).run(done)
+            src = None
+            if rp.plan.search is not None:  # Optuna is imported by a search only (an optional extra)
+                from .runner import adaptive
+
+                src = adaptive.open_source(rp, echo)
+            outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo, source=src).run(done - redo)
     finally:
         if recorded and store.broken is None:  # a broken store has said why already
-            state = "interrupted" if outcome is None or outcome.interrupted else (
-                "stopped" if outcome.stopped_early else "finished")
-            store.record_run(dict(run_info, outcome=state, ended_at=_now(), counts={
-                "total": counts.total, "skipped": counts.skipped, "ok": counts.ok, "failed": counts.failed,
-                "timeout": counts.timeout, "cancelled": counts.cancelled}), rp.config_yaml, cfg.name)
+            _record_end(store, rp, run_info, outcome, counts)
     if cfg.results.report and counts.done:
         _write_report(rp.results_dir, echo)
     return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)
+
+
+def _record_end(
+    store: ResultStore, rp: RunPlan, run_info: Dict[str, Any], outcome: Optional[RunOutcome], counts: Counts
+) -> None:
+    """The run's final manifest entry: how it ended and its counts."""
+    state = (
+        "interrupted"
+        if outcome is None or outcome.interrupted
+        else ("stopped" if outcome.stopped_early else "finished")
+    )
+    store.record_run(
+        dict(
+            run_info,
+            outcome=state,
+            ended_at=_now(),
+            counts={
+                "total": counts.total,
+                "skipped": counts.skipped,
+                "ok": counts.ok,
+                "failed": counts.failed,
+                "timeout": counts.timeout,
+                "cancelled": counts.cancelled,
+            },
+        ),
+        rp.config_yaml,
+        rp.cfg.name,
+    )
+
+
+def _open_store(rp: RunPlan, code: codeversion.CodeVersion) -> Tuple[ResultStore, Set[str], Set[str], Optional[str]]:
+    """The results store, opened to resume: (store, ids already ok, ok ids to run again
+    because other code made them, the line that says so). Reads only: a bad results
+    folder fails here, before a cluster starts."""
+    cfg = rp.cfg
+    store = ResultStore(
+        rp.results_dir,
+        cfg.results.flush_rows,
+        cfg.results.flush_seconds,
+        cfg.results.compact_parts,
+        first_columns=[a.key for a in rp.plan.axes],
+        code_version=code.label,
+    )
+    done = store.open_for_resume(cfg.name)
+    redo, notice = codeversion.on_resume(store, code, rerun=cfg.results.rerun == "changed")
+    if rp.plan.search is not None:
+        from .runner import adaptive
+
+        adaptive.check_resume(rp)  # a stored study of another search space is refused here
+    return store, done, redo, notice
 
 
 def _write_report(results_dir: Path, echo: Callable[[str], None]) -> None:
@@ -143,7 +199,7 @@ def _resume_command(experiment: Optional[str], overrides: Sequence[str], config_
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _dataset_dir(path: Union[str, Path], dataset: str) -> Path:
@@ -166,22 +222,13 @@ def load(path: Union[str, Path], dataset: str = "trials") -> pd.DataFrame:
     """
     folder = _dataset_dir(path, dataset)
     df = Dataset(folder, writer=False).read().to_pandas()
-    df.attrs["daskbench_dims"] = _dims(folder.parent)
+    df.attrs["daskbench_dims"] = manifest.axes(folder.parent)
     return df
 
 
-def _dims(root: Path) -> List[str]:
-    import json
-
-    try:
-        runs = json.loads((root / "manifest.json").read_text()).get("runs", [])
-        return list(runs[-1].get("axes", [])) if runs else []
-    except (OSError, ValueError):
-        return []
-
-
-def to_xarray(data: Union[str, Path, pd.DataFrame], dims: Optional[Sequence[str]] = None,
-              metrics: Optional[Sequence[str]] = None):
+def to_xarray(
+    data: Union[str, Path, pd.DataFrame], dims: Optional[Sequence[str]] = None, metrics: Optional[Sequence[str]] = None
+):
     """The ``ok`` trials as an ``xarray.Dataset``: one dimension per swept key (plus
     ``replicate`` when there are several), one variable per numeric metric."""
     import pandas as pd
@@ -196,10 +243,11 @@ def to_xarray(data: Union[str, Path, pd.DataFrame], dims: Optional[Sequence[str]
     ok = df[df["status"] == "ok"] if "status" in df.columns else df
     if "replicate" in ok.columns and ok["replicate"].nunique() > 1 and "replicate" not in dims:
         dims.append("replicate")
-    from .runner.execute import RESERVED
+    from .results.row import RESERVED
 
     if metrics is None:
-        metrics = [c for c in ok.columns if c not in dims and c not in RESERVED
-                   and pd.api.types.is_numeric_dtype(ok[c])]
+        metrics = [
+            c for c in ok.columns if c not in dims and c not in RESERVED and pd.api.types.is_numeric_dtype(ok[c])
+        ]
     table = ok[dims + list(metrics)].groupby(dims, dropna=False).last()
     return table.to_xarray()

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict
 
-import pytest
-
 import podman_engine as pe
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -37,7 +36,7 @@ class Cluster:
 
     address: str
     dashboard: str
-    scheduler: str                                  # container name
+    scheduler: str  # container name
     workers: Dict[str, str] = field(default_factory=dict)  # container name -> worker address
 
     def worker_address(self, name: str) -> str:
@@ -46,9 +45,24 @@ class Cluster:
     def start_worker(self, name: str, *extra: str) -> str:
         """Start ``dask worker`` in a container of its own; returns the container name."""
         port = pe.free_port()
-        container = pe.run(name, ["dask", "worker", self.address, "--name", name, "--nthreads", "1",
-                                  "--host", HOST, "--dashboard-address", f"{HOST}:{port}", *extra],
-                           env={"DASKBENCH_HEALTH_URL": f"http://{HOST}:{port}/health"})
+        container = pe.run(
+            name,
+            [
+                "dask",
+                "worker",
+                self.address,
+                "--name",
+                name,
+                "--nthreads",
+                "1",
+                "--host",
+                HOST,
+                "--dashboard-address",
+                f"{HOST}:{port}",
+                *extra,
+            ],
+            env={"DASKBENCH_HEALTH_URL": f"http://{HOST}:{port}/health"},
+        )
         self.workers[container] = ""
         return container
 
@@ -57,7 +71,7 @@ class Cluster:
         info = pe.wait_for_workers(self.address, n, why=self.logs())
         by_name = {w["name"]: addr for addr, w in info.items()}
         for container in self.workers:
-            name = container[len(pe.PREFIX) + 1:]
+            name = container[len(pe.PREFIX) + 1 :]
             if name in by_name:
                 self.workers[container] = by_name[name]
 
@@ -73,10 +87,14 @@ def cluster(image, request) -> Cluster:
     failures 0); everything binds 127.0.0.1 on free ports in 18000-19999.
     """
     port, dash = pe.free_port(), pe.free_port()
-    sched = pe.run("scheduler", ["dask", "scheduler", "--host", HOST, "--port", str(port),
-                                 "--dashboard-address", f"{HOST}:{dash}"],
-                   env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
-                        "DASKBENCH_HEALTH_URL": f"http://{HOST}:{dash}/health"})
+    sched = pe.run(
+        "scheduler",
+        ["dask", "scheduler", "--host", HOST, "--port", str(port), "--dashboard-address", f"{HOST}:{dash}"],
+        env={
+            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+            "DASKBENCH_HEALTH_URL": f"http://{HOST}:{dash}/health",
+        },
+    )
     c = Cluster(address=f"tcp://{HOST}:{port}", dashboard=f"http://{HOST}:{dash}", scheduler=sched)
     try:
         c.start_worker("worker-1")

@@ -11,15 +11,28 @@ from typing import List
 
 def cli(args: List[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python -m daskbench ARGS`` on the host, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "daskbench", *args], cwd=cwd, env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "daskbench", *args],
+        cwd=cwd,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def start_cli(args: List[str], cwd: Path) -> subprocess.Popen:
     """The same, in the background; its output goes to ``cwd/cli.log``."""
     log = open(cwd / "cli.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "daskbench", *args], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"), stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "daskbench", *args],
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def finish(p: subprocess.Popen, cwd: Path, timeout: float = 300) -> str:

@@ -49,8 +49,9 @@ def shipped(name: str, image: str) -> Tuple[Obj, List[Obj]]:
 
     cfg = daskbench.plan("sweep", ["cluster=kubernetes", f"cluster.name={name}", f"cluster.image={image}"]).cluster
     cluster = kube.build_spec(cfg)
-    gpu = json.loads(json.dumps(kube.load_manifest(kube.package_deploy_dir() / "gpu-workergroup.yaml",
-                                                   "DaskWorkerGroup")))
+    gpu = json.loads(
+        json.dumps(kube.load_manifest(kube.package_deploy_dir() / "gpu-workergroup.yaml", "DaskWorkerGroup"))
+    )
     gpu["metadata"]["name"] = f"{name}-gpu"
     gpu["spec"]["cluster"] = name
     for c in gpu["spec"]["worker"]["spec"]["containers"]:
@@ -77,7 +78,9 @@ def _with_template_meta(annotations: Dict[str, str], labels: Dict[str, str], spe
     return annotations, labels
 
 
-def render(cluster: Obj, workergroups: List[Obj] = (), new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:10]) -> List[Obj]:
+def render(
+    cluster: Obj, workergroups: List[Obj] = (), new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:10]
+) -> List[Obj]:
     """The objects the operator creates for ``cluster`` (a DaskCluster) and extra DaskWorkerGroups.
 
     In order: the scheduler Deployment, the scheduler Service, then one worker
@@ -92,8 +95,10 @@ def render(cluster: Obj, workergroups: List[Obj] = (), new_id: Callable[[], str]
     annotations, labels = _meta(cluster)
     scheduler = cluster["spec"]["scheduler"]
     s_ann, s_lab = _with_template_meta(annotations, labels, scheduler)
-    out = [op.build_scheduler_deployment_spec(name, copy.deepcopy(scheduler.get("spec")), s_ann, s_lab),
-           op.build_scheduler_service_spec(name, copy.deepcopy(scheduler.get("service")), s_ann, s_lab)]
+    out = [
+        op.build_scheduler_deployment_spec(name, copy.deepcopy(scheduler.get("spec")), s_ann, s_lab),
+        op.build_scheduler_service_spec(name, copy.deepcopy(scheduler.get("service")), s_ann, s_lab),
+    ]
     w_ann, w_lab = _with_template_meta(annotations, labels, cluster["spec"]["worker"])
     default = op.build_default_worker_group_spec(name, copy.deepcopy(cluster["spec"]["worker"]), w_ann, w_lab)
     for group in [default, *workergroups]:
@@ -101,15 +106,21 @@ def render(cluster: Obj, workergroups: List[Obj] = (), new_id: Callable[[], str]
         g_ann, g_lab = _with_template_meta(g_ann, g_lab, group["spec"]["worker"])
         for _ in range(int(group["spec"]["worker"].get("replicas", 1))):
             data = op.build_worker_deployment_spec(
-                worker_group_name=group["metadata"]["name"], namespace=namespace,
-                cluster_name=group["spec"]["cluster"], uuid=new_id(),
-                pod_spec=group["spec"]["worker"]["spec"], annotations=g_ann, labels=g_lab)
+                worker_group_name=group["metadata"]["name"],
+                namespace=namespace,
+                cluster_name=group["spec"]["cluster"],
+                uuid=new_id(),
+                pod_spec=group["spec"]["worker"]["spec"],
+                annotations=g_ann,
+                labels=g_lab,
+            )
             kopf.label(data, labels=cluster["metadata"].get("labels") or {})  # as the operator labels them
             out.append(data)
     return out
 
 
 # --------------------------------------------------------------------------- one host
+
 
 def _pod(obj: Obj) -> Obj:
     return obj["spec"]["template"]["spec"]
@@ -135,10 +146,12 @@ _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 def expand(text: str, env: Dict[str, str]) -> str:
     """Kubernetes' ``$(VAR)`` expansion: defined names are replaced, ``$$`` is a literal ``$``."""
-    def sub(m: "re.Match[str]") -> str:
+
+    def sub(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
         return env.get(m.group(1), m.group(0))
+
     return _VAR.sub(sub, text)
 
 
@@ -159,9 +172,17 @@ def for_one_host(objects: List[Obj], free_port: Callable[[], int]) -> Tuple[List
     """
     objects = copy.deepcopy(objects)
     changes: List[str] = []
-    [sched] = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["labels"].get("dask.org/component") == "scheduler"]
+    [sched] = [
+        o
+        for o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["labels"].get("dask.org/component") == "scheduler"
+    ]
     [service] = [o for o in objects if o["kind"] == "Service"]
-    workers = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["labels"].get("dask.org/component") == "worker"]
+    workers = [
+        o
+        for o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["labels"].get("dask.org/component") == "worker"
+    ]
     where: Dict[str, Any] = {"workers": {}}
 
     # The scheduler: the host's network, 127.0.0.1, a port of its own for each named port.

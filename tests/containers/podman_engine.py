@@ -52,8 +52,14 @@ def free_port() -> int:
     raise RuntimeError("no free port in 18000-19999")
 
 
-def run(name: str, args: List[str], env: Optional[Dict[str, str]] = None, cpus: str = "1",
-        memory: str = "2g", image: str = "") -> str:
+def run(
+    name: str,
+    args: List[str],
+    env: Optional[Dict[str, str]] = None,
+    cpus: str = "1",
+    memory: str = "2g",
+    image: str = "",
+) -> str:
     """Start a detached container ``PREFIX-name`` on the host's network; returns its name."""
     full = f"{PREFIX}-{name}"
     flags = ["--detach", "--name", full, "--network", "host", "--cpus", cpus, "--memory", memory]

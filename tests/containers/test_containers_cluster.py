@@ -13,10 +13,10 @@ import re
 import time
 
 import pandas as pd
-
-import daskbench
 import podman_engine as pe
 from host_cli import cli, finish, start_cli
+
+import daskbench
 
 
 def _address(cluster):
@@ -98,7 +98,9 @@ def test_worker_container_killed_mid_sweep_loses_no_trial_and_doubles_none(clust
                 pe.podman("kill", victim)
                 break
             time.sleep(0.2)
-        assert seen is not None, "the sweep ended (or never started) before the kill: " + (tmp_path / "cli.log").read_text()[-2000:]
+        assert seen is not None, (
+            "the sweep ended (or never started) before the kill: " + (tmp_path / "cli.log").read_text()[-2000:]
+        )
         assert seen["done"] < seen["total"] == 144  # the kill came mid-sweep
         finish(p, tmp_path)
         assert not pe.state(victim)["Running"]
@@ -120,7 +122,9 @@ def test_worker_container_that_joins_mid_run_runs_the_shipped_experiment(cluster
     args = ["+experiment=sweep", "+resources.TPU=1", "trial.customers=1000", "cluster.resource_wait_s=120"]
     p = start_cli([*args, *_address(cluster)], tmp_path)
     deadline = time.monotonic() + 120
-    while "waiting up to" not in (tmp_path / "cli.log").read_text() and p.poll() is None and time.monotonic() < deadline:
+    while (
+        "waiting up to" not in (tmp_path / "cli.log").read_text() and p.poll() is None and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
     late = cluster.start_worker("worker-tpu", "--resources", "TPU=1")
     try:
@@ -138,11 +142,14 @@ def test_a_users_own_trial_package_is_sent_to_the_worker_containers(cluster, tmp
     pkg = tmp_path / "mytrials"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "models.py").write_text("import os\n\ndef square(x=0, seed=0):\n    return {'y': x * x, 'pid': os.getpid()}\n")
+    (pkg / "models.py").write_text(
+        "import os\n\ndef square(x=0, seed=0):\n    return {'y': x * x, 'pid': os.getpid()}\n"
+    )
     (tmp_path / "conf" / "experiment").mkdir(parents=True)
     (tmp_path / "conf" / "experiment" / "mine.yaml").write_text(
         "# @package _global_\nname: mine\ntrial: {_target_: mytrials.models.square}\n"
-        "sweep: {params: {trial.x: 'range(0,12)'}}\n")
+        "sweep: {params: {trial.x: 'range(0,12)'}}\n"
+    )
     r = cli(["--config-dir", "conf", "+experiment=mine", *_address(cluster)], tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert f"sent {pkg} to the workers" in r.stdout
@@ -164,7 +171,7 @@ def test_scheduler_container_serves_metrics_status_and_health(cluster, tmp_path)
     r = cli([*small, *_address(cluster)], tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     metrics = pe.http_get(f"{cluster.dashboard}/metrics")
-    assert "dask_scheduler_workers" in metrics                     # distributed's own
+    assert "dask_scheduler_workers" in metrics  # distributed's own
     assert re.search(r'^daskbench_trials_total\{[^}]*experiment="sweep"', metrics, re.M), metrics[-2000:]
     page = pe.http_get(f"{cluster.dashboard}/daskbench/status")
     assert "<html" in page.lower() and "sweep" in page

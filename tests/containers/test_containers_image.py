@@ -31,8 +31,9 @@ def test_image_runs_as_non_root_with_the_drivers_dask_and_distributed(image):
 def test_image_has_a_healthcheck(image):
     health = json.loads(pe.podman("image", "inspect", "--format", "{{json .Config.Healthcheck}}", image).stdout)
     assert health and health["Test"] == ["CMD", "daskbench-healthcheck"]
-    r = pe.podman("run", "--rm", "--network", "host", image, "daskbench-healthcheck", "http://127.0.0.1:1/health",
-                  check=False)
+    r = pe.podman(
+        "run", "--rm", "--network", "host", image, "daskbench-healthcheck", "http://127.0.0.1:1/health", check=False
+    )
     assert r.returncode == 1 and r.stdout.startswith("unhealthy: http://127.0.0.1:1/health")  # nothing listens there
 
 
@@ -47,9 +48,12 @@ for d in /usr/include/python3* /build /root/.cache /home/dask/.cache /root/.pip 
          /etc/pip.conf /root/.config/pip /root/.docker /root/.ssh /home/dask/.ssh; do
     if [ -e "$d" ]; then echo "should not be in the image: $d"; bad=1; fi
 done
-keys=$(grep -rlIs --exclude-dir=site-packages -e 'PRIVATE KEY-----' /etc /root /home /opt /usr/local /srv 2>/dev/null)
+keys=$(grep -rlIs --exclude-dir=site-packages -e 'PRIVATE KEY-----' \
+    /etc /root /home /opt /usr/local /srv 2>/dev/null)
 if [ -n "$keys" ]; then echo "private keys: $keys"; bad=1; fi
-env | cut -d= -f1 | grep -iE 'token|secret|passw|credential|_key$' && { echo "secret-like environment variables"; bad=1; }
+if env | cut -d= -f1 | grep -iE 'token|secret|passw|credential|_key$'; then
+    echo "secret-like environment variables"; bad=1
+fi
 exit $bad
 """
 

@@ -13,16 +13,18 @@ from __future__ import annotations
 import json
 import time
 
-import yaml
-
-import daskbench
 import operator_pods
 import podman_engine as pe
+import yaml
 from host_cli import finish, start_cli
+
+import daskbench
 
 
 def _pods():
-    return [n for n in pe.podman("pod", "ls", "--format", "{{.Name}}").stdout.split() if n.startswith(f"{pe.PREFIX}-k-")]
+    return [
+        n for n in pe.podman("pod", "ls", "--format", "{{.Name}}").stdout.split() if n.startswith(f"{pe.PREFIX}-k-")
+    ]
 
 
 def test_operator_pods_under_podman_kube_play_serve_sweeps(image, tmp_path):
@@ -79,5 +81,7 @@ def test_operator_pods_under_podman_kube_play_serve_sweeps(image, tmp_path):
 
 
 def _logs(deployments):
-    return [f"--- {d}\n{pe.logs(f'{d}-pod-0-{role}')}"
-            for d, role in zip(deployments, ["scheduler"] + ["worker"] * (len(deployments) - 1))]
+    return [
+        f"--- {d}\n{pe.logs(f'{d}-pod-0-{role}')}"
+        for d, role in zip(deployments, ["scheduler"] + ["worker"] * (len(deployments) - 1))
+    ]

@@ -28,23 +28,31 @@ def _objects():
 def test_render_is_what_the_operator_creates_from_the_daskcluster():
     cluster, [gpu], objects = _objects()
     assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
-        ("Deployment", f"{NAME}-scheduler"), ("Service", f"{NAME}-scheduler"),
-        ("Deployment", f"{NAME}-default-worker-0000000000"), ("Deployment", f"{NAME}-gpu-worker-0000000001")]
+        ("Deployment", f"{NAME}-scheduler"),
+        ("Service", f"{NAME}-scheduler"),
+        ("Deployment", f"{NAME}-default-worker-0000000000"),
+        ("Deployment", f"{NAME}-gpu-worker-0000000001"),
+    ]
     sched, service, worker, gpu_worker = objects
     # the pod specs are the DaskCluster's, passed through
     assert sched["spec"]["template"]["spec"] == cluster["spec"]["scheduler"]["spec"]
     assert service["spec"] == cluster["spec"]["scheduler"]["service"]
     assert sched["spec"]["template"]["metadata"]["labels"] == {
-        "dask.org/cluster-name": NAME, "dask.org/component": "scheduler", "sidecar.istio.io/inject": "false"}
+        "dask.org/cluster-name": NAME,
+        "dask.org/component": "scheduler",
+        "sidecar.istio.io/inject": "false",
+    }
     assert all(sched["spec"]["template"]["metadata"]["labels"][k] == v for k, v in service["spec"]["selector"].items())
     for w, group in ((worker, cluster["spec"]["worker"]), (gpu_worker, gpu["spec"]["worker"])):
         [c] = w["spec"]["template"]["spec"]["containers"]
         [want] = group["spec"]["containers"]
         env = {e["name"]: e["value"] for e in c["env"]}
         # the operator injects the worker's name and the service's address
-        assert env == {**{e["name"]: e["value"] for e in want.get("env", [])},
-                       "DASK_WORKER_NAME": w["metadata"]["name"],
-                       "DASK_SCHEDULER_ADDRESS": f"tcp://{NAME}-scheduler.default.svc.cluster.local:8786"}
+        assert env == {
+            **{e["name"]: e["value"] for e in want.get("env", [])},
+            "DASK_WORKER_NAME": w["metadata"]["name"],
+            "DASK_SCHEDULER_ADDRESS": f"tcp://{NAME}-scheduler.default.svc.cluster.local:8786",
+        }
         assert {k: v for k, v in c.items() if k != "env"} == {k: v for k, v in want.items() if k != "env"}
         assert c["image"] == IMAGE
     env = {e["name"]: e["value"] for e in sched["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -76,12 +84,26 @@ def test_one_host_changes_only_networking_probes_expansion_and_gpu_devices():
     sched, service, worker, gpu_worker = played
     assert service == objects[1]  # podman plays no Service: workers get the address it leads to
     c = sched["spec"]["template"]["spec"]["containers"][0]
-    assert c["args"] == ["dask", "scheduler", "--host", "127.0.0.1", "--port", "18500", "--dashboard-address", "127.0.0.1:18501"]
+    assert c["args"] == [
+        "dask",
+        "scheduler",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "18500",
+        "--dashboard-address",
+        "127.0.0.1:18501",
+    ]
     assert c["resources"] == objects[0]["spec"]["template"]["spec"]["containers"][0]["resources"]  # limits stay
     assert c["env"][:2] == objects[0]["spec"]["template"]["spec"]["containers"][0]["env"]  # routes, allowed failures
-    assert where == {"scheduler": "tcp://127.0.0.1:18500", "dashboard": "http://127.0.0.1:18501",
-                     "workers": {worker["metadata"]["name"]: "http://127.0.0.1:18502",
-                                 gpu_worker["metadata"]["name"]: "http://127.0.0.1:18503"}}
+    assert where == {
+        "scheduler": "tcp://127.0.0.1:18500",
+        "dashboard": "http://127.0.0.1:18501",
+        "workers": {
+            worker["metadata"]["name"]: "http://127.0.0.1:18502",
+            gpu_worker["metadata"]["name"]: "http://127.0.0.1:18503",
+        },
+    }
     for w in (worker, gpu_worker):
         [c] = w["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e["value"] for e in c["env"]}
@@ -91,12 +113,15 @@ def test_one_host_changes_only_networking_probes_expansion_and_gpu_devices():
     assert c["args"][c["args"].index("--resources") + 1] == "GPU=1"
     assert "nvidia.com/gpu" not in c["resources"]["limits"]
     assert any("nvidia.com/gpu" in x for x in changes)
-    assert f"service {NAME}-scheduler.default.svc.cluster.local -> 127.0.0.1, ports 8786 -> 18500, 8787 -> 18501" in changes
+    assert (
+        f"service {NAME}-scheduler.default.svc.cluster.local -> 127.0.0.1, ports 8786 -> 18500, 8787 -> 18501"
+        in changes
+    )
 
 
 def test_expand_is_kubernetes_dependent_variable_expansion():
     env = {"A": "x", "B": "y"}
     assert operator_pods.expand("$(A)-$(B)", env) == "x-y"
-    assert operator_pods.expand("$(C)", env) == "$(C)"      # undefined: left as written
-    assert operator_pods.expand("$$(A)", env) == "$(A)"     # escaped
-    assert operator_pods.expand("$A", env) == "$A"          # not shell syntax
+    assert operator_pods.expand("$(C)", env) == "$(C)"  # undefined: left as written
+    assert operator_pods.expand("$$(A)", env) == "$(A)"  # escaped
+    assert operator_pods.expand("$A", env) == "$A"  # not shell syntax

@@ -20,38 +20,36 @@ import dask
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ..errors import ClusterError, ConfigError
 from ..config.schema import AddressClusterConfig, KubernetesClusterConfig, LocalClusterConfig, SecurityConfig
+from ..errors import ClusterError, ConfigError
 
 
-def make_security(sec: SecurityConfig, local: bool) -> Any:
-    """A ``distributed.security.Security`` for ``cluster.security``, or None."""
+def make_security(sec: SecurityConfig) -> Any:
+    """A ``distributed.security.Security`` for ``cluster.security``, or None.
+
+    ``sec`` is checked where the config entered (``SecurityConfig.problems``: a known
+    mode, ``temporary`` only for a LocalCluster, the three PEM files present).
+    """
     from distributed.security import Security
 
     if sec.mode == "none":
         return None
     if sec.mode == "temporary":
-        if not local:
-            raise ConfigError(
-                "cluster.security.mode=temporary makes self-signed certificates for a LocalCluster only; "
-                "for a running scheduler set mode=files with ca_file, cert_file and key_file"
-            )
         try:
             return Security.temporary()
         except ImportError:
-            raise ConfigError("cluster.security.mode=temporary needs the `cryptography` package: pip install cryptography") from None
-    if sec.mode != "files":
-        raise ConfigError(f"cluster.security.mode={sec.mode!r}: use none, temporary or files")
-    files = {"ca_file": sec.ca_file, "cert_file": sec.cert_file, "key_file": sec.key_file}
-    for key, path in files.items():
-        if not path:
-            raise ConfigError(f"cluster.security.mode=files needs cluster.security.{key}")
-        if not os.path.isfile(os.path.expanduser(path)):
-            raise ConfigError(f"cluster.security.{key}={path}: no such file")
-    ca, cert, key = (os.path.expanduser(p) for p in files.values())
+            raise ConfigError(
+                "cluster.security.mode=temporary needs the `cryptography` package: pip install cryptography"
+            ) from None
+    ca, cert, key = (os.path.expanduser(str(p)) for p in (sec.ca_file, sec.cert_file, sec.key_file))
     return Security(
-        tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
-        tls_scheduler_cert=cert, tls_scheduler_key=key, tls_worker_cert=cert, tls_worker_key=key,
+        tls_ca_file=ca,
+        tls_client_cert=cert,
+        tls_client_key=key,
+        tls_scheduler_cert=cert,
+        tls_scheduler_key=key,
+        tls_worker_cert=cert,
+        tls_worker_key=key,
         require_encryption=True,
     )
 
@@ -90,13 +88,16 @@ def _quiet_loop_errors(quiet: bool) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
-    security = make_security(cfg.security, local=True)
+    security = make_security(cfg.security)
     adaptive = cfg.adapt.maximum > 0
     kwargs: Dict[str, Any] = dict(
         n_workers=cfg.adapt.minimum if adaptive else cfg.n_workers,
-        threads_per_worker=cfg.threads_per_worker, processes=cfg.processes,
-        memory_limit=cfg.memory_limit, resources=dict(cfg.resources) or None,
-        dashboard_address=cfg.dashboard_address, silence_logs=level,
+        threads_per_worker=cfg.threads_per_worker,
+        processes=cfg.processes,
+        memory_limit=cfg.memory_limit,
+        resources=dict(cfg.resources) or None,
+        dashboard_address=cfg.dashboard_address,
+        silence_logs=level,
     )
     if cfg.processes:
         kwargs["host"] = cfg.host
@@ -113,13 +114,14 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
     # driver (KilledWorker), which reruns it and, for a chunk, finds the trial
     # that crashed (runner.crash_retries), instead of Dask running a crashing
     # chunk on four workers in turn.
-    with dask.config.set({"distributed.admin.low-level-log-length": 0,
-                          "distributed.scheduler.allowed-failures": 0}):
+    with dask.config.set({"distributed.admin.low-level-log-length": 0, "distributed.scheduler.allowed-failures": 0}):
         try:
             with _sigint_ignored():  # spawned workers inherit the ignore
                 cluster = LocalCluster(**kwargs)
         except Exception as exc:
-            raise ClusterError(f"cannot start a LocalCluster ({type(exc).__name__}: {exc}); check cluster.* settings") from None
+            raise ClusterError(
+                f"cannot start a LocalCluster ({type(exc).__name__}: {exc}); check cluster.* settings"
+            ) from None
         if adaptive:
             cluster.adapt(minimum=cfg.adapt.minimum, maximum=cfg.adapt.maximum)
         client = Client(cluster, security=security)
@@ -132,14 +134,7 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
 
 @contextlib.contextmanager
 def _address(cfg: AddressClusterConfig) -> Iterator[Client]:
-    security = make_security(cfg.security, local=False)
-    if cfg.address.startswith("tls://") and security is None:
-        raise ConfigError(
-            f"cluster.address={cfg.address} uses TLS but cluster.security.mode is none; set "
-            "cluster.security.mode=files with ca_file, cert_file and key_file"
-        )
-    if security is not None and not cfg.address.startswith("tls://"):
-        raise ConfigError(f"cluster.security is set but cluster.address={cfg.address} is not tls://")
+    security = make_security(cfg.security)  # matches the address's scheme: checked with the config
     started = time.monotonic()
     try:
         client = Client(cfg.address, timeout=f"{cfg.timeout_s}s", security=security)
@@ -169,7 +164,9 @@ def _kubernetes(cfg: KubernetesClusterConfig) -> Iterator[Client]:
     except Exception as exc:
         with contextlib.suppress(Exception):
             cluster.close(timeout=30)
-        raise ClusterError(f"DaskCluster {cfg.name!r} started but cannot be used ({type(exc).__name__}: {exc})") from None
+        raise ClusterError(
+            f"DaskCluster {cfg.name!r} started but cannot be used ({type(exc).__name__}: {exc})"
+        ) from None
     try:
         yield client
     finally:
@@ -214,8 +211,10 @@ def _quietly_close(client: Client, cluster: Any) -> None:
 
 # -- readying a client for a sweep ---------------------------------------------
 
-def prepare(client: Client, cfg: Any, target: str, resources: Dict[str, float],
-            echo: Callable[[str], None] = print) -> None:
+
+def prepare(
+    client: Client, cfg: Any, target: str, resources: Dict[str, float], echo: Callable[[str], None] = print
+) -> None:
     """Install daskbench's scheduler plugin, ship the trial's code to remote
     workers, and make sure some worker can run a trial that needs ``resources``."""
     from ..observe.plugin import ObservePlugin
@@ -248,8 +247,12 @@ def _matching(client: Client, wanted: Dict[str, float]) -> bool:
     return any(all(res.get(k, 0) >= v for k, v in wanted.items()) for res in worker_resources(client).values())
 
 
-def _no_match(client: Optional[Client], wanted: Dict[str, float], have: Optional[Dict[str, float]] = None,
-              waited: Optional[float] = None) -> ClusterError:
+def _no_match(
+    client: Optional[Client],
+    wanted: Dict[str, float],
+    have: Optional[Dict[str, float]] = None,
+    waited: Optional[float] = None,
+) -> ClusterError:
     if have is None and client is not None:
         pools = sorted({f"{k}={v:g}" for res in worker_resources(client).values() for k, v in res.items()})
     else:
@@ -259,7 +262,7 @@ def _no_match(client: Optional[Client], wanted: Dict[str, float], have: Optional
     return ClusterError(
         f"no worker has the resources this experiment asks for ({asked}){when}; the workers have: "
         f"{', '.join(pools) or 'no resources'}. Start a worker with `dask worker ADDRESS --resources "
-        f"\"{asked.replace(', ', ' ')}\"`, set cluster.resources for a local cluster, or change `resources`"
+        f'"{asked.replace(", ", " ")}"`, set cluster.resources for a local cluster, or change `resources`'
     )
 
 
@@ -269,8 +272,9 @@ def check_local_resources(cfg: LocalClusterConfig, wanted: Dict[str, float]) -> 
         raise _no_match(None, wanted, have=dict(cfg.resources))
 
 
-def wait_for_resources(client: Client, wanted: Dict[str, float], timeout_s: float,
-                       echo: Callable[[str], None] = print) -> None:
+def wait_for_resources(
+    client: Client, wanted: Dict[str, float], timeout_s: float, echo: Callable[[str], None] = print
+) -> None:
     """Return once a worker has ``wanted``; fail at once (fixed cluster) or after
     ``timeout_s`` (a cluster whose workers come and go).
 

@@ -53,7 +53,8 @@ def code_root(target: str) -> Optional[Path]:
 def _zip(root: Path) -> Path:
     """Zip a package folder (keeping its name as the top-level entry)."""
     files = sorted(
-        p for p in root.rglob("*")
+        p
+        for p in root.rglob("*")
         if p.is_file() and p.suffix != ".pyc" and not (_SKIP_DIRS & set(p.relative_to(root).parts))
     )
     digest = hashlib.sha256()

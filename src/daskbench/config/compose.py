@@ -8,23 +8,28 @@ no ``-m`` flag is needed, and handed to the pure expansion in :mod:`sweep`.
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import itertools
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import checks, schema
-from ..errors import ConfigError, ExperimentNotFound, TrialImportError
-from ..sweep.plan import SEED_KEY, SweepPlan, axis_from_override, axis_from_param, flatten, merge_axes, parse_override
+from ..errors import ConfigError, ExperimentNotFound
+from ..sweep import identity
+from ..sweep.plan import SEED_KEY, Axis, SweepPlan, parse_override
+from ..sweep.search import from_config as search_config
+from . import checks, schema, sections, targets
+from .axes import build_axes
+from .simcheck import check_simulation
+
+#: a combination of swept config groups: ((group, choice), ...), sorted
+GroupKey = Tuple[Tuple[str, str], ...]
 
 
 def package_conf_dir() -> Path:
@@ -50,14 +55,10 @@ def search_dirs(config_dir: Optional[str]) -> List[Path]:
 
 def list_experiments(config_dir: Optional[str] = None) -> List[str]:
     """Names usable as ``+experiment=NAME``."""
-    names = set()
+    names: set[str] = set()
     for d in search_dirs(config_dir):
         names.update(p.stem for p in (d / "experiment").glob("*.yaml"))
     return sorted(names)
-
-
-def _is_group(key: str, choices: Dict[str, Any], dirs: Sequence[Path]) -> bool:
-    return key in choices or any((d / key).is_dir() for d in dirs)
 
 
 @dataclass
@@ -67,7 +68,7 @@ class RunPlan:
     cfg: schema.ExperimentConfig  # typed run sections (trial kept raw below)
     cluster: Any  # LocalClusterConfig | AddressClusterConfig
     plan: SweepPlan
-    trial_bases: Dict[Tuple[Tuple[str, str], ...], Dict[str, Any]]  # unresolved full configs
+    trial_bases: Dict[GroupKey, Dict[str, Any]]  # unresolved full configs
     config_yaml: str
     search_path: List[str]
     results_dir: Path
@@ -76,11 +77,6 @@ class RunPlan:
     @property
     def name(self) -> str:
         return self.cfg.name
-
-
-def _suggest(word: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[str]) -> DictConfig:
@@ -92,13 +88,15 @@ def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[st
             return compose("config", overrides=overrides + extra, return_hydra_config=True)
     except yaml.YAMLError as exc:  # a config file Hydra loads is not YAML at all
         raise ConfigError(checks.yaml_message(exc)) from None
+    except UnicodeDecodeError as exc:  # e.g. a config group file saved as Latin-1
+        raise ConfigError(checks.utf8_message(exc)) from None
     except MissingConfigException as exc:
         msg = str(exc)
         if "experiment/" in msg:
             name = msg.split("experiment/", 1)[1].split("'", 1)[0]
             avail = list_experiments(config_dir)
             raise ExperimentNotFound(
-                f"unknown experiment {name!r}{_suggest(name, avail)}; available: "
+                f"unknown experiment {name!r}{checks.suggest(name, avail)}; available: "
                 f"{', '.join(avail) or '(none)'}. Add your own as DIR/experiment/NAME.yaml "
                 "and pass --config-dir DIR"
             ) from None
@@ -118,7 +116,7 @@ def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[st
                 raise _MissingTrialKey(
                     f"{key} is not in the experiment config; to pass a new argument write +{key}=VALUE", key
                 ) from None
-            cls = _SECTIONS.get(section)
+            cls = schema.SECTIONS.get(section)
             if section == "cluster":  # the keys of the chosen kind, e.g. cluster=address
                 kind = next((w.split("=", 1)[1] for w in reversed(overrides) if w.startswith("cluster=")), "local")
                 cls = schema.CLUSTER_SCHEMAS.get(kind)
@@ -128,13 +126,10 @@ def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[st
                 bad = rest.split(".")[0]
                 if bad not in names:
                     raise ConfigError(
-                        f"unknown key {key.split('.')[0]}.{bad}{_suggest(bad, names)}; valid keys under "
+                        f"unknown key {key.split('.')[0]}.{bad}{checks.suggest(bad, names)}; valid keys under "
                         f"{section}: {', '.join(names)}"
                     ) from None
         raise ConfigError(" ".join(msg.split("\n")[:2])) from None
-
-
-_SECTIONS = {"sweep": schema.SweepConfig, "results": schema.ResultsConfig, "runner": schema.RunnerConfig}
 
 
 class _MissingTrialKey(ConfigError):
@@ -145,31 +140,72 @@ class _MissingTrialKey(ConfigError):
         self.key = key
 
 
-def _typed(section: str, node: Any, cls: type) -> Any:
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(cls), node)
-        return merged
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
-        names = [f.name for f in fields(cls)]
-        bad = str(key).split(".")[-1]
-        if bad not in names:
-            hint = ""
-            if bad.replace(".", "").lstrip("-").isdigit():
-                hint = (". In YAML flow style a comma ends the entry: write {trial.x: '1,2,3'} "
-                        "(quoted) or use block style")
-            raise ConfigError(
-                f"unknown key {section}.{bad}{_suggest(bad, names)}; valid keys under "
-                f"{section}: {', '.join(names)}{hint}"
-            ) from None
-        full = str(getattr(exc, "full_key", None) or bad)
-        where = full if section == "config" else f"{section}.{full}"
-        raise ConfigError(checks.value_message(exc, where)) from None
-
-
 def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: Optional[str] = None) -> RunPlan:
-    """Compose ``+experiment=NAME`` plus overrides and check everything a run needs."""
+    """Compose ``+experiment=NAME`` plus overrides and check everything a run needs.
+
+    The stages, in order: parse the words, compose the base config, check its
+    top-level keys, type and check the sections (cluster included), build the
+    axes, compose once per combination of swept groups, check the trial function
+    and its arguments (and a simulation's settings), decide the seeds, plan.
+    """
     dirs = search_dirs(config_dir)
+    plain, sweeps = _words(experiment, overrides, config_dir, dirs)
+    plain_words = [str(o.input_line) for o in plain]
+    cfg0 = _compose_base(dirs, plain, config_dir)
+    choices = {k: v for k, v in cfg0.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    sections.check_top_level(cfg0, choices)
+    cfg = sections.type_sections(cfg0)
+    cluster = sections.cluster(cfg0)
+    axes, fixed = build_axes(cfg0, plain, sweeps, choices, dirs)
+    bases = _group_bases(cfg0, dirs, plain_words, axes, fixed, config_dir)
+    trials = checks.resolved_trials(bases, axes)
+
+    trial = next(iter(bases.values())).get("trial") or {}
+    target = trial.get("_target_") if isinstance(trial, dict) else None
+    if not target:
+        raise ConfigError(
+            "the experiment config has no trial._target_; set it to the import path of your trial function"
+        )
+    fn = targets.import_target(str(target), dirs)
+    accepts_seed, names = targets.signature(fn)
+    targets.check_arguments(str(target), names, trial, axes)
+    check_simulation(fn, trials, axes)
+    inject, fixed_seed = _seeding(cfg, str(target), accepts_seed, trial, axes)
+
+    content = {g: identity.content(tree) for g, tree in bases.items()}
+    zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
+    plan = SweepPlan(
+        name=cfg.name,
+        axes=axes,
+        bases=content,
+        zip=zip_groups,
+        design=cfg.sweep.design,
+        samples=cfg.sweep.samples,
+        replicates=cfg.sweep.replicates,
+        root_seed=int(cfg.seed),
+        inject_seed=inject,
+        fixed_seed=fixed_seed,
+        search=search_config(cfg.sweep, axes, int(cfg.seed)),  # None unless sweep.search=optuna
+    )
+    shown = OmegaConf.to_container(cfg0, resolve=False)
+    assert isinstance(shown, dict)
+    shown.pop("hydra", None)
+    return RunPlan(
+        cfg=cfg,
+        cluster=cluster,
+        plan=plan,
+        trial_bases=bases,
+        config_yaml=OmegaConf.to_yaml(shown),
+        search_path=[str(d) for d in dirs],
+        results_dir=Path(cfg.results.dir).expanduser(),
+        sys_path=targets.import_roots(dirs),
+    )
+
+
+def _words(
+    experiment: Optional[str], overrides: Sequence[str], config_dir: Optional[str], dirs: Sequence[Path]
+) -> Tuple[List[Override], List[Override]]:
+    """(plain overrides, sweep overrides) of the command line; the experiment file read first."""
     words = list(overrides)
     if experiment:
         words.insert(0, f"+experiment={experiment}")
@@ -182,177 +218,85 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
         )
     plain = [o for o in parsed if not o.is_sweep_override()]
     sweeps = [o for o in parsed if o.is_sweep_override()]
-    plain_words = [o.input_line for o in plain]
+    if any(o.key_or_group == "experiment" for o in sweeps):
+        raise ConfigError("sweeping over experiments is not supported; run each experiment on its own")
     for o in plain:
-        if o.key_or_group == "experiment" and isinstance(o.value(), str):
-            checks.check_experiment_file(o.value(), dirs)
+        name = o.value()
+        if o.key_or_group == "experiment" and isinstance(name, str):
+            checks.check_experiment_file(name, dirs)
+    return plain, sweeps
 
+
+def _compose_base(dirs: Sequence[Path], plain: Sequence[Override], config_dir: Optional[str]) -> DictConfig:
+    """The config of the plain overrides (no sweeps), composed once."""
     try:
-        cfg0 = _compose(dirs, plain_words, config_dir)
+        return _compose(dirs, [str(o.input_line) for o in plain], config_dir)
     except _MissingTrialKey as exc:
         raise _explain_trial_key(exc, dirs, plain, config_dir) from None
-    choices = {k: v for k, v in cfg0.hydra.runtime.choices.items() if not k.startswith("hydra")}
-    for o in sweeps:
-        if o.key_or_group == "experiment":
-            raise ConfigError("sweeping over experiments is not supported; run each experiment on its own")
 
-    # -- top-level keys: the schema's sections plus config groups, nothing else.
-    known = {f.name for f in fields(schema.ExperimentConfig)} | {"hydra"}
-    group_roots = {g.split("/")[0] for g in choices}
-    for key in cfg0.keys():
-        if key not in known and key not in group_roots:
-            raise ConfigError(
-                f"unknown top-level key {key!r}{_suggest(str(key), sorted(known - {'hydra'}))}; "
-                f"valid keys: {', '.join(sorted(known - {'hydra'}))}, or a config group"
-            )
-    if "name" not in cfg0 or OmegaConf.is_missing(cfg0, "name"):
-        raise ConfigError("the experiment config sets no `name`; add `name: my_experiment`")
-    for k in cfg0.keys():
-        if k != "hydra" and OmegaConf.is_missing(cfg0, k):
-            raise ConfigError(f"{k} has no value (???); set it in the experiment config or with {k}=VALUE")
-    try:
-        run_part = {k: cfg0[k] for k in cfg0.keys() if k in known and k not in ("hydra", "trial", "cluster")}
-    except OmegaConfBaseException as exc:  # e.g. name: ${nosuch}
-        raise ConfigError(checks.interpolation_message(exc)) from None
-    typed = _typed("config", OmegaConf.create({}), schema.ExperimentConfig)
-    for k, node in run_part.items():
-        cls = _SECTIONS.get(k)
-        try:
-            typed[k] = _typed(k, node, cls) if cls else node
-        except OmegaConfBaseException as exc:
-            full = str(getattr(exc, "full_key", None) or k)
-            raise ConfigError(checks.value_message(exc, full if full.startswith(str(k)) else f"{k}.{full}")) from None
-    if not str(typed.name).strip():  # a missing name was caught above
-        raise ConfigError("the experiment config sets no `name`; add `name: my_experiment`")
-    cluster = _cluster(cfg0)
-    try:
-        cfg: schema.ExperimentConfig = OmegaConf.to_object(typed)  # type: ignore[assignment]
-    except OmegaConfBaseException as exc:
-        raise ConfigError(checks.interpolation_message(exc)) from None
-    problems = schema.check_values(cfg) + checks.value_checks(cfg)
-    if problems:
-        raise ConfigError("; ".join(problems))
 
-    # -- axes: sweep.params first, command line wins.
-    params = OmegaConf.to_container(cfg0.sweep.params, resolve=False) if "sweep" in cfg0 else {}
-    for k, v in (params or {}).items():
-        if v is None:
-            raise ConfigError(
-                f"sweep.params.{k} has no value. If you wrote {{trial.x: 1,2}} in YAML flow style, "
-                "the comma ended the entry: quote it, {trial.x: '1,2'}, or use block style"
-            )
-    config_axes = [axis_from_param(str(k), v, is_group=_is_group(str(k), choices, dirs)) for k, v in (params or {}).items()]
-    cli_axes = [axis_from_override(o, is_group=_is_group(o.key_or_group, choices, dirs)) for o in sweeps]
-    axes = merge_axes(config_axes, cli_axes, [o.key_or_group for o in plain])
-    fixed = [a for a in axes if a.values is not None and len(a.values) == 1]
-    axes = [a for a in axes if a not in fixed]
-    for a in axes:
-        if not a.is_group and not a.key.startswith("trial.") and OmegaConf.select(cfg0, a.key, default=None) is None and not a.add:
-            raise ConfigError(
-                f"swept key {a.key!r} is not in the config; to add a new key write +{a.key}=..., "
-                "or sweep a key under trial."
-            )
-
-    # -- compose once per combination of swept groups.
+def _group_bases(
+    cfg0: DictConfig,
+    dirs: Sequence[Path],
+    plain_words: List[str],
+    axes: Sequence[Axis],
+    fixed: Sequence[Axis],
+    config_dir: Optional[str],
+) -> Dict[GroupKey, Dict[str, Any]]:
+    """The unresolved config of each combination of swept config groups (composed
+    once each, never per trial), with the one-value axes set in it."""
     group_axes = [a for a in axes if a.is_group]
     fixed_groups = [a for a in fixed if a.is_group]
     fixed_values = [a for a in fixed if not a.is_group]
-    base_words = plain_words + [f"{'+' if a.add else ''}{a.key}={a.values[0]}" for a in fixed_groups]
-    combos = list(itertools.product(*[[(a, v) for v in a.values] for a in group_axes])) or [()]
-    bases: Dict[Tuple[Tuple[str, str], ...], Dict[str, Any]] = {}
+    # group axes and one-value axes have discrete values (axes.build_axes checked it)
+    base_words = plain_words + [f"{'+' if a.add else ''}{a.key}={_values(a)[0]}" for a in fixed_groups]
+    combos = list(itertools.product(*[[(a, v) for v in _values(a)] for a in group_axes])) or [()]
+    bases: Dict[GroupKey, Dict[str, Any]] = {}
     for combo in combos:
         words_c = base_words + [f"{'+' if a.add else ''}{a.key}={v}" for a, v in combo]
         c = cfg0 if (not combo and not fixed_groups) else _compose(dirs, words_c, config_dir)
-        tree = OmegaConf.to_container(c, resolve=False)
+        tree: Dict[str, Any] = OmegaConf.to_container(c, resolve=False)  # type: ignore[assignment]
         tree.pop("hydra", None)
         for a in fixed_values:
-            _set(tree, a.key, a.values[0])
+            _set(tree, a.key, _values(a)[0])
         bases[tuple(sorted((a.key, str(v)) for a, v in combo))] = tree
+    return bases
 
-    checks.check_interpolations(bases, axes)
-    first = next(iter(bases.values()))
-    trial = first.get("trial") or {}
-    target = trial.get("_target_") if isinstance(trial, dict) else None
-    if not target:
-        raise ConfigError("the experiment config has no trial._target_; set it to the import path of your trial function")
-    fn = import_target(str(target), dirs)
-    accepts_seed, names = _signature(fn)
-    for a in axes:
-        if a.key.startswith("trial.") and not a.is_group and names is not None:
-            arg = a.key.split(".")[1]
-            if arg not in names and not arg.startswith("_"):
-                raise ConfigError(
-                    f"swept key {a.key!r}: {target} has no argument {arg!r}{_suggest(arg, names)}; "
-                    f"its arguments: {', '.join(names)}"
-                )
-    if names is not None:
-        for arg in trial:
-            if not str(arg).startswith("_") and arg not in names:
-                raise ConfigError(
-                    f"trial.{arg}: {target} has no argument {arg!r}{_suggest(str(arg), names)}; "
-                    f"its arguments: {', '.join(names)}"
-                )
+
+def _values(a: Axis) -> Tuple[Any, ...]:
+    return a.values or ()
+
+
+def _seeding(
+    cfg: schema.ExperimentConfig, target: str, accepts_seed: bool, trial: Dict[str, Any], axes: Sequence[Axis]
+) -> Tuple[bool, Optional[int]]:
+    """(inject a spawned seed as ``trial.seed``, the one fixed seed of every trial or None)."""
     seed_swept = any(a.key == SEED_KEY for a in axes)
     seed_fixed = "seed" in trial
     if cfg.sweep.replicates > 1 and not accepts_seed:
-        raise ConfigError(
-            f"sweep.replicates={cfg.sweep.replicates} needs {target} to take a `seed` argument"
-        )
+        raise ConfigError(f"sweep.replicates={cfg.sweep.replicates} needs {target} to take a `seed` argument")
     inject = accepts_seed and not seed_swept and (cfg.sweep.replicates > 1 or not seed_fixed)
     fixed_seed = trial.get("seed") if seed_fixed and not inject else None
-
-    content = {}
-    for g, tree in bases.items():
-        flat = flatten({k: v for k, v in tree.items() if k not in schema.RUN_KEYS})
-        content[g] = flat
-    zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
-    plan = SweepPlan(
-        name=cfg.name, axes=axes, bases=content, zip=zip_groups, design=cfg.sweep.design,
-        samples=cfg.sweep.samples, replicates=cfg.sweep.replicates, root_seed=int(cfg.seed),
-        inject_seed=inject, fixed_seed=fixed_seed if isinstance(fixed_seed, int) else None,
-    )
-    shown = OmegaConf.to_container(cfg0, resolve=False)
-    shown.pop("hydra", None)
-    return RunPlan(
-        cfg=cfg, cluster=cluster, plan=plan, trial_bases=bases,
-        config_yaml=OmegaConf.to_yaml(shown), search_path=[str(d) for d in dirs],
-        results_dir=Path(cfg.results.dir).expanduser(),
-        sys_path=_import_roots(dirs),
-    )
+    return inject, fixed_seed if isinstance(fixed_seed, int) else None
 
 
-def _cluster(cfg0: DictConfig) -> Any:
-    node = cfg0.get("cluster") or {}
-    kind = node.get("kind", "local")
-    cls = schema.CLUSTER_SCHEMAS.get(kind)
-    if cls is None:
-        raise ConfigError(
-            f"cluster.kind={kind!r} is unknown; choose cluster=local, cluster=address or cluster=kubernetes"
-        )
-    merged = _typed("cluster", node, cls)
-    if kind == "address" and OmegaConf.is_missing(merged, "address"):
-        raise ConfigError(
-            "cluster=address needs the scheduler's address: cluster.address=tcp://HOST:8786"
-        )
-    cluster = OmegaConf.to_object(merged)
-    checks.check_cluster(cluster)
-    return cluster
-
-
-def _explain_trial_key(exc: _MissingTrialKey, dirs: Sequence[Path], plain: Sequence[Any],
-                       config_dir: Optional[str]) -> ConfigError:
+def _explain_trial_key(
+    exc: _MissingTrialKey, dirs: Sequence[Path], plain: Sequence[Any], config_dir: Optional[str]
+) -> ConfigError:
     """``trial.k=v`` for a key the config lacks: say whether the function takes ``k`` at all."""
     try:
         others = [o.input_line for o in plain if o.key_or_group != exc.key]
         trial = _compose(dirs, others, config_dir).get("trial") or {}
         target = str(trial.get("_target_") or "")
-        _, names = _signature(import_target(target, dirs)) if target else (False, None)
+        _, names = targets.signature(targets.import_target(target, dirs)) if target else (False, None)
     except Exception:  # the other words have problems of their own: report the first one
         return exc
     arg = exc.key.split(".")[1]
     if names is not None and arg not in names:
-        return ConfigError(f"{exc.key}: {target} has no argument {arg!r}{_suggest(arg, names)}; "
-                           f"its arguments: {', '.join(names)}")
+        return ConfigError(
+            f"{exc.key}: {target} has no argument {arg!r}{checks.suggest(arg, names)}; "
+            f"its arguments: {', '.join(names)}"
+        )
     return exc
 
 
@@ -362,60 +306,3 @@ def _set(tree: Dict[str, Any], dotted: str, value: Any) -> None:
     for p in parts[:-1]:
         node = node.setdefault(p, {})
     node[parts[-1]] = value
-
-
-def _signature(fn: Any) -> Tuple[bool, Optional[List[str]]]:
-    """(takes a seed, argument names or None if it takes **kwargs)."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False, None
-    params = sig.parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return "seed" in sig.parameters, None
-    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    return "seed" in names, names
-
-
-def _import_roots(dirs: Sequence[Path]) -> List[str]:
-    """The working directory, and a user's config folder and its parent."""
-    return [os.getcwd()] + [str(d.parent) for d in dirs[:-1]] + [str(d) for d in dirs[:-1]]
-
-
-def import_target(target: str, dirs: Sequence[Path] = ()) -> Any:
-    """Import ``pkg.module.function``, adding the working directory and the user's
-    config folder's parent to ``sys.path`` (that is where trial modules live)."""
-    import importlib
-    import sys
-
-    for p in _import_roots(dirs):
-        if p not in sys.path:
-            sys.path.append(p)
-    mod_name, _, attr = target.rpartition(".")
-    if not mod_name:
-        raise TrialImportError(f"trial._target_={target!r} must be a dotted path like package.module.function")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ModuleNotFoundError as exc:
-        raise TrialImportError(
-            f"trial._target_={target!r}: cannot import module {exc.name!r} "
-            f"(searched the working directory {os.getcwd()} and the installed packages); "
-            "put the module there or install it"
-        ) from None
-    except Exception as exc:  # the user's module raised while importing
-        raise TrialImportError(
-            f"trial._target_={target!r}: importing {mod_name!r} raised {type(exc).__name__}: {exc}"
-        ) from None
-    try:
-        fn = getattr(mod, attr)
-    except AttributeError:
-        names = [n for n in dir(mod) if not n.startswith("_")]
-        raise TrialImportError(
-            f"trial._target_={target!r}: module {mod_name!r} has no {attr!r}{_suggest(attr, names)}"
-        ) from None
-    if not callable(fn):
-        raise TrialImportError(
-            f"trial._target_={target!r} is a {type(fn).__name__}, not a function; give the trial function "
-            f"itself, e.g. trial._target_={target}.run"
-        )
-    return fn

@@ -19,13 +19,14 @@ class Counts:
     failed: int = 0
     timeout: int = 0
     cancelled: int = 0
+    pruned: int = 0  # stopped early by an adaptive search's pruner (not bad)
     in_flight: int = 0
     started: float = field(default_factory=time.monotonic)
     live: Optional[Callable[[], str]] = None  # latest aggregate of live metrics
 
     @property
     def done(self) -> int:
-        return self.ok + self.failed + self.timeout + self.cancelled
+        return self.ok + self.failed + self.timeout + self.cancelled + self.pruned
 
     @property
     def bad(self) -> int:
@@ -95,19 +96,26 @@ class BarProgress(Progress):
 
     def __init__(self, counts: Counts, description: str):
         super().__init__(counts)
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as RichProgress
 
         self._bar = RichProgress(
-            TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-            TextColumn("ok {task.fields[ok]}  [red]failed {task.fields[bad]}[/]  in flight {task.fields[flight]}"
-                       "  skipped {task.fields[skipped]}"),
-            TextColumn("{task.fields[rate]:.1f}/s"), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TextColumn(
+                "ok {task.fields[ok]}  [red]failed {task.fields[bad]}[/]  in flight {task.fields[flight]}"
+                "  skipped {task.fields[skipped]}"
+            ),
+            TextColumn("{task.fields[rate]:.1f}/s"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             TextColumn("{task.fields[live]}"),
             refresh_per_second=4,
         )
-        self._task = self._bar.add_task(description, total=counts.total, ok=0, bad=0, flight=0,
-                                        skipped=0, rate=0.0, live="")
+        self._task = self._bar.add_task(
+            description, total=counts.total, ok=0, bad=0, flight=0, skipped=0, rate=0.0, live=""
+        )
         self._stop = threading.Event()
         # refresh the numbers every second even while no trial finishes
         self._ticker = threading.Thread(target=self._tick, daemon=True, name="daskbench-bar")
@@ -123,9 +131,17 @@ class BarProgress(Progress):
     def update(self) -> None:
         c = self.counts
         # skipped trials (already ok on disk) count as complete: they are found lazily
-        self._bar.update(self._task, total=c.total, completed=c.done + c.skipped, ok=c.ok, bad=c.bad,
-                         flight=c.in_flight, skipped=c.skipped, rate=c.rate(),
-                         live=(c.live() if c.live else ""))
+        self._bar.update(
+            self._task,
+            total=c.total,
+            completed=c.done + c.skipped,
+            ok=c.ok,
+            bad=c.bad,
+            flight=c.in_flight,
+            skipped=c.skipped,
+            rate=c.rate(),
+            live=(c.live() if c.live else ""),
+        )
 
     def stop(self) -> None:
         self._stop.set()

@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Union
 
 from ..errors import ResultsError
+from ..results import manifest
+from ..results import row as trow
+from . import search_report
 
 if TYPE_CHECKING:
     import pandas as pd
 
-STATUSES = ["ok", "failed", "timeout", "cancelled"]
-MAX_LINES = 10    # a numeric key with more values than this is a continuous axis
-MAX_FACETS = 12   # more panels than this: the facet key is pooled instead
-MAX_ROWS = 100    # rows shown in the failure table
+STATUSES = list(trow.STATUSES)  # in the order the row declares them
+MAX_LINES = 10  # a numeric key with more values than this is a continuous axis
+MAX_FACETS = 12  # more panels than this: the facet key is pooled instead
+MAX_ROWS = 100  # rows shown in the failure table
 BANDS = {"range": "min–max over replicates", "ci95": "95% CI of the mean over replicates"}
 
 
@@ -40,22 +42,28 @@ def require_results(results_dir: Union[str, Path], command: Optional[str] = None
     parts = list((root / "trials").glob("part-*.parquet"))
     if parts:
         return root
-    why = "no such folder" if not root.exists() else "no trials/ in it" if not (root / "trials").is_dir() \
+    why = (
+        "no such folder"
+        if not root.exists()
+        else "no trials/ in it"
+        if not (root / "trials").is_dir()
         else "trials/ holds no results yet"
+    )
     raise _no_results(root, why, command)
 
 
 def _no_results(root: Path, why: str, command: Optional[str] = None) -> ResultsError:
     if command is None:
-        name = _manifest(root).get("name") or root.name or "NAME"
+        name = manifest.experiment_name(root) or root.name or "NAME"
         command = f"python -m daskbench +experiment={name}"
         if root.resolve() != (Path.cwd() / "results" / name).resolve():
             command += f" results.dir={root}"
     return ResultsError(f"no results in {root} ({why}). Create them with: {command}")
 
 
-def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = None,
-                 band: str = "range", slowest: int = 10) -> Path:
+def write_report(
+    results_dir: Union[str, Path], dims: Optional[Sequence[str]] = None, band: str = "range", slowest: int = 10
+) -> Path:
     """Write ``report.html``, PNGs and ``summary.md`` into ``<results_dir>/report/``.
 
     ``dims`` orders the swept keys: the first is the x axis, the second draws one
@@ -63,12 +71,13 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
     swept keys of the manifest, continuous ones first). ``band`` is ``"range"``
     (min–max over replicates) or ``"ci95"``. Returns the path of ``report.html``.
     """
-    from .. import api
+    from ..results.dataset import Dataset
 
     if band not in BANDS:
         raise ResultsError(f"band={band!r}: use one of {', '.join(BANDS)}")
     root = require_results(results_dir)
-    df = api.load(root)
+    # read as daskbench.load does (the swept keys come from the manifest below)
+    df = Dataset(root / "trials", writer=False).read().to_pandas()
     if df.empty or "status" not in df.columns:
         raise _no_results(root, "its trials table is empty")
     dims, fixed = _choose_dims(df, root, dims)
@@ -84,6 +93,7 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
         path = out / f"metric-{re.sub(r'[^A-Za-z0-9_.-]+', '_', m)}.png"
         images.append((m, path, _plot_metric(ok, m, dims, band, path)))
     images.append(("timing", out / "timing.png", _plot_timing(df, dims[:1], out / "timing.png")))
+    images += search_report.images(root, out)  # sweep.search: optimisation history, best trial or front
 
     counts = df["status"].value_counts()
     status = [(s, int(counts.get(s, 0))) for s in STATUSES + sorted(set(counts.index) - set(STATUSES))]
@@ -95,11 +105,22 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
     slow = slow[["duration_s", "trial_id", "status", *dims, *(["worker"] if "worker" in slow else [])]]
     slow = slow.assign(duration_s=slow["duration_s"].map("{:.3g}".format))
     errors = fail.groupby(["status", "error"]).size().sort_values(ascending=False).rename("trials").reset_index()
-    axes = [(d, _describe(df[d])) for d in dims] + [(d, f"fixed: {df[d].dropna().iloc[0]}")
-                                                    for d in fixed if df[d].notna().any()]
-    title = f"daskbench report: {_manifest(root).get('name') or root.name}"
-    ctx = dict(title=title, root=root, status=status, axes=axes, images=images, fail=fail, errors=errors,
-               slow=slow, metrics=metrics, band=BANDS[band])
+    axes = [(d, _describe(df[d])) for d in dims] + [
+        (d, f"fixed: {df[d].dropna().iloc[0]}") for d in fixed if df[d].notna().any()
+    ]
+    title = f"daskbench report: {manifest.experiment_name(root) or root.name}"
+    ctx = dict(
+        title=title,
+        root=root,
+        status=status,
+        axes=axes,
+        images=images,
+        fail=fail,
+        errors=errors,
+        slow=slow,
+        metrics=metrics,
+        band=BANDS[band],
+    )
     (out / "summary.md").write_text(_markdown(**ctx))
     page = out / "report.html"
     page.write_text(_html(**ctx))
@@ -107,18 +128,10 @@ def write_report(results_dir: Union[str, Path], dims: Optional[Sequence[str]] = 
 
 
 # -- choosing what to plot ------------------------------------------------------
-def _manifest(root: Path) -> Dict[str, Any]:
-    try:
-        return json.loads((root / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _continuous(s: pd.Series) -> bool:
     import pandas as pd
 
-    return (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
-            and s.nunique() > MAX_LINES)
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and s.nunique() > MAX_LINES
 
 
 def _choose_dims(df: pd.DataFrame, root: Path, dims: Optional[Sequence[str]]):
@@ -128,8 +141,8 @@ def _choose_dims(df: pd.DataFrame, root: Path, dims: Optional[Sequence[str]]):
         if missing:
             raise ResultsError(f"dims {missing} are not columns of {root / 'trials'}; columns: {list(df.columns)}")
     keys = list(dims or [])
-    for run in _manifest(root).get("runs", []):  # every run's axes: a later run may fix one
-        keys += [a for a in run.get("axes", []) if a not in keys and a in df.columns]
+    # every run's axes: a later run may fix one
+    keys += [a for a in manifest.all_axes(root) if a not in keys and a in df.columns]
     keys = keys or [c for c in df.columns if c.startswith("trial.")]
     varied = [k for k in keys if df[k].nunique() > 1]
     if dims is None:
@@ -145,14 +158,13 @@ def _metrics(ok: pd.DataFrame, skip: set) -> List[str]:
     import numpy as np
     import pandas as pd
 
-    from ..runner.execute import RESERVED
-
     def numeric(s: pd.Series) -> bool:  # a boolean metric with nulls (failed rows) is read as object
         vals = s.dropna()
-        return len(vals) > 0 and (pd.api.types.is_numeric_dtype(s) or all(
-            isinstance(v, (numbers.Real, np.bool_)) for v in vals.iloc[:1000]))
+        return len(vals) > 0 and (
+            pd.api.types.is_numeric_dtype(s) or all(isinstance(v, (numbers.Real, np.bool_)) for v in vals.iloc[:1000])
+        )
 
-    return [c for c in ok.columns if c not in skip and c not in RESERVED and c != "trial_id" and numeric(ok[c])]
+    return [c for c in ok.columns if c not in skip and c not in trow.RESERVED and c != "trial_id" and numeric(ok[c])]
 
 
 def _describe(s: pd.Series) -> str:
@@ -235,8 +247,7 @@ def _plot_metric(ok: pd.DataFrame, metric: str, dims: List[str], band: str, path
     colorbar = bool(hue and _continuous(data[hue]))
     pooled = [d for d in dims[2:] if d not in facets]
     # no line through points that differ in a pooled continuous key, or with no replicates to band
-    scatter = colorbar or (_continuous(data[x]) and (
-        per_point.max() == 1 or any(_continuous(data[d]) for d in pooled)))
+    scatter = colorbar or (_continuous(data[x]) and (per_point.max() == 1 or any(_continuous(data[d]) for d in pooled)))
     data["_x"], how = _axis(data[x])
     panels = [((), data)] if not facets else list(data.groupby(facets, dropna=False))
     fig, axs = _figure(len(panels), data[facets[0]].nunique() if len(facets) == 2 else None)
@@ -245,19 +256,30 @@ def _plot_metric(ok: pd.DataFrame, metric: str, dims: List[str], band: str, path
     dodge = {lv: (i - (len(levels) - 1) / 2) * min(0.6 / len(levels), 0.15) for i, lv in enumerate(levels)}
     y = data[metric]
     for ax, (key, sub) in zip(axs, panels):
-        for lv, part in ([(None, sub)] if hue is None or colorbar else sub.groupby(hue, dropna=False)):
+        for lv, part in [(None, sub)] if hue is None or colorbar else sub.groupby(hue, dropna=False):
             c, label = colors.get(lv, "C0"), (f"{lv}" if hue else None)
             if scatter:
-                kw = dict(c=part[hue], cmap="viridis", vmin=data[hue].min(), vmax=data[hue].max()) \
-                    if colorbar else dict(color=c, label=label)
+                kw = (
+                    dict(c=part[hue], cmap="viridis", vmin=data[hue].min(), vmax=data[hue].max())
+                    if colorbar
+                    else dict(color=c, label=label)
+                )
                 sc = ax.scatter(part["_x"], part[metric], s=14, **kw)
                 continue
             st = part.groupby("_x")[metric].agg(["mean", "min", "max", "std", "count"]).sort_index()
             lo, hi = _band(st, band)
             if how[3]:  # categories on x: points with error bars, side by side
                 xs = st.index + dodge[lv]
-                ax.errorbar(xs, st["mean"], yerr=[st["mean"] - lo, hi - st["mean"]], fmt="o", ms=5,
-                            capsize=3, color=c, label=label)
+                ax.errorbar(
+                    xs,
+                    st["mean"],
+                    yerr=[st["mean"] - lo, hi - st["mean"]],
+                    fmt="o",
+                    ms=5,
+                    capsize=3,
+                    color=c,
+                    label=label,
+                )
                 continue
             if len(part) <= 5000:  # each replicate, faintly
                 ax.scatter(part["_x"], part[metric], s=6, color=c, alpha=0.3, linewidths=0)
@@ -270,21 +292,32 @@ def _plot_metric(ok: pd.DataFrame, metric: str, dims: List[str], band: str, path
             ax.set_yscale("log")
         _set_x(ax, how, x)
         ax.set_ylabel(metric)
-    if colorbar:
-        fig.colorbar(sc, ax=list(axs), label=hue)
+    _legend(fig, axs, hue, sc if colorbar else None)
+    title = _title(metric, x if ok_dims else None, hue, None if scatter else int(per_point.median()), pooled, band)
+    fig.suptitle(title, fontsize=11)
+    fig.savefig(path, dpi=110)
+    return title.replace("\n", " ")
+
+
+def _legend(fig: Any, axs: Sequence[Any], hue: Optional[str], colorbar: Any) -> None:
+    """A colour bar for a continuous ``hue`` (``colorbar``: its scatter), else one legend for all panels."""
+    if colorbar is not None:
+        fig.colorbar(colorbar, ax=list(axs), label=hue)
     elif hue:
-        legend = {}
+        legend: Dict[str, Any] = {}
         for ax in axs:  # a panel may lack some values
             for hd, nm in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(nm, hd)
         fig.legend(legend.values(), legend.keys(), title=hue, loc="outside right upper")
-    n_rep = int(per_point.median())
-    what = "each trial" if scatter else f"mean of {n_rep} replicate{'s' * (n_rep != 1)}, band: {BANDS[band]}"
+
+
+def _title(
+    metric: str, x: Optional[str], hue: Optional[str], n_rep: Optional[int], pooled: List[str], band: str
+) -> str:
+    """What a metric's plot shows; ``n_rep`` None: each trial as a point, else means of replicates."""
+    what = "each trial" if n_rep is None else f"mean of {n_rep} replicate{'s' * (n_rep != 1)}, band: {BANDS[band]}"
     extra = f"; pooled over {', '.join(pooled)}" if pooled else ""
-    title = (f"{metric} by {x}" if ok_dims else metric) + (f" and {hue}" if hue else "") + f"\n({what}{extra})"
-    fig.suptitle(title, fontsize=11)
-    fig.savefig(path, dpi=110)
-    return title.replace("\n", " ")
+    return (f"{metric} by {x}" if x else metric) + (f" and {hue}" if hue else "") + f"\n({what}{extra})"
 
 
 def _plot_timing(df: pd.DataFrame, by: List[str], path: Path) -> str:
@@ -298,8 +331,13 @@ def _plot_timing(df: pd.DataFrame, by: List[str], path: Path) -> str:
     groups = [(s, v) for s, v in groups if len(v)]
     palette = {"ok": "C2", "failed": "C3", "timeout": "C1", "cancelled": "C7"}
     if groups:
-        axs[0].hist([v for _, v in groups], bins=np.geomspace(d.min(), d.max(), 30) if log else 30, stacked=True,
-                    label=[f"{s} ({len(v)})" for s, v in groups], color=[palette.get(s, "C0") for s, _ in groups])
+        axs[0].hist(
+            [v for _, v in groups],
+            bins=np.geomspace(d.min(), d.max(), 30) if log else 30,
+            stacked=True,
+            label=[f"{s} ({len(v)})" for s, v in groups],
+            color=[palette.get(s, "C0") for s, _ in groups],
+        )
         axs[0].legend(title="status")
     axs[0].set_xscale("log" if log else "linear")
     axs[0].set(xlabel="duration_s (seconds per trial)", ylabel="trials", title="trial durations")
@@ -326,8 +364,18 @@ def _md_table(df: pd.DataFrame) -> str:
 def _markdown(title, root, status, axes, images, fail, errors, slow, metrics, band) -> str:
     import pandas as pd
 
-    out = [f"# {title}", "", f"Results: `{root}`", "", "## Trials by status", "",
-           _md_table(pd.DataFrame(status, columns=["status", "trials"])), "", "## Swept keys", ""]
+    out = [
+        f"# {title}",
+        "",
+        f"Results: `{root}`",
+        "",
+        "## Trials by status",
+        "",
+        _md_table(pd.DataFrame(status, columns=["status", "trials"])),
+        "",
+        "## Swept keys",
+        "",
+    ]
     out += [f"- `{k}`: {v}" for k, v in axes] or ["- none"]
     out += ["", f"## Metrics (band: {band})", ""]
     out += [f"![{name}]({p.name})\n\n*{caption}*\n" for name, p, caption in images]
@@ -346,7 +394,9 @@ def _html(title, root, status, axes, images, fail, errors, slow, metrics, band) 
     tbl = lambda d: d.to_html(index=False, border=0, classes="t", na_rep="")  # noqa: E731
     imgs = "".join(
         f'<figure><img alt="{e(n)}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-        f"<figcaption>{e(c)} ({e(p.name)})</figcaption></figure>" for n, p, c in images)
+        f"<figcaption>{e(c)} ({e(p.name)})</figcaption></figure>"
+        for n, p, c in images
+    )
     more = f"<p>... and {len(fail) - MAX_ROWS} more</p>" if len(fail) > MAX_ROWS else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{e(title)}</title><style>
 body{{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}} img{{max-width:100%}}

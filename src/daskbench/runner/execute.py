@@ -14,70 +14,23 @@ and ``thread`` otherwise.
 from __future__ import annotations
 
 import contextvars
-import functools
-import importlib
-import math
 import numbers
 import pickle
 import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from datetime import UTC, datetime
+from typing import Any, Dict, List, Mapping, Tuple, Union
 
 from ..observe import live
+from ..results import row as trow
+from ..results.row import FailureKind, Row, Status
+from . import prune
+from .invoke import call_trial
 from .isolate import TrialProcessError, TrialTimeout
-
-#: columns daskbench writes itself; a metric may not take these names
-RESERVED = frozenset(
-    {"trial_id", "seed", "replicate", "status", "error", "traceback", "attempts",
-     "worker", "started_at", "duration_s"}
-)
-
-
-@dataclass
-class TrialSpec:
-    """What every trial of one run shares; sent along with each chunk.
-
-    ``bases`` maps a group-choice combination to the trial's keyword arguments
-    (``fast``) or to the whole unresolved config (otherwise, resolved per trial).
-    """
-
-    target: str
-    fast: bool
-    bases: Dict[Tuple[Tuple[str, str], ...], Dict[str, Any]]
-    retries: int = 0
-    timeout_s: Optional[float] = None
-    sys_path: List[str] = field(default_factory=list)
-    experiment: str = ""
-    run_id: str = ""
-    isolation: str = "auto"
-    quarantine: bool = False  # its worker died running it: a child process with the worker's memory limit
-
-    @property
-    def in_process(self) -> bool:
-        """Whether each trial runs in a child process of its own."""
-        return self.quarantine or self.isolation == "process" or (self.isolation == "auto" and bool(self.timeout_s))
-
-
-# (trial_id, group key, params, seed, replicate)
-Item = Tuple[str, Tuple[Tuple[str, str], ...], Dict[str, Any], Optional[int], int]
-
-
-@dataclass
-class ChunkResult:
-    """Rows for the ``trials`` table and Arrow tables for per-step datasets."""
-
-    rows: List[Dict[str, Any]]
-    tables: Dict[str, Any]  # dataset name -> pyarrow.Table
-
-
-@functools.lru_cache(maxsize=64)
-def _resolve_target(target: str) -> Any:
-    mod, _, attr = target.rpartition(".")
-    return getattr(importlib.import_module(mod), attr)
+from .prune import TrialPruned
+from .spec import ChunkResult, GroupKey, Item, TrialSpec
 
 
 def _worker_address() -> str:
@@ -89,34 +42,7 @@ def _worker_address() -> str:
         return "driver"
 
 
-def _set_path(tree: Dict[str, Any], parts: List[str], value: Any) -> None:
-    node = tree
-    for p in parts[:-1]:
-        child = node.get(p)
-        # copy on the way down: the base is shared by every trial of the chunk
-        node[p] = child = dict(child) if isinstance(child, dict) else {}
-        node = child
-    node[parts[-1]] = value
-
-
-def _call(spec: TrialSpec, gkey, params: Dict[str, Any]) -> Any:
-    if spec.fast:
-        kwargs = dict(spec.bases[gkey])
-        target = kwargs.pop("_target_")
-        for key, value in params.items():
-            _set_path(kwargs, key.split(".")[1:], value)
-        return _resolve_target(target)(**kwargs)
-    # Interpolations or nested targets: resolve this trial's config like Hydra would.
-    import hydra.utils
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.create(spec.bases[gkey])
-    for key, value in params.items():
-        OmegaConf.update(cfg, key, value, force_add=True)
-    return hydra.utils.call(cfg.trial)
-
-
-def _attempt(spec: TrialSpec, gkey, params, context: live.TrialContext) -> Any:
+def _attempt(spec: TrialSpec, gkey: GroupKey, params: Dict[str, Any], context: live.TrialContext) -> Any:
     """One run of one trial, where ``spec.isolation`` says."""
     if spec.in_process:
         from . import isolate
@@ -125,14 +51,14 @@ def _attempt(spec: TrialSpec, gkey, params, context: live.TrialContext) -> Any:
     return _call_with_timeout(spec, gkey, params)
 
 
-def _call_with_timeout(spec: TrialSpec, gkey, params) -> Any:
+def _call_with_timeout(spec: TrialSpec, gkey: GroupKey, params: Dict[str, Any]) -> Any:
     if not spec.timeout_s:
-        return _call(spec, gkey, params)
+        return call_trial(spec.bases[gkey], params, spec.fast)
     box: Dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["value"] = _call(spec, gkey, params)
+            box["value"] = call_trial(spec.bases[gkey], params, spec.fast)
         except BaseException as exc:  # handed back to the calling thread
             box["error"] = exc
 
@@ -143,8 +69,10 @@ def _call_with_timeout(spec: TrialSpec, gkey, params) -> Any:
     t.start()
     t.join(spec.timeout_s)
     if t.is_alive():
-        raise TrialTimeout(f"trial ran longer than timeout_s={spec.timeout_s:g} "
-                           "(runner.isolation=thread: it may still be running on its worker)")
+        raise TrialTimeout(
+            f"trial ran longer than timeout_s={spec.timeout_s:g} "
+            "(runner.isolation=thread: it may still be running on its worker)"
+        )
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -199,68 +127,23 @@ def normalise(result: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
                 f"metric {name!r} is {_describe(value)}; metrics must be scalars "
                 "(numbers, strings, booleans) and per-step data a DataFrame or Arrow table"
             )
-        if name in RESERVED:
+        if name in trow.RESERVED:
             raise TypeError(f"metric {name!r} clashes with a column daskbench writes; rename it")
         metrics[name] = value
     return metrics, tables
 
 
-def pack(items: List[Item]) -> bytes:
-    """A chunk's items as one bytes object.
-
-    The scheduler and client keep recent messages for debugging; bytes cost a
-    fraction of the memory of a million small Python objects held there.
-    """
-    return pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
-
-
 def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
     """Run each trial of the chunk in turn; never raises for a trial's fault."""
-    if isinstance(items, bytes):
-        items = pickle.loads(items)
+    chunk: List[Item] = pickle.loads(items) if isinstance(items, bytes) else items
     for p in spec.sys_path:
         if p not in sys.path:
             sys.path.append(p)
     worker = _worker_address()
-    rows: List[Dict[str, Any]] = []
+    rows: List[Row] = []
     tables: Dict[str, List[Any]] = {}
-    for trial_id, gkey, params, seed, replicate in items:
-        row: Dict[str, Any] = {"trial_id": trial_id, "seed": seed, "replicate": replicate, "worker": worker}
-        started = time.time()
-        t0 = time.perf_counter()
-        attempts = 0
-        context = live.TrialContext(spec.experiment, spec.run_id, trial_id)
-        token = live._current.set(context)
-        while True:
-            attempts += 1
-            try:
-                metrics, out_tables = normalise(_attempt(spec, gkey, params, context))
-                row.update(metrics)
-                row.update(status="ok", error=None, traceback=None)
-                for name, table in out_tables.items():
-                    import pyarrow as pa  # only trials that return tables pay for it
-
-                    t = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
-                    t = t.add_column(0, "trial_id", pa.array([trial_id] * t.num_rows, pa.string()))
-                    tables.setdefault(name, []).append(t)
-                break
-            except TrialTimeout as exc:
-                row.update(status="timeout", error=f"TrialTimeout: {exc}", traceback=None)
-                break  # not retried: it would most likely time out again
-            except Exception as exc:  # a trial's own failure: record it, keep going
-                if isinstance(exc, TrialProcessError):  # raised in the child: its own text
-                    error, tb = exc.error, exc.traceback_text
-                else:
-                    error, tb = f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
-                row.update(status="failed", error=error, traceback=tb)
-                if attempts > spec.retries:
-                    break
-        live._current.reset(token)
-        live.flush(trial_id)
-        row["attempts"] = attempts
-        row["started_at"] = datetime.fromtimestamp(started, tz=timezone.utc)
-        row["duration_s"] = time.perf_counter() - t0
-        rows.append(row)
+    for item in chunk:
+        rows.append(_run_trial(spec, item, worker, tables))
     _log_chunk(spec, rows)
     merged = {}
     for name, parts in tables.items():
@@ -273,21 +156,79 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
     return ChunkResult(rows, merged)
 
 
+def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[Any]]) -> Row:
+    """One trial, retried up to ``spec.retries`` times if it raises; its row."""
+    row = trow.started(item.trial_id, item.seed, item.replicate, worker)
+    started = time.time()
+    t0 = time.perf_counter()
+    attempts = 0
+    context = live.TrialContext(spec.experiment, spec.run_id, item.trial_id, spec.prune)
+    token = live.set_current(context)
+    if spec.prune:
+        prune.start(item.trial_id)
+    while True:
+        attempts += 1
+        returned = False
+        try:
+            value = _attempt(spec, item.groups, item.params, context)
+            returned = True
+            metrics, out_tables = normalise(value)
+            trow.set_ok(row, metrics)
+            for name, table in out_tables.items():
+                tables.setdefault(name, []).append(_keyed(table, item.trial_id))
+            break
+        except TrialPruned:
+            break  # the search stopped it: recorded pruned below, not retried
+        except TrialTimeout as exc:
+            trow.set_failed(row, Status.TIMEOUT, FailureKind.TIMEOUT, f"TrialTimeout: {exc}")
+            break  # not retried: it would most likely time out again
+        except Exception as exc:  # a trial's own failure: record it, keep going
+            if isinstance(exc, TrialProcessError):  # raised in the child: its own text and kind
+                error, tb, kind = exc.error, exc.traceback_text, exc.kind
+            else:
+                error, tb = f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+                kind = FailureKind.BAD_RESULT if returned else trow.kind_of_exception(exc)
+            trow.set_failed(row, Status.FAILED, kind, error, tb)
+            if attempts > spec.retries:
+                break
+    live.reset_current(token)
+    live.flush(item.trial_id)
+    step = prune.finish(item.trial_id)
+    if step is not None:  # pruned: at its next report, or it asked should_stop() and returned
+        row.update(
+            status=Status.PRUNED, error=None, failure_kind=None, traceback=None, last_step=None if step < 0 else step
+        )
+    row["attempts"] = attempts
+    row["started_at"] = datetime.fromtimestamp(started, tz=UTC)
+    row["duration_s"] = time.perf_counter() - t0
+    return row
+
+
+def _keyed(table: Any, trial_id: str) -> Any:
+    """A table a trial returned, as Arrow, with its ``trial_id`` column first."""
+    import pyarrow as pa  # only trials that return tables pay for it
+
+    t = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
+    return t.add_column(0, "trial_id", pa.array([trial_id] * t.num_rows, pa.string()))
+
+
 def _log_chunk(spec: TrialSpec, rows: List[Dict[str, Any]]) -> None:
     """One ``daskbench-trials`` event per chunk, for Prometheus and the status page."""
     if not spec.run_id:
         return
     counts: Dict[str, int] = {}
     for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        status = str(r["status"])  # plain text: the scheduler takes only msgpack's own types
+        counts[status] = counts.get(status, 0) + 1
     errors = [[r["trial_id"], r["error"]] for r in rows if r["status"] != "ok"][:5]
-    live._send(live.TOPIC_TRIALS, {
-        "experiment": spec.experiment, "run_id": spec.run_id, "time": time.time(), "counts": counts,
-        "durations": [r["duration_s"] for r in rows], "errors": errors,
-    })
-
-
-def chunk_compute_seconds(result: ChunkResult) -> float:
-    """Worker time the chunk's trials took, for sizing the next chunks."""
-    total = sum(r["duration_s"] for r in result.rows)
-    return total if math.isfinite(total) else 0.0
+    live.send(
+        live.TOPIC_TRIALS,
+        {
+            "experiment": spec.experiment,
+            "run_id": spec.run_id,
+            "time": time.time(),
+            "counts": counts,
+            "durations": [r["duration_s"] for r in rows],
+            "errors": errors,
+        },
+    )

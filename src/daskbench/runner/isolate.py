@@ -18,7 +18,8 @@ Protocol: the job (a pickle) goes to the child's stdin; the child sends framed
 pickles back on a pipe: ``("start",)`` once the trial's code is imported (the
 deadline counts from there, so an interpreter start and a slow import are not
 the trial's time), ``("live", topic, message)`` any number of times, then one
-``("result", value)`` or ``("error", text, traceback)``.
+``("result", value)`` or ``("error", text, traceback, kind)`` (kind: a
+:class:`~daskbench.results.row.FailureKind`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import sys
 import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..results.row import FailureKind, kind_of_exception
 
 _HEADER = struct.Struct("!Q")
 #: seconds a child may take to start and import the trial's code, on top of timeout_s
@@ -55,22 +58,25 @@ class TrialNeedsWorker(RuntimeError):
     """
 
 
-_NO_WORKER = ("this trial runs in a child process of its own (timeout_s, or runner.isolation=process), away "
-              "from its Dask worker: it cannot secede, submit tasks or reach actors from there. Set "
-              "runner.isolation=thread to call it in the worker's own thread (timeout_s then cannot stop it), "
-              "or remove timeout_s")
+_NO_WORKER = (
+    "this trial runs in a child process of its own (timeout_s, or runner.isolation=process), away "
+    "from its Dask worker: it cannot secede, submit tasks or reach actors from there. Set "
+    "runner.isolation=thread to call it in the worker's own thread (timeout_s then cannot stop it), "
+    "or remove timeout_s"
+)
 
 
 class TrialProcessError(Exception):
-    """The trial failed in its child process; carries the child's own text."""
+    """The trial failed in its child process; carries the child's own text and
+    the kind of its failure."""
 
-    def __init__(self, error: str, traceback_text: Optional[str]):
+    def __init__(self, error: str, traceback_text: Optional[str], kind: FailureKind = FailureKind.RAISED):
         super().__init__(error)
-        self.error, self.traceback_text = error, traceback_text
+        self.error, self.traceback_text, self.kind = error, traceback_text, kind
 
 
 def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> Any:
-    """Run ``execute._call(spec, gkey, params)`` in a child process and return its value.
+    """Call the trial (:func:`daskbench.runner.invoke.call_trial`) in a child process and return its value.
 
     Raises :class:`TrialTimeout` at ``spec.timeout_s`` (the child and anything it
     started are killed first) and :class:`TrialProcessError` for an exception in
@@ -78,21 +84,33 @@ def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> A
     """
     from ..observe import live
 
-    job = pickle.dumps({"spec": spec, "gkey": gkey, "params": params, "sys_path": list(sys.path),
-                        "context": context, "parent": os.getpid(),
-                        "memory_limit": _worker_memory_limit() if getattr(spec, "quarantine", False) else None},
-                       protocol=pickle.HIGHEST_PROTOCOL)
+    job = pickle.dumps(
+        {
+            "spec": spec,
+            "gkey": gkey,
+            "params": params,
+            "sys_path": list(sys.path),
+            "context": context,
+            "parent": os.getpid(),
+            "memory_limit": _worker_memory_limit() if getattr(spec, "quarantine", False) else None,
+        },
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
     timeout = float(spec.timeout_s) if spec.timeout_s else None
     read_fd, write_fd = os.pipe()
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "daskbench.runner.isolate", str(write_fd)],
-                                    stdin=subprocess.PIPE, stderr=err, pass_fds=(write_fd,),
-                                    start_new_session=True)  # its own group: killed as a whole
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "daskbench.runner.isolate", str(write_fd)],
+                stdin=subprocess.PIPE,
+                stderr=err,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+            )  # its own group: killed as a whole
         finally:
             os.close(write_fd)
         try:
-            frames, timed_out = _talk(proc, job, read_fd, timeout, live._send)
+            frames, timed_out = _talk(proc, job, read_fd, timeout, live.send)
         finally:
             os.close(read_fd)
             _kill_group(proc)  # also whatever the trial left running
@@ -104,9 +122,9 @@ def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> A
     if answer is None:
         if timed_out:
             raise TrialTimeout(f"trial ran longer than timeout_s={spec.timeout_s:g}; its process was killed")
-        raise TrialProcessError(_death(proc.returncode), stderr[-_STDERR_TAIL:] or None)
+        raise TrialProcessError(_death(proc.returncode), stderr[-_STDERR_TAIL:] or None, FailureKind.PROCESS_DIED)
     if answer[0] == "error":
-        raise TrialProcessError(answer[1], answer[2])
+        raise TrialProcessError(answer[1], answer[2], answer[3])
     return answer[1]
 
 
@@ -114,8 +132,13 @@ def _answered(frames: List[Tuple]) -> bool:
     return any(f[0] in ("result", "error") for f in frames)
 
 
-def _talk(proc: subprocess.Popen, job: bytes, read_fd: int, timeout: Optional[float],
-          relay: Callable[[str, Dict[str, Any]], None]) -> Tuple[List[Tuple], bool]:
+def _talk(
+    proc: subprocess.Popen,
+    job: bytes,
+    read_fd: int,
+    timeout: Optional[float],
+    relay: Callable[[str, Dict[str, Any]], None],
+) -> Tuple[List[Tuple], bool]:
     """Send the job, relay live reports as they come, collect the answer;
     returns (frames, timed out)."""
     deadline = None if timeout is None else time.monotonic() + timeout + STARTUP_GRACE_S
@@ -159,8 +182,8 @@ def _unframe(buf: bytearray) -> List[Tuple]:
         (n,) = _HEADER.unpack_from(buf)
         if len(buf) < _HEADER.size + n:
             break
-        out.append(pickle.loads(bytes(buf[_HEADER.size:_HEADER.size + n])))
-        del buf[:_HEADER.size + n]
+        out.append(pickle.loads(bytes(buf[_HEADER.size : _HEADER.size + n])))
+        del buf[: _HEADER.size + n]
     return out
 
 
@@ -203,6 +226,7 @@ def _death(code: Optional[int]) -> str:
 
 
 # -- the child ------------------------------------------------------------------
+
 
 def _die_with_parent(parent: int) -> None:
     """Linux: get SIGKILL if the worker dies, so no trial outlives its worker."""
@@ -269,25 +293,26 @@ def _main(write_fd: int) -> None:
         _cut_off(sys.modules["distributed"])
     else:
         sys.meta_path.insert(0, _CutOffDistributed())
-    from . import execute
     from ..observe import live
+    from .invoke import call_trial, resolve_target
 
-    live._send = lambda topic, msg: send(("live", topic, msg))
+    live.set_sender(lambda topic, msg: send(("live", topic, msg)))
     if job["context"] is not None:
-        live._current.set(job["context"])
+        live.set_current(job["context"])  # for the rest of this process: never reset
     spec, gkey = job["spec"], job["gkey"]
     try:
         try:  # import the trial's code before the clock starts
             if spec.fast:
-                execute._resolve_target(spec.bases[gkey]["_target_"])
+                resolve_target(spec.bases[gkey]["_target_"])
             else:
                 import hydra.utils  # noqa: F401
         except Exception:
             pass  # the call below reports it as the trial's failure
         send(("start",))
-        value = execute._call(spec, gkey, job["params"])
+        value = call_trial(spec.bases[gkey], job["params"], spec.fast)
     except BaseException as exc:  # the trial's own failure, SystemExit included
-        answer: Tuple = ("error", f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc)))
+        kind = FailureKind.NEEDS_WORKER if isinstance(exc, TrialNeedsWorker) else kind_of_exception(exc)
+        answer: Tuple = ("error", f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc)), kind)
     else:
         answer = ("result", value)
     if job["context"] is not None:
@@ -295,8 +320,14 @@ def _main(write_fd: int) -> None:
     try:
         send(answer)
     except Exception as exc:  # e.g. a return value that cannot be pickled
-        send(("error", f"TypeError: the trial's return value cannot be sent back from its process ({exc})",
-              "".join(traceback.format_exception(exc))))
+        send(
+            (
+                "error",
+                f"TypeError: the trial's return value cannot be sent back from its process ({exc})",
+                "".join(traceback.format_exception(exc)),
+                FailureKind.BAD_RESULT,
+            )
+        )
     out.close()
 
 

@@ -23,6 +23,22 @@ from .rng import AgentRandom
 from .run import run, tables, trial
 
 __all__ = [
-    "Agent", "AgentRandom", "AgentTick", "Clock", "Inbox", "LocalHost", "Message", "Model", "Outcome",
-    "Population", "Settings", "ShardLost", "SimulationError", "Tick", "run", "simulate", "tables", "trial",
+    "Agent",
+    "AgentRandom",
+    "AgentTick",
+    "Clock",
+    "Inbox",
+    "LocalHost",
+    "Message",
+    "Model",
+    "Outcome",
+    "Population",
+    "Settings",
+    "ShardLost",
+    "SimulationError",
+    "Tick",
+    "run",
+    "simulate",
+    "tables",
+    "trial",
 ]

@@ -28,13 +28,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..observe import live
 from .errors import ShardLost, SimulationError
 from .memory import hand_over_quickly, keep_temporaries
 from .model import Model
 from .shard import Layout, Shard, StepReport
 
 #: shard actors living in this process, by actor key (same-process delivery)
-_LOCAL: "weakref.WeakValueDictionary[str, ShardActor]" = weakref.WeakValueDictionary()
+_LOCAL: weakref.WeakValueDictionary[str, ShardActor] = weakref.WeakValueDictionary()
 
 SHARD_PRIORITY = 1_000_000  # shard creation runs before queued trials on a worker
 POLL_S = 1.0  # how often a waiting coordinator checks that the shards' workers are alive
@@ -68,8 +69,17 @@ def _is_lost(exc: BaseException) -> bool:
 class ShardActor:
     """One shard, hosted by a Dask actor."""
 
-    def __init__(self, key: str, model: Model, index: int, assign: np.ndarray, layout: Layout, seed: int,
-                 tick_seconds: float, snapshot: Optional[bytes]):
+    def __init__(
+        self,
+        key: str,
+        model: Model,
+        index: int,
+        assign: np.ndarray,
+        layout: Layout,
+        seed: int,
+        tick_seconds: float,
+        snapshot: Optional[bytes],
+    ):
         keep_temporaries()  # see daskbench.sim.memory: ~3x faster steps on a Dask worker
         hand_over_quickly()
         self.key = key
@@ -119,8 +129,10 @@ class ShardActor:
                 if self._abort.is_set():
                     raise ShardLost("aborted by the coordinator")
                 if time.monotonic() > deadline:
-                    raise ShardLost(f"shards {list(expect)} did not deliver the messages of tick {after} "
-                                    f"within {DELIVER_TIMEOUT_S:.0f}s")
+                    raise ShardLost(
+                        f"shards {list(expect)} did not deliver the messages of tick {after} "
+                        f"within {DELIVER_TIMEOUT_S:.0f}s"
+                    )
         still = []
         for dest, fut in self._sent:
             if not fut.done():
@@ -164,11 +176,11 @@ def resource_restrictions() -> Dict[str, float]:
     """The resources the running task asked for (so its shards go where they are)."""
     try:
         from distributed import get_worker
-        from distributed.worker import thread_state
 
-        ts = get_worker().state.tasks.get(getattr(thread_state, "key", None))
+        worker = get_worker()
+        ts = worker.state.tasks.get(worker.get_current_task())
         return dict(ts.resource_restrictions or {}) if ts is not None else {}
-    except (ImportError, ValueError, AttributeError):
+    except (ImportError, ValueError, AttributeError, KeyError):  # KeyError: not in a task's own thread
         return {}
 
 
@@ -190,8 +202,18 @@ def eligible_workers(workers: Dict[str, Dict[str, Any]], resources: Dict[str, fl
 class ActorHost:
     """Shards in Dask actors, one per chosen worker in turn."""
 
-    def __init__(self, client: Any, model: Model, assign: np.ndarray, layout: Layout, seed: int,
-                 tick_seconds: float, workers: Sequence[str], resources: Dict[str, float], token: str = ""):
+    def __init__(
+        self,
+        client: Any,
+        model: Model,
+        assign: np.ndarray,
+        layout: Layout,
+        seed: int,
+        tick_seconds: float,
+        workers: Sequence[str],
+        resources: Dict[str, float],
+        token: str = "",
+    ):
         hand_over_quickly()  # the coordinator's thread and its client's event loop trade the GIL every tick
         self.client = client
         self.model, self.assign, self.layout, self.seed, self.tick_seconds = model, assign, layout, seed, tick_seconds
@@ -205,6 +227,8 @@ class ActorHost:
         self.placed: List[str] = []
         self._assign_future = None
         self._last: Optional[Tuple[int, List[StepReport]]] = None  # the last tick run, and its reports
+        # the speed for the scheduler's daskbench_sim_ticks_per_second; built in the trial's thread
+        self.rate = live.TickRate(live.current())
 
     def _alive(self) -> List[str]:
         info = self.client.scheduler_info(n_workers=-1)["workers"]
@@ -224,14 +248,29 @@ class ActorHost:
             snaps = client.scatter(list(snapshots), hash=False, workers=None)
         keys = [f"sim-shard-{self.token}-g{self.generation}-{i}" for i in range(self.n_shards)]
         self.futures = [
-            client.submit(ShardActor, keys[i], self.model, i, self._assign_future, self.layout, self.seed,
-                          self.tick_seconds, snaps[i], actor=True, key=keys[i], workers=[addr],
-                          allow_other_workers=False, pure=False, priority=SHARD_PRIORITY)
+            client.submit(
+                ShardActor,
+                keys[i],
+                self.model,
+                i,
+                self._assign_future,
+                self.layout,
+                self.seed,
+                self.tick_seconds,
+                snaps[i],
+                actor=True,
+                key=keys[i],
+                workers=[addr],
+                allow_other_workers=False,
+                pure=False,
+                priority=SHARD_PRIORITY,
+            )
             for i, addr in enumerate(self.placed)
         ]
         self.actors = self._wait_all(self.futures, lambda f: f.result(timeout=POLL_S), "starting")
         peers = {i: (keys[i], a) for i, a in enumerate(self.actors)}
         self._call_all([a.connect(peers) for a in self.actors], "connecting")
+        self.rate.restart()
 
     def _call_all(self, calls: Sequence[Any], what: str) -> List[Any]:
         """Results of one actor call per shard, waited for together: the barrier."""
@@ -286,6 +325,7 @@ class ActorHost:
             raise
         reports = self._call_all(calls, f"stepping tick {tick}")
         self._last = (tick, reports)
+        self.rate.ticked(tick)
         return reports
 
     def snapshot(self) -> List[bytes]:
@@ -301,6 +341,8 @@ class ActorHost:
 
     def close(self, lost: bool = False) -> None:
         """Release the shard actors; after a loss, first free shards stuck delivering to it."""
+        if not lost:
+            self.rate.done()
         if not lost and self.actors:
             try:
                 gather_actor_calls(self.client.loop, [a.drain() for a in self.actors], 60.0)

@@ -12,25 +12,42 @@ began (``realtime_factor=1``: one simulated second per second).
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from typing import Callable, Iterable, Optional
 
 from .errors import SimulationError
 
 
+def _positive(x: object) -> bool:
+    """A finite real number > 0 (not a bool, not a string a config left unparsed)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) and float(x) > 0
+
+
 class Clock:
     """Decides the next tick and paces ticks against the wall clock. Pure apart
     from ``now``/``sleep``, which tests replace with a fake clock."""
 
-    def __init__(self, ticks: int, start: int = 0, fast_forward: bool = True,
-                 realtime_factor: Optional[float] = None, tick_seconds: float = 1.0,
-                 now: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        ticks: int,
+        start: int = 0,
+        fast_forward: bool = True,
+        realtime_factor: Optional[float] = None,
+        tick_seconds: float = 1.0,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         if not (isinstance(ticks, int) and ticks >= 1):
             raise SimulationError(f"ticks={ticks!r}: give a whole number of ticks >= 1")
-        if realtime_factor is not None and not (math.isfinite(realtime_factor) and realtime_factor > 0):
-            raise SimulationError(f"clock.realtime_factor={realtime_factor!r}: give a positive number, or null for as fast as possible")
-        if not (math.isfinite(tick_seconds) and tick_seconds > 0):
-            raise SimulationError(f"clock.tick_seconds={tick_seconds!r}: give a positive number of simulated seconds per tick")
+        if realtime_factor is not None and not _positive(realtime_factor):
+            raise SimulationError(
+                f"clock.realtime_factor={realtime_factor!r}: give a positive number, or null for as fast as possible"
+            )
+        if not _positive(tick_seconds):
+            raise SimulationError(
+                f"clock.tick_seconds={tick_seconds!r}: give a positive number of simulated seconds per tick"
+            )
         self.start, self.end = int(start), int(start) + int(ticks)
         self.fast_forward = bool(fast_forward)
         self.realtime_factor = realtime_factor

@@ -25,6 +25,7 @@ from .clock import Clock
 from .errors import ShardLost, SimulationError
 from .host import Host
 from .model import Model
+from .partition import ALLOCATIONS
 from .shard import StepReport, add_partial
 
 logger = logging.getLogger("daskbench.sim")
@@ -45,12 +46,17 @@ class Settings:
     max_restarts: int = 3
 
     def check(self) -> None:
+        """Raise a :class:`SimulationError` naming the first bad setting (no model needed)."""
         for name in ("checkpoint_every", "agent_report_every", "max_restarts"):
             v = getattr(self, name)
             if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0):
                 raise SimulationError(f"{name}={v!r}: give a whole number >= 0 (0 = off)")
         if self.shards is not None and not (isinstance(self.shards, (int, np.integer)) and self.shards >= 1):
             raise SimulationError(f"shards={self.shards!r}: give a whole number >= 1, or null for one per worker")
+        if self.allocation not in ALLOCATIONS:
+            raise SimulationError(f"allocation={self.allocation!r} is not known; use one of {', '.join(ALLOCATIONS)}")
+        # the clock checks its own settings (ticks, realtime_factor, tick_seconds)
+        Clock(self.ticks, 0, self.fast_forward, self.realtime_factor, self.tick_seconds)
 
 
 @dataclass
@@ -79,84 +85,123 @@ def _scalar(name: str, value: Any) -> Any:
 class Checkpoint:
     __slots__ = ("tick", "next_tick", "snapshots", "n_steps", "n_agents", "counters")
 
-    def __init__(self, tick, next_tick, snapshots, n_steps, n_agents, counters):
+    def __init__(
+        self,
+        tick: Optional[int],
+        next_tick: int,
+        snapshots: Optional[List[bytes]],
+        n_steps: int,
+        n_agents: int,
+        counters: Dict[str, int],
+    ):
         self.tick, self.next_tick, self.snapshots = tick, next_tick, snapshots
         self.n_steps, self.n_agents, self.counters = n_steps, n_agents, counters
 
 
+@dataclass
+class _Progress:
+    """What a simulation has produced so far; rolled back to ``ckpt`` when a shard is lost."""
+
+    steps: List[Dict[str, Any]]
+    agents: List[Tuple[int, str, np.ndarray, Dict[str, np.ndarray]]]
+    counters: Dict[str, int]
+    ckpt: Checkpoint
+    last_tick: int
+    restarts: int = 0
+
+
 def simulate(model: Model, host: Host, settings: Settings, clock: Clock) -> Outcome:
     """Run the simulation to its end on ``host`` and return what it produced."""
-    steps: List[Dict[str, Any]] = []
-    agents: List[Tuple[int, str, np.ndarray, Dict[str, np.ndarray]]] = []
     counters = {"local": 0, "remote": 0, "agent_steps": 0, "executed": 0}
-    restarts = 0
     t_start = time.perf_counter()
     host.start(None)
-    ckpt = Checkpoint(None, clock.start, None, 0, 0, dict(counters))
+    done = _Progress([], [], counters, Checkpoint(None, clock.start, None, 0, 0, dict(counters)), clock.start)
     tick: Optional[int] = clock.start
-    last_tick = clock.start
     while tick is not None:
         try:
-            clock.pace(tick)
-            t0 = time.perf_counter()
-            reports = host.step(tick)
-            wall = time.perf_counter() - t0
-            row = _row(model, tick, clock.time_of(tick), reports, wall)
-            last_tick = tick
-            steps.append(row)
-            counters["local"] += row["messages_local"]
-            counters["remote"] += row["messages_remote"]
-            counters["agent_steps"] += row["agent_steps"]
-            counters["executed"] += 1
-            in_flight = row["messages_local"] + row["messages_remote"] > 0
-            nxt = clock.next(tick, [r.next_due for r in reports], in_flight)
-            K = settings.agent_report_every
-            if K and ((tick - clock.start) % K == 0 or nxt is None):
-                agents.extend((tick, name, ids, cols) for name, ids, cols in host.agent_report())
-            if settings.checkpoint_every and nxt is not None and counters["executed"] % settings.checkpoint_every == 0:
-                ckpt = Checkpoint(tick, nxt, host.snapshot(), len(steps), len(agents), dict(counters))
-            tick = nxt
+            tick = _tick(model, host, settings, clock, done, tick)
         except ShardLost as exc:
-            restarts += 1
-            if restarts > settings.max_restarts:
-                raise SimulationError(
-                    f"a shard was lost {restarts} times ({exc}); giving up after max_restarts={settings.max_restarts}"
-                ) from exc
-            where = f"the checkpoint of tick {ckpt.tick}" if ckpt.snapshots is not None else "the start"
-            logger.warning("simulation: %s; restarting from %s (restart %d)", exc, where, restarts)
-            host.close(lost=True)
-            host.start(ckpt.snapshots)
-            del steps[ckpt.n_steps:]
-            del agents[ckpt.n_agents:]
-            counters = dict(ckpt.counters)
-            clock.restart()
-            tick = ckpt.next_tick
-    wall_s = time.perf_counter() - t_start
+            tick = _restart(host, settings, clock, done, exc)
+    metrics = _metrics(model, clock, done, time.perf_counter() - t_start)
+    return Outcome(done.steps, done.agents, metrics)
+
+
+def _tick(model: Model, host: Host, settings: Settings, clock: Clock, done: _Progress, tick: int) -> Optional[int]:
+    """Run ``tick`` on every shard and record it; returns the next tick (None: the end)."""
+    clock.pace(tick)
+    t0 = time.perf_counter()
+    reports = host.step(tick)
+    wall = time.perf_counter() - t0
+    row = _row(model, tick, clock.time_of(tick), reports, wall)
+    done.last_tick = tick
+    done.steps.append(row)
+    counters = done.counters
+    counters["local"] += row["messages_local"]
+    counters["remote"] += row["messages_remote"]
+    counters["agent_steps"] += row["agent_steps"]
+    counters["executed"] += 1
+    in_flight = row["messages_local"] + row["messages_remote"] > 0
+    nxt = clock.next(tick, [r.next_due for r in reports], in_flight)
+    K = settings.agent_report_every
+    if K and ((tick - clock.start) % K == 0 or nxt is None):
+        done.agents.extend((tick, name, ids, cols) for name, ids, cols in host.agent_report())
+    if settings.checkpoint_every and nxt is not None and counters["executed"] % settings.checkpoint_every == 0:
+        done.ckpt = Checkpoint(tick, nxt, host.snapshot(), len(done.steps), len(done.agents), dict(counters))
+    return nxt
+
+
+def _restart(host: Host, settings: Settings, clock: Clock, done: _Progress, exc: ShardLost) -> int:
+    """Start the shards again from the last checkpoint (or the start); returns the tick to run next."""
+    done.restarts += 1
+    if done.restarts > settings.max_restarts:
+        raise SimulationError(
+            f"a shard was lost {done.restarts} times ({exc}); giving up after max_restarts={settings.max_restarts}"
+        ) from exc
+    ckpt = done.ckpt
+    where = f"the checkpoint of tick {ckpt.tick}" if ckpt.snapshots is not None else "the start"
+    logger.warning("simulation: %s; restarting from %s (restart %d)", exc, where, done.restarts)
+    host.close(lost=True)
+    host.start(ckpt.snapshots)
+    del done.steps[ckpt.n_steps :]
+    del done.agents[ckpt.n_agents :]
+    done.counters = dict(ckpt.counters)
+    clock.restart()
+    return ckpt.next_tick
+
+
+#: columns of a ``steps`` row that are not the model's reporters
+_STEP_ONLY = ("tick", "time", "wall_ms", "shard_ms", "messages_local", "messages_remote", "agent_steps")
+
+
+def _metrics(model: Model, clock: Clock, done: _Progress, wall_s: float) -> Dict[str, Any]:
+    """The trial's metrics: the last step's reporters, the run's counts and speed, the model's summary."""
+    steps, counters = done.steps, done.counters
     tick_s = sum(s["wall_ms"] for s in steps) / 1e3
     total = counters["local"] + counters["remote"]
     metrics: Dict[str, Any] = {}
     if steps:
-        metrics.update({k: v for k, v in steps[-1].items()
-                        if k not in ("tick", "time", "wall_ms", "shard_ms", "messages_local", "messages_remote", "agent_steps")})
-    metrics.update({
-        "ticks": counters["executed"],
-        "final_tick": last_tick,
-        "messages_local": counters["local"],
-        "messages_remote": counters["remote"],
-        "cross_shard_fraction": counters["remote"] / total if total else 0.0,
-        "agent_steps": counters["agent_steps"],
-        "restarts": restarts,
-        "sim_wall_s": wall_s,
-        "tick_ms": float(np.mean([s["wall_ms"] for s in steps])) if steps else math.nan,
-        "shard_ms": float(np.mean([s["shard_ms"] for s in steps])) if steps else math.nan,
-        # per second of ticking: starting shards and checkpoints are in sim_wall_s only
-        "agent_steps_per_s": sum(s["agent_steps"] for s in steps) / tick_s if tick_s > 0 else math.nan,
-    })
+        metrics.update({k: v for k, v in steps[-1].items() if k not in _STEP_ONLY})
+    metrics.update(
+        {
+            "ticks": counters["executed"],
+            "final_tick": done.last_tick,
+            "messages_local": counters["local"],
+            "messages_remote": counters["remote"],
+            "cross_shard_fraction": counters["remote"] / total if total else 0.0,
+            "agent_steps": counters["agent_steps"],
+            "restarts": done.restarts,
+            "sim_wall_s": wall_s,
+            "tick_ms": float(np.mean([s["wall_ms"] for s in steps])) if steps else math.nan,
+            "shard_ms": float(np.mean([s["shard_ms"] for s in steps])) if steps else math.nan,
+            # per second of ticking: starting shards and checkpoints are in sim_wall_s only
+            "agent_steps_per_s": sum(s["agent_steps"] for s in steps) / tick_s if tick_s > 0 else math.nan,
+        }
+    )
     if clock.realtime_factor is not None:
         metrics["realtime_max_lag_s"] = clock.max_lag_s
     for key, value in dict(model.summary(steps)).items():
         metrics[str(key)] = _scalar(str(key), value)
-    return Outcome(steps, agents, metrics)
+    return metrics
 
 
 def _row(model: Model, tick: int, sim_time: float, reports: Sequence[StepReport], wall: float) -> Dict[str, Any]:

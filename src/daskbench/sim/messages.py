@@ -36,12 +36,12 @@ class Batch:
     def __reduce__(self):
         return (Batch, (self.dst, self.src, self.fields))
 
-    def take(self, index: np.ndarray) -> "Batch":
+    def take(self, index: np.ndarray) -> Batch:
         src = None if self.src is None else self.src[index]
         return Batch(self.dst[index], src, {k: v[index] for k, v in self.fields.items()})
 
     @staticmethod
-    def concat(batches: List["Batch"], kind: str) -> "Batch":
+    def concat(batches: List[Batch], kind: str) -> Batch:
         if len(batches) == 1:
             return batches[0]
         names = set(batches[0].fields)
@@ -95,7 +95,9 @@ class Outbox:
             if dst.size == 0:
                 dst = dst.astype(np.int64)
             else:
-                raise SimulationError(f"message of kind {kind!r}: receiver ids must be integers, got {dst.dtype} ({dst[:3]!r})")
+                raise SimulationError(
+                    f"message of kind {kind!r}: receiver ids must be integers, got {dst.dtype} ({dst[:3]!r})"
+                )
         n = len(dst)
         if n == 0:
             return
@@ -119,8 +121,9 @@ class Outbox:
     def __bool__(self) -> bool:
         return bool(self._parts)
 
-    def split(self, owner: Callable[[np.ndarray], np.ndarray], n_shards: int,
-              me: int) -> Tuple[Dict[str, Batch], Dict[int, Dict[str, Batch]], int, int]:
+    def split(
+        self, owner: Callable[[np.ndarray], np.ndarray], n_shards: int, me: int
+    ) -> Tuple[Dict[str, Batch], Dict[int, Dict[str, Batch]], int, int]:
         """(messages for this shard, {shard: messages for it}, local count, remote count).
 
         ``owner`` maps receiver ids to shards. Each part keeps the order the
@@ -183,8 +186,11 @@ class Inbox:
 
     def _batch(self) -> Batch:
         if self._merged is None:
-            self._merged = (Batch.concat(self._batches, self.kind) if self._batches
-                            else Batch(np.empty(0, np.int64), np.empty(0, np.int64), {}))
+            self._merged = (
+                Batch.concat(self._batches, self.kind)
+                if self._batches
+                else Batch(np.empty(0, np.int64), np.empty(0, np.int64), {})
+            )
             self._rows = self._row_of(self._merged.dst)
         return self._merged
 
@@ -205,6 +211,7 @@ class Inbox:
     def count(self) -> np.ndarray:
         """Number of messages each agent received (one int per agent)."""
         self._batch()
+        assert self._rows is not None  # set by _batch()
         return np.bincount(self._rows, minlength=self.n)
 
     def sum(self, field: str) -> np.ndarray:
@@ -213,6 +220,7 @@ class Inbox:
         if field not in b.fields:
             raise SimulationError(self._no_field(field))
         values = b.fields[field]
+        assert self._rows is not None  # set by _batch()
         if values.dtype.kind in "iub":  # exact in any order
             return np.bincount(self._rows, weights=values, minlength=self.n)
         # floats: add in the (receiver, sender) order, so rounding is the same on any sharding
@@ -222,6 +230,7 @@ class Inbox:
     @property
     def rows(self) -> np.ndarray:
         self._sort()
+        assert self._rows is not None  # set by _batch()
         return self._rows
 
     @property

@@ -19,7 +19,7 @@ contiguous per population, in the order ``Model.populations`` declares them.
 from __future__ import annotations
 
 import numbers
-from typing import Any, ClassVar, Dict, List, Mapping, Optional
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Type
 
 import numpy as np
 
@@ -65,8 +65,18 @@ class Tick:
 
     __slots__ = ("tick", "time", "model", "n_agents", "rng", "_inboxes", "_outbox", "_row_of", "_n")
 
-    def __init__(self, tick: int, time: float, model: Model, n_agents: int, rng: AgentRandom,
-                 inboxes: Dict[str, Inbox], outbox: Outbox, row_of: np.ndarray, n: int):
+    def __init__(
+        self,
+        tick: int,
+        time: float,
+        model: Model,
+        n_agents: int,
+        rng: AgentRandom,
+        inboxes: Dict[str, Inbox],
+        outbox: Outbox,
+        row_of: Callable[[np.ndarray], np.ndarray],
+        n: int,
+    ):
         self.tick = tick
         self.time = time
         self.model = model
@@ -153,7 +163,9 @@ class Message:
         try:
             return self.fields[name]
         except KeyError:
-            raise AttributeError(f"message of kind {self.kind!r} has no field {name!r}; it carries {sorted(self.fields)}") from None
+            raise AttributeError(
+                f"message of kind {self.kind!r} has no field {name!r}; it carries {sorted(self.fields)}"
+            ) from None
 
     def __repr__(self) -> str:
         return f"Message(src={self.src}, kind={self.kind!r}, {self.fields})"
@@ -164,8 +176,9 @@ class AgentTick:
 
     __slots__ = ("tick", "time", "model", "n_agents", "inbox", "_agent", "_outbox")
 
-    def __init__(self, tick: int, time: float, model: Model, n_agents: int, agent: "Agent",
-                 inbox: List[Message], outbox: Outbox):
+    def __init__(
+        self, tick: int, time: float, model: Model, n_agents: int, agent: Agent, inbox: List[Message], outbox: Outbox
+    ):
         self.tick, self.time, self.model, self.n_agents = tick, time, model, n_agents
         self.inbox = inbox
         self._agent = agent
@@ -203,14 +216,14 @@ class Agent:
         return {}
 
     @classmethod
-    def observe(cls, agents: List["Agent"]) -> Mapping[str, Any]:
+    def observe(cls, agents: List[Agent]) -> Mapping[str, Any]:
         return {}
 
 
 class ObjectPopulation(Population):
     """Plain-object agents of one type held by one shard, stepped in id order."""
 
-    def __init__(self, agent_cls: type):
+    def __init__(self, agent_cls: Type[Agent]):
         self.agent_cls = agent_cls
         self.agents: List[Agent] = []
         self._due: List[Optional[int]] = []

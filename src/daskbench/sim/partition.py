@@ -52,7 +52,9 @@ def community(n_agents: int, n_shards: int, graph: Any, seed: int) -> np.ndarray
             "(a networkx.Graph over agent ids), or use allocation=round_robin"
         )
     if not isinstance(graph, nx.Graph):
-        raise SimulationError(f"the model's graph() returned {type(graph).__name__}; return a networkx.Graph over agent ids")
+        raise SimulationError(
+            f"the model's graph() returned {type(graph).__name__}; return a networkx.Graph over agent ids"
+        )
     bad = [v for v in graph.nodes if not (isinstance(v, (int, np.integer)) and 0 <= v < n_agents)]
     if bad:
         raise SimulationError(

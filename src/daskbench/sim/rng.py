@@ -103,7 +103,7 @@ class AgentRandom:
     def _ids(self, where: Optional[np.ndarray]) -> np.ndarray:
         return self.ids if where is None else self.ids[_rows(where)]
 
-    def subset(self, where: np.ndarray) -> "AgentRandom":
+    def subset(self, where: np.ndarray) -> AgentRandom:
         """The draws of the agents selected by ``where`` (a mask or row numbers); ``.ids`` are theirs."""
         return AgentRandom(self.ids[_rows(where)], self.seed, self.tick)
 

@@ -18,6 +18,7 @@ Where the shards live:
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
@@ -49,8 +50,7 @@ def _in_task() -> bool:
         return False
 
 
-def run(model: Model, settings: Settings, seed: int = 0, client: Any = None,
-        local: Optional[bool] = None) -> Outcome:
+def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, local: Optional[bool] = None) -> Outcome:
     """Run ``model`` to the end; see the module docstring for where shards live."""
     settings.check()
     model.seed = int(seed)
@@ -122,9 +122,11 @@ def tables(outcome: Outcome) -> Dict[str, Any]:
         out["steps"] = pa.Table.from_pylist(outcome.steps)
     parts = []
     for tick, name, ids, cols in outcome.agents:
-        arrays = {"tick": pa.array(np.full(len(ids), tick, dtype=np.int64)),
-                  "agent_id": pa.array(ids.astype(np.int64)),
-                  "population": pa.array([name] * len(ids), pa.string())}
+        arrays = {
+            "tick": pa.array(np.full(len(ids), tick, dtype=np.int64)),
+            "agent_id": pa.array(ids.astype(np.int64)),
+            "population": pa.array([name] * len(ids), pa.string()),
+        }
         arrays.update({k: pa.array(v) for k, v in cols.items()})
         parts.append(pa.table(arrays))
     if parts:
@@ -138,16 +140,27 @@ def import_model(path: str) -> type:
     try:
         cls = getattr(importlib.import_module(mod), attr) if mod else None
     except (ImportError, AttributeError) as exc:
-        raise SimulationError(f"trial.model={path!r} cannot be imported ({exc}); give package.module.ModelClass") from None
+        raise SimulationError(
+            f"trial.model={path!r} cannot be imported ({exc}); give package.module.ModelClass"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, Model)):
         raise SimulationError(f"trial.model={path!r} is not a subclass of daskbench.sim.Model")
     return cls
 
 
-def trial(model: str, params: Optional[Mapping[str, Any]] = None, seed: int = 0, ticks: int = 100,
-          shards: Optional[int] = None, allocation: str = "round_robin", clock: Optional[Mapping[str, Any]] = None,
-          checkpoint_every: int = 0, agent_report_every: int = 0, max_restarts: int = 3,
-          local: Optional[bool] = None) -> Dict[str, Any]:
+def trial(
+    model: str,
+    params: Optional[Mapping[str, Any]] = None,
+    seed: int = 0,
+    ticks: int = 100,
+    shards: Optional[int] = None,
+    allocation: str = "round_robin",
+    clock: Optional[Mapping[str, Any]] = None,
+    checkpoint_every: int = 0,
+    agent_report_every: int = 0,
+    max_restarts: int = 3,
+    local: Optional[bool] = None,
+) -> Dict[str, Any]:
     """A simulation as a trial of a sweep: metrics for the ``trials`` row, ``steps`` and ``agents`` tables.
 
     - ``model``: import path of a :class:`daskbench.sim.Model` subclass; ``params``: its keyword arguments.
@@ -160,20 +173,72 @@ def trial(model: str, params: Optional[Mapping[str, Any]] = None, seed: int = 0,
       ``max_restarts``: shard losses survived before the trial fails.
     - ``local``: true runs every shard in the trial's own process.
     """
-    clock = dict(clock or {})
-    unknown = sorted(set(clock) - set(CLOCK_KEYS))
-    if unknown:
-        raise SimulationError(f"trial.clock.{unknown[0]} is not a clock setting; use {', '.join(CLOCK_KEYS)}")
-    settings = Settings(ticks=ticks, shards=shards, allocation=allocation, checkpoint_every=checkpoint_every,
-                        agent_report_every=agent_report_every, max_restarts=max_restarts,
-                        **{k: v for k, v in clock.items() if v is not None or k == "realtime_factor"})
+    settings = _settings(ticks, shards, allocation, clock, checkpoint_every, agent_report_every, max_restarts)
     cls = import_model(model)
     params = dict(params or {})
     try:
         instance = cls(**params)
     except TypeError as exc:
-        raise SimulationError(f"{cls.__name__}: {exc}; check trial.params (given: {', '.join(sorted(params)) or 'none'})") from None
+        raise _params_error(cls, exc, params) from None
     outcome = run(instance, settings, seed=seed, local=local)
     result: Dict[str, Any] = dict(outcome.metrics)
     result.update(tables(outcome))
     return result
+
+
+def _settings(
+    ticks: int,
+    shards: Optional[int],
+    allocation: str,
+    clock: Optional[Mapping[str, Any]],
+    checkpoint_every: int,
+    agent_report_every: int,
+    max_restarts: int,
+) -> Settings:
+    """A trial's ``Settings``, checked (a :class:`SimulationError` names the first bad one)."""
+    clock = dict(clock or {})
+    unknown = sorted(set(clock) - set(CLOCK_KEYS))
+    if unknown:
+        raise SimulationError(f"trial.clock.{unknown[0]} is not a clock setting; use {', '.join(CLOCK_KEYS)}")
+    settings = Settings(
+        ticks=ticks,
+        shards=shards,
+        allocation=allocation,
+        checkpoint_every=checkpoint_every,
+        agent_report_every=agent_report_every,
+        max_restarts=max_restarts,
+        **{k: v for k, v in clock.items() if v is not None or k == "realtime_factor"},
+    )
+    settings.check()
+    return settings
+
+
+def check(**kwargs: Any) -> None:
+    """Raise the :class:`SimulationError` that ``trial(**kwargs)`` would raise before it
+    simulates, without building the model or touching Dask: the settings, the model
+    class and the names in ``params`` (daskbench calls this when it plans a sweep)."""
+    try:
+        bound = inspect.signature(trial).bind(**kwargs)
+    except TypeError as exc:  # no `model`, or a keyword trial() does not take
+        raise SimulationError(f"{exc}; a simulation trial needs trial.model (package.module.ModelClass)") from None
+    bound.apply_defaults()
+    a = bound.arguments
+    _settings(
+        a["ticks"],
+        a["shards"],
+        a["allocation"],
+        a["clock"],
+        a["checkpoint_every"],
+        a["agent_report_every"],
+        a["max_restarts"],
+    )
+    cls = import_model(a["model"])
+    params = dict(a["params"] or {})
+    try:  # names only: building a model can take long (networks, 100k agents)
+        inspect.signature(cls).bind(**params)
+    except TypeError as exc:
+        raise _params_error(cls, exc, params) from None
+
+
+def _params_error(cls: type, exc: TypeError, params: Mapping[str, Any]) -> SimulationError:
+    return SimulationError(f"{cls.__name__}: {exc}; check trial.params (given: {', '.join(sorted(params)) or 'none'})")

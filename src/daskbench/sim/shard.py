@@ -13,7 +13,7 @@ import pickle
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,10 +35,12 @@ class Layout:
         return self.offsets[-1]
 
     @staticmethod
-    def of(model: Model) -> "Layout":
+    def of(model: Model) -> Layout:
         declared = dict(model.populations)
         if not declared:
-            raise SimulationError(f"{type(model).__name__}.populations is empty; declare {{name: Population or Agent subclass}}")
+            raise SimulationError(
+                f"{type(model).__name__}.populations is empty; declare {{name: Population or Agent subclass}}"
+            )
         for name, cls in declared.items():
             if not (isinstance(cls, type) and issubclass(cls, (Population, Agent))):
                 raise SimulationError(
@@ -81,8 +83,9 @@ class StepReport:
 class Shard:
     """The populations of one shard and its message queues."""
 
-    def __init__(self, model: Model, index: int, assign: np.ndarray, layout: Layout, seed: int,
-                 tick_seconds: float = 1.0):
+    def __init__(
+        self, model: Model, index: int, assign: np.ndarray, layout: Layout, seed: int, tick_seconds: float = 1.0
+    ):
         self.model = model
         self.index = index
         self.n_shards = int(assign.max()) + 1
@@ -91,6 +94,7 @@ class Shard:
         self.tick_seconds = tick_seconds
         mine = np.flatnonzero(assign == index)
         n = layout.n_agents
+        self.owner: Callable[[Any], Any]  # global agent id(s) -> the shard that holds them
         if self.n_shards == 1 or np.array_equal(assign, np.arange(n) % self.n_shards):
             # round robin: arithmetic instead of a lookup in an array as long as the model
             s = self.n_shards
@@ -101,20 +105,21 @@ class Shard:
         else:
             self.owner = lambda dst: assign[dst]
         self.pops: List[Tuple[str, Population, int, int]] = []
-        self.row_fns = []
+        self.row_fns: List[Callable[[np.ndarray], np.ndarray]] = []
         table = None
         for i, name in enumerate(layout.names):
             lo, hi = layout.offsets[i], layout.offsets[i + 1]
             ids = mine[(mine >= lo) & (mine < hi)]
             cls = model.populations[name]
-            pop = ObjectPopulation(cls) if issubclass(cls, Agent) else cls()
+            pop: Population = ObjectPopulation(cls) if issubclass(cls, Agent) else cls()
             pop._bind(name, ids, model, seed)
             stride = int(ids[1] - ids[0]) if len(ids) > 1 else 1
             if len(ids) and stride > 0 and int(ids[-1]) == int(ids[0]) + stride * (len(ids) - 1):
                 # evenly spaced ids (one shard, or round robin): a row is arithmetic
                 first = int(ids[0])
-                self.row_fns.append((lambda dst, f=first: dst - f) if stride == 1
-                                    else (lambda dst, f=first, st=stride: (dst - f) // st))
+                self.row_fns.append(
+                    (lambda dst, f=first: dst - f) if stride == 1 else (lambda dst, f=first, st=stride: (dst - f) // st)
+                )
             else:
                 if table is None:  # row of each global id in its population's arrays here
                     table = np.full(n, -1, dtype=np.int64)
@@ -176,8 +181,19 @@ class Shard:
                     boxes[kind] = Inbox(mine, self.row_fns[i], pop.n, kind)
             due = self._due[i]
             if pop.n and (boxes or (due is not None and due <= tick)):
-                pop.step(Tick(tick, sim_time, self.model, self.layout.n_agents,
-                              AgentRandom(pop.ids, self.seed, tick), boxes, outbox, self.row_fns[i], pop.n))
+                pop.step(
+                    Tick(
+                        tick,
+                        sim_time,
+                        self.model,
+                        self.layout.n_agents,
+                        AgentRandom(pop.ids, self.seed, tick),
+                        boxes,
+                        outbox,
+                        self.row_fns[i],
+                        pop.n,
+                    )
+                )
                 steps += pop.agent_steps()
                 self._due[i] = pop.next_activity(tick)
         local, remote, n_local, n_remote = outbox.split(self.owner, self.n_shards, self.index)
@@ -185,8 +201,16 @@ class Shard:
             self.deliver(tick, self.index, local)
         partials = self.observe()
         known = [d for d in self._due if d is not None]
-        report = StepReport(tick, partials, min(known) if known else None, n_local, n_remote, steps,
-                            time.perf_counter() - t0, tuple(sorted(remote)))
+        report = StepReport(
+            tick,
+            partials,
+            min(known) if known else None,
+            n_local,
+            n_remote,
+            steps,
+            time.perf_counter() - t0,
+            tuple(sorted(remote)),
+        )
         return remote, report
 
     def observe(self) -> Dict[str, Any]:

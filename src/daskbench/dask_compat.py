@@ -1,0 +1,69 @@
+"""The private parts of Dask daskbench relies on, each behind one small function.
+
+Used by the runner, the clusters and the observation side alike (so it sits at
+the top of the package, beside ``errors``, and imports nothing of daskbench).
+Each function here says
+which private name it reads, why nothing public does the job, and what it does
+when a Dask release renames it (it degrades; it never fails a run). Checked
+against distributed 2026.8 and dask-kubernetes 2026.3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator, List, Optional
+
+
+def topic_handler(client: Any, topic: str) -> Optional[Callable[[Any], Any]]:
+    """The handler ``client.subscribe_topic(topic, ...)`` installed, or None.
+
+    ``Client`` has ``subscribe_topic`` and ``unsubscribe_topic`` but no way to
+    read the handler a topic has, and subscribing again replaces it: the runner
+    needs it to chain its own handler after a user's on their own client. Reads
+    ``Client._event_handlers``; without it, the runner's handler replaces the
+    user's (as ``subscribe_topic`` itself would).
+    """
+    handlers = getattr(client, "_event_handlers", None)
+    return handlers.get(topic) if isinstance(handlers, dict) else None
+
+
+def schedulers_in_this_process() -> List[Any]:
+    """The ``distributed.Scheduler`` objects alive in this process.
+
+    Prometheus' registry is process-wide, so one scrape of ``/metrics`` would
+    show the daskbench numbers of every scheduler in the process (tests, a
+    notebook's LocalCluster with ``processes=False``); telling whose loop a
+    scrape runs on needs the list of schedulers, which distributed keeps in
+    ``Scheduler._instances`` and publishes nowhere (distributed's own Prometheus
+    handler rebinds its collectors per request through a private too). Without
+    it: an empty list, and each scrape shows every scheduler's numbers.
+    """
+    from distributed.scheduler import Scheduler
+
+    return list(getattr(Scheduler, "_instances", ()))
+
+
+@contextlib.contextmanager
+def kube_clusters_forgotten_on_failure() -> Iterator[None]:
+    """Around ``KubeCluster(...)``: if it raises, drop the half-made object from the
+    list dask-kubernetes closes at exit.
+
+    ``KubeCluster.__init__`` adds itself to ``KubeCluster._instances`` before it
+    talks to Kubernetes, and an ``atexit`` hook (``reap_clusters``) "closes" every
+    instance with ``shutdown_on_close``, deleting the DaskCluster of that name,
+    which after a failure such as "already exists" is someone else's. The
+    constructor raised, so there is no object to set ``shutdown_on_close=False``
+    on, and no public API reaches the list. Without the private: nothing dropped
+    (dask-kubernetes' own behaviour).
+    """
+    from dask_kubernetes.operator import KubeCluster
+
+    instances = getattr(KubeCluster, "_instances", None)
+    before = set(instances) if instances is not None else set()
+    try:
+        yield
+    except BaseException:
+        if instances is not None:
+            for half_made in set(instances) - before:
+                instances.discard(half_made)
+        raise

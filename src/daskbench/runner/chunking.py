@@ -1,0 +1,43 @@
+"""How many trials go into one task: chunks sized from measured trial durations."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+from .spec import ChunkResult
+
+
+@dataclass
+class ChunkSizer:
+    """Chooses trials per task so one task lasts about ``target_s`` (EWMA of
+    measured trial durations); ``fixed`` (runner.chunk_size) overrides it."""
+
+    fixed: Optional[int]
+    target_s: float = 0.5
+    max_size: int = 1000
+    mean_s: Optional[float] = None
+
+    def observe(self, result: ChunkResult) -> None:
+        """Take in the durations of a finished chunk's trials."""
+        n = len(result.rows)
+        if n:
+            per = chunk_compute_seconds(result) / n
+            self.mean_s = per if self.mean_s is None else 0.7 * self.mean_s + 0.3 * per
+
+    def size(self, remaining: int, threads: int) -> int:
+        """Trials for the next task, with ``remaining`` trials left and ``threads`` to keep busy."""
+        if self.fixed:
+            return self.fixed
+        if self.mean_s is None:
+            return 1  # measure first: long trials should never be batched
+        want = math.ceil(self.target_s / max(self.mean_s, 1e-6))
+        spread = math.ceil(remaining / max(2 * threads, 1))  # keep every thread busy to the end
+        return max(1, min(want, self.max_size, max(spread, 1)))
+
+
+def chunk_compute_seconds(result: ChunkResult) -> float:
+    """Worker time the chunk's trials took, for sizing the next chunks."""
+    total = sum(r["duration_s"] for r in result.rows)
+    return total if math.isfinite(total) else 0.0

@@ -1,0 +1,111 @@
+"""What the driver sends a worker and gets back: the run's :class:`TrialSpec`, the
+chunk's :class:`Item`\\ s, and the :class:`ChunkResult`.
+
+A chunk is pickled per task, so these stay plain and cheap; this module imports
+nothing heavy (a worker unpickling a spec imports it).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
+
+from ..results.row import Row
+
+if TYPE_CHECKING:  # the driver's side only: workers never compose configs
+    from ..config.compose import RunPlan
+
+#: a combination of swept config-group choices, e.g. (("model", "mm1"),)
+GroupKey = Tuple[Tuple[str, str], ...]
+
+
+@dataclass
+class TrialSpec:
+    """What every trial of one run shares; sent along with each chunk.
+
+    ``bases`` maps a group-choice combination to the trial's keyword arguments
+    (``fast``) or to the whole unresolved config (otherwise, resolved per trial).
+    """
+
+    target: str
+    fast: bool
+    bases: Dict[GroupKey, Dict[str, Any]]
+    retries: int = 0
+    timeout_s: Optional[float] = None
+    sys_path: List[str] = field(default_factory=list)
+    experiment: str = ""
+    run_id: str = ""
+    isolation: str = "auto"
+    quarantine: bool = False  # its worker died running it: a child process with the worker's memory limit
+    prune: bool = False  # sweep.pruner: the driver may stop a trial at a reported step
+
+    @property
+    def in_process(self) -> bool:
+        """Whether each trial runs in a child process of its own."""
+        return self.quarantine or self.isolation == "process" or (self.isolation == "auto" and bool(self.timeout_s))
+
+
+class Item(NamedTuple):
+    """One trial of a chunk, as the worker needs it (a tuple: cheap to pickle)."""
+
+    trial_id: str
+    groups: GroupKey
+    params: Dict[str, Any]
+    seed: Optional[int]
+    replicate: int
+
+
+@dataclass
+class ChunkResult:
+    """Rows for the ``trials`` table and Arrow tables for per-step datasets."""
+
+    rows: List[Row]
+    tables: Dict[str, Any]  # dataset name -> pyarrow.Table
+
+
+def pack(items: List[Item]) -> bytes:
+    """A chunk's items as one bytes object.
+
+    The scheduler and client keep recent messages for debugging; bytes cost a
+    fraction of the memory of a million small Python objects held there.
+    """
+    return pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def make_spec(rp: RunPlan, run_id: str = "") -> TrialSpec:
+    """The per-run payload every chunk carries; picks the fast calling path when
+    the trial's keyword arguments need no resolving."""
+    value_keys = [a.key for a in rp.plan.axes if not a.is_group]
+    trials = {g: tree.get("trial") or {} for g, tree in rp.trial_bases.items()}
+    fast = all(k.startswith("trial.") for k in value_keys) and all(
+        not _needs_hydra(t, top=True) for t in trials.values()
+    )
+    bases = trials if fast else rp.trial_bases
+    return TrialSpec(
+        target=str(next(iter(trials.values()))["_target_"]),
+        fast=fast,
+        bases=bases,
+        retries=int(rp.cfg.retries),
+        timeout_s=rp.cfg.timeout_s,
+        sys_path=list(dict.fromkeys(rp.sys_path)),
+        experiment=rp.cfg.name,
+        run_id=run_id,
+        isolation=str(rp.cfg.runner.isolation),
+        prune=rp.plan.search is not None and rp.plan.search.pruner != "none",
+    )
+
+
+def _needs_hydra(node: Any, top: bool = False) -> bool:
+    """Whether a trial config needs Hydra to resolve it (interpolations, nested targets)."""
+    if isinstance(node, str):
+        return "${" in node
+    if isinstance(node, dict):
+        if not top and "_target_" in node:
+            return True
+        if top and any(k in node for k in ("_partial_", "_convert_", "_args_", "_recursive_")):
+            return True
+        return any(_needs_hydra(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_needs_hydra(v) for v in node)
+    return False
