@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-full bench-smoke clean browser netns
+.PHONY: run test test-containers lint bench bench-full bench-smoke clean browser netns
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ run: $(STAMP)
 
 test: $(STAMP) browser netns
 	$(PY) -m pytest
+
+# Builds deploy/Dockerfile's image and runs real containers with podman: a
+# containerized cluster serving sweeps and simulations, a worker container killed
+# mid-sweep, and the operator's pods under `podman kube play` (tests/containers/).
+# As root it installs podman, runc and debootstrap when missing; elsewhere it
+# says why it cannot run and fails.
+test-containers: $(STAMP)
+	bash tests/containers/run.sh $(PY)
 
 # Linter, formatter and type checker (configured in pyproject.toml); .ci/run runs it.
 lint: $(STAMP)

@@ -55,6 +55,38 @@ def test_resource_tags_and_code_shipping(user_dir, procs):
     assert set(df.worker) == {procs.names["gpu"]}  # tagged trials ran only on the tagged worker
 
 
+def test_a_trial_package_is_shipped_and_importable_on_the_workers(user_dir, procs):
+    """A package folder (not a single file) is zipped and sent; the workers import it from the zip."""
+    pkg = user_dir / "mytrials"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models.py").write_text("def square(x=0, seed=0):\n    return {'y': x * x}\n")
+    write_experiment(
+        user_dir / "conf",
+        "pkg",
+        """
+        name: pkg
+        trial: {_target_: mytrials.models.square}
+        sweep: {params: {trial.x: 'range(0,6)'}}
+    """,
+    )
+    r = run_cli(
+        ["--config-dir", "conf", "+experiment=pkg", "cluster=address", f"cluster.address={procs.address}", *PLAIN],
+        cwd=user_dir,
+    )
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert f"sent {pkg} to the workers" in r.stdout
+    df = pd.read_parquet(user_dir / "results" / "pkg" / "trials")
+    assert len(df) == 6 and (df.status == "ok").all() and sorted(df.y) == [x * x for x in range(6)]
+
+
+def test_daskbench_itself_is_never_shipped():
+    from daskbench.cluster.shipping import code_root
+
+    # the shipped experiments live in the package: the workers have them installed
+    assert code_root("daskbench.experiments.mmc_queue.trial") is None
+
+
 def test_missing_resources_listed(user_dir, procs):
     write_experiment(
         user_dir / "conf",

@@ -34,6 +34,7 @@ CLUSTER_YAML = DEPLOY / "daskcluster.yaml"
 GPU_YAML = DEPLOY / "gpu-workergroup.yaml"
 AUTOSCALER_YAML = DEPLOY / "autoscaler.yaml"
 API_ROUTE = "distributed.http.scheduler.api"
+ALLOWED_FAILURES_ENV = "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"
 
 
 def _containers(doc):
@@ -178,20 +179,36 @@ def test_scheduler_with_the_manifest_routes_serves_what_the_operator_calls():
     assert without == {"health": "ok", "api": 404}
 
 
+def test_scheduler_env_sets_allowed_failures_0_as_dask_reads_it():
+    import dask
+
+    [env] = [
+        e
+        for e in kube.load_manifest(CLUSTER_YAML)["spec"]["scheduler"]["spec"]["containers"][0]["env"]
+        if e["name"] == ALLOWED_FAILURES_ENV
+    ]
+    read = dask.config.collect_env({env["name"]: env["value"]})  # as dask reads it in the container
+    assert dask.config.get("distributed.scheduler.allowed-failures", config=read) == 0
+
+
+def _dockerfile_lines():
+    """The Dockerfile's instructions, continuation lines joined."""
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    return [" ".join(x.split()) for x in text.splitlines() if x.strip() and not x.strip().startswith("#")]
+
+
 def test_dockerfile_copies_what_the_wheel_build_needs():
-    """Static only: no container engine here. The image cannot be built if the
-    pip install step lacks a file hatch needs (packages, force-include, readme)."""
+    """Static checks (tests/containers/ builds and runs it). The image cannot be
+    built if the pip install step lacks a file hatch needs (packages,
+    force-include, readme); users with a registry build it unchanged."""
     import tomllib
 
-    lines = [
-        x.strip()
-        for x in (DEPLOY / "Dockerfile").read_text().splitlines()
-        if x.strip() and not x.strip().startswith("#")
-    ]
-    assert lines[0] == "FROM python:3.11-slim"
+    lines = _dockerfile_lines()
+    assert lines[0] == "ARG BASE_IMAGE=python:3.11-slim"  # the default base; make test-containers passes its own
+    assert [x for x in lines if x.startswith("FROM ")] == ["FROM ${BASE_IMAGE} AS build", "FROM ${BASE_IMAGE}"]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["requires-python"] == ">=3.11"
-    install = next(i for i, x in enumerate(lines) if x.startswith("RUN pip install"))
+    install = next(i for i, x in enumerate(lines) if "pip install" in x)
     assert '".[kubernetes]"' in lines[install]
     copied = set()
     for x in lines[:install]:
@@ -211,6 +228,26 @@ def test_dockerfile_copies_what_the_wheel_build_needs():
         if x.strip().startswith("!")
     }
     assert needed <= allowed, needed - allowed
+
+
+def test_dockerfile_pins_dask_and_distributed_within_the_projects_range():
+    """The image's default pins satisfy pyproject's requirements (make test-containers
+    builds with the driver's exact versions and checks them inside the image)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    args = dict(x.split(" ", 1)[1].split("=", 1) for x in _dockerfile_lines() if x.startswith("ARG ") and "=" in x)
+    requires = {
+        Requirement(r).name: Requirement(r).specifier
+        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    for name in ("dask", "distributed"):
+        version = args[f"{name.upper()}_VERSION"]
+        assert version in requires[name], (name, version, requires[name])
+    assert args["DASK_VERSION"] == args["DISTRIBUTED_VERSION"]  # released together, same numbers
+    install = next(x for x in _dockerfile_lines() if "pip install" in x)
+    assert '"dask==${DASK_VERSION}" "distributed==${DISTRIBUTED_VERSION}"' in install
 
 
 # ----------------------------------------------------------------- strict validation
@@ -351,12 +388,12 @@ DICT_MUTATIONS = [
     (
         "env value not a string",
         lambda d: d["spec"]["scheduler"]["spec"]["containers"][0]["env"].append({"name": "N", "value": 3}),
-        "spec.scheduler.spec.containers[0].env[1].value: expected string, got integer 3",
+        "spec.scheduler.spec.containers[0].env[2].value: expected string, got integer 3",
     ),
     (
         "env item misspelt",
         lambda d: d["spec"]["scheduler"]["spec"]["containers"][0]["env"].append({"name": "N", "valu": "3"}),
-        "env[1].valu: unknown key (did you mean 'value'?)",
+        "env[2].valu: unknown key (did you mean 'value'?)",
     ),
     (
         "int32 overflow",
@@ -571,7 +608,9 @@ def test_build_spec_matches_make_cluster_spec():
     1. the scheduler command is `dask scheduler` (make_scheduler_spec uses the
        legacy `dask-scheduler` alias, which distributed has deprecated);
     2. the scheduler gets DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES with the HTTP
-       API enabled, so the operator retires workers gracefully;
+       API enabled, so the operator retires workers gracefully, and
+       DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=0, so a task whose worker
+       dies comes straight back to daskbench (as conf/cluster/address.yaml advises);
     3. `imagePullPolicy: IfNotPresent` on both containers, so an image loaded
        into a local cluster (kind, minikube) with a `latest` tag is not re-pulled.
     The worker command `dask worker` is what make_cluster_spec(worker_command=
@@ -610,7 +649,10 @@ def test_build_spec_matches_make_cluster_spec():
         assert probe not in o_wc and probe not in t_wc
     assert o_s["service"] == t_s["service"]  # type, ports, targetPorts, selector
     assert [e["name"] for e in o_wc["env"]] == [e["name"] for e in t_wc["env"]] == ["FOO"]
-    assert [e["name"] for e in o_sc["env"]] == [kube.ROUTES_ENV] + [e["name"] for e in t_sc["env"]]  # 2.
+    assert [e["name"] for e in o_sc["env"]] == [kube.ROUTES_ENV, ALLOWED_FAILURES_ENV] + [
+        e["name"] for e in t_sc["env"]
+    ]  # 2.
+    assert {e["name"]: e["value"] for e in o_sc["env"]}[ALLOWED_FAILURES_ENV] == "0"
     assert o_sc["imagePullPolicy"] == o_wc["imagePullPolicy"] == "IfNotPresent"  # 3.
     assert "imagePullPolicy" not in t_sc and "imagePullPolicy" not in t_wc
 
@@ -618,7 +660,7 @@ def test_build_spec_matches_make_cluster_spec():
     undone = copy.deepcopy(ours)
     sc, wc = (undone["spec"][r]["spec"]["containers"][0] for r in ("scheduler", "worker"))
     sc["args"][:2] = ["dask-scheduler"]
-    sc["env"] = [e for e in sc["env"] if e["name"] != kube.ROUTES_ENV]
+    sc["env"] = [e for e in sc["env"] if e["name"] not in (kube.ROUTES_ENV, ALLOWED_FAILURES_ENV)]
     del sc["imagePullPolicy"], wc["imagePullPolicy"]
     assert undone == theirs
 

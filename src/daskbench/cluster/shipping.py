@@ -2,9 +2,10 @@
 
 The top-level package (or single-file module) that holds ``trial._target_`` is
 zipped and sent with ``Client.upload_file``, which puts it on every worker's
-``sys.path`` and registers it for workers that join later. Code that is
-installed in site-packages (daskbench itself, numpy, ...) is never shipped:
-it must be installed on the workers, as the image in ``deploy/`` does.
+``sys.path`` and registers it for workers that join later. daskbench itself
+(with its shipped experiments, however the driver installed it) and code
+installed in site-packages (numpy, ...) are never shipped: they must be
+installed on the workers, as the image in ``deploy/`` does.
 
 Why not ``UploadDirectory``: it unpacks into the nanny's folder and updates
 the nanny's ``sys.path``, which running workers only see after a restart.
@@ -29,6 +30,11 @@ _SKIP_DIRS = {"__pycache__", ".git", ".pytest_cache", "results", "outputs", ".ve
 def code_root(target: str) -> Optional[Path]:
     """The file or package folder to ship for ``target``, or None if it is installed."""
     top = target.split(".")[0]
+    if top == __name__.split(".")[0]:
+        # daskbench itself (its shipped experiments too) is installed where the
+        # workers run, as in deploy/'s image; an editable install on the driver
+        # is not in site-packages, and would otherwise be sent on every run
+        return None
     spec = importlib.util.find_spec(top)
     if spec is None:
         return None
@@ -69,7 +75,11 @@ def ship_code(client: Any, target: str) -> Optional[str]:
         return None
     path = root if root.is_file() else _zip(root)
     try:
-        client.upload_file(os.fspath(path), load=False)
+        # A .py file lands in the worker's folder, which is on its sys.path. A zip
+        # goes on sys.path only when distributed loads it (imports its top-level
+        # package, on every worker and on those that join later); unloaded, a
+        # package sent this way could not be imported there.
+        client.upload_file(os.fspath(path), load=root.is_dir())
     except Exception as exc:
         raise ClusterError(
             f"could not send {root} to the workers ({type(exc).__name__}: {exc}); "
