@@ -50,7 +50,7 @@ sweep:
   budget: 10
   objective: f
   params: {{trial.x: 'interval(-2,2)', trial.y: 'interval(-2,2)'}}
-results: {{dir: '{results}', report: false}}
+results: {{dir: '{results}'}}  # the shipped defaults: report written, dashboard on
 """
 
 HYDRA_APP = """\
@@ -184,7 +184,6 @@ def versus_hydra(n: int, python: Optional[str]) -> Dict[str, Any]:
             "+experiment=optbench",
             f"sweep.budget={n}",
             "cluster.n_workers=2",
-            "cluster.dashboard_address=null",
             "runner.progress=none",
         ],
         capture_output=True,
