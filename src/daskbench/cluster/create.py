@@ -201,7 +201,11 @@ def _sigint_ignored() -> Iterator[None]:
 def _quietly_close(client: Client, cluster: Any) -> None:
     # Shutting down after Ctrl-C makes distributed log connection errors that say
     # nothing useful to a user; the run's outcome has been reported already.
+    # Futures still tracked by the driver's as_completed (a run stopped by an
+    # error) fail their result fetch as the client's connections close, and the
+    # event loop logs each with a traceback (logger ``tornado.application``).
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
     with contextlib.suppress(Exception):
         client.close(timeout=10)
     if cluster is not None:

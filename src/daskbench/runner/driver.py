@@ -210,6 +210,10 @@ class Runner:
             outcome.interrupted = True
             self._cancel(fl.pending)
         finally:
+            if fl.pending:  # stopped by an error: nothing may go on fetching results
+                with contextlib.suppress(Exception):
+                    fl.ac.clear()
+                    self.client.cancel(list(fl.pending))
             self.progress.stop()
             self.store.close()
             with contextlib.suppress(Exception):
