@@ -98,6 +98,10 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             "run the same command with hydra.launcher.resume=true to run only the rest\n"
         )
         raise SystemExit(130) from None
+    except KeyboardInterrupt:  # before any job was submitted
+        close_cluster()
+        sys.stderr.write("daskbench launcher: interrupted before any job of this batch ran\n")
+        raise SystemExit(130) from None
     except BaseException:
         close_cluster()  # the sweeper stops here: no batch follows
         raise
@@ -154,7 +158,10 @@ def _launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_i
 
 
 def _run(launcher: Any, s: Settings, planner: Planner, store: Any, todo: List[Any]) -> Dict[int, JobReturn]:
+    t0 = time.perf_counter()
     client, new = client_for(s.cluster)
+    if new:
+        log.info(f"daskbench launcher: Dask cluster ready in {time.perf_counter() - t0:.2f}s")
     if new and client.dashboard_link and getattr(s.cluster, "dashboard_address", "") is not None:
         log.info(f"Dask dashboard: {client.dashboard_link}")
     check_resources(client, s.cluster, s.resources, log.info)
