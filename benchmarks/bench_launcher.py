@@ -14,7 +14,11 @@ Where the time goes, per command, from the job folders' ``.hydra/overrides.yaml`
 times (each job writes it as it starts): *start-up* (process start to the first
 job's files: imports, plugin scan, compose, the cluster or pool), *jobs* (first
 to last job's files) and *tail* (last job to exit: the last jobs, collecting,
-shut-down). Repeats alternate between the commands; medians are reported.
+shut-down). A daskbench run's start-up is split further by the launcher's log
+lines (:func:`breakdown`) and by timing the app with ``--cfg hydra`` (interpreter,
+imports, plugin scan, one compose: :func:`compose_only`); its jobs' own time on
+the workers comes from the trials table's ``duration_s``. Repeats alternate
+between the commands; medians are reported.
 Target: daskbench >= 3x faster than joblib.
 
     python -m benchmarks.bench_launcher [--smoke|--quick|--full]
@@ -22,10 +26,12 @@ Target: daskbench >= 3x faster than joblib.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -90,7 +96,43 @@ def timed(cmd: List[str], cwd: Path, sweep_dir: Path, n: int) -> Tuple[float, Di
     if proc.returncode != 0:
         sys.stdout.write(proc.stdout[-3000:])
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
-    return t1 - t0, phases(sweep_dir, t0, t1, n)
+    ph = phases(sweep_dir, t0, t1, n)
+    if "hydra/launcher=daskbench" in cmd:
+        ph.update(breakdown(proc.stdout, sweep_dir, t0, t0 + ph["startup_s"], n))
+    return t1 - t0, ph
+
+
+_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[HYDRA\] daskbench launcher: (.*)$", re.M)
+
+
+def breakdown(output: str, sweep_dir: Path, t0: float, first_job: float, n: int) -> Dict[str, float]:
+    """A daskbench run's start-up split by the launcher's log lines (Hydra's timestamps,
+    ms): up to ``launch()`` (interpreter, Hydra's compose, the sweeper's check of every
+    job), planning the jobs, the cluster's start, the first job; and the jobs' own time
+    on the workers (``duration_s`` in the trials table) against the jobs phase."""
+    import pandas as pd
+
+    stamps = {msg: datetime.strptime(ts, "%Y-%m-%d %H:%M:%S,%f").timestamp() for ts, msg in _LINE.findall(output)}
+    launch = next(t for m, t in stamps.items() if m.endswith(" jobs, sweep output dir : " + str(sweep_dir)))
+    ready_msg, ready = next((m, t) for m, t in stamps.items() if m.startswith("Dask cluster ready in"))
+    cluster_s = float(ready_msg.removeprefix("Dask cluster ready in ").removesuffix("s"))
+    durations = pd.read_parquet(sweep_dir / "results" / "trials", columns=["duration_s"]).duration_s
+    return {
+        "to_launch_s": launch - t0,
+        "plan_s": ready - cluster_s - launch,
+        "cluster_s": cluster_s,
+        "first_job_s": first_job - ready,
+        "job_on_worker_ms": 1000 * float(durations.median()),
+        "jobs_on_workers_s": float(durations.sum()),
+    }
+
+
+def compose_only(cwd: Path) -> float:
+    """Interpreter, imports, Hydra's plugin scan and one compose: the app with ``--cfg hydra``."""
+    cmd = [C.PY, "app.py", "x=0", "hydra/launcher=daskbench", "--cfg", "hydra"]
+    t0 = time.time()
+    subprocess.run(cmd, cwd=cwd, env=C.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.time() - t0
 
 
 def measure(work: Path, n: int, repeats: int, variants: bool) -> Dict[str, Dict]:
@@ -99,9 +141,11 @@ def measure(work: Path, n: int, repeats: int, variants: bool) -> Dict[str, Dict]
     sweep_dir = work / "multirun"
     cmds = commands(n, sweep_dir, variants)
     runs: Dict[str, List[Tuple[float, Dict[str, float]]]] = {k: [] for k in cmds}
+    composes: List[float] = []
     for i in range(repeats):
         for k, cmd in cmds.items():
             runs[k].append(timed(cmd, work, sweep_dir, n))
+        composes.append(compose_only(work))
         print(f"  repeat {i + 1}: " + ", ".join(f"{k} {v[-1][0]:.2f}s" for k, v in runs.items()), flush=True)
     out: Dict[str, Dict] = {}
     for k, v in runs.items():
@@ -111,8 +155,10 @@ def measure(work: Path, n: int, repeats: int, variants: bool) -> Dict[str, Dict]
             "seconds": C.median(secs),
             "jobs_per_s": n / C.median(secs),
             "command": " ".join(["python"] + cmds[k][1:]).replace(str(sweep_dir), "DIR"),
-            **{p: C.median([ph[p] for _, ph in v]) for p in ("startup_s", "jobs_s", "tail_s")},
+            **{p: C.median([ph[p] for _, ph in v]) for p in v[0][1]},
         }
+        if k.startswith("daskbench"):
+            out[k]["compose_only_s"] = C.median(composes)
     for k in out:
         out[k]["speedup_vs_joblib"] = out["joblib"]["seconds"] / out[k]["seconds"]
     return out
@@ -161,6 +207,10 @@ def main() -> None:
     rows.sort(key=lambda r: r[0] != labels["joblib"])  # the baseline first
     print(f"\n{n} no-op jobs, subprocess wall clock incl. start-up, median of {repeats}\n")
     print(C.table(rows, ["launcher", "seconds", "jobs/s", "start-up s", "jobs s", "tail s", "vs joblib"]))
+    print(f"\nwhere a daskbench run's time goes (median of {repeats}), seconds unless said\n")
+    parts = ["compose_only_s", "to_launch_s", "plan_s", "cluster_s", "first_job_s", "jobs_s", "tail_s"]
+    parts += ["job_on_worker_ms", "jobs_on_workers_s"]
+    print(C.table([[k, *(res[k][p] for p in parts)] for k in res if k.startswith("daskbench")], ["run", *parts]))
     ratio = res["daskbench"]["speedup_vs_joblib"]
     met = ratio >= TARGET
     print(f"\njoblib/daskbench {ratio:.1f}x;  target >= {TARGET:g}x: {'MET' if met else 'NOT MET'}\n")

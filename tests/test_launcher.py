@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from daskbench.results import codeversion
 from tests.procs import DaskProcesses, free_port
 
 APP = """
@@ -61,14 +62,24 @@ def app(tmp_path):
     return tmp_path
 
 
-def run(app: Path, *args: str, timeout: float = 240, python: str = sys.executable) -> subprocess.CompletedProcess:
+REPO = Path(__file__).resolve().parents[1]
+
+
+def app_env() -> dict:
+    """The app's environment: this checkout's code first (a worktree's, not another
+    editable install's), nothing else of the test's PYTHONPATH, Hydra's short errors."""
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(REPO / "src")
+    return env
+
+
+def run(app: Path, *args: str, timeout: float = 240, python: str = sys.executable) -> subprocess.CompletedProcess:
+    env = app_env()
     return subprocess.run(
         [python, "app.py", "-m", *args], cwd=app, capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
-REPO = Path(__file__).resolve().parents[1]
 HYDRA_OPTUNA_VENV = REPO / ".venv-hydra-optuna"
 
 
@@ -111,6 +122,11 @@ def test_rows_job_folders_and_a_failing_job(app):
     assert list(df.status) == ["ok", "ok", "ok", "failed", "ok"]
     assert df.loc[4, "loss"] == 4.5 and (df.y == 0.5).all() and df.loc[0, "hydra.job.num"] == 0
     assert df.loc[3, "error"].startswith("ValueError: x=3 fails") and "Traceback" in df.loc[3, "traceback"]
+    # daskbench's own row columns: the kind of failure, and the code that made the row (the app's file)
+    assert df.loc[3, "failure_kind"] == "raised" and df.failure_kind.isna().sum() == 4
+    code = df.code_version.unique()
+    assert len(code) == 1 and code[0] == codeversion.of_file("app", app / "app.py").label
+    assert not code[0].startswith("module:unknown")
     assert (df.attempts == 1).all() and df.worker.notna().all() and (df.duration_s > 0).all()
     for num in range(5):  # each job has its folder and Hydra's .hydra files, as with the basic launcher
         hydra_dir = app / "ms" / str(num) / ".hydra"
@@ -170,6 +186,7 @@ def test_optuna_sweeper_batches_and_resume(app, hydra_optuna_python):
 
 def test_address_cluster_with_resources(app, tmp_path_factory):
     procs = DaskProcesses(tmp_path_factory.mktemp("hosts"))
+    procs.env = app_env()  # the workers run this checkout's launcher, as the driver does
     procs.start_scheduler()
     procs.start_worker("plain")
     procs.start_worker("gpu", resources="GPU=1")
@@ -191,6 +208,20 @@ def test_address_cluster_with_resources(app, tmp_path_factory):
         # the workers run elsewhere; each job still ran in the app's folder, as Hydra's launchers do
         assert {Path(d) for d in df["dir"]} == {app}
         assert all((app / "ms" / str(i) / ".hydra" / "config.yaml").exists() for i in range(6))
+        # resources no worker of the scheduler has: one line naming what the workers have, nothing run
+        (app / "ran.txt").unlink()
+        bad = run(
+            app,
+            "hydra/launcher=daskbench",
+            "hydra.launcher.cluster.kind=address",
+            f"hydra.launcher.cluster.address={procs.address}",
+            "+hydra.launcher.resources.TPU=1",
+            "x=1,2",
+            "hydra.sweep.dir=ms-bad",
+        )
+        assert bad.returncode == 3, bad.stderr
+        assert "no worker has the resources this experiment asks for (TPU=1)" in bad.stderr
+        assert "GPU=1" in bad.stderr and "Traceback" not in bad.stderr and ran(app) == []
     finally:
         procs.stop()
 
@@ -205,6 +236,7 @@ def test_address_cluster_with_resources(app, tmp_path_factory):
             "hydra.launcher.cluster.address is a setting of cluster kind address, not local",
         ),
         (["hydra.launcher.retries=-1"], 2, "hydra.launcher.retries=-1: must be >= 0"),
+        (["hydra.launcher.timeout_s=0"], 2, "hydra.launcher.timeout_s=0: must be > 0 seconds, or null for no timeout"),
         (["hydra.launcher.cluster.kind=cloud"], 2, "hydra.launcher.cluster.kind=cloud: use local, address, kubernetes"),
         (["++hydra.launcher.resources={TPU: 1}"], 3, "no worker has the resources this experiment asks for (TPU=1)"),
         (

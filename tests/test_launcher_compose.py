@@ -14,8 +14,9 @@ from hydra.core.utils import JobRuntime, run_job
 from hydra.types import HydraContext, RunMode
 from omegaconf import OmegaConf, open_dict, read_write
 
-from hydra_plugins.daskbench_launcher._identity import flatten, job_id
-from hydra_plugins.daskbench_launcher._plan import Planner, finish_config
+from daskbench.sweep import identity
+from daskbench.sweep.identity import flatten
+from hydra_plugins.daskbench_launcher._plan import Planner, _task_content, finish_config
 from hydra_plugins.daskbench_launcher._run_job import run_job as fast_run_job
 from hydra_plugins.daskbench_launcher._yaml import to_yaml
 
@@ -107,12 +108,27 @@ def test_yaml_is_omegaconfs(loader, tmp_path):
     assert to_yaml(cfg) == OmegaConf.to_yaml(cfg)
 
 
-def test_ids_are_pinned():
+def test_ids_come_from_daskbench_identity_and_are_pinned(loader, tmp_path):
     # a changed id silently re-runs every user's finished jobs on resume: change only on purpose
-    assert job_id("app", [], {"x": 1}, {}) == "87eccb48e78f0d2b"
-    assert job_id("app", ["db=mysql"], {"db.user": "a", "x": 1}, {"x": 2}) == "ddeedd9256691427"
-    assert job_id("app", [], {"x": 2}, {}) == job_id("app", [], {"x": 1}, {"x": 2})
-    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": {}}) == {"a.b": 1, "a.c": [1, 2], "d": {}}
+    master = _master(loader, "db_conf", tmp_path)
+    planner = Planner(loader, master, "app")
+    templated = planner.plan(0, ["db=mysql", "db.user=someone"])
+    whole = planner.plan(1, ["db=mysql", "~db.password"])  # a delete: composed whole
+    # the id is daskbench's trial id (sweep/identity.py) of the job's content, hashed as its sweeps hash it
+    base = flatten(_task_content(loader.load_sweep_config(master, ["db=mysql"])))
+    own = {"db.user": "someone"}
+    assert templated.trial_id == identity.trial_id("app", (("db", "mysql"),), identity.base_items(base, own), own)
+    content = flatten(_task_content(loader.load_sweep_config(master, whole.overrides)))
+    assert whole.trial_id == identity.trial_id("app", (), [], content)
+    assert (templated.trial_id, whole.trial_id) == PINNED
+    # the same content is the same job, whatever the override's spelling; another value is another job
+    assert planner.plan(2, ["db=mysql", "++db.user=someone"]).trial_id == templated.trial_id
+    assert planner.plan(3, ["db=mysql", "db.user=other"]).trial_id != templated.trial_id
+    assert Planner(loader, master, "other").plan(0, templated.overrides).trial_id != templated.trial_id
+
+
+#: computed when the launcher took its ids from daskbench.sweep.identity
+PINNED = ("154ba817af962024", "b1696b5426b82d16")
 
 
 def test_the_sweepers_check_uses_the_fast_loader(loader, tmp_path):

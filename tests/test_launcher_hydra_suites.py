@@ -10,9 +10,24 @@ from hydra.test_utils.launcher_common_tests import BatchedSweeperTestSuite, Inte
 
 from hydra_plugins.daskbench_launcher.launcher import DaskbenchLauncher
 
-# two worker processes, no dashboard (the machine's port 8787 may be taken); the
-# cluster is started once and kept for every in-process sweep of this module
+# two worker processes, no dashboard (the machine's port 8787 may be taken)
 SMALL = ["hydra.launcher.cluster.n_workers=2", "hydra.launcher.cluster.dashboard_address=null"]
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_running():
+    """Each in-process multirun closes what the launcher started when it ends, so the tests
+    after it (in this process) find no cluster of it, the default client and Dask's log level as they were."""
+    import logging
+
+    from distributed.client import _get_global_client  # importing distributed sets its log levels
+
+    level, default = logging.getLogger("distributed").level, _get_global_client()
+    yield
+    from hydra_plugins.daskbench_launcher._daskbench import _CURRENT
+
+    assert _CURRENT["client"] is None and _get_global_client() is default  # e.g. conftest's, or none
+    assert logging.getLogger("distributed").level == level
 
 
 def test_discovery() -> None:
@@ -28,7 +43,7 @@ class TestDaskbenchLauncher(LauncherTestSuite):
     "launcher_name, overrides", [("daskbench", ["hydra/sweeper=basic", "hydra.sweeper.max_batch_size=2", *SMALL])]
 )
 class TestDaskbenchLauncherBatched(BatchedSweeperTestSuite):
-    """Several launch() calls per multirun: the cluster is kept between batches."""
+    """Several launch() calls per multirun: the cluster is kept between batches, closed at the end."""
 
 
 @pytest.mark.parametrize(

@@ -106,7 +106,12 @@ def on_resume(store: ResultStore, code: CodeVersion, rerun: bool) -> Tuple[Set[s
 def of_target(target: str) -> CodeVersion:
     """The code version of the module that holds ``target`` (``pkg.module.function``)."""
     module = target.rpartition(".")[0]
-    source = _source_file(module)
+    return of_file(module, _source_file(module))
+
+
+def of_file(module: str, source: Optional[Path]) -> CodeVersion:
+    """The code version of ``module`` whose source is the file ``source`` (None: unknown),
+    e.g. a Hydra app's ``__main__`` script, which ``find_spec`` cannot locate."""
     if source is None:
         return CodeVersion(module)
     try:

@@ -1,8 +1,12 @@
-"""The launcher's only doorway into daskbench's internals (kept here, and few, on purpose).
+"""The launcher's doorway into daskbench's cluster, store and code versions (kept here, and few, on purpose).
 
-Used: ``daskbench.cluster.create`` (``connect``, ``check_local_resources``,
+Used here: ``daskbench.cluster.create`` (``connect``, ``check_local_resources``,
 ``wait_for_resources``), ``daskbench.config.schema`` (the cluster dataclasses),
-``daskbench.results.store.ResultStore`` and ``daskbench.errors``.
+``daskbench.results.store.ResultStore``, ``daskbench.results.codeversion`` and
+``daskbench.errors``. The pure modules a job's id and row come from are
+imported where they are used, without Dask: ``daskbench.sweep.identity``
+(:mod:`._plan`), ``daskbench.results.row`` (:mod:`._rows`, :mod:`._attempt`) and
+``daskbench.runner.isolate``'s child-process protocol (:mod:`._child`).
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import inspect
 import logging
+from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from daskbench.cluster.create import check_local_resources, connect, wait_for_resources
 from daskbench.config.schema import CLUSTER_SCHEMAS, LocalClusterConfig
 from daskbench.errors import ClusterError, ConfigError, DaskbenchError
+from daskbench.results import codeversion
 from daskbench.results.store import ResultStore
 
 from .config import ClusterConf
@@ -29,6 +36,7 @@ __all__ = [
     "client_for",
     "check_resources",
     "close_cluster",
+    "code_version",
 ]
 
 _KEY = "hydra.launcher.cluster"
@@ -71,10 +79,26 @@ def _set(section: Mapping[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in section.items() if v is not None}
 
 
-# -- one cluster per process, kept across batches ----------------------------------
+def code_version(task_function: Any) -> Any:
+    """daskbench's code version of the app's task function (its file: often a ``__main__`` script)."""
+    fn = inspect.unwrap(task_function)
+    module = str(getattr(fn, "__module__", None) or "__main__")
+    try:
+        source: Optional[Path] = Path(inspect.getsourcefile(fn) or "").resolve()
+    except TypeError:  # a built-in or a callable object without a file
+        source = None
+    if source is not None and not source.is_file():
+        source = None
+    if module == "__main__" and source is not None:
+        module = source.stem
+    return codeversion.of_file(module, source)
+
+
+# -- one cluster per multirun, kept across its batches -------------------------------
 # A sweeper calls launch() once per batch (Optuna: every n_jobs trials), and
 # starting a LocalCluster costs a second or more; the cluster stays up until the
-# process exits or a launch asks for a different one.
+# multirun ends (see _core.closes_after), a launch asks for a different one, or
+# the process exits.
 _CURRENT: Dict[str, Any] = {"key": None, "stack": None, "client": None}
 
 
@@ -88,15 +112,22 @@ def client_for(cfg: Any) -> Tuple[Any, bool]:
     # Hydra's logging sends INFO to the terminal; the scheduler that a LocalCluster
     # runs in this process would fill it with its own start-up lines
     dask_log = logging.getLogger("distributed")
-    if dask_log.getEffectiveLevel() < logging.WARNING:
-        dask_log.setLevel(logging.WARNING)
     stack = contextlib.ExitStack()
-    client = stack.enter_context(connect(cfg))  # ClusterError / ConfigError, one line each
+    if dask_log.getEffectiveLevel() < logging.WARNING:
+        stack.callback(dask_log.setLevel, dask_log.level)  # put back when the cluster closes
+        dask_log.setLevel(logging.WARNING)
+    try:
+        client = stack.enter_context(connect(cfg))  # ClusterError / ConfigError, one line each
+    except BaseException:
+        stack.close()
+        raise
     _CURRENT.update(key=key, stack=stack, client=client)
     return client, True
 
 
 def close_cluster() -> None:
+    """Close the client and the cluster the launcher started (an address cluster's
+    scheduler and workers are not ours: only the connection closes)."""
     stack: Optional[contextlib.ExitStack] = _CURRENT["stack"]
     _CURRENT.update(key=None, stack=None, client=None)
     if stack is not None:

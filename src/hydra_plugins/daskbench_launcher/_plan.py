@@ -20,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ._identity import flatten, job_id
+from daskbench.sweep import identity
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Planner:
         self.parser = OverridesParser.create()
         self.templates: Dict[Tuple[str, ...], bytes] = {}
         self._bases: Dict[Tuple[str, ...], Dict[str, Any]] = {}
+        self._group_keys: Dict[Tuple[str, ...], identity.GroupKey] = {}
         self._repo = getattr(loader, "repository", None)
         self._groups = set(OmegaConf.to_container(master.hydra.runtime.choices) or {})
         self._is_group_cache: Dict[str, bool] = {}
@@ -94,13 +95,15 @@ class Planner:
         split = self._split(parsed)
         if split is None:
             cfg = self.loader.load_sweep_config(self.master, overrides)
-            tid = job_id(self.name, [], flatten(_task_content(cfg)), {})
+            tid = identity.trial_id(self.name, (), [], identity.flatten(_task_content(cfg)))
             return Job(num, overrides, None, tid, columns, pickle.dumps(cfg))
         groups, values = split
         key = tuple(o.input_line for o in groups)
         if key not in self.templates:
-            self._compose_template(key)
-        tid = job_id(self.name, list(key), self._bases[key], {o.key_or_group: o.value() for o in values})
+            self._compose_template(key, groups)
+        own = {o.key_or_group: o.value() for o in values}
+        base = identity.base_items(self._bases[key], own)
+        tid = identity.trial_id(self.name, self._group_keys[key], base, own)
         return Job(num, overrides, key, tid, columns, parsed=parsed)
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:
@@ -112,13 +115,15 @@ class Planner:
             return self.loader.load_sweep_config(self.master, overrides)
         key = tuple(o.input_line for o in split[0])
         if key not in self.templates:
-            self._compose_template(key)
+            self._compose_template(key, split[0])
         return finish_config(pickle.loads(self.templates[key]), Job(-1, overrides, key, "", parsed=parsed))
 
-    def _compose_template(self, key: Tuple[str, ...]) -> None:
+    def _compose_template(self, key: Tuple[str, ...], groups: Sequence[Override]) -> None:
         cfg = self.loader.load_sweep_config(self.master, list(key))
         self.templates[key] = pickle.dumps(cfg)
-        self._bases[key] = flatten(_task_content(cfg))
+        self._bases[key] = identity.flatten(_task_content(cfg))
+        # the trial id's group choices, as daskbench's sweeps hash them: sorted (group, choice) pairs
+        self._group_keys[key] = tuple(sorted((o.key_or_group, str(o.value())) for o in groups))
 
 
 def _task_content(cfg: DictConfig) -> Dict[str, Any]:

@@ -5,8 +5,10 @@ A row: ``trial_id``; one column per override, named as its key (``x``, ``db``,
 (a mapping's scalar entries by name, a scalar as ``value``, a sequence of
 scalars as ``value.0``, ``value.1``, ...); ``return_value`` (the value as
 JSON, what resume hands back to the sweeper); ``hydra.job.num`` and
-``hydra.runtime.output_dir``; then daskbench's ``status``, ``error``,
-``attempts``, ``worker``, ``started_at``, ``duration_s``, ``traceback``.
+``hydra.runtime.output_dir``; then daskbench's own tail of columns, built
+with :mod:`daskbench.results.row` (``status``, ``error``, ``failure_kind``,
+``attempts``, ``worker``, ``started_at``, ``duration_s``, ``code_version``,
+``traceback``).
 """
 
 from __future__ import annotations
@@ -19,23 +21,11 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-RESERVED = frozenset(
-    {
-        "trial_id",
-        "seed",
-        "replicate",
-        "status",
-        "error",
-        "traceback",
-        "attempts",
-        "worker",
-        "started_at",
-        "duration_s",
-        "return_value",
-        "hydra.job.num",
-        "hydra.runtime.output_dir",
-    }
-)
+from daskbench.results import row as trow
+from daskbench.results.row import FailureKind, Status
+
+#: the columns daskbench writes (results/row.py) and the launcher's own: no metric may take them
+RESERVED = trow.RESERVED | {"return_value", "hydra.job.num", "hydra.runtime.output_dir"}
 
 
 def _scalar(v: Any) -> Tuple[bool, Any]:
@@ -83,32 +73,34 @@ def _no(o: Any) -> Any:
 
 
 def row(job: Any, out: Any) -> Dict[str, Any]:
+    """The row of a job that ran (ok, failed or timed out), with daskbench's row builders."""
     r: Dict[str, Any] = {"trial_id": job.trial_id}
     r.update((k, v) for k, v in job.columns.items() if k not in RESERVED)
     if out.status == "ok":
-        r.update(metrics(out.value, set(r)))
-        r["return_value"] = to_json(out.value)
+        found = metrics(out.value, set(r))
+        found["return_value"] = to_json(out.value)
+        trow.set_ok(r, found)
+    else:
+        trow.set_failed(r, Status(out.status), FailureKind(out.kind or FailureKind.RAISED), out.error, out.traceback)
     r.update(
         {
             "hydra.job.num": job.num,
             "hydra.runtime.output_dir": out.output_dir,
-            "status": out.status,
-            "error": out.error,
             "attempts": out.attempts,
             "worker": out.worker,
             "started_at": out.started_at,
             "duration_s": out.duration_s,
-            "traceback": out.traceback,
         }
     )
     return r
 
 
-def failed_row(job: Any, status: str, error: str) -> Dict[str, Any]:
-    """A job that never ran to its end (cancelled, its worker lost, its config refused)."""
+def failed_row(job: Any, status: Status, kind: FailureKind, error: str) -> Dict[str, Any]:
+    """A job that never ran to its end (cancelled, its worker lost, its task failed)."""
     r: Dict[str, Any] = {"trial_id": job.trial_id}
     r.update((k, v) for k, v in job.columns.items() if k not in RESERVED)
-    r.update({"hydra.job.num": job.num, "status": status, "error": error, "attempts": 1})
+    trow.set_failed(r, status, kind, error)
+    r.update({"hydra.job.num": job.num, "attempts": 1})
     return r
 
 
@@ -156,10 +148,13 @@ class DaskbenchJobReturn(JobReturn):
             self._hydra_cfg = None
 
 
-def job_return(job: Any, out: Any) -> DaskbenchJobReturn:
+def job_return(
+    job: Any, out: Any, composed: Optional[Callable[[], Tuple[DictConfig, DictConfig]]] = None
+) -> DaskbenchJobReturn:
+    """The job's ``JobReturn``; ``composed`` gives its configs when none came back (a timeout)."""
     configs = out.configs
     return DaskbenchJobReturn(
-        configs=(lambda: pickle.loads(configs)) if configs else None,
+        configs=(lambda: pickle.loads(configs)) if configs else composed,
         overrides=list(job.overrides),
         working_dir=out.working_dir,
         task_name=out.task_name,

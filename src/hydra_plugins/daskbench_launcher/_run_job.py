@@ -10,7 +10,7 @@ is its own to cut up. Everything a job sees is as ``run_job`` makes it: its
 folder, ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml``, the job
 log, ``HydraConfig`` (with the hydra node's parent set to the whole config, as
 ``set_config`` does), ``hydra.job.env_set``, ``hydra.job.chdir``, the callbacks,
-and a ``JobReturn``. ``tests/test_launcher_run_job.py`` compares the two.
+and a ``JobReturn``. ``tests/test_launcher_compose.py`` compares the two.
 """
 
 from __future__ import annotations

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from distributed import as_completed
 from distributed.scheduler import KilledWorker
 from hydra.core.utils import JobReturn, JobStatus
+
+from daskbench.results.row import FailureKind, Status
 
 from ._daskbench import ClusterError
 from ._rows import DaskbenchJobReturn, failed_row, job_return, row
@@ -30,8 +32,16 @@ def chunk_size(n_jobs: int, threads: int, fixed: Any) -> int:
 class BatchRun:
     """One ``launch()`` batch on a client; ``add_rows`` receives rows as jobs finish."""
 
-    def __init__(self, client: Any, ctx: RunContext, settings: Any, add_rows: Callable[[List[Dict]], None]):
+    def __init__(
+        self,
+        client: Any,
+        ctx: RunContext,
+        settings: Any,
+        add_rows: Callable[[List[Dict]], None],
+        configs: Optional[Callable[[Any], Tuple[Any, Any]]] = None,
+    ):
         self.client, self.ctx, self.s, self.add_rows = client, ctx, settings, add_rows
+        self.configs = configs  # a job's (task cfg, hydra cfg), for a JobReturn whose job sent none back
         self.returns: Dict[int, JobReturn] = {}
         self.written: set = set()  # a job id run twice in one batch gets one row (the first)
         self._prefix = f"{settings.name}-{uuid.uuid4().hex[:8]}-"  # the dashboard groups tasks by name
@@ -82,33 +92,37 @@ class BatchRun:
         try:
             outs = fut.result()
         except KilledWorker as exc:  # the job's worker died (a crash, out of memory): it alone fails
-            self._failed(chunk, "failed", exc)
+            self._failed(chunk, FailureKind.WORKER_LOST, exc)
             return
         except Exception as exc:
             if self.client.status not in ("running", "connecting"):
                 raise ClusterError(f"lost the connection to the Dask scheduler: {exc}") from None
             # the job's config was refused (e.g. an unknown key): Hydra's launchers raise it
-            self._failed(chunk, "failed", exc)
+            self._failed(chunk, FailureKind.CHUNK_FAILED, exc)
             raise
         rows = []
         for job, out in zip(chunk, outs):
-            self.returns[job.num] = job_return(job, out)
+            self.returns[job.num] = job_return(job, out, self._configs_of(job))
             if job.trial_id not in self.written:
                 self.written.add(job.trial_id)
                 rows.append(row(job, out))
         self.add_rows(rows)
 
-    def _failed(self, chunk: List[Any], status: str, exc: BaseException) -> None:
+    def _failed(self, chunk: List[Any], kind: FailureKind, exc: BaseException) -> None:
         error = f"{type(exc).__name__}: {exc}"
         rows = []
         for job in chunk:
             self.returns[job.num] = DaskbenchJobReturn(
-                overrides=list(job.overrides), status=JobStatus.FAILED, _return_value=exc
+                configs=self._configs_of(job), overrides=list(job.overrides), status=JobStatus.FAILED, _return_value=exc
             )
             if job.trial_id not in self.written:
                 self.written.add(job.trial_id)
-                rows.append(failed_row(job, status, error))
+                rows.append(failed_row(job, Status.FAILED, kind, error))
         self.add_rows(rows)
+
+    def _configs_of(self, job: Any) -> Optional[Callable[[], Tuple[Any, Any]]]:
+        configs = self.configs
+        return None if configs is None else (lambda: configs(job))
 
     def _cancel(self, pending: Dict[Any, List[Any]], chunks: List[List[Any]]) -> None:
         """Stopping early (Ctrl-C, a refused config): what never finished is recorded ``cancelled``."""
@@ -117,7 +131,7 @@ class BatchRun:
         except Exception:  # the scheduler may be gone already; the rows are still written
             pass
         rows = [
-            failed_row(job, "cancelled", "cancelled before it finished")
+            failed_row(job, Status.CANCELLED, FailureKind.CANCELLED, "cancelled before it finished")
             for chunk in [*pending.values(), *chunks]
             for job in chunk
             if job.trial_id not in self.written

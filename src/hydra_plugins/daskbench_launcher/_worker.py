@@ -1,177 +1,58 @@
-"""Worker side: run a chunk of Hydra jobs with Hydra's own ``run_job``.
+"""Worker side: run a chunk of Hydra jobs, each retried up to ``retries`` times.
 
 A job changes process-wide state (the working directory with
 ``hydra.job.chdir``, logging, the ``HydraConfig`` singleton), so one worker
-process runs one job at a time whatever its thread count: the lock below.
+process runs one job at a time whatever its thread count: the lock below. With
+``timeout_s`` each run is in a child process of its own (:mod:`._child`), which
+changes nothing of the worker's, so no lock is taken.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import pickle
 import threading
 import time
-import traceback
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, List, Optional
+
+from daskbench.results.row import FailureKind
+
+from ._attempt import Outcome, Packed, RunContext, attempt, enter
+
+__all__ = ["Outcome", "Packed", "RunContext", "run_jobs"]
 
 _LOCK = threading.Lock()
-_STATE: Dict[str, Any] = {"token": None}
-
-
-@dataclass
-class RunContext:
-    """What every job of a multirun shares; scattered to the workers once per batch."""
-
-    token: str  # identifies the multirun: Hydra's global state is set once per process and token
-    singleton_state: Any  # hydra.core.singleton.Singleton.get_state() (JobRuntime, resolvers, ConfigStore)
-    callbacks: Any  # hydra_context.callbacks: on_job_start / on_job_end run with the job, as in Hydra
-    task_function: Any
-    templates: Dict[Tuple[str, ...], bytes] = field(default_factory=dict)
-    retries: int = 0
-
-
-@dataclass
-class Outcome:
-    """What comes back per job; the configs stay pickled until the driver asks for them."""
-
-    num: int
-    status: str  # ok | failed
-    value: Any  # the return value, or the exception
-    error: Optional[str]
-    traceback: Optional[str]
-    working_dir: Optional[str]
-    task_name: Optional[str]
-    output_dir: Optional[str]
-    configs: Optional[bytes]  # pickle of (task cfg, hydra cfg)
-    worker: Optional[str]
-    started_at: datetime
-    duration_s: float
-    attempts: int
-
-
-@dataclass
-class Packed:
-    """A :class:`RunContext` pickled in the driver's main thread.
-
-    Handing Dask the live objects would pickle them on its event loop's thread,
-    racing the main thread over shared dicts (``sys.modules``, the app's
-    globals): "dictionary changed size during iteration", seen here.
-    """
-
-    token: str
-    blob: bytes
-
-    @classmethod
-    def of(cls, ctx: RunContext) -> Packed:
-        import cloudpickle
-
-        return cls(ctx.token, cloudpickle.dumps(ctx))
 
 
 def run_jobs(packed: Packed, jobs: List[Any]) -> List[Outcome]:
+    timeout_s = packed.timeout_s
+    if timeout_s:
+        return [_run_one(packed, None, job, timeout_s) for job in jobs]
     with _LOCK:
-        ctx = _enter(packed)
-        return [_run_one(ctx, job) for job in jobs]
+        ctx = enter(packed)
+        return [_run_one(packed, ctx, job, None) for job in jobs]
 
 
-def _enter(packed: Packed) -> RunContext:
-    """Hydra's global state for this multirun, set once per process and batch."""
-    if _STATE["token"] == packed.token:
-        return _STATE["ctx"]
-    from hydra.core.singleton import Singleton
-    from hydra.core.utils import setup_globals
-
-    ctx = pickle.loads(packed.blob)
-    setup_globals()
-    Singleton.set_state(ctx.singleton_state)
-    _STATE.update(token=packed.token, ctx=ctx)
-    return ctx
-
-
-def _config(ctx: RunContext, job: Any) -> Any:
-    from omegaconf import open_dict
-
-    from ._plan import finish_config
-
-    if job.template is None:
-        cfg = pickle.loads(job.config)
-    else:  # unpickling the template's bytes is the cheapest deep copy
-        cfg = finish_config(pickle.loads(ctx.templates[job.template]), job)
-    with open_dict(cfg):
-        cfg.hydra.job.id = f"{cfg.hydra.job.name}_{job.num}"
-        cfg.hydra.job.num = job.num
-    return cfg
-
-
-def _run_one(ctx: RunContext, job: Any) -> Outcome:
-    from hydra.core.utils import JobStatus
-
-    from ._run_job import run_job
-
+def _run_one(packed: Packed, ctx: Optional[RunContext], job: Any, timeout_s: Optional[float]) -> Outcome:
+    """One job, retried while it fails (a timeout is not retried: it would most likely time out again)."""
     started, t0 = datetime.now(UTC), time.perf_counter()
+    retries = packed.retries
     attempts = 0
     while True:
         attempts += 1
-        cfg = _config(ctx, job)
-        with _driver_cwd(str(cfg.hydra.runtime.cwd)):
-            ret = run_job(ctx.task_function, cfg, ctx.callbacks)
-        if ret.status == JobStatus.COMPLETED or attempts > ctx.retries:
+        if timeout_s:
+            from ._child import call
+
+            out = call(packed, job, timeout_s)
+        else:
+            assert ctx is not None
+            out = attempt(ctx, job)
+        if out.status == "ok" or out.kind == FailureKind.TIMEOUT or attempts > retries:
             break
-    ok = ret.status == JobStatus.COMPLETED
-    value, unpicklable = _picklable(ret._return_value)
-    if unpicklable is not None:  # a value that cannot travel back fails the job here, not the chunk
-        ok, value = False, unpicklable
-        ret.status = JobStatus.FAILED
-    error = tb = None
-    if not ok:
-        error = f"{type(value).__name__}: {value}"
-        tb = "".join(traceback.format_exception(type(value), value, value.__traceback__))
-    return Outcome(
-        num=job.num,
-        status="ok" if ok else "failed",
-        value=value,
-        error=error,
-        traceback=tb,
-        working_dir=ret.working_dir,
-        task_name=ret.task_name,
-        output_dir=str(ret.hydra_cfg.hydra.runtime.output_dir),
-        configs=pickle.dumps((ret.cfg, ret.hydra_cfg)),
-        worker=_worker_name(),
-        started_at=started,
-        duration_s=time.perf_counter() - t0,
-        attempts=attempts,
-    )
-
-
-@contextlib.contextmanager
-def _driver_cwd(cwd: str) -> Iterator[None]:
-    """Run the job from the driver's working directory, where its relative paths
-    (``hydra.sweep.dir=multirun/...``) point, when this machine has it."""
-    before = os.getcwd()
-    moved = os.path.isdir(cwd) and cwd != before
-    if moved:
-        os.chdir(cwd)
-    try:
-        yield
-    finally:
-        if moved:
-            os.chdir(before)
-
-
-def _picklable(value: Any) -> Tuple[Any, Optional[Exception]]:
-    """(value, None), or (None, an error saying so) for a value that cannot travel back."""
-    import cloudpickle
-
-    try:
-        cloudpickle.dumps(value)
-        return value, None
-    except Exception as exc:
-        return None, TypeError(
-            f"the job's return value ({type(value).__name__}) cannot be pickled to send it back to the driver: {exc}"
-        )
+    out.worker = _worker_name()
+    out.started_at = started
+    out.duration_s = time.perf_counter() - t0
+    out.attempts = attempts
+    return out
 
 
 def _worker_name() -> Optional[str]:

@@ -4,7 +4,7 @@ Hydra writes them with ``OmegaConf.to_yaml``, whose dumper is PyYAML's
 pure-Python emitter: for a no-op job, ``hydra.yaml`` alone takes longer than
 the rest of the job. PyYAML's C emitter with OmegaConf's one representer
 (quotes on strings that would read back as numbers or booleans) writes the
-same text; ``tests/test_launcher_run_job.py`` checks it against ``to_yaml``.
+same text; ``tests/test_launcher_compose.py`` checks it against ``to_yaml``.
 Without libyaml, OmegaConf's own dumper is used.
 """
 

@@ -71,9 +71,12 @@ class ClusterConf:
 class DaskbenchLauncherConf:
     """``hydra.launcher.*``.
 
-    resources / priority / retries: as daskbench's own keys: each job's Dask
-        resources (``{GPU: 1}``), its scheduling priority, and how many more
-        times a job whose task function raised is run again.
+    resources / priority / retries / timeout_s: as daskbench's own keys: each
+        job's Dask resources (``{GPU: 1}``), its scheduling priority, how many
+        more times a job whose task function raised is run again, and the
+        seconds a job may run (null: no limit). With ``timeout_s`` each job
+        runs in a child process of its own (an interpreter start per job),
+        killed at the deadline: the job fails, its row says ``timeout``.
     max_in_flight: jobs submitted and not yet collected (null: 4 per worker thread).
     chunk_size: jobs per Dask task (null: sized so every worker gets several tasks).
     resume: skip the jobs whose row in the trials table is ``ok`` (same content
@@ -89,6 +92,7 @@ class DaskbenchLauncherConf:
     resources: Dict[str, float] = field(default_factory=dict)
     priority: int = 0
     retries: int = 0
+    timeout_s: Optional[float] = None
     max_in_flight: Optional[int] = None
     chunk_size: Optional[int] = None
     resume: bool = False
