@@ -289,11 +289,12 @@ class Flaky(LocalHost):
         self.starts += 1
         super().start(snapshots)
 
-    def step(self, tick):
-        if tick in self.lose_at:
-            self.lose_at.discard(tick)
-            raise sim.ShardLost(f"lost at tick {tick}")
-        return super().step(tick)
+    def run(self, start, until, clock, lookahead=1):
+        lost = sorted(t for t in self.lose_at if start <= t < until)
+        if lost:
+            self.lose_at.discard(lost[0])
+            raise sim.ShardLost(f"lost at tick {lost[0]}")
+        return super().run(start, until, clock, lookahead)
 
 
 @pytest.mark.parametrize("checkpoint_every", [0, 7])
