@@ -401,6 +401,24 @@ CASES: List[Case] = [
         yaml=SIM,
     ),
     Case(
+        "sim-lookahead-zero",
+        ["+experiment=bad", "+trial.clock.lookahead=0"],
+        ["trial.clock.lookahead=0", "whole number of ticks >= 1"],
+        yaml=SIM,
+    ),
+    Case(
+        "sim-lookahead-not-whole",
+        ["+experiment=bad", "+trial.clock.lookahead=1.5"],
+        ["trial.clock.lookahead=1.5", "whole number of ticks >= 1"],
+        yaml=SIM,
+    ),
+    Case(
+        "sim-lookahead-no-message-delay",
+        ["+experiment=bad", "+trial.clock.lookahead=2"],
+        ["trial.clock.lookahead=2", "Boltzmann declares no message_delay", "clock.lookahead=1"],
+        yaml=SIM,
+    ),
+    Case(
         "sim-unknown-model-param",
         ["+experiment=bad", "+trial.params.n_agnets=5"],
         ["n_agnets", "trial.params"],

@@ -153,3 +153,25 @@ def test_killing_a_shards_worker_restarts_it_with_the_undisturbed_result(hosts, 
     assert _strip(out.steps) == _strip(ref.steps)
     assert [r["tick"] for r in out.steps] == list(range(1500))
     assert len(out.agents) == len(ref.agents)
+
+
+def test_shards_in_step_among_themselves_give_the_same_result_with_lookahead(client):
+    """The barrier between shards, with lookahead 1 (fast-forward decided by the shards) and
+    more (shards exchange every L ticks and step idle ticks): the in-process result."""
+    settings = dict(ticks=60, agent_report_every=9, checkpoint_every=20)
+    ref = sim.run(test_sim_core.Delayed(), sim.Settings(shards=1, **settings), seed=4)
+    assert ref.metrics["ticks"] < 60  # ticks were skipped
+    for shards, lookahead in ((2, 1), (2, 3), (4, 2), (4, 3)):
+        out = sim.run(
+            test_sim_core.Delayed(), sim.Settings(shards=shards, lookahead=lookahead, **settings), seed=4, client=client
+        )
+        assert _strip(out.steps) == _strip(ref.steps), (shards, lookahead)
+        assert test_sim_core._agents(out).equals(test_sim_core._agents(ref)), (shards, lookahead)
+        assert out.metrics["messages_remote"] > 0
+
+
+def test_a_message_due_sooner_than_the_lookahead_fails_the_simulation(client):
+    with pytest.raises(sim.SimulationError, match="sent by agent 0 at tick 6 is due 1 tick.*clock.lookahead=3"):
+        sim.run(test_sim_core.Delayed(soon=6), sim.Settings(ticks=30, shards=2, lookahead=3), seed=1, client=client)
+    # the other shard was waiting for the failed one's envelope: freed, and the actors released
+    assert sum(client.run(lambda dask_worker: len(dask_worker.state.actors)).values()) == 0

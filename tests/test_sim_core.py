@@ -176,6 +176,32 @@ class Mixed(sim.Model):
         return {"chatter": self.n[0], "pinger": self.n[1]}
 
 
+class Courier(Chatter):
+    """Chatter every third tick, its messages due the model's ``message_delay`` (3) ticks later;
+    at tick ``model.soon`` (if set) one message due the next tick."""
+
+    def step(self, t):
+        super().step(t)
+        if t.tick == t.model.soon and self.n:
+            t.send(self.ids[:1], src=self.ids[:1], delay=1, x=0.0)
+
+    def next_activity(self, tick):
+        return tick + 3
+
+
+class Delayed(sim.Model):
+    """Couriers and pingers whose messages take 3 ticks: lookahead up to 3 applies."""
+
+    populations = {"chatter": Courier, "pinger": Pinger}
+    message_delay = 3
+
+    def __init__(self, n_chatter=200, n_pinger=30, soon=None):
+        self.n, self.soon = (n_chatter, n_pinger), soon
+
+    def sizes(self):
+        return {"chatter": self.n[0], "pinger": self.n[1]}
+
+
 def _run(model, shards, seed=3, **kw):
     return sim.run(model, sim.Settings(shards=shards, **kw), seed=seed)
 
@@ -289,11 +315,12 @@ class Flaky(LocalHost):
         self.starts += 1
         super().start(snapshots)
 
-    def step(self, tick):
-        if tick in self.lose_at:
-            self.lose_at.discard(tick)
-            raise sim.ShardLost(f"lost at tick {tick}")
-        return super().step(tick)
+    def run(self, start, until, clock, lookahead=1):
+        lost = sorted(t for t in self.lose_at if start <= t < until)
+        if lost:
+            self.lose_at.discard(lost[0])
+            raise sim.ShardLost(f"lost at tick {lost[0]}")
+        return super().run(start, until, clock, lookahead)
 
 
 @pytest.mark.parametrize("checkpoint_every", [0, 7])
@@ -324,3 +351,43 @@ def test_restarts_run_out_with_a_clear_error():
     host = Flaky(model, partition.round_robin(layout.n_agents, 2), layout, 0, lose_at=range(0, 40))
     with pytest.raises(sim.SimulationError, match="giving up after max_restarts=2"):
         simulate(model, host, sim.Settings(ticks=40, max_restarts=2), Clock(40))
+
+
+# --------------------------------------------------------------------------- lookahead
+
+
+def test_lookahead_gives_the_same_result_and_fast_forwards():
+    ref = _run(Delayed(), 1, ticks=40, agent_report_every=7)
+    ticks = [r["tick"] for r in ref.steps]
+    assert ticks[:6] == [0, 3, 6, 9, 12, 15]  # couriers every 3 ticks, pingers' hops due 3 later
+    assert ref.metrics["ticks"] < 40
+    for shards, lookahead in ((2, 1), (2, 3), (4, 2)):
+        out = _run(Delayed(), shards, ticks=40, agent_report_every=7, lookahead=lookahead)
+        assert _same(out.steps) == _same(ref.steps), (shards, lookahead)
+        assert _agents(out).equals(_agents(ref))
+
+
+def _agents(outcome):
+    return sim.tables(outcome)["agents"].to_pandas().sort_values(["tick", "agent_id"]).reset_index(drop=True)
+
+
+def _same(rows):
+    return [
+        {k: v for k, v in r.items() if k not in ("wall_ms", "shard_ms", "messages_local", "messages_remote")}
+        for r in rows
+    ]
+
+
+def test_lookahead_checks():
+    with pytest.raises(sim.SimulationError, match=r"clock.lookahead=0: give a whole number"):
+        sim.Settings(lookahead=0).check()
+    with pytest.raises(sim.SimulationError, match=r"clock.lookahead=2.0: give a whole number"):
+        sim.Settings(lookahead=2.0).check()
+    with pytest.raises(sim.SimulationError, match="Mixed declares no message_delay"):
+        _run(Mixed(), 2, ticks=5, lookahead=2)
+    with pytest.raises(sim.SimulationError, match="more than Delayed.message_delay=3"):
+        _run(Delayed(), 2, ticks=5, lookahead=4)
+    # a message due sooner than the lookahead: the sender, the tick and L
+    with pytest.raises(sim.SimulationError, match="sent by agent 0 at tick 6 is due 1 tick.*clock.lookahead=3"):
+        _run(Delayed(soon=6), 2, ticks=20, lookahead=3)
+    assert _run(Delayed(soon=6), 2, ticks=20).metrics["ticks"] > 0  # fine with lookahead 1

@@ -3,8 +3,10 @@
 A model (:class:`Model`) declares populations of agents: columnar
 (:class:`Population`, NumPy arrays, one row per agent) or plain objects
 (:class:`Agent`). Its agents are split into shards; each shard is one Dask
-actor holding many agents; a coordinator steps all shards in lockstep, with
-fast-forward over idle ticks and optional real-time pacing; agents message each
+actor holding many agents; the shards step in lockstep, kept in step among
+themselves (a barrier between shards, :mod:`daskbench.sim.window`; the coordinator
+hears from them once per window of ticks), with fast-forward over idle ticks,
+optional lookahead and optional real-time pacing; agents message each
 other by id; placement is ``round_robin`` or by graph ``community``; random
 draws come from per-agent streams, so 1, 2 or 4 shards give the same result;
 shards are checkpointed every K ticks and restarted when a worker dies.

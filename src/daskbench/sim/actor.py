@@ -1,14 +1,13 @@
 """Shards on Dask actors: each shard lives in one actor on a chosen worker.
 
 Many agents per actor, never one actor per agent (an actor call costs about a
-millisecond). Per tick the coordinator makes one ``step`` call per shard and
-waits for all of them: the barrier. A shard sends the messages for another
-shard straight to that shard's actor (``deliver``, an ``async`` method, so it
-runs on the receiving worker's event loop even while that worker's actor
-thread is busy stepping) without waiting for them to land; the coordinator
-tells each shard, with its next ``step`` call, which shards sent it messages,
-and the shard waits for those before it steps. Shards in the same process hand
-messages over directly.
+millisecond). The coordinator makes one ``run`` call per shard per window of
+ticks; inside it the shards keep in step among themselves
+(:mod:`daskbench.sim.window`): each sends every other shard its envelope of
+each tick straight to that shard's actor (``deliver``, an ``async`` method, so
+it runs on the receiving worker's event loop even while that worker's actor
+thread is busy stepping) without waiting for it to land, and steps on once the
+others' envelopes are in. Shards in the same process hand them over directly.
 
 A lost worker is noticed two ways: a call fails to reach it, or the scheduler
 no longer lists it while the coordinator waits. Either raises
@@ -29,10 +28,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..observe import live
+from .clock import Clock
 from .errors import ShardLost, SimulationError
 from .memory import hand_over_quickly, keep_temporaries
 from .model import Model
 from .shard import Layout, Shard, StepReport
+from .window import Entry, Exchange, run_window
 
 #: shard actors living in this process, by actor key (same-process delivery)
 _LOCAL: weakref.WeakValueDictionary[str, ShardActor] = weakref.WeakValueDictionary()
@@ -66,6 +67,15 @@ def _is_lost(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "Actor was lost" in str(exc)
 
 
+def _failed(call: Any) -> Optional[BaseException]:
+    """The exception of a finished actor call (None: it succeeded)."""
+    try:
+        call.result()
+    except BaseException as exc:
+        return exc
+    return None
+
+
 class ShardActor:
     """One shard, hosted by a Dask actor."""
 
@@ -90,49 +100,64 @@ class ShardActor:
             self.shard.restore(snapshot)
         self.peers: Dict[int, Any] = {}
         self.peer_keys: Dict[int, str] = {}
+        self.exchange = Exchange()
+        self._thread: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._abort = threading.Event()
         self._sent: List[Tuple[int, Any]] = []  # (shard, ActorFuture) of deliveries not yet checked
         _LOCAL[key] = self
 
-    def connect(self, peers: Dict[int, Tuple[str, Any]]) -> int:
-        """Handles of the other shards' actors: {shard: (actor key, Actor)}."""
-        self.peer_keys = {i: k for i, (k, _) in peers.items()}
-        self.peers = {i: a for i, (_, a) in peers.items()}
+    def connect(self, peers: Dict[int, Tuple[str, str]]) -> int:
+        """The other shards' actors: {shard: (actor key, worker address)}. The handles are bound
+        to this worker here, so the shard's own thread (not a worker thread) can call them."""
+        from distributed import get_worker
+        from distributed.actor import Actor
+
+        worker = get_worker()
+        others = {i: p for i, p in peers.items() if i != self.shard.index}
+        self.peer_keys = {i: k for i, (k, _) in others.items()}
+        self.peers = {i: Actor(ShardActor, addr, k, worker=worker) for i, (k, addr) in others.items()}
         return self.shard.n_agents
 
-    def step(self, tick: int, after: Optional[int] = None, expect: Sequence[int] = ()) -> StepReport:
-        """Run ``tick`` once the shards ``expect`` have delivered what they sent at tick ``after``.
+    async def run(self, start: int, until: int, clock: Clock, lookahead: int = 1) -> List[StepReport]:
+        """Run the window ``[start, until)`` in step with the other shards (see :mod:`.window`).
 
-        Messages for other processes are sent without waiting for them to land:
-        the receiver waits for them at the start of its next step instead, so the
-        transfer overlaps the coordinator's barrier rather than adding a round
-        trip to every tick.
-        """
-        self._await_deliveries(after, expect)
-        remote, report = self.shard.step(tick)
-        for dest, batches in remote.items():
-            local = _LOCAL.get(self.peer_keys[dest])
-            if local is not None:  # same process: no serialisation
-                local.shard.deliver(tick, self.shard.index, batches)
-                continue
-            try:
-                self._sent.append((dest, self.peers[dest].deliver(tick, self.shard.index, batches)))
-            except Exception as exc:
-                raise ShardLost(f"shard {dest} unreachable: {exc}") from None
-        return report
+        On a thread of the shard's own: a worker runs its actors' plain methods on one
+        thread, and two shards on one worker must wait for each other's envelopes."""
+        if self._thread is None:
+            self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"sim-shard-{self.key}")
+        args = (self.shard, clock, start, until, lookahead, sorted(self.peer_keys), self._send, self._wait)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, run_window, *args, self.exchange.dues)
 
-    def _await_deliveries(self, after: Optional[int], expect: Sequence[int]) -> None:
-        """Block until the expected messages are in; raise if a send of ours failed meanwhile."""
-        if after is not None and expect:
-            deadline = time.monotonic() + DELIVER_TIMEOUT_S
-            while not self.shard.wait_for(after, expect, 0.5):
-                if self._abort.is_set():
-                    raise ShardLost("aborted by the coordinator")
-                if time.monotonic() > deadline:
-                    raise ShardLost(
-                        f"shards {list(expect)} did not deliver the messages of tick {after} "
-                        f"within {DELIVER_TIMEOUT_S:.0f}s"
-                    )
+    def _send(self, dest: int, entries: List[Entry]) -> None:
+        """Hand envelopes to shard ``dest`` without waiting for them to land (the receiver waits)."""
+        local = _LOCAL.get(self.peer_keys[dest])
+        if local is not None:  # same process: no serialisation
+            local.receive(self.shard.index, entries)
+            return
+        try:
+            self._sent.append((dest, self.peers[dest].deliver(self.shard.index, entries)))
+        except Exception as exc:
+            raise ShardLost(f"shard {dest} unreachable: {exc}") from None
+
+    def receive(self, src: int, entries: List[Entry]) -> None:
+        for _, _, parcels in entries:
+            self.shard.deliver(src, parcels)
+        self.exchange.arrive(src, [(tick, due) for tick, due, _ in entries])
+
+    def _wait(self, tick: int) -> None:
+        """Block until every other shard's envelope of ``tick`` is in; raise if a send of ours failed."""
+        deadline = time.monotonic() + DELIVER_TIMEOUT_S
+        peers = list(self.peer_keys)
+        while not self.exchange.wait(tick, peers, 0.5):
+            self._check_sent()
+            if self._abort.is_set():
+                raise ShardLost("aborted by the coordinator")
+            if time.monotonic() > deadline:
+                raise ShardLost(f"the other shards did not send their tick {tick} within {DELIVER_TIMEOUT_S:.0f}s")
+        if len(self._sent) > 64:
+            self._check_sent()
+
+    def _check_sent(self) -> None:
         still = []
         for dest, fut in self._sent:
             if not fut.done():
@@ -156,16 +181,22 @@ class ShardActor:
             except Exception:
                 pass  # the simulation is over; a lost or slow peer changes nothing now
         self._sent = []
+        self._stop_thread()
 
-    async def deliver(self, tick: int, src: int, batches: Dict[str, Any]) -> None:
-        self.shard.deliver(tick, src, batches)
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
+
+    async def deliver(self, src: int, entries: List[Entry]) -> None:
+        self.receive(src, entries)
 
     async def abort(self) -> None:
         self._abort.set()
+        self._stop_thread()
 
-    def snapshot(self, after: Optional[int] = None, expect: Sequence[int] = ()) -> bytes:
-        """The shard's state with every message sent at tick ``after`` in its queues."""
-        self._await_deliveries(after, expect)
+    def snapshot(self) -> bytes:
+        """The shard's state (a window ends with every message sent in it in the queues)."""
         return self.shard.snapshot()
 
     def agent_report(self):
@@ -226,7 +257,6 @@ class ActorHost:
         self.actors: List[Any] = []
         self.placed: List[str] = []
         self._assign_future = None
-        self._last: Optional[Tuple[int, List[StepReport]]] = None  # the last tick run, and its reports
         # the speed for the scheduler's daskbench_sim_ticks_per_second; built in the trial's thread
         self.rate = live.TickRate(live.current())
 
@@ -237,7 +267,6 @@ class ActorHost:
     def start(self, snapshots: Optional[Sequence[bytes]] = None) -> None:
         client = self.client
         self.generation += 1
-        self._last = None
         if self.generation > 1:  # after a loss: place on the workers that are left
             self.workers = self._alive()
         self.placed = [self.workers[i % len(self.workers)] for i in range(self.n_shards)]
@@ -268,7 +297,7 @@ class ActorHost:
             for i, addr in enumerate(self.placed)
         ]
         self.actors = self._wait_all(self.futures, lambda f: f.result(timeout=POLL_S), "starting")
-        peers = {i: (keys[i], a) for i, a in enumerate(self.actors)}
+        peers = {i: (keys[i], addr) for i, addr in enumerate(self.placed)}
         self._call_all([a.connect(peers) for a in self.actors], "connecting")
         self.rate.restart()
 
@@ -280,12 +309,29 @@ class ActorHost:
                 break
             except TimeoutError:
                 self._check_workers(what)
+                done = [_failed(c) if c.done() else None for c in calls]
+                if any(done):  # the others may be waiting for its envelope: free them
+                    self._abort_all()
+                    results = done
+                    break
         for i, res in enumerate(results):
             if isinstance(res, BaseException):
                 if _is_lost(res):
                     raise ShardLost(f"shard {i} lost while {what}: {type(res).__name__}: {res}")
                 raise res
         return results
+
+    def _abort_all(self) -> None:
+        calls = []
+        for a in self.actors:
+            try:
+                calls.append(a.abort())
+            except Exception:
+                pass  # its worker is the one that went away
+        try:
+            gather_actor_calls(self.client.loop, calls, 5.0)
+        except Exception:
+            pass
 
     def _check_workers(self, what: str) -> None:
         gone = sorted(set(self.placed) - set(self.client.scheduler_info(n_workers=-1)["workers"]))
@@ -308,29 +354,21 @@ class ActorHost:
                     raise
         return out
 
-    def _expected(self) -> Tuple[Optional[int], List[List[int]]]:
-        """The last tick, and for each shard the shards whose messages of that tick it must wait for."""
-        if self._last is None:
-            return None, [[] for _ in self.actors]
-        tick, reports = self._last
-        return tick, [[i for i, r in enumerate(reports) if j in r.sent_to] for j in range(len(self.actors))]
-
-    def step(self, tick: int) -> List[StepReport]:
-        after, expect = self._expected()
+    def run(self, start: int, until: int, clock: Clock, lookahead: int = 1) -> List[List[StepReport]]:
+        """One call per shard for the whole window: the shards keep in step among themselves."""
         try:
-            calls = [a.step(tick, after, expect[j]) for j, a in enumerate(self.actors)]
+            calls = [a.run(start, until, clock, lookahead) for a in self.actors]
         except Exception as exc:
             if _is_lost(exc):
                 raise ShardLost(f"a shard is lost: {exc}") from None
             raise
-        reports = self._call_all(calls, f"stepping tick {tick}")
-        self._last = (tick, reports)
-        self.rate.ticked(tick)
+        reports = self._call_all(calls, f"running ticks {start}..{until - 1}")
+        for tick in sorted({r.tick for shard in reports for r in shard if r.active}):
+            self.rate.ticked(tick)
         return reports
 
     def snapshot(self) -> List[bytes]:
-        after, expect = self._expected()
-        return self._call_all([a.snapshot(after, expect[j]) for j, a in enumerate(self.actors)], "checkpointing")
+        return self._call_all([a.snapshot() for a in self.actors], "checkpointing")
 
     def agent_report(self):
         parts = self._call_all([a.agent_report() for a in self.actors], "reporting")
@@ -349,16 +387,7 @@ class ActorHost:
             except Exception:
                 pass  # finished already: closing must not fail the simulation
         if lost and self.actors:
-            calls = []
-            for a in self.actors:
-                try:
-                    calls.append(a.abort())
-                except Exception:
-                    pass  # its worker is the one that went away
-            try:
-                gather_actor_calls(self.client.loop, calls, 5.0)
-            except Exception:
-                pass
+            self._abort_all()
         futures, self.futures, self.actors = self.futures, [], []
         if futures:
             try:

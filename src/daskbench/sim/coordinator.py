@@ -1,10 +1,16 @@
 """The coordinator: drives the clock over a host's shards and collects the results.
 
-One simulation is one trial. The coordinator asks the host for one tick at a
-time on every shard (one batched call per shard, then a barrier), turns the
-shards' partial reporters into the model's reporters for the ``steps`` table,
-collects agent reporters every ``agent_report_every`` ticks for the ``agents``
-table, and keeps a checkpoint of every shard every ``checkpoint_every`` ticks.
+One simulation is one trial. The coordinator asks the host for a *window* of
+ticks at a time (one call per shard; inside the window the shards keep in step
+among themselves, see :mod:`daskbench.sim.window`), turns the shards' partial
+reporters of every tick that ran into the model's reporters for the ``steps``
+table, collects agent reporters every ``agent_report_every`` ticks for the
+``agents`` table, and keeps a checkpoint of every shard every ``checkpoint_every``
+ticks. A window ends before the next agent report or checkpoint is due, at the
+end, or after ``span`` ticks: ``span`` starts at :data:`FIRST_WINDOW` and doubles
+(up to :data:`MAX_WINDOW`) while a window takes less than :data:`WINDOW_S`, so
+the coordinator hears from the shards a few times a second; with
+``realtime_factor`` set a window is one tick (the coordinator paces every tick).
 When a shard is lost it starts the shards again from the last checkpoint (or
 from the start), drops what it had collected past that point and carries on,
 so the result is the one an undisturbed run gives.
@@ -27,8 +33,15 @@ from .host import Host
 from .model import Model
 from .partition import ALLOCATIONS
 from .shard import StepReport, add_partial
+from .window import chain
 
 logger = logging.getLogger("daskbench.sim")
+
+FIRST_WINDOW, MAX_WINDOW, WINDOW_S = 8, 4096, 0.25
+
+
+def _whole(v: Any, least: int) -> bool:
+    return bool(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= least)
 
 
 @dataclass
@@ -44,6 +57,7 @@ class Settings:
     checkpoint_every: int = 0  # ticks; 0 = no checkpoints (restart from the start)
     agent_report_every: int = 0  # ticks; 0 = no agents table
     max_restarts: int = 3
+    lookahead: int = 1  # clock.lookahead: ticks shards advance between exchanges (<= the model's message_delay)
 
     def check(self) -> None:
         """Raise a :class:`SimulationError` naming the first bad setting (no model needed)."""
@@ -55,8 +69,32 @@ class Settings:
             raise SimulationError(f"shards={self.shards!r}: give a whole number >= 1, or null for one per worker")
         if self.allocation not in ALLOCATIONS:
             raise SimulationError(f"allocation={self.allocation!r} is not known; use one of {', '.join(ALLOCATIONS)}")
+        if not _whole(self.lookahead, 1):
+            raise SimulationError(
+                f"clock.lookahead={self.lookahead!r}: give a whole number of ticks >= 1 "
+                "(1: shards exchange messages every tick)"
+            )
         # the clock checks its own settings (ticks, realtime_factor, tick_seconds)
         Clock(self.ticks, 0, self.fast_forward, self.realtime_factor, self.tick_seconds)
+
+    def check_model(self, cls: type) -> None:
+        """Raise a :class:`SimulationError` if ``clock.lookahead`` does not suit the model class."""
+        name, delay = cls.__name__, getattr(cls, "message_delay", None)
+        if delay is not None and not _whole(delay, 1):
+            raise SimulationError(f"{name}.message_delay={delay!r}: declare a whole number of ticks >= 1, or None")
+        if self.lookahead == 1:
+            return
+        if delay is None:
+            raise SimulationError(
+                f"clock.lookahead={self.lookahead}: {name} declares no message_delay, so its messages may be due "
+                "the next tick; use clock.lookahead=1, or declare message_delay (the ticks from sending a message "
+                "to its receiver seeing it) on the model"
+            )
+        if delay < self.lookahead:
+            raise SimulationError(
+                f"clock.lookahead={self.lookahead} is more than {name}.message_delay={delay}: its messages are due "
+                f"{delay} tick(s) after they are sent; use clock.lookahead <= {delay}"
+            )
 
 
 @dataclass
@@ -108,6 +146,7 @@ class _Progress:
     ckpt: Checkpoint
     last_tick: int
     restarts: int = 0
+    span: int = FIRST_WINDOW  # ticks in the next window at most
 
 
 def simulate(model: Model, host: Host, settings: Settings, clock: Clock) -> Outcome:
@@ -119,34 +158,53 @@ def simulate(model: Model, host: Host, settings: Settings, clock: Clock) -> Outc
     tick: Optional[int] = clock.start
     while tick is not None:
         try:
-            tick = _tick(model, host, settings, clock, done, tick)
+            tick = _window(model, host, settings, clock, done, tick)
         except ShardLost as exc:
             tick = _restart(host, settings, clock, done, exc)
     metrics = _metrics(model, clock, done, time.perf_counter() - t_start)
     return Outcome(done.steps, done.agents, metrics)
 
 
-def _tick(model: Model, host: Host, settings: Settings, clock: Clock, done: _Progress, tick: int) -> Optional[int]:
-    """Run ``tick`` on every shard and record it; returns the next tick (None: the end)."""
+def _until(settings: Settings, clock: Clock, tick: int, span: int) -> int:
+    """Where the window starting at ``tick`` ends: before the next report or checkpoint is due."""
+    if settings.realtime_factor is not None:
+        span = 1
+    until = min(clock.end, tick + span)
+    A, C, since = settings.agent_report_every, settings.checkpoint_every, tick - clock.start
+    if A:  # the window's last tick may be one the agents are reported at
+        until = min(until, tick + 1 if since % A == 0 else tick + A - since % A + 1)
+    if C:
+        until = min(until, clock.start + (since // C + 1) * C)
+    return until
+
+
+def _window(model: Model, host: Host, settings: Settings, clock: Clock, done: _Progress, tick: int) -> Optional[int]:
+    """Run the window starting at ``tick`` and record it; returns the next tick (None: the end)."""
+    until = _until(settings, clock, tick, done.span)
     clock.pace(tick)
     t0 = time.perf_counter()
-    reports = host.step(tick)
+    reports = host.run(tick, until, clock, settings.lookahead)
     wall = time.perf_counter() - t0
-    row = _row(model, tick, clock.time_of(tick), reports, wall)
-    done.last_tick = tick
-    done.steps.append(row)
+    ran, nxt = chain(clock, tick, until, reports)
     counters = done.counters
-    counters["local"] += row["messages_local"]
-    counters["remote"] += row["messages_remote"]
-    counters["agent_steps"] += row["agent_steps"]
-    counters["executed"] += 1
-    in_flight = row["messages_local"] + row["messages_remote"] > 0
-    nxt = clock.next(tick, [r.next_due for r in reports], in_flight)
-    K = settings.agent_report_every
-    if K and ((tick - clock.start) % K == 0 or nxt is None):
-        done.agents.extend((tick, name, ids, cols) for name, ids, cols in host.agent_report())
-    if settings.checkpoint_every and nxt is not None and counters["executed"] % settings.checkpoint_every == 0:
-        done.ckpt = Checkpoint(tick, nxt, host.snapshot(), len(done.steps), len(done.agents), dict(counters))
+    for t, rs in ran:
+        row = _row(model, t, clock.time_of(t), rs, wall / len(ran))
+        done.steps.append(row)
+        counters["local"] += row["messages_local"]
+        counters["remote"] += row["messages_remote"]
+        counters["agent_steps"] += row["agent_steps"]
+        counters["executed"] += 1
+    last = done.last_tick = ran[-1][0]
+    A = settings.agent_report_every
+    if A and ((last - clock.start) % A == 0 or nxt is None):
+        done.agents.extend((last, name, ids, cols) for name, ids, cols in host.agent_report())
+    C = settings.checkpoint_every
+    if C and nxt is not None and (until - clock.start) % C == 0:
+        done.ckpt = Checkpoint(last, nxt, host.snapshot(), len(done.steps), len(done.agents), dict(counters))
+    if wall < WINDOW_S:
+        done.span = min(done.span * 2, MAX_WINDOW)
+    elif wall > 2 * WINDOW_S:
+        done.span = max(done.span // 2, 1)
     return nxt
 
 

@@ -3,8 +3,9 @@
 :class:`LocalHost` keeps every shard in this process (tests, notebooks, a
 trial called outside Dask). :class:`daskbench.sim.actor.ActorHost` keeps each
 shard in a Dask actor on a worker. Both give the coordinator the same calls;
-``step`` is the barrier: it returns once every shard has run the tick and every
-message sent in it has been delivered.
+``run(start, until, clock, lookahead)`` runs a window of ticks (see
+:mod:`daskbench.sim.window`) and returns, per shard, its report of every tick it
+ran, once every message sent in the window has been delivered.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
+from .clock import Clock
 from .model import Model
 from .shard import Layout, Shard, StepReport
 
 
 class Host(Protocol):
     def start(self, snapshots: Optional[Sequence[bytes]]) -> None: ...
-    def step(self, tick: int) -> List[StepReport]: ...
+    def run(self, start: int, until: int, clock: Clock, lookahead: int = 1) -> List[List[StepReport]]: ...
     def snapshot(self) -> List[bytes]: ...
     def agent_report(self) -> List[Tuple[str, np.ndarray, Dict[str, np.ndarray]]]: ...
     def describe(self) -> Dict[str, Any]: ...
@@ -43,13 +45,19 @@ class LocalHost:
             else:
                 shard.restore(snapshots[i])
 
-    def step(self, tick: int) -> List[StepReport]:
-        reports = []
-        for shard in self.shards:
-            remote, report = shard.step(tick)
-            for dest, batches in remote.items():
-                self.shards[dest].deliver(tick, shard.index, batches)
-            reports.append(report)
+    def run(self, start: int, until: int, clock: Clock, lookahead: int = 1) -> List[List[StepReport]]:
+        """The window in lockstep, one shard after the other (messages are due a tick later
+        at the soonest, so a shard delivering to one that has yet to step the tick is fine)."""
+        reports: List[List[StepReport]] = [[] for _ in self.shards]
+        tick: Optional[int] = start
+        while tick is not None and tick < until:
+            for shard in self.shards:
+                shard.lookahead = lookahead
+                remote, report = shard.step(tick)
+                for dest, parcels in remote.items():
+                    self.shards[dest].deliver(shard.index, parcels)
+                reports[shard.index].append(report)
+            tick = clock.next(tick, [r[-1].next_due for r in reports], False)
         return reports
 
     def snapshot(self) -> List[bytes]:

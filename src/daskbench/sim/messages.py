@@ -1,9 +1,12 @@
 """Messages between agents: what a step sends, and what the next step receives.
 
 Messages are columnar: one :class:`Batch` per kind holds the destination ids,
-the sender ids and one array per field. A shard keeps the messages whose
-receiver it holds and hands the rest, one batch per destination shard and kind,
-to the host to deliver before the next tick.
+the sender ids and one array per field. A message sent at tick ``t`` is *due* at
+``t + delay`` (``delay`` is the model's ``message_delay``, 1 unless it declares
+one, or the ``delay=`` of the send) and its receiver sees it at the first tick it
+runs at or after that. A shard keeps the messages whose receiver it holds and
+hands the rest, as *parcels* (due tick -> kind -> batch), one per destination
+shard, to the host to deliver.
 
 The order a receiver sees does not depend on the sharding: an :class:`Inbox`
 sorts by (receiver, sender), stably, and every message from one sender comes
@@ -79,16 +82,43 @@ def _column(values: Any, n: int, name: str, kind: str) -> np.ndarray:
     return arr
 
 
-class Outbox:
-    """What one shard's agents send during one tick, by kind."""
+#: messages by due tick, then kind
+Parcels = Dict[int, Dict[str, Batch]]
 
-    def __init__(self, n_agents: int):
+
+def _delay(delay: Any, kind: str) -> int:
+    if isinstance(delay, (int, np.integer)) and not isinstance(delay, bool) and delay >= 1:
+        return int(delay)
+    raise SimulationError(f"message of kind {kind!r}: delay={delay!r}; give a whole number of ticks >= 1")
+
+
+class Outbox:
+    """What one shard's agents send during one tick, by due tick and kind.
+
+    ``tick``: the tick being stepped; ``delay``: the model's delay (due tick =
+    ``tick + delay``); ``lookahead``: the clock's, the least delay a message may have.
+    """
+
+    def __init__(self, n_agents: int, tick: int = 0, delay: int = 1, lookahead: int = 1):
         self.n_agents = n_agents
+        self.tick, self.delay, self.lookahead = tick, delay, lookahead
         # ids travel as int32 when they fit: half the bytes between shards
         self.id_dtype = np.int32 if n_agents < 2**31 else np.int64
-        self._parts: Dict[str, List[Batch]] = {}
+        self._parts: Dict[Tuple[int, str], List[Batch]] = {}
 
-    def send(self, dst: Any, src: Any, kind: str, fields: Mapping[str, Any]) -> None:
+    def _due(self, delay: Any, kind: str, src: Any) -> int:
+        d = self.delay if delay is None else _delay(delay, kind)
+        if d < self.lookahead:
+            first = None if src is None else int(np.asarray(src).reshape(-1)[0])
+            who = "an anonymous sender" if first is None else f"agent {first}"
+            raise SimulationError(
+                f"message of kind {kind!r} sent by {who} at tick {self.tick} is due {d} tick(s) later, sooner "
+                f"than clock.lookahead={self.lookahead}; send it with delay >= {self.lookahead} (the model's "
+                "message_delay or send(delay=)) or lower clock.lookahead"
+            )
+        return self.tick + d
+
+    def send(self, dst: Any, src: Any, kind: str, fields: Mapping[str, Any], delay: Any = None) -> None:
         dst = np.asarray(dst)
         if dst.ndim == 0:
             dst = dst.reshape(1)
@@ -116,28 +146,29 @@ class Outbox:
             src = np.full(n, int(src), dtype=self.id_dtype) if src.ndim == 0 else src.astype(self.id_dtype, copy=False)
         if src is not None and len(src) != n:
             raise SimulationError(f"message of kind {kind!r}: {len(src)} sender ids for {n} receivers")
+        due = self._due(delay, kind, src)
         cols = {str(k): _column(v, n, str(k), kind) for k, v in fields.items()}
-        self._parts.setdefault(kind, []).append(Batch(dst.astype(self.id_dtype, copy=False), src, cols))
+        self._parts.setdefault((due, kind), []).append(Batch(dst.astype(self.id_dtype, copy=False), src, cols))
 
     def __bool__(self) -> bool:
         return bool(self._parts)
 
     def split(
         self, owner: Callable[[np.ndarray], np.ndarray], n_shards: int, me: int
-    ) -> Tuple[Dict[str, Batch], Dict[int, Dict[str, Batch]], int, int]:
+    ) -> Tuple[Parcels, Dict[int, Parcels], int, int]:
         """(messages for this shard, {shard: messages for it}, local count, remote count).
 
         ``owner`` maps receiver ids to shards. Each part keeps the order the
         messages were sent in (a boolean mask per shard when there are few, a
         stable sort otherwise).
         """
-        local: Dict[str, Batch] = {}
-        remote: Dict[int, Dict[str, Batch]] = {}
+        local: Parcels = {}
+        remote: Dict[int, Parcels] = {}
         n_local = n_remote = 0
-        for kind, parts in self._parts.items():
+        for (due, kind), parts in self._parts.items():
             batch = Batch.concat(parts, kind)
             if n_shards == 1:
-                local[kind] = batch
+                local.setdefault(due, {})[kind] = batch
                 n_local += len(batch)
                 continue
             dest = owner(batch.dst)
@@ -153,10 +184,10 @@ class Outbox:
                     continue
                 part = batch if len(index) == len(batch) else batch.take(index)
                 if s == me:
-                    local[kind] = part
+                    local.setdefault(due, {})[kind] = part
                     n_local += len(part)
                 else:
-                    remote.setdefault(s, {})[kind] = part
+                    remote.setdefault(s, {}).setdefault(due, {})[kind] = part
                     n_remote += len(part)
         self._parts = {}
         return local, remote, n_local, n_remote
@@ -255,7 +286,8 @@ class Inbox:
 
 
 def merge(deliveries: Iterable[Tuple[int, Dict[str, Batch]]]) -> Dict[str, List[Batch]]:
-    """Group delivered batches by kind, in source-shard order."""
+    """Group delivered batches by kind, in source-shard order (stable: for one source,
+    the order they come in, which is by due tick)."""
     out: Dict[str, List[Batch]] = {}
     for _, batches in sorted(deliveries, key=lambda d: d[0]):
         for kind, batch in batches.items():

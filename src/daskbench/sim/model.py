@@ -38,6 +38,9 @@ class Model:
     """
 
     populations: ClassVar[Mapping[str, Union[Type[Population], Type[Agent]]]] = {}
+    #: ticks from sending a message to its receiver seeing it (None: 1, undeclared); a model that
+    #: declares ``d`` may run with ``clock.lookahead`` up to ``d`` (shards exchange every ``d`` ticks)
+    message_delay: ClassVar[Optional[int]] = None
     seed: int = 0
 
     def sizes(self) -> Mapping[str, int]:
@@ -97,15 +100,16 @@ class Tick:
         """Kinds of the messages received this tick."""
         return sorted(self._inboxes)
 
-    def send(self, dst: Any, src: Any, kind: str = "msg", **fields: Any) -> None:
+    def send(self, dst: Any, src: Any, kind: str = "msg", delay: Optional[int] = None, **fields: Any) -> None:
         """Send messages from agents ``src`` to agents ``dst`` (global ids; arrays or ints).
 
-        Fields are one value per message or one for all. Receivers see them at
-        the next tick, wherever they live, ordered by (receiver, sender).
+        Fields are one value per message or one for all. Receivers see them
+        ``delay`` ticks later (default: the model's ``message_delay``, else the
+        next tick), wherever they live, ordered by (receiver, sender).
         ``src=None`` sends anonymous messages: half the bytes, but receivers can
         only count them or sum integer fields.
         """
-        self._outbox.send(dst, src, kind, fields)
+        self._outbox.send(dst, src, kind, fields, delay)
 
 
 class Population:
@@ -184,9 +188,10 @@ class AgentTick:
         self._agent = agent
         self._outbox = outbox
 
-    def send(self, dst: int, kind: str = "msg", **fields: Any) -> None:
-        """Send one message from this agent to agent ``dst``, delivered at the next tick."""
-        self._outbox.send(np.asarray([dst]), self._agent.id, kind, {k: [v] for k, v in fields.items()})
+    def send(self, dst: int, kind: str = "msg", delay: Optional[int] = None, **fields: Any) -> None:
+        """Send one message from this agent to agent ``dst``, seen ``delay`` ticks later
+        (default: the model's ``message_delay``, else the next tick)."""
+        self._outbox.send(np.asarray([dst]), self._agent.id, kind, {k: [v] for k, v in fields.items()}, delay)
 
 
 class Agent:

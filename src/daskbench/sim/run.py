@@ -32,7 +32,7 @@ from .model import Model
 from .partition import allocate, cut_fraction
 from .shard import Layout
 
-CLOCK_KEYS = ("fast_forward", "realtime_factor", "tick_seconds")
+CLOCK_KEYS = ("fast_forward", "realtime_factor", "tick_seconds", "lookahead")
 
 
 def _clock(settings: Settings) -> Clock:
@@ -53,6 +53,7 @@ def _in_task() -> bool:
 def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, local: Optional[bool] = None) -> Outcome:
     """Run ``model`` to the end; see the module docstring for where shards live."""
     settings.check()
+    settings.check_model(type(model))
     model.seed = int(seed)
     layout = Layout.of(model)
     n = layout.n_agents
@@ -167,7 +168,8 @@ def trial(
     - ``ticks``: ticks to simulate; ``shards``: number of shards (null: one per worker);
       ``allocation``: ``round_robin`` or ``community``.
     - ``clock``: ``fast_forward`` (default true), ``realtime_factor`` (null: as fast as possible),
-      ``tick_seconds`` (simulated seconds per tick, default 1).
+      ``tick_seconds`` (simulated seconds per tick, default 1), ``lookahead`` (ticks shards
+      advance between exchanges, default 1; at most the model's ``message_delay``).
     - ``checkpoint_every``: ticks between shard checkpoints (0: restart from the start after a loss);
       ``agent_report_every``: ticks between rows of the ``agents`` table (0: none);
       ``max_restarts``: shard losses survived before the trial fails.
@@ -223,7 +225,7 @@ def check(**kwargs: Any) -> None:
         raise SimulationError(f"{exc}; a simulation trial needs trial.model (package.module.ModelClass)") from None
     bound.apply_defaults()
     a = bound.arguments
-    _settings(
+    settings = _settings(
         a["ticks"],
         a["shards"],
         a["allocation"],
@@ -233,6 +235,7 @@ def check(**kwargs: Any) -> None:
         a["max_restarts"],
     )
     cls = import_model(a["model"])
+    settings.check_model(cls)
     params = dict(a["params"] or {})
     try:  # names only: building a model can take long (networks, 100k agents)
         inspect.signature(cls).bind(**params)

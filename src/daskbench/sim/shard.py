@@ -3,8 +3,13 @@
 Pure Python/NumPy: the Dask actor in :mod:`daskbench.sim.actor` and the
 in-process host in :mod:`daskbench.sim.host` both wrap this class. One
 ``step(tick)`` runs every population that has something due or a message
-waiting, keeps the messages for its own agents and returns the rest, per
-destination shard, for the host to deliver before the next tick.
+due, keeps the messages for its own agents and returns the rest, per
+destination shard, for the host to deliver before they are due.
+
+A tick at which a shard has nothing due changes nothing on it: stepping it is
+a no-op. So shards may step ticks the whole simulation skips (fast-forward),
+and its ``next_due`` (populations, messages waiting, messages it sent that are
+not yet due) is the earliest tick at which anything can happen because of it.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ import pickle
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .errors import SimulationError
-from .messages import Batch, Inbox, Outbox, merge
+from .messages import Batch, Inbox, Outbox, Parcels, merge
 from .model import Agent, Model, ObjectPopulation, Population, Tick
 from .rng import AgentRandom
 
@@ -77,7 +82,7 @@ class StepReport:
     remote: int  # messages sent to agents on other shards
     agent_steps: int
     seconds: float = 0.0  # time spent in the populations' step
-    sent_to: Tuple[int, ...] = ()  # the other shards this tick's messages went to
+    active: bool = True  # a population stepped (a tick with nothing due anywhere is skipped)
 
 
 def _spaced_rows(first: int, stride: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -99,6 +104,8 @@ class Shard:
         self, model: Model, index: int, assign: np.ndarray, layout: Layout, seed: int, tick_seconds: float = 1.0
     ):
         self.model = model
+        self.delay = int(getattr(model, "message_delay", None) or 1)
+        self.lookahead = 1  # the clock's; a message due sooner is an error (set by the host)
         self.index = index
         self.n_shards = int(assign.max()) + 1
         self.layout = layout
@@ -137,9 +144,10 @@ class Shard:
                 table[ids] = np.arange(len(ids))
                 self.row_fns.append(_table_rows(table))
             self.pops.append((name, pop, lo, hi))
-        self._pending: Dict[int, List[Tuple[int, Dict[str, Batch]]]] = {}  # tick sent -> deliveries
+        self._pending: Dict[int, List[Tuple[int, Dict[str, Batch]]]] = {}  # due tick -> deliveries
         self._lock = threading.Condition()  # deliveries may come from other threads
         self._due: List[Optional[int]] = [0 if p.n else None for _, p, _, _ in self.pops]
+        self._sent_due: List[int] = []  # due ticks of messages sent to other shards, not yet due
 
     @property
     def n_agents(self) -> int:
@@ -150,32 +158,31 @@ class Shard:
             if pop.n:
                 pop.setup(AgentRandom(pop.ids, self.seed, -1))
 
-    def deliver(self, tick: int, src_shard: int, batches: Dict[str, Batch]) -> None:
-        """Messages sent at ``tick`` by shard ``src_shard`` (may run on another thread)."""
+    def deliver(self, src_shard: int, parcels: Parcels) -> None:
+        """Messages from shard ``src_shard``, by due tick (may run on another thread)."""
+        if not parcels:
+            return
         with self._lock:
-            self._pending.setdefault(tick, []).append((src_shard, batches))
-            self._lock.notify_all()
-
-    def wait_for(self, tick: int, sources: Sequence[int], timeout: float) -> bool:
-        """Wait until the shards ``sources`` have delivered what they sent at ``tick``; False on timeout."""
-        want = set(sources)
-
-        def arrived() -> bool:
-            return want <= {src for src, _ in self._pending.get(tick, ())}
-
-        with self._lock:
-            return self._lock.wait_for(arrived, timeout)
+            for due, batches in parcels.items():
+                self._pending.setdefault(due, []).append((src_shard, batches))
 
     def _take_inbox(self, tick: int) -> Dict[str, List[Batch]]:
         with self._lock:
-            ready = [t for t in self._pending if t < tick]
+            ready = [t for t in self._pending if t <= tick]
             deliveries = [d for t in sorted(ready) for d in self._pending.pop(t)]
         return merge(deliveries)
 
-    def step(self, tick: int) -> Tuple[Dict[int, Dict[str, Batch]], StepReport]:
+    def _next_due(self) -> Optional[int]:
+        """The earliest tick anything can happen because of this shard."""
+        with self._lock:
+            known = [d for d in self._due if d is not None] + list(self._pending) + self._sent_due
+        return min(known) if known else None
+
+    def step(self, tick: int) -> Tuple[Dict[int, Parcels], StepReport]:
         t0 = time.perf_counter()
         inbox = self._take_inbox(tick)
-        outbox = Outbox(self.layout.n_agents)
+        outbox = Outbox(self.layout.n_agents, tick, self.delay, self.lookahead)
+        active = False
         steps = 0
         sim_time = tick * self.tick_seconds
         for i, (_name, pop, lo, hi) in enumerate(self.pops):
@@ -207,20 +214,13 @@ class Shard:
                 )
                 steps += pop.agent_steps()
                 self._due[i] = pop.next_activity(tick)
+                active = True
         local, remote, n_local, n_remote = outbox.split(self.owner, self.n_shards, self.index)
-        if local:
-            self.deliver(tick, self.index, local)
-        partials = self.observe()
-        known = [d for d in self._due if d is not None]
+        self.deliver(self.index, local)
+        self._sent_due = [d for d in self._sent_due if d > tick]
+        self._sent_due.extend(sorted({d for parcels in remote.values() for d in parcels} - set(self._sent_due)))
         report = StepReport(
-            tick,
-            partials,
-            min(known) if known else None,
-            n_local,
-            n_remote,
-            steps,
-            time.perf_counter() - t0,
-            tuple(sorted(remote)),
+            tick, self.observe(), self._next_due(), n_local, n_remote, steps, time.perf_counter() - t0, active
         )
         return remote, report
 
@@ -257,10 +257,11 @@ class Shard:
         """Everything needed to continue from here: populations, due ticks, messages in flight."""
         with self._lock:
             pending = dict(self._pending)
-        return pickle.dumps(([p for _, p, _, _ in self.pops], self._due, pending), protocol=pickle.HIGHEST_PROTOCOL)
+        state = ([p for _, p, _, _ in self.pops], self._due, pending, self._sent_due)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, snapshot: bytes) -> None:
-        pops, due, pending = pickle.loads(snapshot)
+        pops, due, pending, self._sent_due = pickle.loads(snapshot)
         self.pops = [(name, pop, lo, hi) for (name, _, lo, hi), pop in zip(self.pops, pops)]
         for _, pop, _, _ in self.pops:
             pop.model = self.model
