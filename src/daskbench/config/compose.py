@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -140,13 +140,20 @@ class _MissingTrialKey(ConfigError):
         self.key = key
 
 
-def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: Optional[str] = None) -> RunPlan:
+def build_plan(
+    experiment: Optional[str],
+    overrides: Sequence[str],
+    config_dir: Optional[str] = None,
+    on_cluster: Optional[Callable[[Any], None]] = None,
+) -> RunPlan:
     """Compose ``+experiment=NAME`` plus overrides and check everything a run needs.
 
     The stages, in order: parse the words, compose the base config, check its
     top-level keys, type and check the sections (cluster included), build the
     axes, compose once per combination of swept groups, check the trial function
     and its arguments (and a simulation's settings), decide the seeds, plan.
+    ``on_cluster`` gets the checked cluster section as soon as it is known (the
+    API starts a LocalCluster meanwhile; see daskbench.cluster.early).
     """
     dirs = search_dirs(config_dir)
     plain, sweeps = _words(experiment, overrides, config_dir, dirs)
@@ -156,6 +163,8 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     sections.check_top_level(cfg0, choices)
     cfg = sections.type_sections(cfg0)
     cluster = sections.cluster(cfg0)
+    if on_cluster is not None:
+        on_cluster(cluster)
     axes, fixed = build_axes(cfg0, plain, sweeps, choices, dirs)
     bases = _group_bases(cfg0, dirs, plain_words, axes, fixed, config_dir)
     trials = checks.resolved_trials(bases, axes)
