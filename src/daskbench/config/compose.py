@@ -152,8 +152,7 @@ def build_plan(
     top-level keys, type and check the sections (cluster included), build the
     axes, compose once per combination of swept groups, check the trial function
     and its arguments (and a simulation's settings), decide the seeds, plan.
-    ``on_cluster`` gets the checked cluster section as soon as it is known (the
-    API starts a LocalCluster meanwhile; see daskbench.cluster.early).
+    ``on_cluster`` gets the checked cluster section at once (see cluster.early).
     """
     dirs = search_dirs(config_dir)
     plain, sweeps = _words(experiment, overrides, config_dir, dirs)
@@ -170,16 +169,8 @@ def build_plan(
     trials = checks.resolved_trials(bases, axes)
 
     trial = next(iter(bases.values())).get("trial") or {}
-    target = trial.get("_target_") if isinstance(trial, dict) else None
-    if not target:
-        raise ConfigError(
-            "the experiment config has no trial._target_; set it to the import path of your trial function"
-        )
-    fn = targets.import_target(str(target), dirs)
-    accepts_seed, names = targets.signature(fn)
-    targets.check_arguments(str(target), names, trial, axes)
-    check_simulation(fn, trials, axes)
-    inject, fixed_seed = _seeding(cfg, str(target), accepts_seed, trial, axes)
+    target, accepts_seed = _check_trial(trial, trials, axes, dirs)
+    inject, fixed_seed = _seeding(cfg, target, accepts_seed, trial, axes)
 
     content = {g: identity.content(tree) for g, tree in bases.items()}
     zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
@@ -209,6 +200,21 @@ def build_plan(
         results_dir=Path(cfg.results.dir).expanduser(),
         sys_path=targets.import_roots(dirs),
     )
+
+
+def _check_trial(trial: Any, trials: Any, axes: List[Axis], dirs: Sequence[Path]) -> Tuple[str, bool]:
+    """Import the trial function, check its arguments (and a simulation's settings):
+    (its import path, whether it takes ``seed``)."""
+    target = trial.get("_target_") if isinstance(trial, dict) else None
+    if not target:
+        raise ConfigError(
+            "the experiment config has no trial._target_; set it to the import path of your trial function"
+        )
+    fn = targets.import_target(str(target), dirs)
+    accepts_seed, names = targets.signature(fn)
+    targets.check_arguments(str(target), names, trial, axes)
+    check_simulation(fn, trials, axes)
+    return str(target), accepts_seed
 
 
 def _words(
