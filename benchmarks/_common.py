@@ -98,14 +98,17 @@ def write_noop_experiment(
     return path
 
 
-def write_experiment(config_dir: Path, name: str, target: str, trial: Dict[str, Any], results_dir: Path) -> Path:
+def write_experiment(
+    config_dir: Path, name: str, target: str, trial: Dict[str, Any], results_dir: Path, report: bool = False
+) -> Path:
     """Write ``config_dir/experiment/<name>.yaml`` for ``target`` with fixed ``trial``
-    keyword arguments and no sweep axes (the caller sweeps on the command line)."""
+    keyword arguments and no sweep axes (the caller sweeps on the command line);
+    ``report``: the shipped default (written after the run), else off."""
     exp = config_dir / "experiment"
     exp.mkdir(parents=True, exist_ok=True)
     lines = ["# @package _global_", f"name: {name}", "trial:", f"  _target_: {target}"]
     lines += [f"  {k}: {v}" for k, v in trial.items()]
-    lines += ["sweep:", "  params: {}", "results:", f"  dir: {results_dir}", "  report: false"]
+    lines += ["sweep:", "  params: {}", "results:", f"  dir: {results_dir}"] + ([] if report else ["  report: false"])
     path = exp / f"{name}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -166,3 +169,23 @@ def emit(name: str, data: Dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
     print(json.dumps(data), flush=True)
+
+
+def wait_for_report(results_dir: Path, timeout_s: float = 180.0) -> float:
+    """Wait until the background report of a CLI run in ``results_dir`` has ended
+    (its log says how); seconds waited. Not part of any timing: the user does not
+    wait for it, but the next command must not compete with it for the cores."""
+    import time
+
+    log = Path(results_dir) / "report" / "report.log"
+    if not log.exists() and (log.parent / "report.html").is_file():
+        return 0.0  # written before the command returned (daskbench before issue 13)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        if "report: " in text or "error" in text:
+            if "report: " not in text:
+                raise SystemExit(f"the report was not written: {text[-2000:]}")
+            return time.perf_counter() - t0
+        time.sleep(0.05)
+    raise SystemExit(f"no report in {results_dir} after {timeout_s:g}s")

@@ -1,16 +1,19 @@
 """Where the time of ``python -m daskbench`` goes for a small no-op sweep.
 
 Runs the CLI's ``main()`` in a subprocess with timers around its phases
-(imports, composition, LocalCluster start, trials, shut-down), without
-changing daskbench: the phases are found by wrapping its functions from here.
-With ``--cprofile`` the whole in-process run is also profiled with cProfile and
-the top functions by cumulative time are printed. ``--no-dashboard`` starts the
-LocalCluster without its Bokeh dashboard (as ``cluster.dashboard_address=null`` does).
-``--fast-exit`` ends the process with ``os._exit`` once the run is over, to show what
-the interpreter's teardown costs. ``--repeat=K`` runs K times and reports the medians.
-The report written after a run is off (``results.report=false``), as in bench_hydra.py.
+(imports, composition, the wait for the LocalCluster started meanwhile, trials,
+shut-down), without changing daskbench: the phases are found by wrapping its
+functions from here. With ``--cprofile`` the whole in-process run is also profiled
+with cProfile and the top functions by cumulative time are printed.
+``--no-dashboard`` starts the LocalCluster without its Bokeh dashboard (as
+``cluster.dashboard_address=null`` does); ``--no-report`` turns the report off
+(``results.report=false``); ``--start-method=M`` sets ``cluster.start_method``.
+The child ends as the CLI does (``os._exit`` once the run is over). By default the
+shipped defaults hold: dashboard on, report written (by a background process, so
+the figure is what a user waits for). ``--repeat=K`` runs K times and reports medians.
 
-    .venv/bin/python benchmarks/profile_cli.py [N] [--cprofile] [--no-dashboard] [--fast-exit] [--repeat=K]
+    .venv/bin/python benchmarks/profile_cli.py [N] [--cprofile] [--no-dashboard] [--no-report]
+        [--start-method=forkserver|fork|spawn] [--repeat=K]
 """
 
 from __future__ import annotations
@@ -24,27 +27,28 @@ import time
 T_START = time.perf_counter()
 
 
-def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False, fast_exit: bool = False) -> None:
+def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool, extra: list) -> None:
     import contextlib
 
     t0 = time.perf_counter()
     import daskbench.__main__ as cli  # noqa: F401  (what `python -m daskbench` imports first)
     import daskbench.api as api
+    import daskbench.cluster.early as early
     import daskbench.runner.driver as runner
 
     phases = {"import daskbench": time.perf_counter() - t0}
     marks = {}
 
-    real_connect = api.connect
+    real_client = early.ClusterStart.client
 
     @contextlib.contextmanager
-    def connect(cfg, quiet=True):
+    def client(self, cfg):
         t = time.perf_counter()
-        ctx = real_connect(cfg, quiet)
-        client = ctx.__enter__()
-        phases["LocalCluster + Client start"] = time.perf_counter() - t
+        ctx = real_client(self, cfg)
+        cl = ctx.__enter__()
+        phases["LocalCluster + Client: wait after the checks"] = time.perf_counter() - t
         try:
-            yield client
+            yield cl
         finally:
             t = time.perf_counter()
             ctx.__exit__(None, None, None)
@@ -69,7 +73,7 @@ def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False, fas
             phases["Runner.run (all trials)"] = time.perf_counter() - t
             marks["chunks"] = self._n_chunks
 
-    api.connect, api.build_plan, runner.Runner.run = connect, build_plan, run
+    early.ClusterStart.client, api.build_plan, runner.Runner.run = client, build_plan, run
     if no_dashboard:
         import daskbench.cluster.create as cluster_mod
 
@@ -80,15 +84,7 @@ def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False, fas
             return real_lc(*a, **k)
 
         cluster_mod.LocalCluster = local_cluster
-    # the report is off, as in bench_hydra.py: Hydra writes none, and it costs seconds (matplotlib)
-    argv = [
-        "--config-dir",
-        conf,
-        "+experiment=noop",
-        "cluster.n_workers=2",
-        "runner.progress=none",
-        "results.report=false",
-    ]
+    argv = ["--config-dir", conf, "+experiment=noop", "cluster.n_workers=2", "runner.progress=none", *extra]
     t = time.perf_counter()
     if use_cprofile:
         import cProfile
@@ -105,16 +101,16 @@ def child(conf: str, n: int, use_cprofile: bool, no_dashboard: bool = False, fas
     phases["main() total"] = time.perf_counter() - t
     phases["in-process total (from interpreter start)"] = time.perf_counter() - T_START
     print("@@PHASES@@" + json.dumps({"rc": rc, "phases": phases, "marks": marks}), flush=True)
-    if fast_exit:  # what skipping the interpreter's teardown would save (everything is closed by now)
-        sys.stderr.flush()
-        os._exit(rc)
+    sys.stderr.flush()
+    os._exit(rc)  # as `python -m daskbench` ends
 
 
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 200
     use_cprofile = "--cprofile" in sys.argv
-    flags = [a for a in ("--cprofile", "--no-dashboard", "--fast-exit") if a in sys.argv]
+    flags = [a for a in sys.argv[1:] if a in ("--cprofile", "--no-dashboard", "--no-report")]
+    flags += [a for a in sys.argv[1:] if a.startswith("--start-method=")]
     repeat = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--repeat=")), 1)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import shutil
@@ -136,6 +132,8 @@ def main() -> None:
                 text=True,
             )
             wall = time.perf_counter() - t0
+            if "--no-report" not in flags and proc.returncode == 0:
+                C.wait_for_report(work / "results")  # off the clock, as for a user
         finally:
             shutil.rmtree(work, ignore_errors=True)
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@PHASES@@")), None)
@@ -158,14 +156,14 @@ def main() -> None:
     print(json.dumps({"trials": n, "flags": flags, "repeat": repeat, "phases_median": med, "runs": runs}))
 
 
+def _child_main() -> None:
+    extra = ["results.report=false"] if "--no-report" in sys.argv else []
+    extra += [f"cluster.start_method={a.split('=', 1)[1]}" for a in sys.argv if a.startswith("--start-method=")]
+    child(sys.argv[2], int(sys.argv[3]), "--cprofile" in sys.argv, "--no-dashboard" in sys.argv, extra)
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(
-            sys.argv[2],
-            int(sys.argv[3]),
-            "--cprofile" in sys.argv,
-            "--no-dashboard" in sys.argv,
-            "--fast-exit" in sys.argv,
-        )
+        _child_main()
     else:
         main()

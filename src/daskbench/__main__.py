@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -54,11 +55,26 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     # intermixed: options may come between overrides (`+experiment=x --dry-run trial.a=1`)
     args = _parser().parse_intermixed_args(argv)
+    if not (args.list or args.report or args.cfg or args.dry_run) and _local_forkserver(args.overrides):
+        from .cluster.workers import warm_up
+
+        warm_up()  # the fork server imports Dask while this process imports Hydra and composes
     try:
         return _main(args)
     except DaskbenchError as exc:
         print(f"daskbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def _local_forkserver(overrides: List[str]) -> bool:
+    """Whether the command line leaves the default: a LocalCluster whose workers
+    come from the fork server (an experiment may still choose otherwise; the
+    server then goes unused and ends with this process)."""
+    for word in overrides:
+        key, _, value = word.lstrip("+~").partition("=")
+        if (key == "cluster" and value != "local") or (key == "cluster.start_method" and value != "forkserver"):
+            return False
+    return True
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -81,7 +97,7 @@ def _main(args: argparse.Namespace) -> int:
             print(f"experiment {rp.name}: {len(rp.plan)} trials -> {rp.results_dir}")
             print(rp.plan.describe() or "(no swept keys)")
         return 0
-    result = api.run(None, args.overrides, config_dir=args.config_dir)
+    result = api.run(None, args.overrides, config_dir=args.config_dir, background_report=True)
     _summary(result)
     return result.exit_code
 
@@ -128,5 +144,14 @@ def _search_summary(search: dict) -> None:
         print(f"  #{b['number']}  {values}  {params}")
 
 
+def _exit(status: int) -> None:
+    """End the command at once: its results, manifest and report are written and its
+    cluster closed by now; the interpreter's teardown of the modules Dask, Hydra and
+    pyarrow loaded would only add ~0.4 s."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

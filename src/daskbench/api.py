@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Seque
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import; only load() and to_xarray() need it
     import pandas as pd
 
-from .cluster.create import connect, prepare
+from .cluster.create import prepare
 from .cluster.dashboard import dashboard_link
+from .cluster.early import ClusterStart
 from .config.compose import RunPlan, build_plan
 from .config.schema import LocalClusterConfig
 from .errors import ObjectiveMissing, ResultsError
@@ -57,51 +58,70 @@ def run(
     config_dir: Optional[str] = None,
     progress: Optional[str] = None,
     echo: Callable[[str], None] = print,
+    background_report: bool = False,
 ) -> RunResult:
     """Run (or resume) the sweep of ``experiment`` with Hydra-style ``overrides``.
 
     With ``client=None`` a cluster is made from the ``cluster`` config group (a
-    LocalCluster by default) and closed afterwards; pass an existing
-    ``distributed.Client`` to run on it. Trials already ``ok`` on disk are skipped.
+    LocalCluster by default, started while the rest of the config is checked) and
+    closed afterwards; pass an existing ``distributed.Client`` to run on it. Trials
+    already ``ok`` on disk are skipped. ``background_report``: the report is written
+    by a process of its own, and ``run`` returns without waiting for it (the
+    command line does this).
     """
-    rp = build_plan(experiment, list(overrides), config_dir)
+    with ClusterStart(client) as start:  # a mistake found below closes a cluster started early
+        rp = build_plan(experiment, list(overrides), config_dir, on_cluster=start.begin)
+        if client is None and not isinstance(rp.cluster, LocalClusterConfig):
+            # the driver's folders mean nothing on other hosts: code is shipped instead
+            rp.sys_path = []
+        code = codeversion.of_target(make_target(rp))
+        store, done, redo, code_notice = _open_store(rp, code)
+        counts = Counts()
+        run_info = _run_info(rp, overrides, code)
+        t0 = time.monotonic()
+        with _undone_if_objective_missing(rp):  # a search's config mistake found in its first results
+            outcome = _sweep(start, rp, store, run_info, counts, (done, redo), code_notice, progress, echo)
     cfg = rp.cfg
-    if client is None and not isinstance(rp.cluster, LocalClusterConfig):
-        # the driver's folders mean nothing on other hosts: code is shipped instead
-        rp.sys_path = []
-    code = codeversion.of_target(make_target(rp))
-    store, done, redo, code_notice = _open_store(rp, code)
-    counts = Counts()
-    run_info = _run_info(rp, overrides, code)
+    if cfg.results.report and counts.done:
+        _write_report(rp.results_dir, echo, background_report)
     resume = _resume_command(experiment, overrides, config_dir)
-    t0 = time.monotonic()
+    return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)
+
+
+def _sweep(
+    start: ClusterStart,
+    rp: RunPlan,
+    store: ResultStore,
+    run_info: Dict[str, Any],
+    counts: Counts,
+    resume: Tuple[Set[str], Set[str]],
+    code_notice: Optional[str],
+    progress: Optional[str],
+    echo: Callable[[str], None],
+) -> RunOutcome:
+    """Ready the cluster, record the run, run its trials; the manifest says how it ended."""
+    cfg = rp.cfg
+    done, redo = resume  # ids already ok; of those, the ones to run again (other code made them)
     outcome = None
     recorded = False
-    with _undone_if_objective_missing(rp):  # a search's config mistake found in its first results
-        try:
-            ctx = contextlib.nullcontext(client) if client is not None else connect(rp.cluster)
-            with ctx as cl:
-                _prepare(cl, rp, own=client is None, echo=echo)
-                # the first write: only once the cluster is up and can run trials
-                store.record_run(dict(run_info, outcome="running"), rp.config_yaml, cfg.name)
-                recorded = True
-                echo(f"{cfg.name}: {len(rp.plan)} trials, {len(done)} already ok in {rp.results_dir}")
-                if code_notice:
-                    echo(code_notice)
-                mode = progress or cfg.runner.progress
-                counts.started = time.monotonic()
-                counts.total = len(rp.plan)
-                bar = make_progress(mode, counts, cfg.name, cfg.runner.progress_interval_s)
-                src = _adaptive_source(rp, echo)
-                outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo, source=src).run(
-                    done - redo
-                )
-        finally:
-            if recorded and store.broken is None:  # a broken store has said why already
-                _record_end(store, rp, run_info, outcome, counts)
-    if cfg.results.report and counts.done:
-        _write_report(rp.results_dir, echo)
-    return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)
+    try:
+        with start.client(rp.cluster) as cl:
+            _prepare(cl, rp, own=start.own, echo=echo)
+            # the first write: only once the cluster is up and can run trials
+            store.record_run(dict(run_info, outcome="running"), rp.config_yaml, cfg.name)
+            recorded = True
+            echo(f"{cfg.name}: {len(rp.plan)} trials, {len(done)} already ok in {rp.results_dir}")
+            if code_notice:
+                echo(code_notice)
+            counts.started = time.monotonic()
+            counts.total = len(rp.plan)
+            bar = make_progress(progress or cfg.runner.progress, counts, cfg.name, cfg.runner.progress_interval_s)
+            src = _adaptive_source(rp, echo)
+            outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo, source=src).run(done - redo)
+            return outcome
+    finally:
+        if recorded and store.broken is None:  # a broken store has said why already
+            _record_end(store, rp, run_info, outcome, counts)
 
 
 def _run_info(rp: RunPlan, overrides: Sequence[str], code: codeversion.CodeVersion) -> Dict[str, Any]:
@@ -204,11 +224,17 @@ def _open_store(rp: RunPlan, code: codeversion.CodeVersion) -> Tuple[ResultStore
     return store, done, redo, notice
 
 
-def _write_report(results_dir: Path, echo: Callable[[str], None]) -> None:
+def _write_report(results_dir: Path, echo: Callable[[str], None], background: bool = False) -> None:
     """Plots and tables next to the results; a report problem never fails the run."""
-    from .observe.report import write_report
-
     try:
+        if background:
+            from .observe import report_background
+
+            page = report_background.start(results_dir)
+            echo(f"report: {page} (being written in the background; its log: {page.parent / 'report.log'})")
+            return
+        from .observe.report import write_report
+
         echo(f"report: {write_report(results_dir)}")
     except Exception as exc:  # the results are safe on disk whatever happens here
         echo(f"report: not written ({type(exc).__name__}: {exc})")

@@ -67,3 +67,19 @@ def kube_clusters_forgotten_on_failure() -> Iterator[None]:
             for half_made in set(instances) - before:
                 instances.discard(half_made)
         raise
+
+
+def keep_forkserver_preload() -> None:
+    """Keep distributed from setting the fork server's preload list.
+
+    ``distributed.utils.get_mp_context`` (the nannies call it) replaces the list
+    once per process with distributed and every package it knows of, importing
+    each in the caller first: pandas and numpy cost the driver ~0.5 s before its
+    first worker starts. daskbench sets its own list (``cluster.workers.PRELOAD``)
+    and marks distributed's as done through ``distributed.utils._forkserver_preload_set``;
+    if a release renames the flag, distributed's list wins (slower, still correct).
+    """
+    import distributed.utils as du
+
+    if hasattr(du, "_forkserver_preload_set"):
+        du._forkserver_preload_set = True

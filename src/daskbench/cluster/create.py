@@ -22,6 +22,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..config.schema import AddressClusterConfig, KubernetesClusterConfig, LocalClusterConfig, SecurityConfig
 from ..errors import ClusterError, ConfigError
+from .workers import dask_setting
 
 
 def make_security(sec: SecurityConfig) -> Any:
@@ -114,9 +115,11 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
     # driver (KilledWorker), which reruns it and, for a chunk, finds the trial
     # that crashed (runner.crash_retries), instead of Dask running a crashing
     # chunk on four workers in turn.
-    with dask.config.set({"distributed.admin.low-level-log-length": 0, "distributed.scheduler.allowed-failures": 0}):
+    # The workers start as cluster.start_method says (cluster.workers: forkserver by default).
+    settings = {"distributed.admin.low-level-log-length": 0, "distributed.scheduler.allowed-failures": 0}
+    with dask.config.set({**settings, **dask_setting(cfg.start_method)}):
         try:
-            with _sigint_ignored():  # spawned workers inherit the ignore
+            with _sigint_ignored():  # spawned and forked workers inherit the ignore
                 cluster = LocalCluster(**kwargs)
         except Exception as exc:
             raise ClusterError(

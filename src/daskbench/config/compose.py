@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -140,13 +140,19 @@ class _MissingTrialKey(ConfigError):
         self.key = key
 
 
-def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: Optional[str] = None) -> RunPlan:
+def build_plan(
+    experiment: Optional[str],
+    overrides: Sequence[str],
+    config_dir: Optional[str] = None,
+    on_cluster: Optional[Callable[[Any], None]] = None,
+) -> RunPlan:
     """Compose ``+experiment=NAME`` plus overrides and check everything a run needs.
 
     The stages, in order: parse the words, compose the base config, check its
     top-level keys, type and check the sections (cluster included), build the
     axes, compose once per combination of swept groups, check the trial function
     and its arguments (and a simulation's settings), decide the seeds, plan.
+    ``on_cluster`` gets the checked cluster section at once (see cluster.early).
     """
     dirs = search_dirs(config_dir)
     plain, sweeps = _words(experiment, overrides, config_dir, dirs)
@@ -156,21 +162,15 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
     sections.check_top_level(cfg0, choices)
     cfg = sections.type_sections(cfg0)
     cluster = sections.cluster(cfg0)
+    if on_cluster is not None:
+        on_cluster(cluster)
     axes, fixed = build_axes(cfg0, plain, sweeps, choices, dirs)
     bases = _group_bases(cfg0, dirs, plain_words, axes, fixed, config_dir)
     trials = checks.resolved_trials(bases, axes)
 
     trial = next(iter(bases.values())).get("trial") or {}
-    target = trial.get("_target_") if isinstance(trial, dict) else None
-    if not target:
-        raise ConfigError(
-            "the experiment config has no trial._target_; set it to the import path of your trial function"
-        )
-    fn = targets.import_target(str(target), dirs)
-    accepts_seed, names = targets.signature(fn)
-    targets.check_arguments(str(target), names, trial, axes)
-    check_simulation(fn, trials, axes)
-    inject, fixed_seed = _seeding(cfg, str(target), accepts_seed, trial, axes)
+    target, accepts_seed = _check_trial(trial, trials, axes, dirs)
+    inject, fixed_seed = _seeding(cfg, target, accepts_seed, trial, axes)
 
     content = {g: identity.content(tree) for g, tree in bases.items()}
     zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
@@ -200,6 +200,21 @@ def build_plan(experiment: Optional[str], overrides: Sequence[str], config_dir: 
         results_dir=Path(cfg.results.dir).expanduser(),
         sys_path=targets.import_roots(dirs),
     )
+
+
+def _check_trial(trial: Any, trials: Any, axes: List[Axis], dirs: Sequence[Path]) -> Tuple[str, bool]:
+    """Import the trial function, check its arguments (and a simulation's settings):
+    (its import path, whether it takes ``seed``)."""
+    target = trial.get("_target_") if isinstance(trial, dict) else None
+    if not target:
+        raise ConfigError(
+            "the experiment config has no trial._target_; set it to the import path of your trial function"
+        )
+    fn = targets.import_target(str(target), dirs)
+    accepts_seed, names = targets.signature(fn)
+    targets.check_arguments(str(target), names, trial, axes)
+    check_simulation(fn, trials, axes)
+    return str(target), accepts_seed
 
 
 def _words(

@@ -28,6 +28,8 @@ RERUN = ("none", "changed")
 PROGRESS = ("auto", "bar", "plain", "none")
 #: values of ``cluster.security.mode``
 SECURITY_MODES = ("none", "temporary", "files")
+#: values of ``cluster.start_method`` (see daskbench.cluster.workers)
+START_METHODS = ("forkserver", "fork", "spawn")
 #: schemes a running scheduler's address may use
 _SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
 _ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:]+\]|[^\s/:\[\]]+):(?P<port>\d{1,5})$")
@@ -233,6 +235,7 @@ class LocalClusterConfig:
     resources: Dict[str, float] = field(default_factory=dict)
     host: str = "127.0.0.1"
     dashboard_address: Optional[str] = "127.0.0.1:8787"  # null: no dashboard
+    start_method: str = "forkserver"  # how worker processes start: forkserver | fork | spawn
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     resource_wait_s: float = 60.0  # adaptive only: how long to wait for a worker with `resources`
@@ -259,7 +262,19 @@ class LocalClusterConfig:
                 )
         bad += _amounts("cluster.resources", self.resources)
         bad += _at_least("cluster.resource_wait_s", self.resource_wait_s, 0)
+        bad += _start_method(self.start_method)
         return bad + self.adapt.problems() + self.security.problems(local=True)
+
+
+def _start_method(method: str) -> List[str]:
+    """``cluster.start_method``: one of START_METHODS, and available here."""
+    if method not in START_METHODS:
+        return [f"cluster.start_method={method}: choose one of {' | '.join(START_METHODS)} (default forkserver)"]
+    import multiprocessing
+
+    if method not in multiprocessing.get_all_start_methods():
+        return [f"cluster.start_method={method}: not available on this platform; use cluster.start_method=spawn"]
+    return []
 
 
 @dataclass

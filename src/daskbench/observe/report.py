@@ -104,7 +104,9 @@ def write_report(
     )
     (out / "summary.md").write_text(render_markdown(**ctx))
     page = out / "report.html"
-    page.write_text(render_html(**ctx))
+    partial = out / ".report.html.partial"  # the page appears complete or not at all
+    partial.write_text(render_html(**ctx))
+    partial.replace(page)
     return page
 
 

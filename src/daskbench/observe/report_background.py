@@ -1,0 +1,45 @@
+"""The report of a finished command-line run, written by a process of its own.
+
+Plotting a report imports pandas and matplotlib and draws a figure per metric:
+1-2.5 s on a small machine, longer than a small sweep itself. The command line
+does not make its user wait for it: :func:`start` removes the folder's old
+``report.html`` (a stale page is never taken for the new one), starts
+``python -m daskbench --report DIR`` detached from the terminal (its own session:
+a later Ctrl-C does not stop it) and returns at once. The page appears when it is
+complete (written under another name, then renamed); the process's output,
+``report: ...`` or why the report could not be written, goes to
+``report/report.log``. ``python -m daskbench --report DIR`` writes it again in the
+foreground; :func:`daskbench.run` writes it in the foreground unless asked.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+LOG = "report.log"
+
+
+def start(results_dir: Path) -> Path:
+    """Start writing ``results_dir``'s report in the background; the page it will write."""
+    out = Path(results_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    page = out / "report.html"
+    page.unlink(missing_ok=True)
+    env = dict(os.environ)
+    # the child imports this same daskbench, installed or not
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
+    with open(out / LOG, "wb") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "daskbench", "--report", str(results_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    return page
