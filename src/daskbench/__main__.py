@@ -9,13 +9,15 @@ from typing import List, Optional
 from .errors import DaskbenchError
 
 USAGE = """python -m daskbench +experiment=NAME [KEY=VALUE | KEY=a,b,c | 'KEY=range(0,10)' ...]
-                   [--config-dir DIR] [--dry-run] [--cfg] [--list] [--report RESULTS_DIR]"""
+                   [--config-dir DIR] [--dry-run] [--cfg] [--list] [--report RESULTS_DIR]
+       python -m daskbench cluster {start [cluster.KEY=VALUE ...] | stop | status}"""
 
 EPILOG = """examples:
   python -m daskbench +experiment=sweep
   python -m daskbench +experiment=sweep trial.rho=0.5,0.9 'trial.customers=range(1000,5000,1000)'
   python -m daskbench +experiment=sweep cluster=address cluster.address=tcp://HOST:8786
   python -m daskbench --config-dir my_conf +experiment=mine
+  python -m daskbench cluster start cluster.n_workers=2   # keep a local cluster for the next runs
 
 Sweep values use Hydra's grammar; no -m flag is needed. Running the same
 command again skips the trials already ok and runs only what is missing or failed.
@@ -52,10 +54,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] == ["cluster"]:  # `cluster start|stop|status`: a local cluster kept between runs
+        return _cluster(words[1:])
     # intermixed: options may come between overrides (`+experiment=x --dry-run trial.a=1`)
     args = _parser().parse_intermixed_args(argv)
     try:
         return _main(args)
+    except DaskbenchError as exc:
+        print(f"daskbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _cluster(words: List[str]) -> int:
+    from .cluster.keep import main as keep_main
+
+    try:
+        return keep_main(words)
     except DaskbenchError as exc:
         print(f"daskbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
