@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -109,6 +111,8 @@ def test_start_status_reuse_by_sweeps_then_stop_leaves_no_process(user_dir, stat
     new = df2[df2["trial.x"] >= 30]
     assert len(new) == 10 and (new.f == -1.0).all()
     assert set(new.worker) <= set(kept_workers(user_dir)) and all(pid_alive(p) for p in kept.worker_pids)
+
+    assert len(_commands_logged(state)) == 2  # both runs on the driver zygote: no imports of their own
 
     stop = run_cli(["cluster", "stop"], cwd=user_dir)
     assert stop.returncode == 0, stop.stderr
@@ -256,3 +260,75 @@ def test_uptime_and_status_lines(tmp_path):
         "dashboard: http://127.0.0.1:2/status",
         "uptime: 0:01:01",
     ]
+
+
+def _commands_logged(folder: Path) -> list:
+    """Commands the kept cluster's driver zygote ran, from its log."""
+    return [ln for ln in (folder / ks.LOG_NAME).read_text().splitlines() if ln.startswith("command ")]
+
+
+def test_ctrl_c_reaches_a_run_on_the_driver_zygote_which_saves_and_resumes(user_dir, state):
+    write_experiment(
+        user_dir / "conf",
+        "long",
+        """
+        name: long
+        trial: {_target_: usertrials.slow, delay: 0.4}
+        sweep: {params: {trial.x: 'range(0,40)'}}
+        results: {flush_seconds: 0.5, report: false}
+        """,
+    )
+    kept = _start(user_dir, state)
+    args = [sys.executable, "-m", "daskbench", "--config-dir", "conf", "+experiment=long", "runner.progress=plain"]
+    proc = subprocess.Popen(  # its own process group, signalled as a whole, as a terminal's Ctrl-C does
+        args,
+        cwd=user_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        start_new_session=True,
+    )
+    trials = user_dir / "results" / "long" / "trials"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(trials.glob("part-*.parquet")):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert f"using the kept cluster at {kept.address}" in out
+    assert "interrupted: finished trials are saved. Resume with:" in out and "Traceback" not in out + err
+    assert [ln.split(": ", 1)[1] for ln in _commands_logged(state)] == [" ".join(args[3:])]
+    df = pd.read_parquet(trials)
+    done_first = int((df.status == "ok").sum())
+    assert df.trial_id.is_unique and 0 < done_first < 40 and set(df.status) <= {"ok", "cancelled"}
+    r = run_cli(args[3:], cwd=user_dir)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert f"{done_first} skipped (already ok)" in r.stdout
+    df = pd.read_parquet(trials)
+    assert len(df) == 40 and df.trial_id.is_unique and (df.status == "ok").all()
+    assert pid_alive(kept.pid) and all(pid_alive(p) for p in kept.worker_pids)
+
+
+def test_a_command_the_zygote_cannot_serve_runs_in_its_own_process_on_the_kept_cluster(user_dir, state):
+    """Another sys.path (here an extra PYTHONPATH folder) than the zygote imported with."""
+    _experiment(user_dir)
+    kept = _start(user_dir, state)
+    (user_dir / "extra").mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(user_dir / "extra"), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run(
+        [sys.executable, "-m", "daskbench", *RUN, "trial.x=1,2,3"],
+        cwd=user_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert f"using the kept cluster at {kept.address}" in r.stdout
+    assert _commands_logged(state) == []
+    df = pd.read_parquet(user_dir / "results" / "quads" / "trials")
+    assert len(df) == 3 and (df.status == "ok").all()

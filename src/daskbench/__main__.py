@@ -57,6 +57,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     if words[:1] == ["cluster"]:  # `cluster start|stop|status`: a local cluster kept between runs
         return _cluster(words[1:])
+    if argv is None and not {"-h", "--help"} & set(words):  # the command line: on a kept cluster's driver?
+        from .cluster import keep_client
+
+        code = keep_client.run(words)
+        if code is not None:
+            return code
     # intermixed: options may come between overrides (`+experiment=x --dry-run trial.a=1`)
     args = _parser().parse_intermixed_args(argv)
     try:

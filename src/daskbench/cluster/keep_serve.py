@@ -22,6 +22,9 @@ from typing import Any, Dict, List
 
 from . import keep_state as ks
 
+#: ``0`` keeps runs in their own process (no driver zygote): for comparison and debugging
+ZYGOTE_ENV = "DASKBENCH_KEPT_DRIVER"
+
 
 def config_of(settings: Dict[str, Any]) -> Any:
     """The ``LocalClusterConfig`` of :func:`.keep_state.settings_of`'s record."""
@@ -61,6 +64,12 @@ def _unpublish(state: Path, token: str) -> None:
 
 def main(argv: List[str]) -> int:
     state, token, settings = Path(argv[0]), argv[1], json.loads(argv[2])
+    driver: Dict[str, Any] = {}
+    if os.environ.get(ZYGOTE_ENV, "1") != "0" and hasattr(os, "fork"):
+        from .keep_driver import fork_zygote
+
+        with contextlib.suppress(OSError):  # e.g. a state folder whose socket path is too long
+            driver, _ = fork_zygote(state.parent)  # first: no thread runs here yet
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -77,6 +86,7 @@ def main(argv: List[str]) -> int:
             settings=settings,
             log=str(state.with_name(ks.LOG_NAME)),
             worker_pids=sorted(set(client.run(os.getpid).values())),
+            driver=driver,
         )
         try:
             _publish(state, kept)

@@ -60,6 +60,7 @@ class Kept:
     log: str = ""
     version: int = VERSION
     worker_pids: List[int] = field(default_factory=list)
+    driver: Dict[str, Any] = field(default_factory=dict)  # the driver zygote's socket and versions (.keep_driver)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
