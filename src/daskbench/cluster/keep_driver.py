@@ -189,8 +189,10 @@ def _child(conn: socket.socket) -> int:
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    started = time.perf_counter()
     request, fds = _receive(conn)
-    print(f"command {os.getpid()} in {request['cwd']}: {' '.join(request['words'])}", flush=True)  # to the log
+    log = os.fdopen(os.dup(1), "w")  # the zygote's log, before the command's stdout takes fd 1
+    print(f"command {os.getpid()} in {request['cwd']}: {' '.join(request['words'])}", file=log, flush=True)
     _take_over(request, fds)
     conn.sendall(b"A")
     threading.Thread(target=_watch, args=(conn,), daemon=True, name="daskbench-command").start()
@@ -214,6 +216,14 @@ def _child(conn: socket.socket) -> int:
             stream.flush()
     with contextlib.suppress(OSError):
         conn.sendall(b"X" + struct.pack("!i", code))
+    usage = os.times()
+    with contextlib.suppress(Exception):
+        print(
+            f"done {os.getpid()}: status {code}, {time.perf_counter() - started:.3f}s, "
+            f"cpu {usage.user + usage.system:.3f}s",
+            file=log,
+            flush=True,
+        )
     return code
 
 
