@@ -53,15 +53,21 @@ def pid_alive(pid: int) -> bool:
 def token_pids(token: str) -> List[int]:
     """This user's processes started by the kept cluster with ``token`` (Linux:
     read from /proc; elsewhere none are found and only the recorded pids count)."""
-    needle = f"{ks.TOKEN_ENV}={token}".encode()
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
+    found = [int(e.name) for e in Path("/proc").glob("[0-9]*") if _has_token(int(e.name), token)]
     return [p for p in found if p != os.getpid()]
+
+
+def _has_token(pid: int, token: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{ks.TOKEN_ENV}={token}".encode() in f.read().split(b"\0")
+    except (OSError, ValueError):
+        return False
+
+
+def _ours(kept: ks.Kept, pid: int) -> bool:
+    """Whether ``pid`` is a live process of this kept cluster (not one that took a dead one's id)."""
+    return pid_alive(pid) and (_has_token(pid, kept.token) or not os.path.isdir("/proc"))
 
 
 def read() -> Tuple[Optional[ks.Kept], Optional[str]]:
@@ -80,7 +86,7 @@ def read() -> Tuple[Optional[ks.Kept], Optional[str]]:
     except ks.StateCorrupt as exc:
         _remove(state)
         return None, f"the state file {state} is corrupt ({exc}); removed it"
-    if not pid_alive(kept.pid):
+    if not _ours(kept, kept.pid):
         forget(kept)
         return None, f"the kept cluster at {kept.address} is gone (process {kept.pid} no longer runs); removed {state}"
     return kept, None
@@ -89,18 +95,19 @@ def read() -> Tuple[Optional[ks.Kept], Optional[str]]:
 def forget(kept: ks.Kept) -> None:
     """Kill what is left of a dead or unanswering kept cluster, remove its state file."""
     for pid in {kept.pid, *kept.worker_pids, *token_pids(kept.token)}:
-        if pid_alive(pid) and (pid == kept.pid or pid in token_pids(kept.token)):
+        if _ours(kept, pid):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
     _remove(paths()[1], kept.token)
 
 
 def _remove(state: Path, token: Optional[str] = None) -> None:
-    """Remove the state file (only if it still names ``token``, when given)."""
-    with contextlib.suppress(OSError):
-        if token is None or ks.parse(state.read_text()).token == token:
-            state.unlink()
-        return
+    """Remove the state file (unless it names another cluster than ``token`` by now)."""
+    try:
+        if token is not None and ks.parse(state.read_text()).token != token:
+            return
+    except (OSError, ks.StateCorrupt):
+        pass
     with contextlib.suppress(OSError):
         state.unlink()
 
@@ -298,11 +305,11 @@ def stop() -> int:
         print("no kept cluster is running; nothing to stop")
         return 0
     with contextlib.suppress(ProcessLookupError):
-        os.kill(kept.pid, signal.SIGTERM)
+        os.kill(kept.pid, signal.SIGTERM)  # read() checked that the pid is the kept cluster's
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline and (pid_alive(kept.pid) or token_pids(kept.token)):
+    while time.monotonic() < deadline and (_ours(kept, kept.pid) or token_pids(kept.token)):
         time.sleep(0.05)
-    left = [p for p in {kept.pid, *token_pids(kept.token)} if pid_alive(p)]
+    left = [p for p in {kept.pid, *token_pids(kept.token)} if _ours(kept, p)]
     forget(kept)  # whatever did not stop in time, and the state file if it is still there
     extra = f"; killed {len(left)} process(es) that did not stop within {STOP_TIMEOUT_S:g}s" if left else ""
     print(f"stopped the kept cluster at {kept.address}{extra}")

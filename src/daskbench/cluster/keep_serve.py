@@ -101,6 +101,9 @@ def main(argv: List[str]) -> int:
                     break
         finally:
             _unpublish(state, token)
+            if driver:
+                with contextlib.suppress(OSError):
+                    os.unlink(driver["socket"])
     print("kept cluster stopped", flush=True)
     return 0
 
