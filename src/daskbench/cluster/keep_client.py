@@ -87,9 +87,10 @@ def run(words: List[str]) -> Optional[int]:
         sock.connect(driver["socket"])
         fds = array.array("i", [0, 1, 2])
         sock.sendmsg([_request(words)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
-        sock.settimeout(30.0)  # the zygote forks at once; its imports may still run after a start
+        sock.settimeout(60.0)  # the zygote forks at once, but may still be importing just after a start
         if sock.recv(1) != b"A":
             return None
+        sock.sendall(b"G")  # from here on the command is the zygote's
     except OSError:
         sock.close()
         return None

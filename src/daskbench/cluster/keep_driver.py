@@ -13,8 +13,9 @@ A command (:mod:`.keep_client`) connects to the Unix socket in the state folder
 and sends its argv, working folder, environment, ``sys.path`` and its stdin,
 stdout and stderr (SCM_RIGHTS). The child takes them over, runs
 ``daskbench.__main__.main`` and sends the exit status back. Bytes on the socket:
-``A`` the child runs the command, ``N`` refused, ``X`` and a 4-byte status at
-the end; from the command, ``I`` for Ctrl-C (end of file: the command is gone,
+``A`` the child can run the command, ``N`` refused, ``X`` and a 4-byte status
+at the end; from the command, ``G`` to go ahead (so a command that gave up
+waiting never runs twice), ``I`` for Ctrl-C (end of file: the command is gone,
 the child is interrupted as by Ctrl-C).
 """
 
@@ -195,6 +196,8 @@ def _child(conn: socket.socket) -> int:
     print(f"command {os.getpid()} in {request['cwd']}: {' '.join(request['words'])}", file=log, flush=True)
     _take_over(request, fds)
     conn.sendall(b"A")
+    if conn.recv(1) != b"G":  # the command gave up waiting and runs in its own process: not here too
+        return 0
     threading.Thread(target=_watch, args=(conn,), daemon=True, name="daskbench-command").start()
     from .. import __main__ as cli
 
