@@ -217,16 +217,16 @@ def _child(conn: socket.socket) -> int:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    with contextlib.suppress(OSError):
-        conn.sendall(b"X" + struct.pack("!i", code))
     usage = os.times()
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # logged first: once the status is sent the command may read the log
         print(
             f"done {os.getpid()}: status {code}, {time.perf_counter() - started:.3f}s, "
             f"cpu {usage.user + usage.system:.3f}s",
             file=log,
             flush=True,
         )
+    with contextlib.suppress(OSError):
+        conn.sendall(b"X" + struct.pack("!i", code))
     return code
 
 
