@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -167,6 +168,11 @@ def _take_settings(cfg: Any, kept: ks.Kept) -> None:
 
 @contextlib.contextmanager
 def _using(client: Any, echo: Callable[[str], None]) -> Iterator[Any]:
+    # as for any remote scheduler (create._quiet_loop_errors): a kept cluster stopped
+    # mid-run is reported by the run in one line, not by the event loop's tracebacks
+    loop_log = logging.getLogger("tornado.application")
+    previous = loop_log.level
+    loop_log.setLevel(logging.CRITICAL)
     try:
         try:
             dropped = sorted({m for names in client.run(fresh_user_modules).values() for m in names})
@@ -176,8 +182,10 @@ def _using(client: Any, echo: Callable[[str], None]) -> Iterator[Any]:
             echo(f"the kept cluster's workers import changed code afresh: {', '.join(dropped)}")
         yield client
     finally:
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # as create._quietly_close does
         with contextlib.suppress(Exception):
             client.close(timeout=10)
+        loop_log.setLevel(previous)
 
 
 def fresh_user_modules() -> List[str]:
