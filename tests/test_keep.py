@@ -203,6 +203,7 @@ def test_stop_and_status_when_none_runs(tmp_path, state):
         (["cluster", "start", "cluster.n_workr=2"], "unknown key cluster.n_workr"),
         (["cluster", "start", "cluster=address", "cluster.address=tcp://h:1"], "cluster start keeps a local cluster"),
         (["cluster", "restart"], "unknown cluster command 'restart'"),
+        (["cluster"], "no cluster command given; use: python -m daskbench cluster {start"),
         (["cluster", "stop", "now"], "unknown cluster command 'stop now'"),
     ],
 )

@@ -345,14 +345,28 @@ def status() -> int:
 
 
 USAGE = "python -m daskbench cluster {start [cluster.KEY=VALUE ...] | stop | status}"
+HELP = f"""usage: {USAGE}
+
+Keep a local cluster running between commands; runs with the default local
+cluster (cluster=local) use it instead of starting their own.
+
+  start [cluster.KEY=VALUE ...]  start it in the background, on 127.0.0.1, with these
+                                 cluster=local settings (n_workers, resources, ...)
+  status                         its address, workers, dashboard and uptime (exit 1: none)
+  stop                           shut it down; none of its processes is left
+
+Its state file: $DASKBENCH_STATE_DIR/cluster.json, else $XDG_STATE_HOME/daskbench/
+or ~/.local/state/daskbench/."""
 
 
 def main(argv: Sequence[str]) -> int:
     """``python -m daskbench cluster ...``; errors as the main command gives them."""
     words = list(argv)
-    if not words or words[0] in ("-h", "--help"):
-        print(f"usage: {USAGE}\n\n{__doc__.split(chr(10) + chr(10))[0]}")
-        return 0 if words else 2
+    if words[:1] in (["-h"], ["--help"]):
+        print(HELP)
+        return 0
+    if not words:
+        raise ConfigError(f"no cluster command given; use: {USAGE}")
     cmd, rest = words[0], words[1:]
     config_dir = None
     if rest[:1] in (["--config-dir"], ["-cd"]) and len(rest) > 1:
