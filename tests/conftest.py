@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# -- a cluster kept on this machine (`python -m daskbench cluster start`) is not used by the
+# tests' runs: they get an empty state folder (tests/test_keep.py gives each test its own)
+os.environ["DASKBENCH_STATE_DIR"] = tempfile.mkdtemp(prefix="daskbench-test-state-")
+# --
 
 TRIALS_PY = '''
 """Trial functions a user might write (written into a temp folder by the tests)."""

@@ -10,13 +10,15 @@ from typing import List, Optional
 from .errors import DaskbenchError
 
 USAGE = """python -m daskbench +experiment=NAME [KEY=VALUE | KEY=a,b,c | 'KEY=range(0,10)' ...]
-                   [--config-dir DIR] [--dry-run] [--cfg] [--list] [--report RESULTS_DIR]"""
+                   [--config-dir DIR] [--dry-run] [--cfg] [--list] [--report RESULTS_DIR]
+       python -m daskbench cluster {start [cluster.KEY=VALUE ...] | stop | status}"""
 
 EPILOG = """examples:
   python -m daskbench +experiment=sweep
   python -m daskbench +experiment=sweep trial.rho=0.5,0.9 'trial.customers=range(1000,5000,1000)'
   python -m daskbench +experiment=sweep cluster=address cluster.address=tcp://HOST:8786
   python -m daskbench --config-dir my_conf +experiment=mine
+  python -m daskbench cluster start cluster.n_workers=2   # keep a local cluster for the next runs
 
 Sweep values use Hydra's grammar; no -m flag is needed. Running the same
 command again skips the trials already ok and runs only what is missing or failed.
@@ -53,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] == ["cluster"]:  # `cluster start|stop|status`: a local cluster kept between runs
+        return _cluster(words[1:])
+    if argv is None and not {"-h", "--help"} & set(words):  # the command line: on a kept cluster's driver?
+        from .cluster import keep_client
+
+        code = keep_client.run(words)
+        if code is not None:
+            return code
     # intermixed: options may come between overrides (`+experiment=x --dry-run trial.a=1`)
     args = _parser().parse_intermixed_args(argv)
     if not (args.list or args.report or args.cfg or args.dry_run) and _local_forkserver(args.overrides):
@@ -70,11 +81,25 @@ def _local_forkserver(overrides: List[str]) -> bool:
     """Whether the command line leaves the default: a LocalCluster whose workers
     come from the fork server (an experiment may still choose otherwise; the
     server then goes unused and ends with this process)."""
+    from .cluster.keep import paths
+
+    if paths()[1].exists():  # a kept cluster runs the trials (`cluster start`): no workers to fork
+        return False
     for word in overrides:
         key, _, value = word.lstrip("+~").partition("=")
         if (key == "cluster" and value != "local") or (key == "cluster.start_method" and value != "forkserver"):
             return False
     return True
+
+
+def _cluster(words: List[str]) -> int:
+    from .cluster.keep import main as keep_main
+
+    try:
+        return keep_main(words)
+    except DaskbenchError as exc:
+        print(f"daskbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -60,6 +60,15 @@ def connect(cfg: Any, quiet: bool = True) -> Iterator[Client]:
     """Start (``local``, ``kubernetes``) or reach (``address``) a cluster; close what we started."""
     level = logging.ERROR if quiet else logging.WARNING
     if isinstance(cfg, LocalClusterConfig):
+        # -- a cluster kept by `python -m daskbench cluster start`, if one runs (cluster/keep.py)
+        from .keep import kept_client
+
+        kept = kept_client(cfg)
+        if kept is not None:
+            with kept as client:
+                yield client
+            return
+        # --
         with _local(cfg, level) as client:
             yield client
     elif isinstance(cfg, AddressClusterConfig):

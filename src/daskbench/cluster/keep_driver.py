@@ -1,0 +1,243 @@
+"""The kept cluster's driver zygote: a process that has imported daskbench's run
+path once (distributed, Hydra, pyarrow, pandas, the report's libraries) and forks
+one child per command, so a run on the kept cluster pays none of those imports.
+
+Fork safety: the zygote is forked from the kept cluster's process before that
+starts any thread, imports with the native pools that would start threads
+turned off (OpenBLAS, OpenMP, pyarrow's jemalloc background thread), never runs
+Dask or anything else itself, and before every fork counts its own threads
+(``/proc/self/task``): with more than one it refuses, and the command runs in
+its own process as it would without a kept cluster.
+
+A command (:mod:`.keep_client`) connects to the Unix socket in the state folder
+and sends its argv, working folder, environment, ``sys.path`` and its stdin,
+stdout and stderr (SCM_RIGHTS). The child takes them over, runs
+``daskbench.__main__.main`` and sends the exit status back. Bytes on the socket:
+``A`` the child can run the command, ``N`` refused, ``X`` and a 4-byte status
+at the end; from the command, ``G`` to go ahead (so a command that gave up
+waiting never runs twice), ``I`` for Ctrl-C (end of file: the command is gone,
+the child is interrupted as by Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import array
+import atexit
+import contextlib
+import io
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from .keep_client import source_mtime
+
+SOCKET_NAME = "driver.sock"
+PRELOAD = (
+    "daskbench.__main__",
+    "daskbench.api",
+    "daskbench.cluster.keep",
+    "daskbench.observe.report",
+    "distributed",
+    "pyarrow.parquet",
+    "pandas",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "scipy.stats",
+)
+#: set before the zygote imports anything: native libraries that would start threads
+QUIET_THREADS = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "JE_ARROW_MALLOC_CONF": "background_thread:false",
+}
+
+
+def threads() -> int:
+    """OS threads of this process (Python's count where there is no /proc)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+def fork_zygote(folder: Path) -> Tuple[Dict[str, Any], int]:
+    """Bind the socket and fork the zygote; (what the state file records, its pid).
+    Call it while this process has no thread but the main one."""
+    path = folder / SOCKET_NAME
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # the socket is the user's alone: 0600
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(old)
+    listener.listen(16)
+    package = Path(__file__).resolve().parents[1]
+    info = {
+        "socket": str(path),
+        "python": sys.executable,
+        "package": str(package),
+        "sys_path": sys.path[1:],
+        "source_mtime": source_mtime(package),
+    }
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = _zygote(listener, parent)
+        finally:
+            os._exit(code)
+    listener.close()
+    return info, pid
+
+
+def _zygote(listener: socket.socket, parent: int) -> int:
+    os.environ.update(QUIET_THREADS)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            __import__(name)
+    with contextlib.suppress(Exception):  # Hydra's plugin scan and first-compose work, done once here
+        from ..config.compose import build_plan
+
+        build_plan("sweep", [], None)
+    print(f"driver zygote {os.getpid()}: imports done, {threads()} thread(s)", flush=True)
+    while os.getppid() == parent:  # ends with the kept cluster's process
+        ready, _, _ = select.select([listener], [], [], 1.0)
+        _reap()
+        if not ready:
+            continue
+        conn, _ = listener.accept()
+        if threads() != 1:
+            print(f"refusing a command: {threads()} threads, forking is unsafe", flush=True)
+            with contextlib.suppress(OSError):
+                conn.sendall(b"N")
+            conn.close()
+            continue
+        if os.fork() == 0:
+            listener.close()
+            code = 1
+            try:
+                code = _child(conn)
+            finally:
+                os._exit(code)
+        conn.close()
+    return 0
+
+
+def _reap() -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def _receive(conn: socket.socket) -> Tuple[Dict[str, Any], List[int]]:
+    """The command's request: its JSON and the three file descriptors sent with it."""
+    fds = array.array("i")
+    data, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(3 * fds.itemsize))
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+    (size,) = struct.unpack("!I", data[:4])
+    body = data[4:]
+    while len(body) < size:
+        more = conn.recv(size - len(body))
+        if not more:
+            raise ConnectionError("the command closed its socket")
+        body += more
+    return json.loads(body), list(fds)
+
+
+def _take_over(request: Dict[str, Any], fds: List[int]) -> None:
+    """Become the command: its stdio, folder, environment, import path and argv."""
+    for target, fd in enumerate(fds[:3]):
+        os.dup2(fd, target)
+        os.close(fd)
+    unbuffered = bool(request["env"].get("PYTHONUNBUFFERED"))
+    enc = request.get("encoding") or "utf-8"
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding=enc)
+    sys.stdout = io.TextIOWrapper(
+        io.FileIO(1, "w", closefd=False), encoding=enc, line_buffering=os.isatty(1), write_through=unbuffered
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), encoding=enc, errors="backslashreplace", line_buffering=True
+    )
+    os.chdir(request["cwd"])
+    os.umask(int(request["umask"]))
+    os.environ.clear()
+    os.environ.update(request["env"])
+    time.tzset()
+    sys.path[:] = request["sys_path"]
+    sys.argv = request["argv"]
+    import dask
+
+    dask.config.refresh()  # DASK_* variables of the command's environment
+
+
+def _child(conn: socket.socket) -> int:
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    started = time.perf_counter()
+    request, fds = _receive(conn)
+    log = os.fdopen(os.dup(1), "w")  # the zygote's log, before the command's stdout takes fd 1
+    print(f"command {os.getpid()} in {request['cwd']}: {' '.join(request['words'])}", file=log, flush=True)
+    _take_over(request, fds)
+    conn.sendall(b"A")
+    if conn.recv(1) != b"G":  # the command gave up waiting and runs in its own process: not here too
+        return 0
+    threading.Thread(target=_watch, args=(conn,), daemon=True, name="daskbench-command").start()
+    from .. import __main__ as cli
+
+    try:
+        code = cli.main(request["words"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    with contextlib.suppress(Exception):
+        atexit._run_exitfuncs()  # what an interpreter's exit would run; then no slow teardown
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    usage = os.times()
+    with contextlib.suppress(Exception):  # logged first: once the status is sent the command may read the log
+        print(
+            f"done {os.getpid()}: status {code}, {time.perf_counter() - started:.3f}s, "
+            f"cpu {usage.user + usage.system:.3f}s",
+            file=log,
+            flush=True,
+        )
+    with contextlib.suppress(OSError):
+        conn.sendall(b"X" + struct.pack("!i", code))
+    return code
+
+
+def _watch(conn: socket.socket) -> None:
+    """Ctrl-C from the command (or the command gone) interrupts the run as Ctrl-C would."""
+    while True:
+        try:
+            got = conn.recv(1)
+        except OSError:
+            got = b""
+        if got == b"I" or not got:
+            os.kill(os.getpid(), signal.SIGINT)
+        if not got:
+            return
