@@ -62,12 +62,12 @@ def auto_shards(tick_s: float, n_agents: int, workers: int) -> int:
     """Shards for ``auto``: 1 means run locally, in the trial's own task."""
     if workers < 2 or n_agents < 2:
         return 1
-    return max(1, min(int(workers), int(n_agents), int(tick_s // SHARD_TICK_S)))
+    return max(1, min(int(workers), int(n_agents), int(tick_s / SHARD_TICK_S + 1e-9)))
 
 
 def worth_asking(tick_s: float) -> bool:
     """Could ``auto`` shard this model on some cluster? (If not, no need to count the workers.)"""
-    return tick_s >= 2 * SHARD_TICK_S
+    return auto_shards(tick_s, 2, 2) == 2
 
 
 def check_shards(shards: Optional[object], n_agents: int) -> None:

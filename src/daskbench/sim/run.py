@@ -142,18 +142,20 @@ class _Sharded:
 
     def on(self, client: Any) -> Outcome:
         from .actor import ActorHost
-        from .slots import reserved
+        from .slots import ReservedHost, lease
 
         assign = allocate(self.settings.allocation, self.layout.n_agents, self.shards, self.graph, self.seed)
-        with reserved(client, self.workers[: self.shards]) as workers:
-            host = ActorHost(
-                client, self.model, assign, self.layout, self.seed, self.settings.tick_seconds, workers, self.resources
+        with lease(client):
+            actors = ActorHost(
+                client, self.model, assign, self.layout, self.seed, self.settings.tick_seconds, self.workers,
+                self.resources,
             )
+            host = ReservedHost(actors, client)
             try:
                 outcome = simulate(self.model, host, self.settings, self.clock)
             finally:
                 host.close()
-        return self.finish(outcome, self.shards, assign, len(set(host.placed)))
+        return self.finish(outcome, self.shards, assign, len(set(actors.placed)))
 
 
 def tables(outcome: Outcome) -> Dict[str, Any]:

@@ -7,11 +7,12 @@ So a sharded trial, before it places its shards:
 1. takes the cluster-wide lease ``daskbench-sim-sharded`` (a Dask ``Semaphore``
    of one lease): one sharded trial runs at a time, while the others wait
    seceded, holding no worker thread;
-2. submits one *holder* task to each worker that will hold a shard; a holder
-   occupies one worker thread (the scheduler sees it busy, so no other trial
-   starts there) until the simulation ends, and the trial waits until every
-   holder runs before it steps. Its coordinator has seceded, so the holder on
-   its own worker takes the slot the coordinator gave up.
+2. once its shard actors exist, submits one *holder* task to each worker that
+   holds a shard; a holder occupies one worker thread (the scheduler sees it
+   busy, so no other trial starts there) until the shards are closed, and the
+   trial waits until every holder runs before it steps. Its coordinator has
+   seceded, so the holder on its own worker takes the slot the coordinator
+   gave up.
 
 One lease at a time keeps the holders of two sharded trials from waiting for
 each other's worker threads. Trials that run locally (``auto`` on a small
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Any, Iterator, List, Sequence
+from typing import Any, Iterator, List, Optional, Sequence
 
 LEASE = "daskbench-sim-sharded"
 POLL_S = 1.0
@@ -39,24 +40,41 @@ def _hold(started: str, release: str) -> None:
 
 
 @contextlib.contextmanager
-def reserved(client: Any, workers: Sequence[str]) -> Iterator[List[str]]:
-    """Hold the sharded-trial lease and one thread on each of ``workers``; yields those of
-    ``workers`` whose holders run (a worker that left meanwhile is dropped)."""
-    from distributed import Event, Semaphore
+def lease(client: Any) -> Iterator[None]:
+    """Hold the cluster's one sharded-trial lease (waiting seceded, with no worker thread)."""
+    from distributed import Semaphore
 
-    lease = Semaphore(max_leases=1, name=LEASE)
-    while not lease.acquire(timeout=POLL_S):
-        pass  # another sharded trial runs; we hold no worker thread meanwhile
-    token = uuid.uuid4().hex[:12]
-    release = f"sim-slots-release-{token}"
-    futures: List[Any] = []
+    sem = Semaphore(max_leases=1, name=LEASE)
+    while not sem.acquire(timeout=POLL_S):
+        pass  # another sharded trial runs
     try:
+        yield
+    finally:
+        sem.release()
+
+
+class ReservedHost:
+    """A host whose shards' workers each give one thread to a holder while the shards live.
+
+    The holders start once the shard actors exist (creating an actor takes a worker thread
+    too), are released when the shards are closed, and are placed again after a restart."""
+
+    def __init__(self, host: Any, client: Any):
+        self.host, self.client = host, client
+        self.futures: List[Any] = []
+        self.release = ""
+
+    def start(self, snapshots: Optional[Sequence[bytes]] = None) -> None:
+        self.host.start(snapshots)
+        token = uuid.uuid4().hex[:12]
+        self.release = f"sim-slots-release-{token}"
+        workers = sorted(set(self.host.placed))
         names = [f"sim-slots-started-{token}-{i}" for i in range(len(workers))]
-        futures = [
-            client.submit(
+        self.futures = [
+            self.client.submit(
                 _hold,
                 names[i],
-                release,
+                self.release,
                 key=f"sim-slot-{token}-{i}",
                 workers=[addr],
                 allow_other_workers=False,
@@ -65,25 +83,50 @@ def reserved(client: Any, workers: Sequence[str]) -> Iterator[List[str]]:
             )
             for i, addr in enumerate(workers)
         ]
-        yield _wait_started(client, list(workers), names, futures)
-    finally:
+        _wait_started(self.client, workers, names, self.futures)
+
+    def step(self, tick: int) -> Any:
+        return self.host.step(tick)
+
+    def snapshot(self) -> Any:
+        return self.host.snapshot()
+
+    def agent_report(self) -> Any:
+        return self.host.agent_report()
+
+    def describe(self) -> Any:
+        return self.host.describe()
+
+    @property
+    def placed(self) -> List[str]:
+        return self.host.placed
+
+    def close(self, lost: bool = False) -> None:
         try:
-            Event(release).set()
-            client.cancel(futures)
+            self.host.close(lost=lost)
         finally:
-            lease.release()
+            self._free()
+
+    def _free(self) -> None:
+        from distributed import Event
+
+        futures, self.futures = self.futures, []
+        if not futures:
+            return
+        try:
+            Event(self.release).set()
+            self.client.cancel(futures)
+        except Exception:  # noqa: BLE001 - closing: a cluster going away frees the threads anyway
+            pass
 
 
-def _wait_started(client: Any, workers: List[str], names: List[str], futures: List[Any]) -> List[str]:
+def _wait_started(client: Any, workers: List[str], names: List[str], futures: List[Any]) -> None:
+    """Return once every holder runs (or its worker is gone: a restart will follow)."""
     from distributed import Event
 
-    held = []
     for addr, name, fut in zip(workers, names, futures):
         event = Event(name)
         while not event.wait(timeout=POLL_S):
             alive = client.scheduler_info(n_workers=-1)["workers"]
             if fut.status in ("error", "cancelled", "lost") or addr not in alive:
                 break
-        else:
-            held.append(addr)
-    return held or list(workers[:1])
