@@ -51,8 +51,9 @@ class Settings:
             v = getattr(self, name)
             if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0):
                 raise SimulationError(f"{name}={v!r}: give a whole number >= 0 (0 = off)")
-        whole = isinstance(self.shards, (int, np.integer)) and not isinstance(self.shards, bool)
-        if not (self.shards is None or self.shards == "auto" or (whole and self.shards >= 1)):
+        shards = self.shards
+        whole = isinstance(shards, (int, np.integer)) and not isinstance(shards, bool)
+        if not (shards is None or shards == "auto" or (whole and int(shards) >= 1)):  # type: ignore[arg-type]
             raise SimulationError(
                 f"shards={self.shards!r}: give auto (the default: local for a small model, sharded for a large "
                 "one), a whole number >= 1, or null for one per worker"

@@ -72,7 +72,7 @@ def worth_asking(tick_s: float) -> bool:
 
 def check_shards(shards: Optional[object], n_agents: int) -> None:
     """A shard count larger than the model's agents is an error (``auto`` and null never are)."""
-    if isinstance(shards, numbers.Integral) and not isinstance(shards, bool) and shards > n_agents:
+    if isinstance(shards, numbers.Integral) and not isinstance(shards, bool) and int(shards) > n_agents:
         raise SimulationError(
             f"shards={shards} is more than the model's {n_agents} agents; use at most {n_agents} shards, or auto"
         )

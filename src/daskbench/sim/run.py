@@ -109,7 +109,7 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, loc
     return _seceded(job)
 
 
-def _seceded(job: "_Sharded") -> Outcome:
+def _seceded(job: _Sharded) -> Outcome:
     """``job`` from inside a trial's task: seceded, so the worker's thread is free for a shard."""
     from distributed import worker_client
 
@@ -147,7 +147,13 @@ class _Sharded:
         assign = allocate(self.settings.allocation, self.layout.n_agents, self.shards, self.graph, self.seed)
         with lease(client):
             actors = ActorHost(
-                client, self.model, assign, self.layout, self.seed, self.settings.tick_seconds, self.workers,
+                client,
+                self.model,
+                assign,
+                self.layout,
+                self.seed,
+                self.settings.tick_seconds,
+                self.workers,
                 self.resources,
             )
             host = ReservedHost(actors, client)
