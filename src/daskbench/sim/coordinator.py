@@ -55,8 +55,8 @@ class Settings:
         whole = isinstance(shards, (int, np.integer)) and not isinstance(shards, bool)
         if not (shards is None or shards == "auto" or (whole and int(shards) >= 1)):  # type: ignore[arg-type]
             raise SimulationError(
-                f"shards={self.shards!r}: give auto (the default: local for a small model, sharded for a large "
-                "one), a whole number >= 1, or null for one per worker"
+                f"shards={self.shards!r}: give a whole number >= 1, auto (the default: local for a small "
+                "model, sharded for a large one), or null for one per worker"
             )
         if self.allocation not in ALLOCATIONS:
             raise SimulationError(f"allocation={self.allocation!r} is not known; use one of {', '.join(ALLOCATIONS)}")
