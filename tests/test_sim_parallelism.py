@@ -119,3 +119,23 @@ def test_more_shards_than_agents_is_refused_before_a_cluster_starts(user_dir):
     assert "swept key trial.shards" in err
     assert "Traceback" not in err and "Dask dashboard" not in err
     assert not (user_dir / "results").exists()
+
+
+class CountsGraph(Boltzmann):
+    """Boltzmann with a (path) graph that counts how often it is built."""
+
+    built = 0
+
+    def graph(self):
+        import networkx as nx
+
+        type(self).built += 1
+        return nx.path_graph(self.n_agents)
+
+
+def test_one_shard_needs_no_graph_for_a_community_allocation():
+    one = sim.run(CountsGraph(60), sim.Settings(ticks=6, allocation="community"), seed=1)
+    assert CountsGraph.built == 0 and one.metrics["graph_cut_fraction"] == 0.0 and one.metrics["shards"] == 1
+    two = sim.run(CountsGraph(60), sim.Settings(ticks=6, shards=2, allocation="community"), seed=1)
+    assert CountsGraph.built >= 1 and 0 < two.metrics["graph_cut_fraction"] < 0.5
+    assert two.metrics["gini"] == one.metrics["gini"]

@@ -74,7 +74,9 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, loc
 
     def finish(outcome: Outcome, shards: int, assign: np.ndarray, workers: int) -> Outcome:
         outcome.metrics.update(n_agents=n, shards=shards, shard_workers=workers)
-        if settings.allocation == "community" or graph_cache:
+        if shards == 1 and settings.allocation == "community" and not graph_cache:
+            outcome.metrics["graph_cut_fraction"] = 0.0  # one shard cuts nothing: no need to build the graph
+        elif settings.allocation == "community" or graph_cache:
             outcome.metrics["graph_cut_fraction"] = cut_fraction(graph(), assign)
         return outcome
 
@@ -84,7 +86,7 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, loc
     if local:
         keep_temporaries()  # a trial's own process on a worker has Dask's allocator settings too
         shards = 1 if auto else settings.shards or 1
-        assign = allocate(settings.allocation, n, shards, graph, seed)
+        assign = _one_shard(model, n) if shards == 1 else allocate(settings.allocation, n, shards, graph, seed)
         host = LocalHost(model, assign, layout, seed, settings.tick_seconds)
         return finish(simulate(model, host, settings, clock), shards, assign, 1)
 
@@ -107,6 +109,12 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, loc
     if client is not None:
         return job.on(client)
     return _seceded(job)
+
+
+def _one_shard(model: Model, n: int) -> np.ndarray:
+    """Every agent on shard 0, whatever the allocation (a community allocation would build the
+    graph and run Louvain on it, seconds for a few thousand agents, to put them all in one place)."""
+    return np.zeros(n, dtype=np.int32)
 
 
 def _seceded(job: _Sharded) -> Outcome:
