@@ -85,7 +85,8 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, loc
         local = True  # a small model: no need to ask the cluster how many workers it has
     if local:
         keep_temporaries()  # a trial's own process on a worker has Dask's allocator settings too
-        shards = 1 if auto else settings.shards or 1
+        whole = isinstance(settings.shards, (int, np.integer))
+        shards = int(settings.shards) if whole else 1  # type: ignore[arg-type]  # auto and null: one here
         assign = _one_shard(model, n) if shards == 1 else allocate(settings.allocation, n, shards, graph, seed)
         host = LocalHost(model, assign, layout, seed, settings.tick_seconds)
         return finish(simulate(model, host, settings, clock), shards, assign, 1)
@@ -100,7 +101,8 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, loc
     else:
         client_now = client
     workers = eligible_workers(client_now.scheduler_info(n_workers=-1)["workers"], resources)
-    shards = settings.shards or len(workers)
+    whole = isinstance(settings.shards, (int, np.integer))
+    shards = int(settings.shards) if whole else len(workers)  # type: ignore[arg-type]
     if auto:
         shards = auto_shards(estimate_tick_s(model, layout), n, len(workers))
         if shards == 1:
