@@ -68,3 +68,32 @@ class TimedMoneyModel(MoneyModel):
 
 def _cpu_s(model: TimedMoneyModel) -> float:
     return time.thread_time() - model._t0
+
+
+def _max_wealth(model: MoneyModel) -> int:
+    return max(agent.wealth for agent in model.agents)
+
+
+def _wealth_total(model: MoneyModel) -> int:
+    return sum(agent.wealth for agent in model.agents)
+
+
+class SweepMoneyModel(MoneyModel):
+    """The shipped ``boltzmann`` experiment's reporters in Mesa's terms, for ``mesa.batch_run``:
+    the Gini, the largest wealth and the total wealth every step (the ``steps`` table), each
+    agent's wealth every ``agent_every`` steps (the ``agents`` table, ``agent_report_every``)."""
+
+    def __init__(self, n=100, seed=None, agent_every=50):
+        super().__init__(n, seed=seed, collect=True)
+        self.datacollector = mesa.DataCollector(
+            model_reporters={"Gini": compute_gini, "max_wealth": _max_wealth, "wealth_total": _wealth_total}
+        )
+        self.agent_collector = mesa.DataCollector(agent_reporters={"wealth": "wealth"})
+        self.agent_every = agent_every
+        self.ticks = 0
+
+    def step(self):
+        if self.ticks % self.agent_every == 0:
+            self.agent_collector.collect(self)
+        self.ticks += 1
+        super().step()

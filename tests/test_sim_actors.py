@@ -1,6 +1,6 @@
 """Simulations on Dask actors: the same results as in one process, shards placed
-by resources, trials of a sweep with steps/agents tables, bad input recorded as a
-failed trial, and a worker holding a shard SIGKILLed mid-simulation."""
+by resources, trials of a sweep with steps/agents tables, and a worker holding a
+shard SIGKILLed mid-simulation (more shards than agents: tests/test_sim_parallelism.py)."""
 
 from __future__ import annotations
 
@@ -60,16 +60,14 @@ def test_a_simulation_sweep_writes_trials_steps_and_agents(user_dir):
           agent_report_every: 5
         sweep:
           params:
-            trial.shards: 2,1,200
+            trial.shards: 2,1
         cluster: {dashboard_address: null}
         results: {report: false}
     """,
     )
     r = run_cli(["--config-dir", "conf", "+experiment=wealth"], user_dir)
-    assert r.returncode == 1, r.stdout + r.stderr  # one trial failed, the others ran
+    assert r.returncode == 0, r.stdout + r.stderr
     trials = pd.read_parquet(user_dir / "results/wealth/trials").set_index("trial.shards")
-    assert trials.loc[200, "status"] == "failed"
-    assert "shards=200 is more than the model's 100 agents" in trials.loc[200, "error"]
     ok = trials.loc[[1, 2]]
     assert (ok["status"] == "ok").all() and ok["ticks"].tolist() == [12, 12]
     assert ok["gini"].nunique() == 1  # same seed, same result, whatever the sharding

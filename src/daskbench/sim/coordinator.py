@@ -23,7 +23,7 @@ import math
 import numbers
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class Settings:
     """How to run a simulation (the ``trial.*`` keys of a simulation experiment)."""
 
     ticks: int = 100
-    shards: Optional[int] = None  # null: one per worker
+    shards: Union[int, str, None] = "auto"  # auto: see daskbench.sim.parallelism; null: one per worker
     allocation: str = "round_robin"
     fast_forward: bool = True
     realtime_factor: Optional[float] = None
@@ -65,8 +65,13 @@ class Settings:
             v = getattr(self, name)
             if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0):
                 raise SimulationError(f"{name}={v!r}: give a whole number >= 0 (0 = off)")
-        if self.shards is not None and not (isinstance(self.shards, (int, np.integer)) and self.shards >= 1):
-            raise SimulationError(f"shards={self.shards!r}: give a whole number >= 1, or null for one per worker")
+        shards = self.shards
+        whole = isinstance(shards, (int, np.integer)) and not isinstance(shards, bool)
+        if not (shards is None or shards == "auto" or (whole and int(shards) >= 1)):  # type: ignore[arg-type]
+            raise SimulationError(
+                f"shards={self.shards!r}: give a whole number >= 1, auto (the default: local for a small "
+                "model, sharded for a large one), or null for one per worker"
+            )
         if self.allocation not in ALLOCATIONS:
             raise SimulationError(f"allocation={self.allocation!r} is not known; use one of {', '.join(ALLOCATIONS)}")
         if not _whole(self.lookahead, 1):

@@ -51,6 +51,12 @@ class Model:
         """The interaction graph over agent ids (a ``networkx.Graph``), for ``allocation: community``."""
         return None
 
+    def tick_cost(self) -> Optional[float]:
+        """Estimated seconds one tick takes to step all agents on one core, or None (the default:
+        daskbench estimates from the number of agents). ``trial.shards: auto`` reads it to choose
+        between running in the trial's own task and sharding (:mod:`daskbench.sim.parallelism`)."""
+        return None
+
     def report(self, tick: int, totals: Mapping[str, Any]) -> Mapping[str, Any]:
         """Model-level reporters of one tick, from the populations' ``observe()`` summed over shards.
 
@@ -181,17 +187,19 @@ class AgentTick:
     __slots__ = ("tick", "time", "model", "n_agents", "inbox", "_agent", "_outbox")
 
     def __init__(
-        self, tick: int, time: float, model: Model, n_agents: int, agent: Agent, inbox: List[Message], outbox: Outbox
+        self, tick: int, time: float, model: Model, n_agents: int, agent: Agent, inbox: List[Message], outbox: List[Any]
     ):
         self.tick, self.time, self.model, self.n_agents = tick, time, model, n_agents
         self.inbox = inbox
         self._agent = agent
-        self._outbox = outbox
+        self._outbox = outbox  # a list of (kind, dst, src, fields, delay), see ObjectPopulation.step
 
     def send(self, dst: int, kind: str = "msg", delay: Optional[int] = None, **fields: Any) -> None:
         """Send one message from this agent to agent ``dst``, seen ``delay`` ticks later
         (default: the model's ``message_delay``, else the next tick)."""
-        self._outbox.send(np.asarray([dst]), self._agent.id, kind, {k: [v] for k, v in fields.items()}, delay)
+        # gathered per kind and handed to the shard's outbox as one batch when the population has
+        # stepped (one batch per message cost ~70 us each); the order of a kind's messages is kept
+        self._outbox.append((kind, dst, self._agent.id, fields, delay))
 
 
 class Agent:
@@ -223,6 +231,25 @@ class Agent:
     @classmethod
     def observe(cls, agents: List[Agent]) -> Mapping[str, Any]:
         return {}
+
+
+def _flush(sent: List[Any], outbox: Outbox) -> None:
+    """The messages plain-object agents sent, ``(kind, dst, src, fields, delay)`` in order, as one batch
+    per run of the same kind, delay and field names (one per kind when an agent type sends alike messages)."""
+    by_kind: Dict[Any, List[Any]] = {}
+    for msg in sent:
+        by_kind.setdefault((msg[0], msg[4]), []).append(msg)
+    for (kind, delay), msgs in by_kind.items():
+        start = 0
+        while start < len(msgs):
+            names = tuple(msgs[start][3])
+            end = start + 1
+            while end < len(msgs) and tuple(msgs[end][3]) == names:
+                end += 1
+            run = msgs[start:end]
+            fields = {k: [m[3][k] for m in run] for k in names}
+            outbox.send(np.asarray([m[1] for m in run]), np.asarray([m[2] for m in run]), kind, fields, delay)
+            start = end
 
 
 class ObjectPopulation(Population):
@@ -257,13 +284,15 @@ class ObjectPopulation(Population):
     def step(self, t: Tick) -> None:
         by_row = self._messages(t)
         self._stepped = 0
+        sent: List[Any] = []
         for row, agent in enumerate(self.agents):
             due = self._due[row]
             inbox = by_row.get(row, [])
             if inbox or (due is not None and due <= t.tick):
-                agent.step(AgentTick(t.tick, t.time, t.model, t.n_agents, agent, inbox, t._outbox))
+                agent.step(AgentTick(t.tick, t.time, t.model, t.n_agents, agent, inbox, sent))
                 self._due[row] = agent.next_activity(t.tick)
                 self._stepped += 1
+        _flush(sent, t._outbox)
 
     def next_activity(self, tick: int) -> Optional[int]:
         due = [d for d in self._due if d is not None]

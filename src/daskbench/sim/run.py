@@ -5,21 +5,25 @@ it imports the model, runs it and returns the trial's metrics with the
 ``steps`` and ``agents`` tables, which daskbench writes to Parquet keyed by
 ``trial_id`` and ``tick``.
 
-Where the shards live:
+Where the shards live (``shards``: ``auto``, the default, a number, or null):
 
-- called inside a Dask task (a sweep's trial), the trial opens a
-  ``worker_client`` (seceding, so its thread is free for a shard) and places
-  one shard actor per eligible worker in turn (workers with the trial's
-  ``resources``); ``shards`` defaults to the number of those workers;
-- given ``client=``, the same on that client's cluster (notebooks);
-- otherwise every shard in this process (``shards`` defaults to 1).
+- ``auto`` on a small model (:mod:`daskbench.sim.parallelism` says which) and
+  anything outside Dask: every agent in this process, in the trial's own task,
+  no actors (:class:`LocalHost`);
+- otherwise, called inside a Dask task (a sweep's trial), the trial opens a
+  ``worker_client`` (seceding), reserves a thread on each worker its shards go
+  to (:mod:`daskbench.sim.slots`: one sharded trial at a time) and places one
+  shard actor per eligible worker in turn (workers with the trial's
+  ``resources``); ``auto`` picks the count, null means one per eligible worker;
+- given ``client=``, the same on that client's cluster (notebooks).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Dict, Mapping, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
@@ -29,6 +33,7 @@ from .errors import SimulationError
 from .host import LocalHost
 from .memory import keep_temporaries
 from .model import Model
+from .parallelism import AUTO, auto_shards, check_shards, estimate_tick_s, worth_asking
 from .partition import allocate, cut_fraction
 from .shard import Layout
 
@@ -57,6 +62,7 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, loc
     model.seed = int(seed)
     layout = Layout.of(model)
     n = layout.n_agents
+    check_shards(settings.shards, n)
     clock = _clock(settings)
     if local is None:
         local = client is None and not _in_task()
@@ -69,28 +75,58 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, loc
 
     def finish(outcome: Outcome, shards: int, assign: np.ndarray, workers: int) -> Outcome:
         outcome.metrics.update(n_agents=n, shards=shards, shard_workers=workers)
-        if settings.allocation == "community" or graph_cache:
+        if shards == 1 and settings.allocation == "community" and not graph_cache:
+            outcome.metrics["graph_cut_fraction"] = 0.0  # one shard cuts nothing: no need to build the graph
+        elif settings.allocation == "community" or graph_cache:
             outcome.metrics["graph_cut_fraction"] = cut_fraction(graph(), assign)
         return outcome
 
+    auto = settings.shards == AUTO
+    if not local and auto and not worth_asking(estimate_tick_s(model, layout)):
+        local = True  # a small model: no need to ask the cluster how many workers it has
     if local:
         keep_temporaries()  # a trial's own process on a worker has Dask's allocator settings too
-        shards = settings.shards or 1
-        assign = allocate(settings.allocation, n, shards, graph, seed)
+        whole = isinstance(settings.shards, (int, np.integer))
+        shards = int(settings.shards) if whole else 1  # type: ignore[arg-type]  # auto and null: one here
+        assign = _one_shard(model, n) if shards == 1 else allocate(settings.allocation, n, shards, graph, seed)
         host = LocalHost(model, assign, layout, seed, settings.tick_seconds)
         return finish(simulate(model, host, settings, clock), shards, assign, 1)
 
-    from .actor import resource_restrictions
+    from .actor import eligible_workers, resource_restrictions
 
     resources = resource_restrictions()
+    if client is None:
+        from distributed import get_client
+
+        client_now = get_client()
+    else:
+        client_now = client
+    workers = eligible_workers(client_now.scheduler_info(n_workers=-1)["workers"], resources)
+    whole = isinstance(settings.shards, (int, np.integer))
+    shards = int(settings.shards) if whole else len(workers)  # type: ignore[arg-type]
+    if auto:
+        shards = auto_shards(estimate_tick_s(model, layout), n, len(workers))
+        if shards == 1:
+            return run(model, replace(settings, shards=1), seed, local=True)
+    job = _Sharded(model, settings, seed, layout, clock, graph, finish, resources, shards, workers)
     if client is not None:
-        return _on_client(client, model, settings, seed, layout, clock, graph, finish, resources)
+        return job.on(client)
+    return _seceded(job)
+
+
+def _one_shard(model: Model, n: int) -> np.ndarray:
+    """Every agent on shard 0, whatever the allocation (a community allocation would build the
+    graph and run Louvain on it, seconds for a few thousand agents, to put them all in one place)."""
+    return np.zeros(n, dtype=np.int32)
+
+
+def _seceded(job: _Sharded) -> Outcome:
+    """``job`` from inside a trial's task: seceded, so the worker's thread is free for a shard."""
     from distributed import worker_client
 
     try:
-        # secede: the worker's thread is free for a shard while this coordinator waits
         with worker_client() as wc:
-            return _on_client(wc, model, settings, seed, layout, clock, graph, finish, resources)
+            return job.on(wc)
     except ValueError as exc:
         if "secede" in str(exc) or "thread" in str(exc):
             raise SimulationError(
@@ -100,18 +136,43 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, loc
         raise
 
 
-def _on_client(client, model, settings, seed, layout, clock, graph, finish, resources) -> Outcome:
-    from .actor import ActorHost, eligible_workers
+@dataclass
+class _Sharded:
+    """A simulation whose ``shards`` shards go to actors on ``workers`` in turn."""
 
-    workers = eligible_workers(client.scheduler_info(n_workers=-1)["workers"], resources)
-    shards = settings.shards or len(workers)
-    assign = allocate(settings.allocation, layout.n_agents, shards, graph, seed)
-    host = ActorHost(client, model, assign, layout, seed, settings.tick_seconds, workers, resources)
-    try:
-        outcome = simulate(model, host, settings, clock)
-    finally:
-        host.close()
-    return finish(outcome, shards, assign, len(set(host.placed)))
+    model: Model
+    settings: Settings
+    seed: int
+    layout: Layout
+    clock: Clock
+    graph: Callable[[], Any]
+    finish: Callable[..., Outcome]
+    resources: Dict[str, float]
+    shards: int
+    workers: List[str]
+
+    def on(self, client: Any) -> Outcome:
+        from .actor import ActorHost
+        from .slots import ReservedHost, lease
+
+        assign = allocate(self.settings.allocation, self.layout.n_agents, self.shards, self.graph, self.seed)
+        with lease(client):
+            actors = ActorHost(
+                client,
+                self.model,
+                assign,
+                self.layout,
+                self.seed,
+                self.settings.tick_seconds,
+                self.workers,
+                self.resources,
+            )
+            host = ReservedHost(actors, client)
+            try:
+                outcome = simulate(self.model, host, self.settings, self.clock)
+            finally:
+                host.close()
+        return self.finish(outcome, self.shards, assign, len(set(actors.placed)))
 
 
 def tables(outcome: Outcome) -> Dict[str, Any]:
@@ -154,7 +215,7 @@ def trial(
     params: Optional[Mapping[str, Any]] = None,
     seed: int = 0,
     ticks: int = 100,
-    shards: Optional[int] = None,
+    shards: Union[int, str, None] = "auto",
     allocation: str = "round_robin",
     clock: Optional[Mapping[str, Any]] = None,
     checkpoint_every: int = 0,
@@ -165,7 +226,8 @@ def trial(
     """A simulation as a trial of a sweep: metrics for the ``trials`` row, ``steps`` and ``agents`` tables.
 
     - ``model``: import path of a :class:`daskbench.sim.Model` subclass; ``params``: its keyword arguments.
-    - ``ticks``: ticks to simulate; ``shards``: number of shards (null: one per worker);
+    - ``ticks``: ticks to simulate; ``shards``: ``auto`` (local for a small model, sharded for a
+      large one: :mod:`daskbench.sim.parallelism`), a number of shards, or null (one per worker);
       ``allocation``: ``round_robin`` or ``community``.
     - ``clock``: ``fast_forward`` (default true), ``realtime_factor`` (null: as fast as possible),
       ``tick_seconds`` (simulated seconds per tick, default 1), ``lookahead`` (ticks shards
@@ -190,7 +252,7 @@ def trial(
 
 def _settings(
     ticks: int,
-    shards: Optional[int],
+    shards: Union[int, str, None],
     allocation: str,
     clock: Optional[Mapping[str, Any]],
     checkpoint_every: int,
@@ -241,6 +303,22 @@ def check(**kwargs: Any) -> None:
         inspect.signature(cls).bind(**params)
     except TypeError as exc:
         raise _params_error(cls, exc, params) from None
+    if isinstance(a["shards"], int) and a["shards"] > 1:
+        _check_shards_fit(cls, params, a["shards"], a["seed"])
+
+
+def _check_shards_fit(cls: type, params: Mapping[str, Any], shards: int, seed: Any) -> None:
+    """More shards than agents is an error: build the model (cheap for a model that builds its
+    agents in ``setup``, as it should) and count its agents."""
+    try:
+        instance = cls(**params)
+        instance.seed = int(seed) if isinstance(seed, int) else 0
+        n = Layout.of(instance).n_agents
+    except SimulationError:
+        raise
+    except Exception:  # noqa: BLE001 - the trial itself will say what is wrong, with its traceback
+        return
+    check_shards(shards, n)
 
 
 def _params_error(cls: type, exc: TypeError, params: Mapping[str, Any]) -> SimulationError:
