@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import heapq
 import time
 import uuid
 from collections import deque
@@ -47,9 +46,9 @@ from ..dask_compat import topic_handler
 from ..errors import ClusterError
 from ..observe.live import TOPIC_LIVE, TOPIC_SWEEP, LiveAggregate
 from ..observe.progress import Counts, Progress
-from ..results.row import Row, Status
+from ..results.row import Row
 from ..results.store import ResultStore
-from ..sweep.plan import SEED_KEY, Trial
+from ..sweep.plan import Trial
 from .chunking import ChunkSizer
 from .execute import run_chunk
 from .recovery import (
@@ -65,6 +64,7 @@ from .recovery import (
     Write,
 )
 from .spec import ChunkResult, Item, make_spec, pack
+from .tally import Tally
 
 if TYPE_CHECKING:  # Optuna, behind it, is imported by a search only (an optional extra)
     from .adaptive import AdaptiveSource
@@ -134,8 +134,7 @@ class Runner:
         # the recovery machine is only ever touched from one thread
         self._removed: Deque[Tuple[str, ...]] = deque()
         self.quarantine_spec = dataclasses.replace(self.spec, quarantine=True)
-        self._slowest: List[Tuple[float, str, Dict[str, Any]]] = []
-        self._errors: List[Tuple[str, str]] = []
+        self.tally = Tally(counts, rp.plan.inject_seed)
 
     def threads(self) -> int:
         return max(sum(self._worker_threads()), 1)
@@ -219,8 +218,8 @@ class Runner:
         if self.source is not None:
             counts.skipped += self.source.skipped  # asked points whose replicates were all known
             outcome.search = self.source.summary()
-        outcome.slowest = sorted(self._slowest, reverse=True)
-        outcome.errors = self._errors
+        outcome.slowest = sorted(self.tally.slowest, reverse=True)
+        outcome.errors = self.tally.errors
         return outcome
 
     def _fill(self, fl: _Flight) -> None:
@@ -272,9 +271,12 @@ class Runner:
             event = ChunkRaised(fut.key, batch, f"{type(result).__name__}: {result}")
         else:
             self.sizer.observe(result)
-            event, tables = ChunkDone(fut.key, batch, result.rows), result.tables
+            if self.source is None and self.recovery.passes_through(fut.key, batch):
+                self._record_table(batch, result)  # the hot path: no row is touched
+                return
+            event, tables = ChunkDone(fut.key, batch, result.rows()), result.tables
         rows = _rows(self.recovery.handle(event))
-        self._record(batch, ChunkResult(rows, tables if rows else {}))
+        self._record(batch, rows, tables if rows else {})
 
     def _announce(self, event: str) -> None:
         """Tell the scheduler (status page, Prometheus) that the sweep starts or ends."""
@@ -336,39 +338,20 @@ class Runner:
         if keys:
             self._removed.append(keys)
 
-    def _record(self, batch: List[Trial], result: ChunkResult) -> None:
-        by_id = {t.trial_id: t for t in batch}
+    def _record_table(self, batch: List[Trial], result: ChunkResult) -> None:
+        """A chunk's rows as the worker built them: counted from its summary, written as one table."""
+        self.tally.chunk(batch, result)
+        self.store.add_table(result.table, result.tables)
+
+    def _record(self, batch: List[Trial], rows: List[Row], tables: Dict[str, Any]) -> None:
+        """Rows (dicts) the recovery machine wrote or settled: counted and written one by one."""
         if self.source is not None:
-            self.source.before_write(result.rows)  # its trial number; an ok row without the objective fails
-        for row in result.rows:
-            t = by_id[row["trial_id"]]
-            cols = t.columns()
-            if self.rp.plan.inject_seed:
-                cols.pop(SEED_KEY, None)  # spawned seeds live in the `seed` column
-            row.update(cols)
-            status = row.get("status")
-            if status == Status.OK:
-                self.counts.ok += 1
-                d = row.get("duration_s") or 0.0
-                entry = (d, t.trial_id, cols)
-                if len(self._slowest) < 5:
-                    heapq.heappush(self._slowest, entry)
-                elif d > self._slowest[0][0]:
-                    heapq.heapreplace(self._slowest, entry)
-            elif status == Status.TIMEOUT:
-                self.counts.timeout += 1
-            elif status == Status.PRUNED:
-                self.counts.pruned += 1
-            else:
-                self.counts.failed += 1
-                if len(self._errors) < 5:
-                    self._errors.append((t.trial_id, str(row.get("error"))))
-        if self.source is None:
-            self.store.add(result.rows, result.tables)
-            return
-        self.store.add(result.rows, result.tables)
-        self.store.flush()  # on disk before the study hears of it: a study never knows a row the table lacks
-        self.source.after_write(result.rows)
+            self.source.before_write(rows)  # its trial number; an ok row without the objective fails
+        self.tally.rows(batch, rows)
+        self.store.add(rows, tables)
+        if self.source is not None:
+            self.store.flush()  # on disk before the study hears of it: a study never knows a row the table lacks
+            self.source.after_write(rows)
 
 
 def _rows(decisions: List[Decision[Trial]]) -> List[Row]:
