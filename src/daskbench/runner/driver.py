@@ -50,7 +50,6 @@ from ..results.row import Row
 from ..results.store import ResultStore
 from ..sweep.plan import Trial
 from .chunking import ChunkSizer
-from .execute import run_chunk
 from .recovery import (
     Cancel,
     ChunkDone,
@@ -63,7 +62,8 @@ from .recovery import (
     WorkerRemoved,
     Write,
 )
-from .spec import ChunkResult, Item, make_spec, pack
+from .spec import ChunkResult, make_spec
+from .submit import Submitter
 from .tally import Tally
 
 if TYPE_CHECKING:  # Optuna, behind it, is imported by a search only (an optional extra)
@@ -95,7 +95,8 @@ class _Flight:
     seen: Set[str] = field(default_factory=set)
     processed: int = 0
     exhausted: bool = False
-    ac: Any = field(default_factory=lambda: as_completed([], with_results=True, raise_errors=False))
+    refill: int = 1  # new chunks are submitted once this many slots are free
+    ac: Any = field(default_factory=lambda: as_completed([]))
 
 
 class Runner:
@@ -135,6 +136,7 @@ class Runner:
         self._removed: Deque[Tuple[str, ...]] = deque()
         self.quarantine_spec = dataclasses.replace(self.spec, quarantine=True)
         self.tally = Tally(counts, rp.plan.inject_seed)
+        self.submitter = Submitter(client, self._key_prefix, dict(cfg.resources), int(cfg.priority), int(cfg.retries))
 
     def threads(self) -> int:
         return max(sum(self._worker_threads()), 1)
@@ -142,24 +144,6 @@ class Runner:
     def _worker_threads(self) -> List[int]:
         info = self.client.scheduler_info()
         return [w.get("nthreads", 1) for w in info.get("workers", {}).values()]
-
-    def _submit(self, items: List[Item], quarantine: bool = False) -> Any:
-        """Submit one chunk as a task; its future."""
-        cfg = self.rp.cfg
-        self._n_chunks += 1
-        # key prefix = experiment name, so the dashboard groups the tasks by experiment
-        key = f"{self._key_prefix}{self._n_chunks}"
-        fut = self.client.submit(
-            run_chunk,
-            self.quarantine_spec if quarantine else self.spec,
-            pack(items),
-            key=key,
-            pure=False,
-            resources=dict(cfg.resources) or None,
-            priority=int(cfg.priority),
-            retries=int(cfg.retries),
-        )
-        return fut
 
     def _max_in_flight(self) -> Tuple[int, int]:
         """(tasks at most in flight, threads to keep busy)."""
@@ -182,7 +166,9 @@ class Runner:
         counts.total = len(plan)
         max_in_flight, threads = self._max_in_flight()
         trials = self.source.trials() if self.source is not None else iter(plan)
-        fl = _Flight(trials, done, max_in_flight, threads, plan.may_repeat())
+        # an adaptive search asks one point per free slot; a sweep refills half its queue at once
+        refill = 1 if self.source is not None else max(1, max_in_flight // 2)
+        fl = _Flight(trials, done, max_in_flight, threads, plan.may_repeat(), refill=refill)
         outcome = RunOutcome(counts)
         self._announce("start")
         live = self.live
@@ -194,17 +180,17 @@ class Runner:
         self.progress.start()
         try:
             self._fill(fl)
-            while fl.pending:
-                fut, result = next(fl.ac)
-                self._finished(fl, fut, result)
-                del fut, result
-                max_failures = self.rp.cfg.max_failures
-                if max_failures is not None and counts.bad >= max_failures:
-                    outcome.stopped_early = True
-                    self._cancel(fl.pending)
-                    break
-                self._fill(fl)
-                self.progress.update()
+            max_failures = self.rp.cfg.max_failures
+            while fl.pending and not outcome.stopped_early:
+                for fut, result in self.submitter.results(fl.ac):
+                    self._finished(fl, fut, result)
+                    if max_failures is not None and counts.bad >= max_failures:
+                        outcome.stopped_early = True
+                        self._cancel(fl.pending)
+                        break
+                else:
+                    self._fill(fl)
+                    self.progress.update()
         except KeyboardInterrupt:
             outcome.interrupted = True
             self._cancel(fl.pending)
@@ -223,11 +209,15 @@ class Runner:
         return outcome
 
     def _fill(self, fl: _Flight) -> None:
-        """Submit until ``max_in_flight`` tasks are in flight: trials to run again first."""
+        """Submit until ``max_in_flight`` tasks are in flight: trials to run again first. New
+        chunks go in refills of ``fl.refill`` or more, each one graph update for the scheduler."""
         for d in self.recovery.handle(SlotsFree(fl.max_in_flight - len(fl.pending))):
             if isinstance(d, Submit):
-                self._send(fl, [d.trial], quarantine=d.in_child)
-        while not fl.exhausted and len(fl.pending) < fl.max_in_flight:
+                self._send(fl, [[d.trial]], quarantine=d.in_child)
+        if fl.pending and fl.max_in_flight - len(fl.pending) < fl.refill:
+            return  # enough queued: wait for a refill's worth of free slots
+        chunks: List[List[Trial]] = []
+        while not fl.exhausted and len(fl.pending) + len(chunks) < fl.max_in_flight:
             size = self.sizer.size(self.counts.total - fl.processed, fl.threads)
             batch: List[Trial] = []
             for t in fl.trials:
@@ -244,14 +234,22 @@ class Runner:
                 fl.exhausted = True
             if not batch:
                 break
-            self._send(fl, batch)
+            chunks.append(batch)
+        if chunks:
+            self._send(fl, chunks)
 
-    def _send(self, fl: _Flight, batch: List[Trial], quarantine: bool = False) -> None:
-        items = [Item(t.trial_id, t.groups, t.params, t.seed, t.replicate) for t in batch]
-        fut = self._submit(items, quarantine=quarantine)
-        fl.pending[fut] = batch
-        fl.ac.add(fut)
-        self.counts.in_flight += len(batch)
+    def _send(self, fl: _Flight, chunks: List[List[Trial]], quarantine: bool = False) -> None:
+        for fut, batch in zip(self._submit(chunks, quarantine=quarantine), chunks):
+            fl.pending[fut] = batch
+            fl.ac.add(fut)
+            self.counts.in_flight += len(batch)
+
+    def _submit(self, chunks: List[List[Trial]], quarantine: bool = False) -> List[Any]:
+        """Submit chunks of trials as they are (a ``Trial`` is what a worker reads of an item),
+        all in one graph update; their futures."""
+        futs = self.submitter.submit(self.quarantine_spec if quarantine else self.spec, chunks)
+        self._n_chunks = self.submitter.n
+        return futs
 
     def _finished(self, fl: _Flight, fut: Any, result: Any) -> None:
         """One task ended: tell the recovery machine, write what it decides."""
