@@ -182,7 +182,8 @@ class Runner:
             self._fill(fl)
             max_failures = self.rp.cfg.max_failures
             while fl.pending and not outcome.stopped_early:
-                for fut, result in self.submitter.results(fl.ac):
+                # a refill's worth of ended tasks, fetched together: then one refill, one graph update
+                for fut, result in self.submitter.results(fl.ac, min(fl.refill, len(fl.pending))):
                     self._finished(fl, fut, result)
                     if max_failures is not None and counts.bad >= max_failures:
                         outcome.stopped_early = True

@@ -47,10 +47,13 @@ class Submitter:
             return [self.client.submit(run_chunk, spec, packed[0], key=keys[0], **self.options)]
         return list(self.client.map(run_chunk, [spec] * len(chunks), packed, key=keys, **self.options))
 
-    def results(self, ac: Any) -> List[Tuple[Any, Any]]:
-        """Wait for at least one task of ``ac`` (an ``as_completed`` without results) to end;
-        (future, result) for every ended one: its ``ChunkResult`` or the exception it ended with."""
+    def results(self, ac: Any, need: int = 1) -> List[Tuple[Any, Any]]:
+        """Wait for ``need`` tasks of ``ac`` (an ``as_completed`` without results) to end;
+        (future, result) for every ended one: its ``ChunkResult`` or the exception it ended
+        with. Fetched together: one request to the scheduler for a refill's worth of tasks."""
         futs = ac.next_batch(block=True)
+        while len(futs) < need and not ac.is_empty():
+            futs += ac.next_batch(block=True)
         done = [f for f in futs if f.status == "finished"]
         out: List[Tuple[Any, Any]] = []
         if done:
