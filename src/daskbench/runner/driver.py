@@ -4,7 +4,10 @@ Trials are pulled lazily from the sweep, grouped into chunks sized so that one
 task lasts about ``runner.target_chunk_seconds`` (short trials are batched; long
 ones go one per task), and submitted with the experiment's resources, priority
 and retries. At most ``max_in_flight`` tasks exist at once, so a sweep of a
-million trials never sits whole in the driver or the scheduler.
+million trials never sits whole in the driver or the scheduler. New chunks go in
+refills of half that, each one graph update (:mod:`.submit`); a chunk's rows come
+back as one Arrow table, written without building a row unless the recovery
+machine has something to settle (:meth:`Recovery.passes_through`).
 
 Workers that die: Dask reruns a lost worker's tasks elsewhere, silently. The
 scheduler's ``remove-worker`` events (topic ``all``) name the tasks a worker
