@@ -73,10 +73,10 @@ def _join(parts: List[Optional[pa.ChunkedArray]], lengths: List[int], typ: Optio
         target = None
     if target is not None:
         try:
-            return pa.chunked_array(
-                [pa.nulls(n, target) if p is None else _cast(p, target) for p, n in zip(parts, lengths)],
-                type=target,
-            )
+            chunks: List[pa.Array] = []
+            for p, n in zip(parts, lengths):
+                chunks += [pa.nulls(n, target)] if p is None else _cast(p, target).chunks
+            return pa.chunked_array(chunks, type=target)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. an int64 past float64's exact range
             pass
     values: List[Any] = []

@@ -17,7 +17,6 @@ import contextvars
 import heapq
 import math
 import numbers
-import pickle
 import sys
 import threading
 import time
@@ -32,7 +31,7 @@ from . import prune
 from .invoke import call_trial
 from .isolate import TrialProcessError, TrialTimeout
 from .prune import TrialPruned
-from .spec import ChunkResult, GroupKey, Item, TrialSpec
+from .spec import ChunkResult, GroupKey, Item, TrialSpec, unpack
 
 
 def _worker_address() -> str:
@@ -137,7 +136,7 @@ def normalise(result: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 
 def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
     """Run each trial of the chunk in turn; never raises for a trial's fault."""
-    chunk: List[Item] = pickle.loads(items) if isinstance(items, bytes) else items
+    chunk: List[Item] = unpack(items) if isinstance(items, bytes) else items
     for p in spec.sys_path:
         if p not in sys.path:
             sys.path.append(p)
