@@ -7,8 +7,8 @@ the scheduler's memory and CPU can be told apart, and a fresh driver process
 runs ``daskbench.run`` on it with ``trial.x=range(0,N)`` over the no-op trial:
 
 * expansion: walking the lazy sweep plan in full (what the runner pulls), per trial;
-* submission: time inside ``Runner._submit`` (packing a chunk and
-  ``client.submit``), per trial;
+* submission: time inside ``Runner._submit`` (packing a refill's chunks and
+  handing them over in one ``client.map``), per trial;
 * end to end: ``daskbench.run`` wall clock, per trial;
 * driver peak RSS (``ru_maxrss``) and its growth during the run;
 * scheduler: CPU time (``/proc/PID/stat``) during the run, per trial and per
@@ -71,7 +71,6 @@ def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, m
 
     import daskbench
     import daskbench.runner.driver as runner
-    from daskbench.runner.spec import Item
 
     conf = work / "conf"
     results = work / "results" / "noop"
@@ -82,12 +81,11 @@ def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, m
     build_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     count = 0
-    for t in rp.plan:
-        item = Item(t.trial_id, t.groups, t.params, t.seed, t.replicate)  # what the runner builds
+    for _item in rp.plan:  # the runner sends each Trial as it is
         count += 1
     expand_s = time.perf_counter() - t0
     assert count == n
-    del rp, item
+    del rp
 
     submit = {"s": 0.0, "chunks": 0}
     real_submit = runner.Runner._submit
@@ -98,7 +96,7 @@ def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, m
             return real_submit(self, items, *args, **kwargs)
         finally:
             submit["s"] += time.perf_counter() - t
-            submit["chunks"] += 1
+            submit["chunks"] += len(items)  # a refill of several chunks is one call
 
     runner.Runner._submit = timed_submit
     with Client(scheduler_file=sched_file) as client:

@@ -77,7 +77,7 @@ def main() -> None:
     real_submit = runner.Runner._submit
 
     def submit(self, items, *args, **kwargs):
-        chunks.append(len(items))
+        chunks.extend(len(c) for c in items)  # a refill of several chunks is one call
         return real_submit(self, items, *args, **kwargs)
 
     runner.Runner._submit = submit

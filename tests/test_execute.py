@@ -19,20 +19,20 @@ def test_each_trial_its_own_failure(user_dir):
     sys.path.insert(0, str(user_dir))
     items = [Item(f"id{x}", (), {"trial.x": x}, None, 0) for x in range(6)]
     res = run_chunk(spec("usertrials.sometimes_fails"), items)
-    status = {r["trial_id"]: r["status"] for r in res.rows}
+    status = {r["trial_id"]: r["status"] for r in res.rows()}
     assert status == {"id0": "failed", "id1": "ok", "id2": "ok", "id3": "failed", "id4": "ok", "id5": "ok"}
-    bad = next(r for r in res.rows if r["trial_id"] == "id3")
+    bad = next(r for r in res.rows() if r["trial_id"] == "id3")
     assert bad["error"] == "ValueError: x=3 is a multiple of three"
     assert "Traceback" in bad["traceback"] and "sometimes_fails" in bad["traceback"]
-    assert next(r for r in res.rows if r["trial_id"] == "id4")["y"] == 8
+    assert next(r for r in res.rows() if r["trial_id"] == "id4")["y"] == 8
 
 
 def test_retries_count_attempts(user_dir):
     sys.path.insert(0, str(user_dir))
     items = [Item("a", (), {"trial.x": 1, "trial.marker_dir": str(user_dir)}, None, 0)]
-    assert run_chunk(spec("usertrials.flaky"), items).rows[0]["status"] == "failed"
+    assert run_chunk(spec("usertrials.flaky"), items).rows()[0]["status"] == "failed"
     (user_dir / "flaky-1").unlink()
-    row = run_chunk(spec("usertrials.flaky", retries=2), items).rows[0]
+    row = run_chunk(spec("usertrials.flaky", retries=2), items).rows()[0]
     assert row["status"] == "ok" and row["attempts"] == 2
 
 
@@ -42,7 +42,7 @@ def test_timeout(user_dir):
         Item("a", (), {"trial.x": 1, "trial.delay": 3.0}, None, 0),
         Item("b", (), {"trial.x": 2, "trial.delay": 0.0}, None, 0),
     ]
-    rows = run_chunk(spec("usertrials.sleepy", timeout_s=0.3), items).rows
+    rows = run_chunk(spec("usertrials.sleepy", timeout_s=0.3), items).rows()
     assert [r["status"] for r in rows] == ["timeout", "ok"]
     assert rows[0]["duration_s"] < 2.0
 
@@ -50,7 +50,7 @@ def test_timeout(user_dir):
 def test_tables_get_trial_ids(user_dir):
     sys.path.insert(0, str(user_dir))
     res = run_chunk(spec("usertrials.with_steps"), [Item("a", (), {"trial.x": 2, "trial.n": 3}, None, 0)])
-    assert res.rows[0]["total"] == 6
+    assert res.rows()[0]["total"] == 6
     assert res.tables["steps"].column("trial_id").to_pylist() == ["a"] * 3
 
 
@@ -112,7 +112,7 @@ def test_each_failure_carries_its_kind(user_dir):
         ("usertrials.sleepy", {"trial.x": 1, "trial.delay": 2.0}, {"timeout_s": 0.2, "isolation": "thread"}),
         ("usertrials.sometimes_fails", {"trial.x": 1}, {}),
     ]:
-        r = run_chunk(spec(target, **kw), [Item("a", (), params, None, 0)]).rows[0]
+        r = run_chunk(spec(target, **kw), [Item("a", (), params, None, 0)]).rows()[0]
         kinds[target, r["status"]] = (r["failure_kind"], r["error"].split(":")[0] if r["error"] else None)
     assert kinds == {
         ("usertrials.sometimes_fails", "failed"): ("raised", "ValueError"),
@@ -128,7 +128,7 @@ def test_a_child_process_sends_back_the_kind_of_its_failure(user_dir):
     items = [Item("a", (), {"trial.x": 1}, None, 0)]
     got = {}
     for name in ("exits", "uses_worker", "hogs", "unsendable"):
-        r = run_chunk(spec(f"kinds.{name}", isolation="process"), items).rows[0]
+        r = run_chunk(spec(f"kinds.{name}", isolation="process"), items).rows()[0]
         assert r["status"] == "failed"
         got[name] = (r["failure_kind"], r["error"].split(":")[0])
     assert got == {

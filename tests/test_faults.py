@@ -425,12 +425,12 @@ def test_isolated_trial_gets_sys_path_and_sends_back_errors_and_tracebacks(tmp_p
     def spec(target, **kw):
         return TrialSpec(target=target, fast=True, bases={(): {"_target_": target}}, isolation="process", **kw)
 
-    rows = run_chunk(spec("faults.crash"), [Item("a", (), {"trial.x": 1}, None, 0)]).rows
+    rows = run_chunk(spec("faults.crash"), [Item("a", (), {"trial.x": 1}, None, 0)]).rows()
     assert rows[0]["status"] == "ok" and rows[0]["y"] == 1 and rows[0]["pid"] != os.getpid()
-    row = run_chunk(spec("faults.raises", retries=1), [Item("b", (), {"trial.x": 4}, None, 0)]).rows[0]
+    row = run_chunk(spec("faults.raises", retries=1), [Item("b", (), {"trial.x": 4}, None, 0)]).rows()[0]
     assert row["status"] == "failed" and row["error"] == "ValueError: x=4 is not welcome" and row["attempts"] == 2
     assert "Traceback (most recent call last)" in row["traceback"] and "in raises" in row["traceback"]
-    row = run_chunk(spec("faults.crash"), [Item("c", (), {"trial.x": 5, "trial.how": "exit"}, None, 0)]).rows[0]
+    row = run_chunk(spec("faults.crash"), [Item("c", (), {"trial.x": 5, "trial.how": "exit"}, None, 0)]).rows()[0]
     assert row["status"] == "failed" and "exited with status 3" in row["error"]
     # daskbench.report() in the child reaches the worker's side, tagged with the trial
     from daskbench.observe import live
@@ -458,7 +458,7 @@ def test_thread_isolation_keeps_the_old_timeout_and_bad_values_are_named(user_di
         timeout_s=0.3,
         isolation="thread",
     )
-    row = run_chunk(spec, [Item("a", (), {"trial.x": 1, "trial.delay": 2.0}, None, 0)]).rows[0]
+    row = run_chunk(spec, [Item("a", (), {"trial.x": 1, "trial.delay": 2.0}, None, 0)]).rows()[0]
     assert row["status"] == "timeout" and "runner.isolation=thread: it may still be running" in row["error"]
     assert not spec.in_process and TrialSpec(target="t", fast=True, bases={}, timeout_s=1.0).in_process
     with pytest.raises(ConfigError, match="runner.isolation='fork': use auto, thread or process"):

@@ -246,3 +246,28 @@ SAMPLED_IDS = {
 SWEEP_FIRST = ["53a15630a9ddb73f", "85775c6fcf67105f", "acaa9db5ba2f1ca2", "7f5a221a81c1e599"]
 SWEEP_LAST = "4393ca5218530022"
 SWEEP_DIGEST = "02f5b14114bf2376"
+
+
+def test_the_batched_hasher_gives_trial_ids_ids():
+    """The plan hashes with identity.Hasher (the base encoded once); it must give trial_id's ids
+    for every kind of value, key order and group choice."""
+    import random
+
+    import numpy as np
+
+    from daskbench.sweep.identity import Hasher
+
+    values = [0, -5, 2**70, 0.5, 1e300, float("nan"), float("inf"), -float("inf"), -0.0, "a", "é ü", 'q"\\']
+    values += ["", True, False, None, [1, "x"], {"b": 1, "a": [2]}, (1, 2), np.float64(0.25), np.int64(3), {}]
+    rng = random.Random(1)
+    checked = 0
+    for _ in range(500):
+        base = list({f"k{rng.randint(0, 30)}.{i}": rng.choice(values) for i in range(rng.randint(0, 6))}.items())
+        groups = tuple(sorted((f"g{i}", rng.choice(["a", "b c"])) for i in range(rng.randint(0, 2))))
+        hasher = Hasher("exp", groups, base)
+        for _ in range(5):
+            keys = rng.sample(["trial.x", "trial.y", "a", "zz", "trial.seed", "k1", "k3.1.z"], rng.randint(0, 4))
+            params = {k: rng.choice(values) for k in keys if k not in dict(base)}
+            assert hasher(params) == trial_id("exp", groups, base, params), (base, groups, params)
+            checked += 1
+    assert checked == 2500

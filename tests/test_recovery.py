@@ -214,3 +214,25 @@ def test_the_machine_imports_neither_dask_nor_pyarrow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _state(m: Recovery[Ref]):
+    return (dict(m.task_deaths), dict(m.trial_deaths), dict(m.quarantined), set(m.needs_worker), list(m.reruns))
+
+
+def test_passes_through_only_when_the_event_would_write_the_rows_as_they_came_and_change_nothing():
+    """The driver writes a chunk's table without building rows when passes_through says so:
+    it must be exactly the case where ChunkDone returns the rows untouched."""
+    m = machine()
+    assert m.passes_through(P + "1", [A, B])
+    before = _state(m)
+    rows = [ok(A), ok(B)]
+    assert m.handle(ChunkDone(P + "1", [A, B], rows)) == [Write(rows)] and _state(m) == before
+    m.handle(WorkerRemoved((P + "2",)))  # task 2's worker died: its trials' attempts grow
+    assert not m.passes_through(P + "2", [C])
+    assert m.passes_through(P + "3", [D])  # another task is untouched while no trial owes a death
+    m.handle(ChunkDone(P + "2", [C], [ok(C)]))
+    m.handle(killed("4", A))  # A alone: quarantined next, and it owes a run lost with a worker
+    assert not m.passes_through(P + "5", [A]) and not m.passes_through(P + "6", [B, C])
+    m.handle(ChunkDone(P + "5", [A], [ok(A)]))  # settled: its attempts count the lost run
+    assert m.passes_through(P + "6", [B, C]) and m.passes_through(P + "7", [A])

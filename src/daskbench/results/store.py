@@ -30,28 +30,13 @@ import pyarrow.compute as pc
 from ..errors import ResultsError
 from . import manifest
 from . import row as trow
+from .columns import concat, constant, rows_to_table
 from .dataset import Dataset, conform
 from .files import CAUSES, write_error
 
 CODE = trow.CODE_VERSION
 
-
-def _column(values: List[Any], typ: Optional[pa.DataType] = None) -> pa.Array:
-    try:
-        return pa.array(values, type=typ)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        # mixed types in one column (e.g. choice(a,1)): keep them readable as text
-        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
-
-
-def rows_to_table(rows: List[Dict[str, Any]], first: Iterable[str] = ()) -> pa.Table:
-    """Rows (dicts) -> Arrow table with the column order and types :mod:`.row` declares."""
-    keys: Dict[str, None] = {}
-    for r in rows:
-        keys.update(dict.fromkeys(r))
-    ordered = trow.order(keys, first)
-    arrays = [_column([r.get(k) for r in rows], trow.arrow_type(k)) for k in ordered]
-    return pa.table(arrays, names=ordered)
+__all__ = ["ResultStore", "rows_to_table"]
 
 
 class ResultStore:
@@ -77,7 +62,8 @@ class ResultStore:
         self.flush_seconds = flush_seconds
         self.compact_parts = compact_parts
         self.first_columns = list(first_columns)
-        self._rows: List[Dict[str, Any]] = []
+        self._parts: List[pa.Table] = []  # buffered rows of the trials table, one table per chunk
+        self._n = 0  # rows in them
         self._tables: Dict[str, List[pa.Table]] = {}
         self._last_flush = time.monotonic()
         self._superseded: Set[str] = set()  # ids of non-ok rows on disk, and of ok rows to redo
@@ -181,33 +167,40 @@ class ResultStore:
 
     # -- writing --------------------------------------------------------------
     def add(self, rows: List[Dict[str, Any]], tables: Dict[str, pa.Table]) -> None:
-        if self.code_version is not None:
-            for r in rows:
-                r[CODE] = self.code_version
-        self._rows.extend(rows)
+        """Buffer rows (dicts, see :mod:`.row`) and per-step tables."""
+        self.add_table(rows_to_table(rows) if rows else None, tables)
+
+    def add_table(self, table: Optional[pa.Table], tables: Dict[str, pa.Table]) -> None:
+        """Buffer a chunk's rows as one Arrow table (:func:`.columns.rows_to_table`) and its
+        per-step tables: no work per row; they are joined when written."""
+        if table is not None and table.num_rows:
+            self._parts.append(table)
+            self._n += table.num_rows
         for name, t in tables.items():
             self._tables.setdefault(name, []).append(t)
         self.maybe_flush()
 
     def maybe_flush(self) -> None:
-        if self._rows and (
-            len(self._rows) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds
-        ):
+        if self._n and (self._n >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_seconds):
             self.flush()
 
     def flush(self) -> None:
         """Write buffered rows: per-step tables first, then the trials that own them."""
         self._last_flush = time.monotonic()
-        if not self._rows:
+        if not self._n:
             return
         with self._writing():
             self._flush()
 
     def _flush(self) -> None:
-        rows = self._rows
+        table = self._table()
+        ids = table["trial_id"]
         if self._redo:  # a redo cancelled before it ran leaves the old ok row (and its steps) as they were
-            rows = [r for r in rows if not (r.get("status") == "cancelled" and r["trial_id"] in self._redo)]
-        redone = self._redo & {r["trial_id"] for r in rows}
+            redo = pa.array(sorted(self._redo), pa.string())
+            cancelled = pc.and_(pc.equal(table["status"], "cancelled"), pc.is_in(ids, value_set=redo))
+            table = table.filter(pc.invert(cancelled))
+            ids = table["trial_id"]
+        redone = self._redo & _present(ids, self._redo)
         for name in set(self._tables) | (set(self._extra) if redone else set()):
             dset = self._extra.get(name) or self._extra.setdefault(name, Dataset(self.root / name))
             parts = self._tables.get(name, [])
@@ -222,12 +215,10 @@ class ResultStore:
             elif new is not None:
                 dset.append(new)
         self._tables = {}
-        if not rows:
-            self._rows = []
+        self._parts, self._n = [], 0
+        if not table.num_rows:
             return
-        table = rows_to_table(rows, self.first_columns)
-        new_ids = set(table["trial_id"].to_pylist())
-        replaced = self._superseded & new_ids
+        replaced = _present(ids, self._superseded)
         if replaced:
             # a re-run replaces its old row in the same folder swap: never twice
             self.trials.rewrite(drop_ids=replaced, extra=table)
@@ -235,7 +226,17 @@ class ResultStore:
             self._redo -= replaced
         else:
             self.trials.append(table)
-        self._rows = []
+
+    def _table(self) -> pa.Table:
+        """The buffered rows as one table, each stamped with this store's code version."""
+        table = concat(self._parts, self.first_columns)
+        if self.code_version is not None:
+            code = constant(self.code_version, table.num_rows, pa.string())
+            if CODE in table.column_names:
+                table = table.set_column(table.column_names.index(CODE), CODE, code)
+            else:
+                table = concat([table.append_column(CODE, code)], self.first_columns)  # into its place
+        return table
 
     def close(self) -> None:
         """Flush, then compact folders that grew many small parts. A broken store
@@ -253,3 +254,11 @@ class ResultStore:
         """Add (or update, by ``run['id']``) this run's entry in manifest.json."""
         with self._writing():
             manifest.record_run(self.root, run, config_yaml, name)
+
+
+def _present(ids: pa.ChunkedArray, among: Set[str]) -> Set[str]:
+    """Those of ``among`` that are in ``ids`` (an empty ``among`` costs nothing)."""
+    if not among:
+        return set()
+    mask = pc.is_in(ids, value_set=pa.array(list(among), pa.string()))
+    return set(pc.filter(ids, mask).to_pylist())

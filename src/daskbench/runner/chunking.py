@@ -21,9 +21,9 @@ class ChunkSizer:
 
     def observe(self, result: ChunkResult) -> None:
         """Take in the durations of a finished chunk's trials."""
-        n = len(result.rows)
+        n = result.n
         if n:
-            per = chunk_compute_seconds(result) / n
+            per = result.compute_s / n
             self.mean_s = per if self.mean_s is None else 0.7 * self.mean_s + 0.3 * per
 
     def size(self, remaining: int, threads: int) -> int:
@@ -35,9 +35,3 @@ class ChunkSizer:
         want = math.ceil(self.target_s / max(self.mean_s, 1e-6))
         spread = math.ceil(remaining / max(2 * threads, 1))  # keep every thread busy to the end
         return max(1, min(want, self.max_size, max(spread, 1)))
-
-
-def chunk_compute_seconds(result: ChunkResult) -> float:
-    """Worker time the chunk's trials took, for sizing the next chunks."""
-    total = sum(r["duration_s"] for r in result.rows)
-    return total if math.isfinite(total) else 0.0

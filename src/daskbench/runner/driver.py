@@ -4,7 +4,10 @@ Trials are pulled lazily from the sweep, grouped into chunks sized so that one
 task lasts about ``runner.target_chunk_seconds`` (short trials are batched; long
 ones go one per task), and submitted with the experiment's resources, priority
 and retries. At most ``max_in_flight`` tasks exist at once, so a sweep of a
-million trials never sits whole in the driver or the scheduler.
+million trials never sits whole in the driver or the scheduler. New chunks go in
+refills of half that, each one graph update (:mod:`.submit`); a chunk's rows come
+back as one Arrow table, written without building a row unless the recovery
+machine has something to settle (:meth:`Recovery.passes_through`).
 
 Workers that die: Dask reruns a lost worker's tasks elsewhere, silently. The
 scheduler's ``remove-worker`` events (topic ``all``) name the tasks a worker
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import heapq
 import time
 import uuid
 from collections import deque
@@ -47,11 +49,10 @@ from ..dask_compat import topic_handler
 from ..errors import ClusterError
 from ..observe.live import TOPIC_LIVE, TOPIC_SWEEP, LiveAggregate
 from ..observe.progress import Counts, Progress
-from ..results.row import Row, Status
+from ..results.row import Row
 from ..results.store import ResultStore
-from ..sweep.plan import SEED_KEY, Trial
+from ..sweep.plan import Trial
 from .chunking import ChunkSizer
-from .execute import run_chunk
 from .recovery import (
     Cancel,
     ChunkDone,
@@ -64,7 +65,9 @@ from .recovery import (
     WorkerRemoved,
     Write,
 )
-from .spec import ChunkResult, Item, make_spec, pack
+from .spec import ChunkResult, make_spec
+from .submit import Submitter
+from .tally import Tally
 
 if TYPE_CHECKING:  # Optuna, behind it, is imported by a search only (an optional extra)
     from .adaptive import AdaptiveSource
@@ -95,7 +98,8 @@ class _Flight:
     seen: Set[str] = field(default_factory=set)
     processed: int = 0
     exhausted: bool = False
-    ac: Any = field(default_factory=lambda: as_completed([], with_results=True, raise_errors=False))
+    refill: int = 1  # new chunks are submitted once this many slots are free
+    ac: Any = field(default_factory=lambda: as_completed([]))
 
 
 class Runner:
@@ -134,8 +138,8 @@ class Runner:
         # the recovery machine is only ever touched from one thread
         self._removed: Deque[Tuple[str, ...]] = deque()
         self.quarantine_spec = dataclasses.replace(self.spec, quarantine=True)
-        self._slowest: List[Tuple[float, str, Dict[str, Any]]] = []
-        self._errors: List[Tuple[str, str]] = []
+        self.tally = Tally(counts, rp.plan.inject_seed)
+        self.submitter = Submitter(client, self._key_prefix, dict(cfg.resources), int(cfg.priority), int(cfg.retries))
 
     def threads(self) -> int:
         return max(sum(self._worker_threads()), 1)
@@ -143,24 +147,6 @@ class Runner:
     def _worker_threads(self) -> List[int]:
         info = self.client.scheduler_info()
         return [w.get("nthreads", 1) for w in info.get("workers", {}).values()]
-
-    def _submit(self, items: List[Item], quarantine: bool = False) -> Any:
-        """Submit one chunk as a task; its future."""
-        cfg = self.rp.cfg
-        self._n_chunks += 1
-        # key prefix = experiment name, so the dashboard groups the tasks by experiment
-        key = f"{self._key_prefix}{self._n_chunks}"
-        fut = self.client.submit(
-            run_chunk,
-            self.quarantine_spec if quarantine else self.spec,
-            pack(items),
-            key=key,
-            pure=False,
-            resources=dict(cfg.resources) or None,
-            priority=int(cfg.priority),
-            retries=int(cfg.retries),
-        )
-        return fut
 
     def _max_in_flight(self) -> Tuple[int, int]:
         """(tasks at most in flight, threads to keep busy)."""
@@ -183,7 +169,9 @@ class Runner:
         counts.total = len(plan)
         max_in_flight, threads = self._max_in_flight()
         trials = self.source.trials() if self.source is not None else iter(plan)
-        fl = _Flight(trials, done, max_in_flight, threads, plan.may_repeat())
+        # an adaptive search asks one point per free slot; a sweep refills half its queue at once
+        refill = 1 if self.source is not None else max(1, max_in_flight // 2)
+        fl = _Flight(trials, done, max_in_flight, threads, plan.may_repeat(), refill=refill)
         outcome = RunOutcome(counts)
         self._announce("start")
         live = self.live
@@ -195,17 +183,18 @@ class Runner:
         self.progress.start()
         try:
             self._fill(fl)
-            while fl.pending:
-                fut, result = next(fl.ac)
-                self._finished(fl, fut, result)
-                del fut, result
-                max_failures = self.rp.cfg.max_failures
-                if max_failures is not None and counts.bad >= max_failures:
-                    outcome.stopped_early = True
-                    self._cancel(fl.pending)
-                    break
-                self._fill(fl)
-                self.progress.update()
+            max_failures = self.rp.cfg.max_failures
+            while fl.pending and not outcome.stopped_early:
+                # a refill's worth of ended tasks, fetched together: then one refill, one graph update
+                for fut, result in self.submitter.results(fl.ac, min(fl.refill, len(fl.pending))):
+                    self._finished(fl, fut, result)
+                    if max_failures is not None and counts.bad >= max_failures:
+                        outcome.stopped_early = True
+                        self._cancel(fl.pending)
+                        break
+                else:
+                    self._fill(fl)
+                    self.progress.update()
         except KeyboardInterrupt:
             outcome.interrupted = True
             self._cancel(fl.pending)
@@ -223,16 +212,20 @@ class Runner:
         if self.source is not None:
             counts.skipped += self.source.skipped  # asked points whose replicates were all known
             outcome.search = self.source.summary()
-        outcome.slowest = sorted(self._slowest, reverse=True)
-        outcome.errors = self._errors
+        outcome.slowest = sorted(self.tally.slowest, reverse=True)
+        outcome.errors = self.tally.errors
         return outcome
 
     def _fill(self, fl: _Flight) -> None:
-        """Submit until ``max_in_flight`` tasks are in flight: trials to run again first."""
+        """Submit until ``max_in_flight`` tasks are in flight: trials to run again first. New
+        chunks go in refills of ``fl.refill`` or more, each one graph update for the scheduler."""
         for d in self.recovery.handle(SlotsFree(fl.max_in_flight - len(fl.pending))):
             if isinstance(d, Submit):
-                self._send(fl, [d.trial], quarantine=d.in_child)
-        while not fl.exhausted and len(fl.pending) < fl.max_in_flight:
+                self._send(fl, [[d.trial]], quarantine=d.in_child)
+        if fl.pending and fl.max_in_flight - len(fl.pending) < fl.refill:
+            return  # enough queued: wait for a refill's worth of free slots
+        chunks: List[List[Trial]] = []
+        while not fl.exhausted and len(fl.pending) + len(chunks) < fl.max_in_flight:
             size = self.sizer.size(self.counts.total - fl.processed, fl.threads)
             batch: List[Trial] = []
             for t in fl.trials:
@@ -249,14 +242,22 @@ class Runner:
                 fl.exhausted = True
             if not batch:
                 break
-            self._send(fl, batch)
+            chunks.append(batch)
+        if chunks:
+            self._send(fl, chunks)
 
-    def _send(self, fl: _Flight, batch: List[Trial], quarantine: bool = False) -> None:
-        items = [Item(t.trial_id, t.groups, t.params, t.seed, t.replicate) for t in batch]
-        fut = self._submit(items, quarantine=quarantine)
-        fl.pending[fut] = batch
-        fl.ac.add(fut)
-        self.counts.in_flight += len(batch)
+    def _send(self, fl: _Flight, chunks: List[List[Trial]], quarantine: bool = False) -> None:
+        for fut, batch in zip(self._submit(chunks, quarantine=quarantine), chunks):
+            fl.pending[fut] = batch
+            fl.ac.add(fut)
+            self.counts.in_flight += len(batch)
+
+    def _submit(self, chunks: List[List[Trial]], quarantine: bool = False) -> List[Any]:
+        """Submit chunks of trials as they are (a ``Trial`` is what a worker reads of an item),
+        all in one graph update; their futures."""
+        futs = self.submitter.submit(self.quarantine_spec if quarantine else self.spec, chunks)
+        self._n_chunks = self.submitter.n
+        return futs
 
     def _finished(self, fl: _Flight, fut: Any, result: Any) -> None:
         """One task ended: tell the recovery machine, write what it decides."""
@@ -276,9 +277,12 @@ class Runner:
             event = ChunkRaised(fut.key, batch, f"{type(result).__name__}: {result}")
         else:
             self.sizer.observe(result)
-            event, tables = ChunkDone(fut.key, batch, result.rows), result.tables
+            if self.source is None and self.recovery.passes_through(fut.key, batch):
+                self._record_table(batch, result)  # the hot path: no row is touched
+                return
+            event, tables = ChunkDone(fut.key, batch, result.rows()), result.tables
         rows = _rows(self.recovery.handle(event))
-        self._record(batch, ChunkResult(rows, tables if rows else {}))
+        self._record(batch, rows, tables if rows else {})
 
     def _announce(self, event: str) -> None:
         """Tell the scheduler (status page, Prometheus) that the sweep starts or ends."""
@@ -340,39 +344,20 @@ class Runner:
         if keys:
             self._removed.append(keys)
 
-    def _record(self, batch: List[Trial], result: ChunkResult) -> None:
-        by_id = {t.trial_id: t for t in batch}
+    def _record_table(self, batch: List[Trial], result: ChunkResult) -> None:
+        """A chunk's rows as the worker built them: counted from its summary, written as one table."""
+        self.tally.chunk(batch, result)
+        self.store.add_table(result.table, result.tables)
+
+    def _record(self, batch: List[Trial], rows: List[Row], tables: Dict[str, Any]) -> None:
+        """Rows (dicts) the recovery machine wrote or settled: counted and written one by one."""
         if self.source is not None:
-            self.source.before_write(result.rows)  # its trial number; an ok row without the objective fails
-        for row in result.rows:
-            t = by_id[row["trial_id"]]
-            cols = t.columns()
-            if self.rp.plan.inject_seed:
-                cols.pop(SEED_KEY, None)  # spawned seeds live in the `seed` column
-            row.update(cols)
-            status = row.get("status")
-            if status == Status.OK:
-                self.counts.ok += 1
-                d = row.get("duration_s") or 0.0
-                entry = (d, t.trial_id, cols)
-                if len(self._slowest) < 5:
-                    heapq.heappush(self._slowest, entry)
-                elif d > self._slowest[0][0]:
-                    heapq.heapreplace(self._slowest, entry)
-            elif status == Status.TIMEOUT:
-                self.counts.timeout += 1
-            elif status == Status.PRUNED:
-                self.counts.pruned += 1
-            else:
-                self.counts.failed += 1
-                if len(self._errors) < 5:
-                    self._errors.append((t.trial_id, str(row.get("error"))))
-        if self.source is None:
-            self.store.add(result.rows, result.tables)
-            return
-        self.store.add(result.rows, result.tables)
-        self.store.flush()  # on disk before the study hears of it: a study never knows a row the table lacks
-        self.source.after_write(result.rows)
+            self.source.before_write(rows)  # its trial number; an ok row without the objective fails
+        self.tally.rows(batch, rows)
+        self.store.add(rows, tables)
+        if self.source is not None:
+            self.store.flush()  # on disk before the study hears of it: a study never knows a row the table lacks
+            self.source.after_write(rows)
 
 
 def _rows(decisions: List[Decision[Trial]]) -> List[Row]:

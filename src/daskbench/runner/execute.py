@@ -14,8 +14,9 @@ and ``thread`` otherwise.
 from __future__ import annotations
 
 import contextvars
+import heapq
+import math
 import numbers
-import pickle
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ from . import prune
 from .invoke import call_trial
 from .isolate import TrialProcessError, TrialTimeout
 from .prune import TrialPruned
-from .spec import ChunkResult, GroupKey, Item, TrialSpec
+from .spec import ChunkResult, GroupKey, Item, TrialSpec, unpack
 
 
 def _worker_address() -> str:
@@ -135,7 +136,7 @@ def normalise(result: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 
 def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
     """Run each trial of the chunk in turn; never raises for a trial's fault."""
-    chunk: List[Item] = pickle.loads(items) if isinstance(items, bytes) else items
+    chunk: List[Item] = unpack(items) if isinstance(items, bytes) else items
     for p in spec.sys_path:
         if p not in sys.path:
             sys.path.append(p)
@@ -146,14 +147,43 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
         rows.append(_run_trial(spec, item, worker, tables))
     _log_chunk(spec, rows)
     merged = {}
-    for name, parts in tables.items():
-        import pyarrow as pa
+    import pyarrow as pa
 
+    for name, parts in tables.items():
         try:
             merged[name] = pa.concat_tables(parts, promote_options="permissive")
         except pa.ArrowInvalid:
             merged[name] = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
-    return ChunkResult(rows, merged)
+    return _result(spec, chunk, rows, merged)
+
+
+def _result(spec: TrialSpec, chunk: List[Item], rows: List[Row], tables: Dict[str, Any]) -> ChunkResult:
+    """The chunk's rows as one table with their swept columns, and what the driver counts."""
+    from ..results.columns import rows_to_table
+
+    counts: Dict[str, int] = {}
+    ok: List[Tuple[float, int]] = []
+    errors: List[Tuple[int, str]] = []
+    for i, (item, r) in enumerate(zip(chunk, rows)):
+        status = str(r["status"])
+        counts[status] = counts.get(status, 0) + 1
+        if status == Status.OK:
+            ok.append((r["duration_s"], i))
+        elif status not in (Status.TIMEOUT, Status.PRUNED) and len(errors) < 5:
+            errors.append((i, str(r.get("error"))))
+        r.update(item.groups)  # the swept values, named exactly as the keys
+        r.update(item.params)
+        for key in spec.hidden:
+            r.pop(key, None)
+    total = sum(r["duration_s"] for r in rows)
+    return ChunkResult(
+        rows_to_table(rows),
+        tables,
+        counts=counts,
+        compute_s=total if math.isfinite(total) else 0.0,
+        slowest=heapq.nlargest(5, ok),
+        errors=errors,
+    )
 
 
 def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[Any]]) -> Row:

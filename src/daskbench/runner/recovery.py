@@ -187,6 +187,15 @@ class Recovery(Generic[T]):
             return [Write([self._end(t, FailureKind.CHUNK_FAILED, event.error) for t in event.trials])]
         return self._cancel(event)
 
+    def passes_through(self, key: str, trials: Sequence[T]) -> bool:
+        """Whether a :class:`ChunkDone` of task ``key`` running ``trials`` would change
+        nothing and write its rows as they came (no run of them was lost with a worker,
+        none is quarantined): the driver may then write the chunk's table without
+        building its rows, and need not send the event."""
+        if key in self.task_deaths or self.trial_deaths:
+            return False
+        return not (len(trials) == 1 and trials[0].trial_id in self.quarantined)
+
     def in_child(self, trial_id: str) -> bool:
         """Whether the trial's next run is quarantined in a child process."""
         return trial_id in self.quarantined and trial_id not in self.needs_worker

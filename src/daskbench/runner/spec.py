@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..results.row import Row
+from ..sweep.identity import SEED_KEY
 
 if TYPE_CHECKING:  # the driver's side only: workers never compose configs
     from ..config.compose import RunPlan
@@ -39,6 +40,7 @@ class TrialSpec:
     isolation: str = "auto"
     quarantine: bool = False  # its worker died running it: a child process with the worker's memory limit
     prune: bool = False  # sweep.pruner: the driver may stop a trial at a reported step
+    hidden: Tuple[str, ...] = ()  # swept keys that are no column of their own (a spawned trial.seed)
 
     @property
     def in_process(self) -> bool:
@@ -58,19 +60,48 @@ class Item(NamedTuple):
 
 @dataclass
 class ChunkResult:
-    """Rows for the ``trials`` table and Arrow tables for per-step datasets."""
+    """A chunk's rows for the ``trials`` table as one Arrow table, built on the worker
+    (:func:`daskbench.results.columns.rows_to_table`, the swept columns included),
+    Arrow tables for per-step datasets, and what the driver counts, so that it
+    touches no row of a chunk that went as expected."""
 
-    rows: List[Row]
+    table: Any  # pyarrow.Table, one row per trial of the chunk
     tables: Dict[str, Any]  # dataset name -> pyarrow.Table
+    counts: Dict[str, int] = field(default_factory=dict)  # status -> trials
+    compute_s: float = 0.0  # the trials' duration_s, summed
+    slowest: List[Tuple[float, int]] = field(default_factory=list)  # up to 5 ok: (duration_s, index)
+    errors: List[Tuple[int, str]] = field(default_factory=list)  # the first 5 failed: (index, error)
+
+    @property
+    def n(self) -> int:
+        return int(self.table.num_rows)
+
+    def rows(self) -> List[Row]:
+        """The rows as dicts (column -> value), for the driver's slow paths."""
+        return list(self.table.to_pylist())
 
 
-def pack(items: List[Item]) -> bytes:
-    """A chunk's items as one bytes object.
+def pack(items: Sequence[Any]) -> bytes:
+    """A chunk's items (anything with an :class:`Item`'s fields, e.g. the sweep's
+    trials) as one bytes object, a list per field: pickled without a call per item.
 
     The scheduler and client keep recent messages for debugging; bytes cost a
     fraction of the memory of a million small Python objects held there.
     """
-    return pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+    fields = (
+        [t.trial_id for t in items],
+        [t.groups for t in items],
+        [t.params for t in items],
+        [t.seed for t in items],
+        [t.replicate for t in items],
+    )
+    return pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(data: bytes) -> List[Item]:
+    """The items :func:`pack` packed."""
+    ids, groups, params, seeds, replicates = pickle.loads(data)
+    return [Item(*f) for f in zip(ids, groups, params, seeds, replicates)]
 
 
 def make_spec(rp: RunPlan, run_id: str = "") -> TrialSpec:
@@ -93,6 +124,7 @@ def make_spec(rp: RunPlan, run_id: str = "") -> TrialSpec:
         run_id=run_id,
         isolation=str(rp.cfg.runner.isolation),
         prune=rp.plan.search is not None and rp.plan.search.pruner != "none",
+        hidden=(SEED_KEY,) if rp.plan.inject_seed else (),
     )
 
 

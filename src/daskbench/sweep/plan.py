@@ -9,7 +9,6 @@ sits whole in memory.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -21,6 +20,7 @@ from . import identity
 from .axes import Axis, axis_from_override, axis_from_param, merge_axes, parse_override
 from .identity import SEED_KEY, GroupKey, flatten, spawn_seed
 from .search import Search
+from .trial import Trial
 
 # Re-exported: the sweep's public names are importable from here as before.
 __all__ = [
@@ -38,23 +38,6 @@ __all__ = [
 ]
 
 DESIGNS = ("grid", "random", "lhs", "sobol")
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One unit of work: its id, the values of its swept keys, its seed."""
-
-    trial_id: str
-    params: Dict[str, Any]
-    groups: GroupKey
-    seed: Optional[int]
-    replicate: int
-
-    def columns(self) -> Dict[str, Any]:
-        """The swept values as table columns, named exactly as the keys."""
-        cols = dict(self.groups)
-        cols.update(self.params)
-        return cols
 
 
 @dataclass
@@ -86,6 +69,8 @@ class SweepPlan:
             swept.add(SEED_KEY)
         # Base content without the swept keys, once per group combination, not per trial.
         self._base_items = {g: identity.base_items(flat, swept) for g, flat in self.bases.items()}
+        # the base's part of each trial id, encoded once: a trial hashes only its own values
+        self._hashers = {g: identity.Hasher(self.name, g, items) for g, items in self._base_items.items()}
 
     # -- validation ---------------------------------------------------------
     def _check(self) -> None:
@@ -176,7 +161,7 @@ class SweepPlan:
         """Whether two trials could share an id (an axis lists a value twice)."""
         for a in self.axes:
             if a.values is not None:
-                reprs = [json.dumps(v, sort_keys=True, default=repr) + type(v).__name__ for v in a.values]
+                reprs = [identity.encode(v) + type(v).__name__ for v in a.values]
                 if len(set(reprs)) != len(reprs):
                     return True
         return False
@@ -197,25 +182,47 @@ class SweepPlan:
                 "an adaptive search has no fixed trials to enumerate; its points are asked "
                 "from the study (daskbench.runner.adaptive)"
             )
+        seeds = [spawn_seed(self.root_seed, r) if self.inject_seed else None for r in range(self.replicates)]
+        hashers, fixed, new = self._hashers, self.fixed_seed, tuple.__new__  # the hot loop: no call it can spare
+        if len(seeds) == 1 and not self.inject_seed:
+            for gkey, params in self._points():
+                yield new(Trial, (hashers[gkey](params), params, gkey, params.get(SEED_KEY, fixed), 0))
+            return
+        for gkey, point in self._points():
+            hasher = hashers[gkey]
+            for r, seed in enumerate(seeds):
+                params = point if r == 0 else dict(point)
+                if self.inject_seed:
+                    params[SEED_KEY] = seed
+                else:
+                    seed = params.get(SEED_KEY, fixed)
+                yield new(Trial, (hasher(params), params, gkey, seed, r))
+
+    def _points(self) -> Iterator[Tuple[GroupKey, Dict[str, Any]]]:
+        """Every point of the sweep: (group choices, swept values), each a dict of its own."""
+        valued = [a for a in self.axes if a.values is not None]
+        if len(self.axes) == 1 and valued and not valued[0].is_group:  # one axis of values: the long range()
+            key, values = valued[0].key, valued[0].values
+            assert values is not None
+            for v in values:
+                yield (), {key: v}
+            return
         units = self._units()
         s_axes, s_values = self._samples()
         s_keys = [a.key for a in s_axes]
-        for combo in itertools.product(*(vals for _, vals in units)):
-            groups: List[Tuple[str, str]] = []
-            params: Dict[str, Any] = {}
-            for (axes, _), values in zip(units, combo):
-                for a, v in zip(axes, values):
-                    if a.is_group:
-                        groups.append((a.key, str(v)))
-                    else:
-                        params[a.key] = v
-            gkey = tuple(sorted(groups))
+        # each unit's values split once into group choices and swept values, not once per trial
+        parts = [[_split(axes, values) for values in vals] for axes, vals in units]
+        for combo in itertools.product(*parts):
+            gkey = tuple(sorted(g for c in combo for g in c[0]))
+            params = {k: v for c in combo for k, v in c[1]}
+            if not s_keys:
+                yield gkey, params
+                continue
             for row in s_values:
                 point = dict(params)
                 for k, v in zip(s_keys, row):
                     point[k] = float(v)
-                for r in range(self.replicates):
-                    yield self._trial(gkey, point, r)
+                yield gkey, point
 
     def point_trials(self, gkey: GroupKey, point: Dict[str, Any]) -> List[Trial]:
         """The trials of one point: one per replicate, with their spawned seeds."""
@@ -233,7 +240,7 @@ class SweepPlan:
 
     def trial_id(self, gkey: GroupKey, params: Mapping[str, Any]) -> str:
         """Stable content hash of a trial (see :func:`identity.trial_id`)."""
-        return identity.trial_id(self.name, gkey, self._base_items[gkey], params)
+        return self._hashers[gkey](params)
 
     def describe(self) -> str:
         """One line per axis, for dry runs and the start banner."""
@@ -249,3 +256,9 @@ class SweepPlan:
             goal = ", ".join(f"{d} {o}" for o, d in zip(s.objectives, s.directions))
             lines.append(f"search: optuna, sampler {s.sampler}, budget {s.budget}, {goal}, pruner {s.pruner}")
         return "\n".join(lines)
+
+
+def _split(axes: Tuple[Axis, ...], values: Tuple[Any, ...]) -> Tuple[List[Tuple[str, str]], List[Tuple[str, Any]]]:
+    """One value of a unit: (group choices, swept values)."""
+    groups = [(a.key, str(v)) for a, v in zip(axes, values) if a.is_group]
+    return groups, [(a.key, v) for a, v in zip(axes, values) if not a.is_group]

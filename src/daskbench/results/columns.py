@@ -1,0 +1,94 @@
+"""Rows of the ``trials`` table as Arrow columns: built once per chunk, joined without touching rows.
+
+A worker turns its chunk's rows (dicts built by :mod:`.row`) into one Arrow table
+with :func:`rows_to_table`; the store joins many such tables with :func:`concat`.
+The two together give exactly the table :func:`rows_to_table` would give for all
+the rows at once: the column order :func:`.row.order` declares (columns met in
+order across the tables), the declared types of daskbench's own columns, and for
+a swept key or a metric the type Arrow infers from all its values (``1`` in one
+chunk and ``2.5`` in another make a ``float64`` column; a column that mixes
+types it cannot hold together becomes text). Only a column whose parts disagree
+in some other way is rebuilt from its values, as the row path would build it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+import pyarrow as pa
+
+from . import row as trow
+
+_NULL = pa.null()
+_NUMBERS = frozenset({pa.int64(), pa.float64()})
+
+
+def column(values: List[Any], typ: Optional[pa.DataType] = None) -> pa.Array:
+    """Values of one column as an Arrow array of type ``typ`` (inferred when None)."""
+    try:
+        return pa.array(values, type=typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        # mixed types in one column (e.g. choice(a,1)): keep them readable as text
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def rows_to_table(rows: List[Dict[str, Any]], first: Iterable[str] = ()) -> pa.Table:
+    """Rows (dicts) -> Arrow table with the column order and types :mod:`.row` declares."""
+    keys: Dict[str, None] = {}
+    for r in rows:
+        keys.update(dict.fromkeys(r))
+    ordered = trow.order(keys, first)
+    arrays = [column([r.get(k) for r in rows], trow.arrow_type(k)) for k in ordered]
+    return pa.table(arrays, names=ordered)
+
+
+def concat(tables: Sequence[pa.Table], first: Iterable[str] = ()) -> pa.Table:
+    """The tables' rows as one table: what :func:`rows_to_table` gives for all their rows."""
+    first = list(first)
+    if len(tables) == 1:  # the common case: one chunk's table, already built in order
+        ordered = trow.order(tables[0].column_names, first)
+        return tables[0] if ordered == tables[0].column_names else tables[0].select(ordered)
+    names: Dict[str, None] = {}
+    for t in tables:
+        names.update(dict.fromkeys(t.column_names))
+    ordered = trow.order(names, first)
+    lengths = [t.num_rows for t in tables]
+    cols = []
+    for name in ordered:
+        parts = [t.column(name) if name in t.column_names else None for t in tables]
+        cols.append(_join(parts, lengths, trow.arrow_type(name)))
+    return pa.table(cols, names=ordered)
+
+
+def _join(parts: List[Optional[pa.ChunkedArray]], lengths: List[int], typ: Optional[pa.DataType]) -> pa.ChunkedArray:
+    """One column from its parts (None: the part's rows lack it)."""
+    types = {p.type for p in parts if p is not None and p.type != _NULL}
+    if typ is not None:
+        target: Optional[pa.DataType] = typ if types <= {typ} else None
+    elif len(types) <= 1:
+        target = next(iter(types), _NULL)
+    elif types == _NUMBERS:
+        target = pa.float64()  # ints and floats: Arrow infers float64 for them together
+    else:
+        target = None
+    if target is not None:
+        try:
+            chunks: List[pa.Array] = []
+            for p, n in zip(parts, lengths):
+                chunks += [pa.nulls(n, target)] if p is None else _cast(p, target).chunks
+            return pa.chunked_array(chunks, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. an int64 past float64's exact range
+            pass
+    values: List[Any] = []
+    for p, n in zip(parts, lengths):
+        values.extend([None] * n if p is None else p.to_pylist())
+    return pa.chunked_array([column(values, typ)])
+
+
+def _cast(part: pa.ChunkedArray, typ: pa.DataType) -> pa.ChunkedArray:
+    return part if part.type == typ else part.cast(typ)
+
+
+def constant(value: Any, n: int, typ: pa.DataType) -> pa.Array:
+    """A column of ``n`` times ``value``."""
+    return pa.repeat(pa.scalar(value, typ), n)

@@ -1,0 +1,87 @@
+"""Chunks to Dask futures and their results back, at the least cost to the scheduler.
+
+Each ``client.submit`` is a graph update of its own, and the scheduler's cost per
+update is much of its cost per task; so the driver hands over every chunk of a
+refill in one ``client.map`` (one update, the run's spec pickled once for all of
+them). Results are fetched a batch of finished tasks at a time, straight from the
+workers when the scheduler listens on this machine's loopback (a local cluster:
+the workers are local too), so the rows do not pass through the scheduler; on
+any other cluster the client's own ``direct_to_workers`` decides, since a driver
+outside a Kubernetes cluster may reach its scheduler but not its workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from distributed import Client
+from distributed.client import FutureCancelledError
+
+from .execute import run_chunk
+from .spec import TrialSpec, pack
+
+
+class Submitter:
+    """Submits chunks (lists of trials) under keys ``key_prefix + n`` and fetches their results."""
+
+    def __init__(self, client: Client, key_prefix: str, resources: Dict[str, Any], priority: int, retries: int) -> None:
+        self.client = client
+        self.key_prefix = key_prefix
+        self.n = 0
+        # the scheduler's defaults are left out: no annotation to carry per task
+        self.options: Dict[str, Any] = {"pure": False}
+        if resources:
+            self.options["resources"] = dict(resources)
+        if priority:
+            self.options["priority"] = priority
+        if retries:
+            self.options["retries"] = retries
+        self.direct = _loopback(client)
+
+    def submit(self, spec: TrialSpec, chunks: Sequence[Sequence[Any]]) -> List[Any]:
+        """One future per chunk, all in one graph update; the keys name the experiment for the dashboard."""
+        keys = [f"{self.key_prefix}{self.n + i + 1}" for i in range(len(chunks))]
+        self.n += len(chunks)
+        packed = [pack(list(c)) for c in chunks]
+        if len(chunks) == 1:
+            return [self.client.submit(run_chunk, spec, packed[0], key=keys[0], **self.options)]
+        return list(self.client.map(run_chunk, [spec] * len(chunks), packed, key=keys, **self.options))
+
+    def results(self, ac: Any, need: int = 1) -> List[Tuple[Any, Any]]:
+        """Wait for ``need`` tasks of ``ac`` (an ``as_completed`` without results) to end;
+        (future, result) for every ended one: its ``ChunkResult`` or the exception it ended
+        with. Fetched together: one request to the scheduler for a refill's worth of tasks."""
+        futs = ac.next_batch(block=True)
+        while len(futs) < need and not ac.is_empty():
+            futs += ac.next_batch(block=True)
+        done = [f for f in futs if f.status == "finished"]
+        out: List[Tuple[Any, Any]] = []
+        if done:
+            try:
+                values = self.client.gather(done, direct=self.direct)
+                out += list(zip(done, values))
+            except Exception:  # one of them went missing (its worker died): each alone, as Dask tells it
+                out += [(f, _one(f)) for f in done]
+        for f in futs:
+            if f.status != "finished":
+                out.append((f, _one(f)))
+        return out
+
+
+def _one(fut: Any) -> Any:
+    """A single future's result, or the exception it ended with."""
+    try:
+        return fut.result()
+    except FutureCancelledError as exc:
+        return exc
+    except Exception as exc:
+        return exc
+
+
+def _loopback(client: Client) -> Optional[bool]:
+    """True for a scheduler on a loopback or in-process address; else the client's own choice."""
+    address = str(getattr(client.scheduler, "address", "") or "")
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if address.startswith("inproc://") or host in ("127.0.0.1", "localhost", "::1"):
+        return True
+    return None
