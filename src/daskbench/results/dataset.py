@@ -13,7 +13,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import List, Optional, Set
+from typing import Any, Iterator, List, Optional, Set
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -86,6 +86,19 @@ class Dataset:
         assert schema is not None  # there are parts
         cols = [c for c in columns if c in schema.names] if columns else None
         return ds.dataset([str(p) for p in parts], schema=schema, format="parquet").to_table(columns=cols)
+
+    def batches(self, columns: List[str], filter: Optional[Any] = None) -> Iterator[pa.RecordBatch]:
+        """The rows of ``columns`` (those the folder has) that match ``filter`` (a
+        ``pyarrow.dataset`` expression), batch by batch: a scan of millions of rows
+        holds one batch at a time."""
+        schema = self.schema()
+        if schema is None:
+            return
+        import pyarrow.dataset as ds
+
+        cols = [c for c in columns if c in schema.names]
+        dataset = ds.dataset([str(p) for p in self.parts()], schema=schema, format="parquet")
+        yield from dataset.to_batches(columns=cols, filter=filter, batch_size=64_000)
 
     def append(self, table: pa.Table) -> None:
         """Add a part; if its columns or types differ, rewrite to one schema."""

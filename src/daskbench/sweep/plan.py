@@ -8,7 +8,6 @@ sits whole in memory.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from ..errors import SweepError
 from . import identity
 from .axes import Axis, axis_from_override, axis_from_param, merge_axes, parse_override
 from .identity import SEED_KEY, GroupKey, flatten, spawn_seed
+from .lazy import Rows, product
 from .search import Search
 
 # Re-exported: the sweep's public names are importable from here as before.
@@ -139,16 +139,17 @@ class SweepPlan:
         return next(a for a in self.axes if a.key == key)
 
     # -- enumeration --------------------------------------------------------
-    def _units(self) -> List[Tuple[Tuple[Axis, ...], List[Tuple[Any, ...]]]]:
-        """Discrete dimensions to cross: single axes, or zipped groups as one."""
+    def _units(self) -> List[Tuple[Tuple[Axis, ...], Rows]]:
+        """Discrete dimensions to cross: single axes, or zipped groups as one (views
+        over the axes' values, never copies: :mod:`.lazy`)."""
         zipped = {k for g in self.zip for k in g}
         units = []
         for group in self.zip:
             axes = tuple(self._axis(k) for k in group)
-            units.append((axes, list(zip(*(a.values for a in axes)))))
+            units.append((axes, Rows([a.values or () for a in axes])))
         for a in self.axes:
             if a.values is not None and a.key not in zipped:
-                units.append(((a,), [(v,) for v in a.values]))
+                units.append(((a,), Rows([a.values])))
         return units
 
     def _samples(self) -> Tuple[List[Axis], np.ndarray]:
@@ -175,7 +176,7 @@ class SweepPlan:
     def may_repeat(self) -> bool:
         """Whether two trials could share an id (an axis lists a value twice)."""
         for a in self.axes:
-            if a.values is not None:
+            if a.values is not None and not isinstance(a.values, range):  # a range never repeats
                 reprs = [json.dumps(v, sort_keys=True, default=repr) + type(v).__name__ for v in a.values]
                 if len(set(reprs)) != len(reprs):
                     return True
@@ -200,7 +201,7 @@ class SweepPlan:
         units = self._units()
         s_axes, s_values = self._samples()
         s_keys = [a.key for a in s_axes]
-        for combo in itertools.product(*(vals for _, vals in units)):
+        for combo in product([vals for _, vals in units]):  # lazily: itertools.product copies each axis
             groups: List[Tuple[str, str]] = []
             params: Dict[str, Any] = {}
             for (axes, _), values in zip(units, combo):
