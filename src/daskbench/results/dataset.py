@@ -13,7 +13,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Set
+from typing import Any, Dict, Iterator, List, Optional, Set
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,6 +44,9 @@ class Dataset:
         self.path = path
         self._new = path.with_name(f".{path.name}.new")
         self._old = path.with_name(f".{path.name}.old")
+        # each part's schema, read once: a part is never changed in place (a rewrite
+        # writes parts of new names), and a sweep of 10^7 trials appends ~1,000 parts
+        self._schemas: Dict[str, pa.Schema] = {}
         if writer:  # readers never tidy: a sweep may be writing this folder right now
             self.recover()
 
@@ -68,8 +71,11 @@ class Dataset:
         parts = self.parts()
         if not parts:
             return None
-        try:
-            return pa.unify_schemas([_read_schema(p) for p in parts], promote_options="permissive")
+        known, self._schemas = self._schemas, {}
+        for p in parts:
+            self._schemas[p.name] = known.get(p.name) or _read_schema(p)
+        try:  # each distinct schema once
+            return pa.unify_schemas(list(dict.fromkeys(self._schemas.values())), promote_options="permissive")
         except pa.ArrowException as exc:  # e.g. a column that is text in one part, a list in another
             raise ResultsError(
                 f"the parts of {self.path} have clashing column types ({str(exc).splitlines()[0]}); "
