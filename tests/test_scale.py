@@ -67,6 +67,8 @@ def test_trial_index_is_a_set_of_ids():
     assert len(smaller) == 491 and ids[0] not in smaller and ids[10] in smaller and "a" not in smaller
     assert {ids[0], ids[600]} & ix == {ids[0]}
     assert len(TrialIndex.of([])) == 0 and ids[0] not in TrialIndex.of([])
+    column = pa.chunked_array([pa.array(ids[:300]), pa.array([None, *ids[300:600], "x"])])
+    assert TrialIndex.from_arrow([column.slice(250, 100), column.slice(350)]) == {*ids[250:600], "x"}  # offsets
 
 
 TRIAL_PY = """
