@@ -33,6 +33,7 @@ MAX_ROWS = 250_000
 #: the row's own columns a report shows; the others (traceback, seed, ...) are not read
 SHOWN = ("trial_id", "replicate", "status", "error", "worker", "duration_s")
 MAX_LISTED = 10  # a key with more values than this is described by its range (as the report does)
+MAX_DISTINCT = 1_000_000  # distinct values of a key counted exactly up to this many, then "more than"
 
 
 def load(
@@ -100,34 +101,51 @@ def _sampled(
 
 class _KeyStats:
     """One swept key over every row: its distinct values (kept as Arrow arrays, made
-    distinct again as they grow) and, for numbers, its range."""
+    distinct again as they grow, up to ``MAX_DISTINCT``) and, for numbers, its range."""
 
     def __init__(self) -> None:
         self.parts: List[Any] = []
         self.size = 0
+        self.merged = 0  # distinct values at the last merge
+        self.many = False  # more than MAX_DISTINCT distinct values: only the range is kept
+        self.lo: Any = None
+        self.hi: Any = None
 
     def add(self, column: Any) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        u = pc.unique(column.combine_chunks()).drop_null()
+        column = column.combine_chunks()
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            mm = pc.min_max(column)
+            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+            if lo is not None:
+                self.lo = lo if self.lo is None else min(self.lo, lo)
+                self.hi = hi if self.hi is None else max(self.hi, hi)
+        if self.many:
+            return
+        u = pc.unique(column).drop_null()
         self.parts.append(u)
         self.size += len(u)
-        if len(self.parts) > 64 and self.size > 1_000_000:
+        if len(self.parts) > 64 or self.size > max(2 * self.merged, 100_000):
             merged = pc.unique(pa.chunked_array(self.parts).combine_chunks())
-            self.parts, self.size = [merged], len(merged)
+            self.parts, self.size, self.merged = [merged], len(merged), len(merged)
+            if self.size > MAX_DISTINCT:
+                self.many, self.parts = True, []
 
     def describe(self) -> str:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        if self.many:
+            span = f" in [{self.lo:.4g}, {self.hi:.4g}]" if self.lo is not None else ""
+            return f"more than {MAX_DISTINCT:,} values{span}"
         if not self.parts:
             return ""
         values = pc.unique(pa.chunked_array(self.parts).combine_chunks())
         numeric = pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
         if numeric and len(values) > MAX_LISTED:  # as the report describes a continuous key
-            mm = pc.min_max(values)
-            return f"{len(values)} values in [{mm['min'].as_py():.4g}, {mm['max'].as_py():.4g}]"
+            return f"{len(values)} values in [{self.lo:.4g}, {self.hi:.4g}]"
         listed = values.to_pylist()
         try:
             listed = sorted(listed)
