@@ -146,13 +146,11 @@ class Dataset:
         rows = 0
         final = self._new / _part_name()
         with tmp_file(final) as f, pq.ParquetWriter(f, schema) as writer:
-            parts = self.parts()
-            if parts:
-                import pyarrow.dataset as ds
-
-                dataset = ds.dataset([str(p) for p in parts], schema=schema, format="parquet")
-                for batch in dataset.to_batches(batch_size=64_000):
-                    t = pa.Table.from_batches([batch], schema=schema)
+            # part by part, batch by batch: pyarrow.dataset's scanner over ~1,000 parts reads
+            # ahead of the writer and grew with the table (~100 MiB per 10^6 rows)
+            for part in self.parts():
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=64_000):
+                    t = conform(pa.Table.from_batches([batch]), schema)
                     if drop is not None:
                         t = t.filter(pc.invert(pc.is_in(t["trial_id"], value_set=drop)))
                     if t.num_rows:
