@@ -1,4 +1,5 @@
-"""A 1,000,000-trial no-op sweep through ``daskbench.run``: driver peak RSS and wall time.
+"""A 1,000,000- (or 10,000,000-) trial no-op sweep through ``daskbench.run``: driver peak RSS,
+wall time, and the files left in the results folder.
 
 The sweep (``trial.x=range(0,1000000)`` over ``daskbench.experiments.noop.trial``)
 runs on a ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``
@@ -14,10 +15,16 @@ Reference points, each in its own fresh subprocess (same imports as the driver):
 * naive list of 1M trial dicts ``[{"trial.x": i} for i in range(N)]``: the
   least a runner that builds every trial up front would hold.
 
-Target: driver peak RSS < 1 GiB (for 1,000,000 trials: ``--full``; ``--quick``
-runs 100,000 and ``--smoke`` 5,000, the same way).
+The references are skipped past 1,000,000 trials (10^7 ``Trial`` objects alone take
+~4 GiB): their 10^6 figures scale linearly.
 
-    python -m benchmarks.bench_million [--smoke|--quick|--full] [N]
+Target: driver peak RSS < 1 GiB, with one row per trial and a bounded number of
+Parquet files (for 1,000,000 trials: ``--full``; ``--ten-million`` runs 10,000,000,
+~10 minutes on 2 cores, and is in no suite; ``--quick`` runs 100,000 and
+``--smoke`` 5,000, the same way). The rows are counted, and their ids checked
+distinct, with pyarrow (not pandas: 10^7 rows would cost GiBs after the run).
+
+    python -m benchmarks.bench_million [--smoke|--quick|--full] [--ten-million] [N]
 """
 
 from __future__ import annotations
@@ -36,8 +43,10 @@ sys.path.insert(0, str(HERE.parent))  # `benchmarks` importable (the no-op trial
 from benchmarks import _common as C0  # noqa: E402
 
 SIZES = {"smoke": 5_000, "quick": 100_000, "full": 1_000_000}
-N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else SIZES[C0.mode()]
+_GIVEN = [a for a in sys.argv[1:] if a.isdigit()]
+N = int(_GIVEN[0]) if _GIVEN else 10_000_000 if "--ten-million" in sys.argv else SIZES[C0.mode()]
 TARGET_MIB = 1024.0
+REFERENCE_MAX = 1_000_000  # past this the references themselves would take GiBs
 
 
 def _rss_mib(who: int = resource.RUSAGE_SELF) -> float:
@@ -82,12 +91,15 @@ def child_run(n: int, work: Path) -> dict:
         wall = time.perf_counter() - t0
         peak = _rss_mib()
         counts = res.counts
-    rows = len(daskbench.load(work / "results" / "noop"))
-    assert counts.ok == n and rows == n, (counts, rows)
+    rows, distinct, files, parquet = _on_disk(work / "results" / "noop")
+    assert counts.ok == n and rows == n == distinct, (counts, rows, distinct)
     return {
         "trials": n,
         "ok": counts.ok,
         "rows_on_disk": rows,
+        "distinct_trial_ids": distinct,
+        "files_in_results": files,
+        "parquet_files": parquet,
         "wall_s": wall,
         "trials_per_s": n / wall,
         "driver_peak_rss_mib": peak,
@@ -95,6 +107,17 @@ def child_run(n: int, work: Path) -> dict:
         "driver_rss_after_import_mib": after_import,
         "worker_peak_rss_mib": _rss_mib(resource.RUSAGE_CHILDREN),
     }
+
+
+def _on_disk(root: Path) -> tuple:
+    """(rows, distinct trial ids, files under root, Parquet files), read with pyarrow."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    parts = sorted(str(p) for p in (root / "trials").glob("*.parquet"))
+    ids = ds.dataset(parts, format="parquet").to_table(columns=["trial_id"])["trial_id"]
+    files = [p for p in root.rglob("*") if p.is_file()]
+    return len(ids), pc.count_distinct(ids).as_py(), len(files), sum(p.suffix == ".parquet" for p in files)
 
 
 def child_list_plan(n: int, work: Path) -> dict:
@@ -168,8 +191,9 @@ def main() -> None:
     print(f"{N:,}-trial no-op sweep through daskbench.run (LocalCluster, 2 workers) ...", flush=True)
     run = spawn("run", N)
     print(f"  done in {run['wall_s']:.1f}s", flush=True)
-    plan_list = spawn("list_plan", N)
-    naive = spawn("naive_dicts", N)
+    skipped = {"rss_increase_mib": float("nan"), "seconds": float("nan"), "skipped": f"past {REFERENCE_MAX:,}"}
+    plan_list = spawn("list_plan", N) if N <= REFERENCE_MAX else skipped
+    naive = spawn("naive_dicts", N) if N <= REFERENCE_MAX else skipped
     peak = run["driver_peak_rss_mib"]
     met = peak < TARGET_MIB
     print(f"\n{N:,} no-op trials, one subprocess each\n")
@@ -179,6 +203,12 @@ def main() -> None:
                 ["daskbench.run: driver peak RSS (client + scheduler)", peak, run["wall_s"], run["trials_per_s"]],
                 ["  driver RSS before the run (imports + cluster)", run["driver_rss_before_run_mib"], "", ""],
                 ["  largest worker process peak RSS", run["worker_peak_rss_mib"], "", ""],
+                [
+                    f"  files left in results/noop/ ({run['parquet_files']} Parquet)",
+                    run["files_in_results"],
+                    "",
+                    "",
+                ],
                 [
                     f"reference: list(plan), {N:,} Trial objects (RSS increase)",
                     plan_list["rss_increase_mib"],
@@ -198,6 +228,8 @@ def main() -> None:
     print(
         f"\ndriver peak RSS {peak:,.0f} MiB;  target < {TARGET_MIB:,.0f} MiB (1 GiB): {'MET' if met else 'NOT MET'}"
         + ("" if N >= 1_000_000 else f" (at {N:,} trials; the target is for 1,000,000: --full)")
+        + f"; {run['rows_on_disk']:,} rows, {run['distinct_trial_ids']:,} distinct ids, "
+        + f"{run['parquet_files']} Parquet file(s)"
         + "\n"
     )
     C.emit(
@@ -210,10 +242,12 @@ def main() -> None:
             "driver_peak_rss_mib": peak,
             "wall_s": run["wall_s"],
             "trials_per_s": run["trials_per_s"],
+            "parquet_files": run["parquet_files"],
             "target": "driver peak RSS < 1 GiB",
             "target_met": met,
             "mode": C0.mode(),
-            "command": f"python -m benchmarks.bench_million --{C0.mode()}",
+            "command": f"python -m benchmarks.bench_million --{C0.mode()}"
+            + (" --ten-million" if N == 10_000_000 else f" {N}" if N != SIZES[C0.mode()] else ""),
         },
     )
 

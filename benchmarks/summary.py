@@ -224,13 +224,13 @@ def scale(r: Dict[str, Any]) -> List[List[Any]]:
 
 
 def million(r: Dict[str, Any]) -> List[List[Any]]:
-    naive = r["reference_naive_dicts"]["rss_increase_mib"]
+    naive = r["reference_naive_dicts"]["rss_increase_mib"]  # nan: skipped past 10^6 trials
     return [
         [
             "million",
             f"{r['trials']:,} no-ops, driver peak RSS (client + scheduler)",
             f"{r['driver_peak_rss_mib']:,.0f} MiB, {r['trials_per_s']:,.0f}/s",
-            f"list of dicts +{naive:,.0f} MiB",
+            f"list of dicts +{naive:,.0f} MiB" if naive == naive else "",
             "",
             _met(r["target_met"], "< 1 GiB") + ("" if r["trials"] >= 1_000_000 else f" (at {r['trials']:,})"),
         ]

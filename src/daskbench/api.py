@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, AbstractSet, Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import; only load() and to_xarray() need it
     import pandas as pd
@@ -202,7 +202,9 @@ def _record_end(
     )
 
 
-def _open_store(rp: RunPlan, code: codeversion.CodeVersion) -> Tuple[ResultStore, Set[str], Set[str], Optional[str]]:
+def _open_store(
+    rp: RunPlan, code: codeversion.CodeVersion
+) -> Tuple[ResultStore, AbstractSet[str], AbstractSet[str], Optional[str]]:
     """The results store, opened to resume: (store, ids already ok, ok ids to run again
     because other code made them, the line that says so). Reads only: a bad results
     folder fails here, before a cluster starts."""

@@ -278,7 +278,7 @@ def _group_bases(
     return bases
 
 
-def _values(a: Axis) -> Tuple[Any, ...]:
+def _values(a: Axis) -> Sequence[Any]:
     return a.values or ()
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Un
 from ..errors import ResultsError
 from ..results import manifest
 from ..results import row as trow
-from . import search_report
+from . import report_data, search_report
 from .report_page import render_html, render_markdown
 
 if TYPE_CHECKING:
@@ -60,22 +60,26 @@ def _no_results(root: Path, why: str, command: Optional[str] = None) -> ResultsE
 
 
 def write_report(
-    results_dir: Union[str, Path], dims: Optional[Sequence[str]] = None, band: str = "range", slowest: int = 10
+    results_dir: Union[str, Path],
+    dims: Optional[Sequence[str]] = None,
+    band: str = "range",
+    slowest: int = 10,
+    max_rows: int = report_data.MAX_ROWS,
 ) -> Path:
     """Write ``report.html``, PNGs and ``summary.md`` into ``<results_dir>/report/``.
 
     ``dims`` orders the swept keys: the first is the x axis, the second draws one
     line per value, the third and fourth split the plot into panels (default: the
     swept keys of the manifest, continuous ones first). ``band`` is ``"range"``
-    (min–max over replicates) or ``"ci95"``. Returns the path of ``report.html``.
+    (min–max over replicates) or ``"ci95"``. A table of more than ``max_rows`` trials
+    is drawn from a sample of them, counted over all (:mod:`.report_data`). Returns
+    the path of ``report.html``.
     """
-    from ..results.dataset import Dataset
-
     if band not in BANDS:
         raise ResultsError(f"band={band!r}: use one of {', '.join(BANDS)}")
     root = require_results(results_dir)
-    # read as daskbench.load does (the swept keys come from the manifest below)
-    df = Dataset(root / "trials", writer=False).read().to_pandas()
+    # the columns the report shows, at most about max_rows rows (the swept keys come from the manifest below)
+    df = report_data.load(root, [*(dims or []), *manifest.all_axes(root)], slowest, max_rows)
     if df.empty or "status" not in df.columns:
         raise _no_results(root, "its trials table is empty")
     swept, fixed = _choose_dims(df, root, dims)
@@ -113,9 +117,12 @@ def write_report(
 def _tables(df: pd.DataFrame, dims: List[str], fixed: List[str], slowest: int) -> Dict[str, Any]:
     """The report's tables: trials by status, the swept keys, the failures and their
     errors, the ``slowest`` trials."""
-    counts = df["status"].value_counts()
-    status = [(s, int(counts.get(s, 0))) for s in STATUSES + sorted(set(counts.index) - set(STATUSES))]
-    status.append(("total", len(df)))
+    whole = df.attrs.get("daskbench_whole") or {}  # a sampled table: what was counted over every row
+    counts = whole.get("status") or df["status"].value_counts().to_dict()
+    status = [(s, int(counts.get(s, 0))) for s in STATUSES + sorted(set(counts) - set(STATUSES))]
+    status.append(("total", whole.get("rows", len(df))))
+    if whole:
+        status.append(("of them in the plots and tables below (a random sample)", whole["in_frame"]))
     bad = df[df["status"] != "ok"]
     fail = bad[["trial_id", "status", *dims, *(["replicate"] if "replicate" in bad else []), "error"]].copy()
     fail["error"] = fail["error"].fillna("").astype(str).str.slice(0, 300)
@@ -123,7 +130,7 @@ def _tables(df: pd.DataFrame, dims: List[str], fixed: List[str], slowest: int) -
     slow = slow[["duration_s", "trial_id", "status", *dims, *(["worker"] if "worker" in slow else [])]]
     slow = slow.assign(duration_s=slow["duration_s"].map("{:.3g}".format))
     errors = fail.groupby(["status", "error"]).size().sort_values(ascending=False).rename("trials").reset_index()
-    axes = [(d, _describe(df[d])) for d in dims] + [
+    axes = [(d, whole.get("describe", {}).get(d) or _describe(df[d])) for d in dims] + [
         (d, f"fixed: {df[d].dropna().iloc[0]}") for d in fixed if df[d].notna().any()
     ]
     return dict(status=status, axes=axes, fail=fail, errors=errors, slow=slow)

@@ -24,7 +24,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Set, Tuple
+from typing import TYPE_CHECKING, AbstractSet, Any, Dict, Mapping, Optional, Tuple
 
 if TYPE_CHECKING:
     from .store import ResultStore
@@ -89,7 +89,7 @@ def notice(count: int, reason: str, rerun: bool) -> str:
     return f"{rows} made by other code ({reason}); they are kept: set results.rerun=changed to run them again"
 
 
-def on_resume(store: ResultStore, code: CodeVersion, rerun: bool) -> Tuple[Set[str], Optional[str]]:
+def on_resume(store: ResultStore, code: CodeVersion, rerun: bool) -> Tuple[AbstractSet[str], Optional[str]]:
     """After ``store.open_for_resume``: the ids of ok rows to run again (empty unless
     ``rerun``) and the notice to print (None when no ok row was made by other code)."""
     ids, counts = store.ok_rows_by_other_code(code.label)

@@ -13,7 +13,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import List, Optional, Set
+from typing import Any, Dict, Iterator, List, Optional, Set
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,6 +44,9 @@ class Dataset:
         self.path = path
         self._new = path.with_name(f".{path.name}.new")
         self._old = path.with_name(f".{path.name}.old")
+        # each part's schema, read once: a part is never changed in place (a rewrite
+        # writes parts of new names), and a sweep of 10^7 trials appends ~1,000 parts
+        self._schemas: Dict[str, pa.Schema] = {}
         if writer:  # readers never tidy: a sweep may be writing this folder right now
             self.recover()
 
@@ -68,8 +71,11 @@ class Dataset:
         parts = self.parts()
         if not parts:
             return None
-        try:
-            return pa.unify_schemas([_read_schema(p) for p in parts], promote_options="permissive")
+        known, self._schemas = self._schemas, {}
+        for p in parts:
+            self._schemas[p.name] = known.get(p.name) or _read_schema(p)
+        try:  # each distinct schema once
+            return pa.unify_schemas(list(dict.fromkeys(self._schemas.values())), promote_options="permissive")
         except pa.ArrowException as exc:  # e.g. a column that is text in one part, a list in another
             raise ResultsError(
                 f"the parts of {self.path} have clashing column types ({str(exc).splitlines()[0]}); "
@@ -86,6 +92,19 @@ class Dataset:
         assert schema is not None  # there are parts
         cols = [c for c in columns if c in schema.names] if columns else None
         return ds.dataset([str(p) for p in parts], schema=schema, format="parquet").to_table(columns=cols)
+
+    def batches(self, columns: List[str], filter: Optional[Any] = None) -> Iterator[pa.RecordBatch]:
+        """The rows of ``columns`` (those the folder has) that match ``filter`` (a
+        ``pyarrow.dataset`` expression), batch by batch: a scan of millions of rows
+        holds one batch at a time."""
+        schema = self.schema()
+        if schema is None:
+            return
+        import pyarrow.dataset as ds
+
+        cols = [c for c in columns if c in schema.names]
+        dataset = ds.dataset([str(p) for p in self.parts()], schema=schema, format="parquet")
+        yield from dataset.to_batches(columns=cols, filter=filter, batch_size=64_000)
 
     def append(self, table: pa.Table) -> None:
         """Add a part; if its columns or types differ, rewrite to one schema."""
@@ -127,13 +146,11 @@ class Dataset:
         rows = 0
         final = self._new / _part_name()
         with tmp_file(final) as f, pq.ParquetWriter(f, schema) as writer:
-            parts = self.parts()
-            if parts:
-                import pyarrow.dataset as ds
-
-                dataset = ds.dataset([str(p) for p in parts], schema=schema, format="parquet")
-                for batch in dataset.to_batches(batch_size=64_000):
-                    t = pa.Table.from_batches([batch], schema=schema)
+            # part by part, batch by batch: pyarrow.dataset's scanner over ~1,000 parts reads
+            # ahead of the writer and grew with the table (~100 MiB per 10^6 rows)
+            for part in self.parts():
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=64_000):
+                    t = conform(pa.Table.from_batches([batch]), schema)
                     if drop is not None:
                         t = t.filter(pc.invert(pc.is_in(t["trial_id"], value_set=drop)))
                     if t.num_rows:

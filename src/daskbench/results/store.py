@@ -22,7 +22,7 @@ import errno
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import AbstractSet, Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,6 +33,7 @@ from . import row as trow
 from .columns import concat, constant, rows_to_table
 from .dataset import Dataset, conform
 from .files import CAUSES, write_error
+from .index import TrialIndex
 
 CODE = trow.CODE_VERSION
 
@@ -68,7 +69,7 @@ class ResultStore:
         self._last_flush = time.monotonic()
         self._superseded: Set[str] = set()  # ids of non-ok rows on disk, and of ok rows to redo
         self._redo: Set[str] = set()  # ok rows on disk made by other code, to be replaced by this run's
-        self._ok_code: Optional[pa.Table] = None  # (trial_id, code_version) of the ok rows on disk
+        self._has_code = False  # the rows on disk record the code that made them
         self.code_version = code_version  # stamped on every row this store writes
         self.broken: Optional[ResultsError] = None
         self.check_writable()
@@ -116,49 +117,56 @@ class ResultStore:
             raise self.broken from None
 
     # -- resume ---------------------------------------------------------------
-    def open_for_resume(self, name: Optional[str] = None) -> Set[str]:
-        """Ids of trials already ``ok``; checks that the folder holds this
-        experiment's results (``name``) and tidies what an interrupted run left."""
+    def open_for_resume(self, name: Optional[str] = None) -> TrialIndex:
+        """Ids of trials already ``ok`` (a compact :class:`~.index.TrialIndex`: a
+        million ids cost 8 MB); checks that the folder holds this experiment's
+        results (``name``) and tidies what an interrupted run left. Streams the
+        table: it is never read whole."""
+        import pyarrow.dataset as ds  # lazily: it pulls in pandas, which a run rarely needs
+
         self.check_manifest(name)
-        has_parts = bool(self.trials.parts())
-        table = self.trials.read(columns=["trial_id", "status", CODE]) if has_parts else pa.table({})
-        if has_parts and not {"trial_id", "status"} <= set(table.column_names):
+        schema = self.trials.schema()
+        if schema is not None and not {"trial_id", "status"} <= set(schema.names):
             raise ResultsError(
                 f"{self.trials.path} holds Parquet data daskbench did not write (no trial_id and status "
                 "columns); set results.dir=PATH to a folder of its own"
             )
-        if table.num_rows == 0:
-            ok: Set[str] = set()
-        else:
-            ok_mask = pc.equal(table["status"], "ok")
-            ok_rows = table.filter(ok_mask)
-            ok = set(ok_rows["trial_id"].to_pylist())
-            if CODE in table.column_names:  # folders written before code versions were recorded have none
-                self._ok_code = ok_rows.select(["trial_id", CODE])
-            self._superseded = set(table.filter(pc.invert(ok_mask))["trial_id"].to_pylist())
+        is_ok = ds.field("status") == "ok"
+        ok = TrialIndex.from_arrow(b.column(0) for b in self.trials.batches(["trial_id"], is_ok))
+        self._has_code = schema is not None and CODE in schema.names  # older folders recorded none
+        for b in self.trials.batches(["trial_id"], ~is_ok):
+            self._superseded.update(b.column(0).to_pylist())
         for dset in self._extra.values():
-            ids = dset.read(columns=["trial_id"])
-            if ids.num_rows and "trial_id" in ids.column_names:
-                orphans = set(pc.unique(ids["trial_id"]).to_pylist()) - ok
-                if orphans:  # per-step rows written just before a run died
-                    with self._writing():
-                        dset.rewrite(drop_ids=orphans)
+            orphans: Set[str] = set()  # per-step rows written just before a run died
+            for b in dset.batches(["trial_id"]) if "trial_id" in (dset.schema() or pa.schema([])).names else ():
+                ids = pc.unique(b.column(0)).drop_null()
+                orphans.update(ids.filter(pa.array(~ok.contains(ids))).to_pylist())
+            if orphans:
+                with self._writing():
+                    dset.rewrite(drop_ids=orphans)
         return ok
 
-    def ok_rows_by_other_code(self, current: str) -> Tuple[Set[str], Dict[str, int]]:
+    def ok_rows_by_other_code(self, current: str) -> Tuple[AbstractSet[str], Dict[str, int]]:
         """After :meth:`open_for_resume`: the ids of the ok rows made by code other than
         ``current``, and their number per code version. Rows of unknown code are left out."""
-        if self._ok_code is None or self._ok_code.num_rows == 0:
+        if not self._has_code:
             return set(), {}
-        codes = self._ok_code[CODE]
-        other = self._ok_code.filter(pc.and_(pc.is_valid(codes), pc.not_equal(codes, current)))
-        counts = {str(v["values"]): int(v["counts"]) for v in pc.value_counts(other[CODE]).to_pylist()}
-        return set(other["trial_id"].to_pylist()), counts
+        import pyarrow.dataset as ds
 
-    def redo(self, ids: Set[str]) -> None:
+        code = ds.field(CODE)
+        other = (ds.field("status") == "ok") & code.is_valid() & (code != current)
+        counts: Dict[str, int] = {}
+        ids: List[pa.Array] = []
+        for b in self.trials.batches(["trial_id", CODE], other):
+            ids.append(b.column(0))
+            for v in pc.value_counts(b.column(1)).to_pylist():
+                counts[str(v["values"])] = counts.get(str(v["values"]), 0) + int(v["counts"])
+        return TrialIndex.from_arrow(ids), counts
+
+    def redo(self, ids: AbstractSet[str]) -> None:
         """Let this run's rows for these ok trials replace theirs (and their per-step rows)."""
-        self._redo |= ids
-        self._superseded |= ids
+        self._redo.update(ids)
+        self._superseded.update(ids)
 
     def check_manifest(self, name: Optional[str]) -> Dict[str, Any]:
         """The folder's manifest.json ({} if none); a ResultsError if it is not one

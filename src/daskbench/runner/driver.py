@@ -39,7 +39,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Deque, Dict, Iterator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, AbstractSet, Any, Deque, Dict, Iterator, List, Optional, Set, Tuple
 
 from distributed import Client, as_completed
 from distributed.scheduler import KilledWorker
@@ -90,7 +90,7 @@ class _Flight:
     """The tasks of one run in flight, and where the next trials come from."""
 
     trials: Iterator[Trial]
-    done: Set[str]  # ids already ok on disk
+    done: AbstractSet[str]  # ids already ok on disk (a compact results.index.TrialIndex)
     max_in_flight: int
     threads: int
     may_repeat: bool
@@ -163,7 +163,7 @@ class Runner:
             return self.rp.cfg.runner.max_in_flight or 2 * threads, threads
         return self.rp.cfg.runner.max_in_flight or max(4 * threads, 4), threads
 
-    def run(self, done: Set[str]) -> RunOutcome:
+    def run(self, done: AbstractSet[str]) -> RunOutcome:
         """Run every trial of the plan whose id is not in ``done``."""
         plan, counts = self.rp.plan, self.counts
         counts.total = len(plan)

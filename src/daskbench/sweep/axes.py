@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import IntervalSweep, Override, QuotedString
+from hydra.core.override_parser.types import IntervalSweep, Override, QuotedString, RangeSweep
 from hydra.errors import HydraException
 
 from ..errors import SweepError
@@ -25,7 +25,9 @@ class Axis:
     """One swept dimension: discrete ``values`` or a continuous ``interval``."""
 
     key: str
-    values: Optional[Tuple[Any, ...]] = None
+    #: a tuple, or a ``range`` for ``range(start,stop[,step])`` of integers: ten million
+    #: values then cost nothing until a trial asks for one
+    values: Optional[Sequence[Any]] = None
     interval: Optional[Tuple[float, float]] = None
     is_group: bool = False
     add: bool = False  # given with a leading '+' (a key or group not in the defaults)
@@ -39,6 +41,9 @@ class Axis:
     def expr(self) -> str:
         if self.interval is not None:
             return f"interval({self.interval[0]},{self.interval[1]})"
+        if isinstance(self.values, range):  # as written: not millions of values joined
+            r = self.values
+            return f"range({r.start},{r.stop}{'' if r.step == 1 else f',{r.step}'})"
         return ",".join(map(str, self.values or ()))
 
 
@@ -67,6 +72,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _integer_range(ov: Override) -> Optional[range]:
+    """``range(start,stop[,step])`` of integers, unshuffled, as a lazy ``range``: the
+    values Hydra's iterator gives, in its order, without a tuple of them all."""
+    sweep = ov.value()
+    if not isinstance(sweep, RangeSweep) or sweep.shuffle:
+        return None
+    r = sweep.range()  # a ValueError for a zero step, as Hydra's iterator
+    return r if isinstance(r, range) else None
+
+
 def axis_from_override(ov: Override, is_group: bool = False) -> Axis:
     """Turn a parsed sweep override into an :class:`Axis`."""
     key = ov.key_or_group
@@ -75,7 +90,7 @@ def axis_from_override(ov: Override, is_group: bool = False) -> Axis:
         return Axis(key, values=(_plain(ov.value()),), is_group=is_group, add=add)
     if ov.is_discrete_sweep():
         try:
-            values = tuple(_plain(v) for v in ov.sweep_iterator())
+            values = _integer_range(ov) or tuple(_plain(v) for v in ov.sweep_iterator())
         except (ValueError, TypeError) as exc:  # e.g. range(0,10,0): Python's range refuses a zero step
             raise SweepError(
                 f"axis {key!r}: cannot expand {ov.input_line!r} ({exc}); e.g. {key}=range(0,10,2) or {key}=1,2,3"

@@ -8,7 +8,6 @@ sits whole in memory.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -19,6 +18,7 @@ from ..errors import SweepError
 from . import identity
 from .axes import Axis, axis_from_override, axis_from_param, merge_axes, parse_override
 from .identity import SEED_KEY, GroupKey, flatten, spawn_seed
+from .lazy import Rows, product
 from .search import Search
 from .trial import Trial
 
@@ -124,16 +124,17 @@ class SweepPlan:
         return next(a for a in self.axes if a.key == key)
 
     # -- enumeration --------------------------------------------------------
-    def _units(self) -> List[Tuple[Tuple[Axis, ...], List[Tuple[Any, ...]]]]:
-        """Discrete dimensions to cross: single axes, or zipped groups as one."""
+    def _units(self) -> List[Tuple[Tuple[Axis, ...], Rows]]:
+        """Discrete dimensions to cross: single axes, or zipped groups as one (views
+        over the axes' values, never copies: :mod:`.lazy`)."""
         zipped = {k for g in self.zip for k in g}
         units = []
         for group in self.zip:
             axes = tuple(self._axis(k) for k in group)
-            units.append((axes, list(zip(*(a.values for a in axes)))))
+            units.append((axes, Rows([a.values or () for a in axes])))
         for a in self.axes:
             if a.values is not None and a.key not in zipped:
-                units.append(((a,), [(v,) for v in a.values]))
+                units.append(((a,), Rows([a.values])))
         return units
 
     def _samples(self) -> Tuple[List[Axis], np.ndarray]:
@@ -160,7 +161,7 @@ class SweepPlan:
     def may_repeat(self) -> bool:
         """Whether two trials could share an id (an axis lists a value twice)."""
         for a in self.axes:
-            if a.values is not None:
+            if a.values is not None and not isinstance(a.values, range):  # a range never repeats
                 reprs = [identity.encode(v) + type(v).__name__ for v in a.values]
                 if len(set(reprs)) != len(reprs):
                     return True
@@ -210,14 +211,16 @@ class SweepPlan:
         units = self._units()
         s_axes, s_values = self._samples()
         s_keys = [a.key for a in s_axes]
-        # each unit's values split once into group choices and swept values, not once per trial
-        parts = [[_split(axes, values) for values in vals] for axes, vals in units]
-        for combo in itertools.product(*parts):
-            gkey = tuple(sorted(g for c in combo for g in c[0]))
-            params = {k: v for c in combo for k, v in c[1]}
-            if not s_keys:
-                yield gkey, params
-                continue
+        for combo in product([vals for _, vals in units]):  # lazily: itertools.product copies each axis
+            groups: List[Tuple[str, str]] = []
+            params: Dict[str, Any] = {}
+            for (axes, _), values in zip(units, combo):
+                for a, v in zip(axes, values):
+                    if a.is_group:
+                        groups.append((a.key, str(v)))
+                    else:
+                        params[a.key] = v
+            gkey = tuple(sorted(groups))
             for row in s_values:
                 point = dict(params)
                 for k, v in zip(s_keys, row):
@@ -256,9 +259,3 @@ class SweepPlan:
             goal = ", ".join(f"{d} {o}" for o, d in zip(s.objectives, s.directions))
             lines.append(f"search: optuna, sampler {s.sampler}, budget {s.budget}, {goal}, pruner {s.pruner}")
         return "\n".join(lines)
-
-
-def _split(axes: Tuple[Axis, ...], values: Tuple[Any, ...]) -> Tuple[List[Tuple[str, str]], List[Tuple[str, Any]]]:
-    """One value of a unit: (group choices, swept values)."""
-    groups = [(a.key, str(v)) for a, v in zip(axes, values) if a.is_group]
-    return groups, [(a.key, v) for a, v in zip(axes, values) if not a.is_group]
