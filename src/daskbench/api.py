@@ -94,7 +94,7 @@ def _sweep(
     store: ResultStore,
     run_info: Dict[str, Any],
     counts: Counts,
-    resume: Tuple[Set[str], Set[str]],
+    resume: Tuple[AbstractSet[str], AbstractSet[str]],
     code_notice: Optional[str],
     progress: Optional[str],
     echo: Callable[[str], None],
