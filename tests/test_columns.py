@@ -42,3 +42,12 @@ def test_one_table_is_put_in_the_declared_order():
     assert t.column_names == ["trial_id", "trial.x", "status"]
     got = columns.concat([t.append_column("code_version", pa.array(["c"]))], ["trial.x"])
     assert got.column_names == ["trial_id", "trial.x", "status", "code_version"]
+
+
+def test_one_table_of_cancelled_rows_gets_the_swept_columns_it_lacks():
+    # a store flush that holds only cancelled rows (no swept keys) still gives the row path's table
+    rows = [{"trial_id": f"id{i}", "seed": i, "status": "cancelled"} for i in range(3)]
+    first = ["trial.x", "trial.y"]
+    joined = columns.concat([columns.rows_to_table(rows)], first)
+    assert joined.equals(columns.rows_to_table(rows, first))
+    assert joined.column_names[:3] == ["trial_id", "trial.x", "trial.y"]

@@ -47,7 +47,11 @@ def concat(tables: Sequence[pa.Table], first: Iterable[str] = ()) -> pa.Table:
     first = list(first)
     if len(tables) == 1:  # the common case: one chunk's table, already built in order
         ordered = trow.order(tables[0].column_names, first)
-        return tables[0] if ordered == tables[0].column_names else tables[0].select(ordered)
+        if ordered == tables[0].column_names:
+            return tables[0]
+        if set(ordered) <= set(tables[0].column_names):
+            return tables[0].select(ordered)
+        # else a column of `first` the rows lack (cancelled rows carry no swept keys): built below
     names: Dict[str, None] = {}
     for t in tables:
         names.update(dict.fromkeys(t.column_names))
