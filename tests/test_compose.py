@@ -393,8 +393,16 @@ def test_every_help_example_plans(monkeypatch, tmp_path, capsys):
     write_experiment(
         tmp_path / "my_conf", "mine", "name: mine\ntrial: {_target_: daskbench.experiments.mmc_queue.trial}\n"
     )
-    examples = [shlex.split(line)[3:] for line in EPILOG.splitlines() if line.strip().startswith("python -m daskbench")]
-    assert len(examples) == 4
+    lines = [line for line in EPILOG.splitlines() if line.strip().startswith("python -m daskbench")]
+    examples = [shlex.split(line, comments=True)[3:] for line in lines]
+    kept = [words for words in examples if words[:1] == ["cluster"]]
+    examples = [words for words in examples if words[:1] != ["cluster"]]
+    assert len(examples) == 4 and len(kept) == 1
+    for words in kept:  # `cluster start OVERRIDES`: its overrides compose into a local cluster's settings
+        from daskbench.cluster.keep import _cluster_config
+        from daskbench.config.schema import LocalClusterConfig
+
+        assert isinstance(_cluster_config(words[2:], None), LocalClusterConfig), words
     for words in examples:
         words = [w.replace("HOST", "127.0.0.1") for w in words]
         code = main([*words, "--dry-run"])
