@@ -15,11 +15,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m daskbench +experiment=sweep
 
-# One pytest process: Hydra's own launcher suites run their multiruns in it, and the
-# launcher closes the cluster it started when each multirun ends (checked after each
-# of those tests in tests/test_launcher_hydra_suites.py).
+# Hydra's own launcher suites get a pytest process of their own: Hydra's version base
+# is process-wide (daskbench's composition sets 1.3; the suites expect the setting of
+# an app that never chose one, where jobs change into their output folders). The
+# launcher closes its cluster after each multirun (checked after each suite test).
 test: $(STAMP) browser netns
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/test_launcher_hydra_suites.py
+	$(PY) -m pytest tests/test_launcher_hydra_suites.py
 
 # Builds deploy/Dockerfile's image and runs real containers with podman: a
 # containerized cluster serving sweeps and simulations, a worker container killed

@@ -54,7 +54,12 @@ class Submitter:
         futs = ac.next_batch(block=True)
         while len(futs) < need and not ac.is_empty():
             futs += ac.next_batch(block=True)
-        done = [f for f in futs if f.status == "finished"]
+        # each future's status read once: it changes under us (a finished task whose worker
+        # died is lost, then finished again elsewhere), and every future must come out once
+        done: List[Any] = []
+        rest: List[Any] = []
+        for f in futs:
+            (done if f.status == "finished" else rest).append(f)
         out: List[Tuple[Any, Any]] = []
         if done:
             try:
@@ -62,9 +67,7 @@ class Submitter:
                 out += list(zip(done, values))
             except Exception:  # one of them went missing (its worker died): each alone, as Dask tells it
                 out += [(f, _one(f)) for f in done]
-        for f in futs:
-            if f.status != "finished":
-                out.append((f, _one(f)))
+        out += [(f, _one(f)) for f in rest]
         return out
 
 
