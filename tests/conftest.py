@@ -140,3 +140,18 @@ def kill_once(x=0, marker="", delay=0.1, seed=0):
     time.sleep(delay)
     return {"y": x, "pid": os.getpid()}
 '''
+
+
+def wait_for_report(results: Path, timeout: float = 180) -> Path:
+    """The report folder of a CLI run, once its background process has written the page
+    (the command line returns before the report is drawn; the page is renamed into place
+    last, and report/report.log holds that process's output)."""
+    import time
+
+    report = Path(results) / "report"
+    deadline = time.time() + timeout
+    while not (report / "report.html").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    log = report / "report.log"
+    assert (report / "report.html").exists(), log.read_text() if log.exists() else f"no report in {results}"
+    return report

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import daskbench
-from tests.conftest import run_cli, write_experiment
+from tests.conftest import run_cli, wait_for_report, write_experiment
 
 OPT_PY = '''
 """Trials for the adaptive-search tests."""
@@ -374,6 +374,7 @@ def test_shipped_staffing_experiment_finds_a_cheap_staffing_that_meets_the_targe
     assert r.returncode == 0, r.stdout + r.stderr
     assert "optuna: best trial of 60 complete:" in r.stdout
     root = tmp_path / "results/staffing"
+    wait_for_report(root)  # drawn by a process of its own after the command returns
     assert (root / "report/optimisation.png").is_file()
     assert "optimisation history: cost of 60 complete trials" in (root / "report/summary.md").read_text()
     df = daskbench.load(root)
