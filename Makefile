@@ -20,7 +20,7 @@ run: $(STAMP)
 # an app that never chose one, where jobs change into their output folders). The
 # launcher closes its cluster after each multirun (checked after each suite test).
 test: $(STAMP) browser netns
-	$(PY) -m pytest --ignore=tests/test_launcher_hydra_suites.py
+	$(PY) -m pytest --durations=25 --ignore=tests/test_launcher_hydra_suites.py
 	$(PY) -m pytest tests/test_launcher_hydra_suites.py
 
 # Builds deploy/Dockerfile's image and runs real containers with podman: a
