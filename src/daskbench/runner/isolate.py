@@ -97,11 +97,30 @@ def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> A
         protocol=pickle.HIGHEST_PROTOCOL,
     )
     timeout = float(spec.timeout_s) if spec.timeout_s else None
+    frames, timed_out, stderr, returncode = run_child("daskbench.runner.isolate", job, timeout, live.send)
+    answer = next((f for f in frames if f[0] in ("result", "error")), None)
+    if answer is None:
+        if timed_out:
+            raise TrialTimeout(f"trial ran longer than timeout_s={spec.timeout_s:g}; its process was killed")
+        raise TrialProcessError(_death(returncode), stderr[-_STDERR_TAIL:] or None, FailureKind.PROCESS_DIED)
+    if answer[0] == "error":
+        raise TrialProcessError(answer[1], answer[2], answer[3])
+    return answer[1]
+
+
+def run_child(
+    module: str, message: bytes, timeout: Optional[float], relay: Callable[[str, Dict[str, Any]], None]
+) -> Tuple[List[Tuple], bool, str, Optional[int]]:
+    """Run ``python -m module WRITE_FD`` in a process group of its own, send it ``message``
+    on stdin and collect the frames it writes back (relaying live reports as they come);
+    the group is killed at the end, with whatever the child left running. Returns
+    (frames, timed out, the child's stderr, its exit status); the stderr also goes to
+    this process's stderr (a worker's log, as an in-process call's would)."""
     read_fd, write_fd = os.pipe()
     with tempfile.TemporaryFile() as err:
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "daskbench.runner.isolate", str(write_fd)],
+                [sys.executable, "-m", module, str(write_fd)],
                 stdin=subprocess.PIPE,
                 stderr=err,
                 pass_fds=(write_fd,),
@@ -110,22 +129,15 @@ def call(spec: Any, gkey: Any, params: Dict[str, Any], context: Any = None) -> A
         finally:
             os.close(write_fd)
         try:
-            frames, timed_out = _talk(proc, job, read_fd, timeout, live.send)
+            frames, timed_out = _talk(proc, message, read_fd, timeout, relay)
         finally:
             os.close(read_fd)
-            _kill_group(proc)  # also whatever the trial left running
+            _kill_group(proc)  # also whatever the child left running
         err.seek(0)
         stderr = err.read().decode(errors="replace")
     if stderr:
-        sys.stderr.write(stderr)  # into the worker's log, as an in-process trial's would be
-    answer = next((f for f in frames if f[0] in ("result", "error")), None)
-    if answer is None:
-        if timed_out:
-            raise TrialTimeout(f"trial ran longer than timeout_s={spec.timeout_s:g}; its process was killed")
-        raise TrialProcessError(_death(proc.returncode), stderr[-_STDERR_TAIL:] or None, FailureKind.PROCESS_DIED)
-    if answer[0] == "error":
-        raise TrialProcessError(answer[1], answer[2], answer[3])
-    return answer[1]
+        sys.stderr.write(stderr)
+    return frames, timed_out, stderr, proc.returncode
 
 
 def _answered(frames: List[Tuple]) -> bool:

@@ -16,13 +16,11 @@ without a timeout.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import tempfile
 from typing import Any, Optional
 
 from daskbench.results.row import FailureKind
-from daskbench.runner.isolate import _HEADER, TrialTimeout, _death, _die_with_parent, _kill_group, _talk
+from daskbench.runner.isolate import _HEADER, TrialTimeout, _death, _die_with_parent, run_child
 
 from ._attempt import Outcome, Packed, attempt, enter
 
@@ -37,27 +35,9 @@ def call(packed: Packed, job: Any, timeout_s: float) -> Outcome:
     message = cloudpickle.dumps(
         {"packed": packed, "job": job, "sys_path": list(sys.path), "cwd": os.getcwd(), "parent": os.getpid()}
     )
-    read_fd, write_fd = os.pipe()
-    with tempfile.TemporaryFile() as err:
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "hydra_plugins.daskbench_launcher._child", str(write_fd)],
-                stdin=subprocess.PIPE,
-                stderr=err,
-                pass_fds=(write_fd,),
-                start_new_session=True,
-            )
-        finally:
-            os.close(write_fd)
-        try:
-            frames, timed_out = _talk(proc, message, read_fd, timeout_s, lambda *_: None)
-        finally:
-            os.close(read_fd)
-            _kill_group(proc)  # also whatever the job left running
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-    if stderr:
-        sys.stderr.write(stderr)  # into the worker's log, as an in-process job's would be
+    frames, timed_out, stderr, returncode = run_child(
+        "hydra_plugins.daskbench_launcher._child", message, timeout_s, lambda *_: None
+    )
     answer = next((f for f in frames if f[0] in ("result", "raise")), None)
     if answer is not None and answer[0] == "raise":
         raise answer[1]
@@ -68,7 +48,7 @@ def call(packed: Packed, job: Any, timeout_s: float) -> Outcome:
             f"the job ran longer than hydra.launcher.timeout_s={timeout_s:g}; its process was killed"
         )
         return _ended(job, "timeout", FailureKind.TIMEOUT, exc, None)
-    text = _death(proc.returncode)
+    text = _death(returncode)
     return _ended(job, "failed", FailureKind.PROCESS_DIED, RuntimeError(text), stderr[-_STDERR_TAIL:] or None)
 
 
