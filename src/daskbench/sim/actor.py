@@ -4,10 +4,11 @@ Many agents per actor, never one actor per agent (an actor call costs about a
 millisecond). The coordinator makes one ``run`` call per shard per window of
 ticks; inside it the shards keep in step among themselves
 (:mod:`daskbench.sim.window`): each sends every other shard its envelope of
-each tick straight to that shard's actor (``deliver``, an ``async`` method, so
-it runs on the receiving worker's event loop even while that worker's actor
-thread is busy stepping) without waiting for it to land, and steps on once the
-others' envelopes are in. Shards in the same process hand them over directly.
+each tick without waiting for it to land, and steps on once the others'
+envelopes are in. :mod:`daskbench.sim.barrier` says how an envelope travels: a
+direct socket between the two shards' threads (the default), a Dask actor call
+(``deliver``, an ``async`` method run on the receiving worker's event loop), or,
+between shards in the same process, a plain hand-over.
 
 A lost worker is noticed two ways: a call fails to reach it, or the scheduler
 no longer lists it while the coordinator waits. Either raises
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import threading
-import time
 import uuid
 import weakref
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -29,18 +28,18 @@ import numpy as np
 
 from ..observe import live
 from .clock import Clock
+from .barrier import PeerBarrier, is_lost, listen_address
 from .errors import ShardLost, SimulationError
 from .memory import hand_over_quickly, keep_temporaries
 from .model import Model
 from .shard import Layout, Shard, StepReport
-from .window import Entry, Exchange, run_window
+from .window import Entry, run_window
 
 #: shard actors living in this process, by actor key (same-process delivery)
 _LOCAL: weakref.WeakValueDictionary[str, ShardActor] = weakref.WeakValueDictionary()
 
 SHARD_PRIORITY = 1_000_000  # shard creation runs before queued trials on a worker
 POLL_S = 1.0  # how often a waiting coordinator checks that the shards' workers are alive
-DELIVER_TIMEOUT_S = 300.0
 
 
 async def _gather(futures: Sequence[Any]) -> List[Any]:
@@ -55,16 +54,6 @@ def gather_actor_calls(loop: Any, futures: Sequence[Any], timeout: float) -> Lis
     if not futures:
         return []
     return sync(loop, _gather, futures, callback_timeout=timeout)
-
-
-def _is_lost(exc: BaseException) -> bool:
-    """Did this call fail because a worker or actor went away (not the model's fault)?"""
-    if isinstance(exc, (ShardLost, OSError, asyncio.CancelledError, concurrent.futures.CancelledError)):
-        return True
-    name = type(exc).__name__
-    if name in ("CommClosedError", "KilledWorker", "FutureCancelledError", "CancelledError"):
-        return True
-    return isinstance(exc, RuntimeError) and "Actor was lost" in str(exc)
 
 
 def _failed(call: Any) -> Optional[BaseException]:
@@ -98,24 +87,46 @@ class ShardActor:
             self.shard.setup()
         else:
             self.shard.restore(snapshot)
-        self.peers: Dict[int, Any] = {}
-        self.peer_keys: Dict[int, str] = {}
-        self.exchange = Exchange()
+        self.barrier = PeerBarrier(self.shard, None)
+        self.transport_note: Optional[str] = None  # why this shard's envelopes go by Dask comm, if they do
+        self._plan: Optional[Tuple[Dict[int, PeerBarrier], Dict[int, Tuple[str, int]], Dict[int, Any]]] = None
+        self.routes: Dict[str, List[int]] = {}
         self._thread: Optional[concurrent.futures.ThreadPoolExecutor] = None
-        self._abort = threading.Event()
-        self._sent: List[Tuple[int, Any]] = []  # (shard, ActorFuture) of deliveries not yet checked
         _LOCAL[key] = self
 
-    def connect(self, peers: Dict[int, Tuple[str, str]]) -> int:
-        """The other shards' actors: {shard: (actor key, worker address)}. The handles are bound
-        to this worker here, so the shard's own thread (not a worker thread) can call them."""
+    def listen(self, transport: str) -> Optional[Tuple[str, int]]:
+        """Open this shard's listening socket for ``transport`` (see :mod:`.barrier`); its address,
+        or None: the other shards reach this one by Dask actor calls."""
+        from distributed import get_worker
+
+        links, self.transport_note = listen_address(get_worker().address, transport)
+        self.barrier.links = links
+        return None if links is None else links.address
+
+    def connect(self, peers: Dict[int, Tuple[str, str]], addresses: Optional[Dict[int, Any]] = None) -> int:
+        """The other shards: {shard: (actor key, worker address)} and the listening addresses from
+        :meth:`listen`. Shards in this process are reached directly, those that both listen by
+        socket (connected at the start of the first window, on the shard's own thread), the
+        rest by actor handles bound to this worker here (so the shard's thread can call them)."""
         from distributed import get_worker
         from distributed.actor import Actor
 
-        worker = get_worker()
-        others = {i: p for i, p in peers.items() if i != self.shard.index}
-        self.peer_keys = {i: k for i, (k, _) in others.items()}
-        self.peers = {i: Actor(ShardActor, addr, k, worker=worker) for i, (k, addr) in others.items()}
+        worker, me, addresses = get_worker(), self.shard.index, addresses or {}
+        local: Dict[int, PeerBarrier] = {}
+        sockets: Dict[int, Tuple[str, int]] = {}
+        actors: Dict[int, Any] = {}
+        for i, (key, addr) in peers.items():
+            here = _LOCAL.get(key)
+            if i == me:
+                continue
+            if here is not None:
+                local[i] = here.barrier
+            elif addresses.get(i) and addresses.get(me):
+                sockets[i] = tuple(addresses[i])  # type: ignore[assignment]
+            else:
+                actors[i] = Actor(ShardActor, addr, key, worker=worker)
+        self._plan = (local, sockets, actors)
+        self.routes = {"socket": sorted(sockets), "comm": sorted(actors), "local": sorted(local)}
         return self.shard.n_agents
 
     async def run(self, start: int, until: int, clock: Clock, lookahead: int = 1) -> List[StepReport]:
@@ -125,62 +136,30 @@ class ShardActor:
         thread, and two shards on one worker must wait for each other's envelopes."""
         if self._thread is None:
             self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"sim-shard-{self.key}")
-        args = (self.shard, clock, start, until, lookahead, sorted(self.peer_keys), self._send, self._wait)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, run_window, *args, self.exchange.dues)
+        args = (start, until, clock, lookahead)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._window, *args)
 
-    def _send(self, dest: int, entries: List[Entry]) -> None:
-        """Hand envelopes to shard ``dest`` without waiting for them to land (the receiver waits)."""
-        local = _LOCAL.get(self.peer_keys[dest])
-        if local is not None:  # same process: no serialisation
-            local.receive(self.shard.index, entries)
-            return
+    def _window(self, start: int, until: int, clock: Clock, lookahead: int) -> List[StepReport]:
+        b = self.barrier
         try:
-            self._sent.append((dest, self.peers[dest].deliver(self.shard.index, entries)))
-        except Exception as exc:
-            raise ShardLost(f"shard {dest} unreachable: {exc}") from None
+            if self._plan is not None:
+                plan, self._plan = self._plan, None
+                b.connect(*plan)
+            peers = b.peers
+            reports = run_window(self.shard, clock, start, until, lookahead, peers, b.send, b.wait, b.exchange.dues)
+            b.flush()
+            return reports
+        except BaseException:
+            b.close()  # the trial restarts on new actors: let go of the sockets now, on this thread
+            raise
 
-    def receive(self, src: int, entries: List[Entry]) -> None:
-        for _, _, parcels in entries:
-            self.shard.deliver(src, parcels)
-        self.exchange.arrive(src, [(tick, due) for tick, due, _ in entries])
-
-    def _wait(self, tick: int) -> None:
-        """Block until every other shard's envelope of ``tick`` is in; raise if a send of ours failed."""
-        deadline = time.monotonic() + DELIVER_TIMEOUT_S
-        peers = list(self.peer_keys)
-        while not self.exchange.wait(tick, peers, 0.5):
-            self._check_sent()
-            if self._abort.is_set():
-                raise ShardLost("aborted by the coordinator")
-            if time.monotonic() > deadline:
-                raise ShardLost(f"the other shards did not send their tick {tick} within {DELIVER_TIMEOUT_S:.0f}s")
-        if len(self._sent) > 64:
-            self._check_sent()
-
-    def _check_sent(self) -> None:
-        still = []
-        for dest, fut in self._sent:
-            if not fut.done():
-                still.append((dest, fut))
-                continue
-            try:
-                fut.result()
-            except Exception as exc:
-                if _is_lost(exc):
-                    raise ShardLost(f"shard {dest} unreachable: {type(exc).__name__}: {exc}") from None
-                raise
-        self._sent = still
+    def transport(self) -> Dict[str, Any]:
+        """How this shard reaches the others (shard indices by way) and why not by socket, if not."""
+        return {**self.routes, "note": self.transport_note}
 
     def drain(self, timeout: float = 30.0) -> None:
-        """Wait for this shard's deliveries still in flight (at the end, before the actors go:
-        a delivery reaching a released actor is an error in the receiving worker's log)."""
-        deadline = time.monotonic() + timeout
-        for _, fut in self._sent:
-            try:
-                fut.result(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:
-                pass  # the simulation is over; a lost or slow peer changes nothing now
-        self._sent = []
+        """At the end, before the actors go: deliveries in flight, sockets, the shard's thread."""
+        self.barrier.drain(timeout)
         self._stop_thread()
 
     def _stop_thread(self) -> None:
@@ -189,10 +168,10 @@ class ShardActor:
             self._thread = None
 
     async def deliver(self, src: int, entries: List[Entry]) -> None:
-        self.receive(src, entries)
+        self.barrier.receive(src, entries)
 
     async def abort(self) -> None:
-        self._abort.set()
+        self.barrier.abort()
         self._stop_thread()
 
     def snapshot(self) -> bytes:
@@ -244,6 +223,7 @@ class ActorHost:
         workers: Sequence[str],
         resources: Dict[str, float],
         token: str = "",
+        transport: str = "socket",
     ):
         hand_over_quickly()  # the coordinator's thread and its client's event loop trade the GIL every tick
         self.client = client
@@ -251,6 +231,7 @@ class ActorHost:
         self.n_shards = int(assign.max()) + 1
         self.workers = list(workers)
         self.resources = resources
+        self.transport = transport
         self.token = token or uuid.uuid4().hex[:12]
         self.generation = 0
         self.futures: List[Any] = []
@@ -298,7 +279,8 @@ class ActorHost:
         ]
         self.actors = self._wait_all(self.futures, lambda f: f.result(timeout=POLL_S), "starting")
         peers = {i: (keys[i], addr) for i, addr in enumerate(self.placed)}
-        self._call_all([a.connect(peers) for a in self.actors], "connecting")
+        listening = self._call_all([a.listen(self.transport) for a in self.actors], "listening")
+        self._call_all([a.connect(peers, dict(enumerate(listening))) for a in self.actors], "connecting")
         self.rate.restart()
 
     def _call_all(self, calls: Sequence[Any], what: str) -> List[Any]:
@@ -316,7 +298,7 @@ class ActorHost:
                     break
         for i, res in enumerate(results):
             if isinstance(res, BaseException):
-                if _is_lost(res):
+                if is_lost(res):
                     raise ShardLost(f"shard {i} lost while {what}: {type(res).__name__}: {res}")
                 raise res
         return results
@@ -349,7 +331,7 @@ class ActorHost:
                 except TimeoutError:
                     self._check_workers(what)
                 except Exception as exc:
-                    if _is_lost(exc):
+                    if is_lost(exc):
                         raise ShardLost(f"shard {i} lost while {what}: {type(exc).__name__}: {exc}") from None
                     raise
         return out
@@ -359,7 +341,7 @@ class ActorHost:
         try:
             calls = [a.run(start, until, clock, lookahead) for a in self.actors]
         except Exception as exc:
-            if _is_lost(exc):
+            if is_lost(exc):
                 raise ShardLost(f"a shard is lost: {exc}") from None
             raise
         reports = self._call_all(calls, f"running ticks {start}..{until - 1}")

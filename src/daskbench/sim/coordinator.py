@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .barrier import TRANSPORTS
 from .clock import Clock
 from .errors import ShardLost, SimulationError
 from .host import Host
@@ -58,6 +59,7 @@ class Settings:
     agent_report_every: int = 0  # ticks; 0 = no agents table
     max_restarts: int = 3
     lookahead: int = 1  # clock.lookahead: ticks shards advance between exchanges (<= the model's message_delay)
+    transport: str = "socket"  # clock.transport: how shards on different workers exchange (daskbench.sim.barrier)
 
     def check(self) -> None:
         """Raise a :class:`SimulationError` naming the first bad setting (no model needed)."""
@@ -78,6 +80,11 @@ class Settings:
             raise SimulationError(
                 f"clock.lookahead={self.lookahead!r}: give a whole number of ticks >= 1 "
                 "(1: shards exchange messages every tick)"
+            )
+        if self.transport not in TRANSPORTS:
+            raise SimulationError(
+                f"clock.transport={self.transport!r}: use socket (direct connections between shards, the "
+                "default) or comm (Dask actor calls)"
             )
         # the clock checks its own settings (ticks, realtime_factor, tick_seconds)
         Clock(self.ticks, 0, self.fast_forward, self.realtime_factor, self.tick_seconds)

@@ -37,7 +37,7 @@ from .parallelism import AUTO, auto_shards, check_shards, estimate_tick_s, worth
 from .partition import allocate, cut_fraction
 from .shard import Layout
 
-CLOCK_KEYS = ("fast_forward", "realtime_factor", "tick_seconds", "lookahead")
+CLOCK_KEYS = ("fast_forward", "realtime_factor", "tick_seconds", "lookahead", "transport")
 
 
 def _clock(settings: Settings) -> Clock:
@@ -166,6 +166,7 @@ class _Sharded:
                 self.settings.tick_seconds,
                 self.workers,
                 self.resources,
+                transport=self.settings.transport,
             )
             host = ReservedHost(actors, client)
             try:
@@ -231,7 +232,9 @@ def trial(
       ``allocation``: ``round_robin`` or ``community``.
     - ``clock``: ``fast_forward`` (default true), ``realtime_factor`` (null: as fast as possible),
       ``tick_seconds`` (simulated seconds per tick, default 1), ``lookahead`` (ticks shards
-      advance between exchanges, default 1; at most the model's ``message_delay``).
+      advance between exchanges, default 1; at most the model's ``message_delay``), ``transport``
+      (``socket``, the default: direct connections between shards on ``tcp://`` clusters; ``comm``:
+      Dask actor calls, as on TLS clusters; see :mod:`daskbench.sim.barrier`).
     - ``checkpoint_every``: ticks between shard checkpoints (0: restart from the start after a loss);
       ``agent_report_every``: ticks between rows of the ``agents`` table (0: none);
       ``max_restarts``: shard losses survived before the trial fails.
