@@ -115,14 +115,15 @@ def test_shards_go_only_to_workers_with_the_trials_resources(hosts, user_dir):
     assert row["shards"] == 1 and row["shard_workers"] == 1  # one per worker with GPU
 
 
-@pytest.mark.parametrize("checkpoint_every", [50, 0])
-def test_killing_a_shards_worker_restarts_it_with_the_undisturbed_result(hosts, checkpoint_every):
+@pytest.mark.parametrize("checkpoint_every,transport", [(50, "socket"), (0, "socket"), (50, "comm")])
+def test_killing_a_shards_worker_restarts_it_with_the_undisturbed_result(hosts, checkpoint_every, transport):
     from distributed import Client
 
     procs = {name: hosts.start_worker(name) for name in ("a", "b", "c")}
     names = hosts.wait_for_workers(3)
     settings = dict(ticks=1500, shards=2, checkpoint_every=checkpoint_every, agent_report_every=500)
     ref = sim.run(Boltzmann(n_agents=600), sim.Settings(**settings), seed=11)
+    settings["transport"] = transport
     box = {}
     with Client(hosts.address) as client:
 
@@ -147,7 +148,7 @@ def test_killing_a_shards_worker_restarts_it_with_the_undisturbed_result(hosts, 
         assert not t.is_alive(), "the simulation hung after its worker died"
     assert "error" not in box, box.get("error")
     out = box["out"]
-    assert out.metrics["restarts"] == 1
+    assert out.metrics["restarts"] == 1 and out.metrics["shard_transport"] == transport
     assert _strip(out.steps) == _strip(ref.steps)
     assert [r["tick"] for r in out.steps] == list(range(1500))
     assert len(out.agents) == len(ref.agents)

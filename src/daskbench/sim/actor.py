@@ -27,8 +27,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..observe import live
-from .clock import Clock
 from .barrier import PeerBarrier, is_lost, listen_address
+from .clock import Clock
 from .errors import ShardLost, SimulationError
 from .memory import hand_over_quickly, keep_temporaries
 from .model import Model
@@ -103,11 +103,12 @@ class ShardActor:
         self.barrier.links = links
         return None if links is None else links.address
 
-    def connect(self, peers: Dict[int, Tuple[str, str]], addresses: Optional[Dict[int, Any]] = None) -> int:
+    def connect(self, peers: Dict[int, Tuple[str, str]], addresses: Optional[Dict[int, Any]] = None) -> Dict[str, Any]:
         """The other shards: {shard: (actor key, worker address)} and the listening addresses from
         :meth:`listen`. Shards in this process are reached directly, those that both listen by
         socket (connected at the start of the first window, on the shard's own thread), the
-        rest by actor handles bound to this worker here (so the shard's thread can call them)."""
+        rest by actor handles bound to this worker here (so the shard's thread can call them).
+        Returns :meth:`transport`."""
         from distributed import get_worker
         from distributed.actor import Actor
 
@@ -127,7 +128,7 @@ class ShardActor:
                 actors[i] = Actor(ShardActor, addr, key, worker=worker)
         self._plan = (local, sockets, actors)
         self.routes = {"socket": sorted(sockets), "comm": sorted(actors), "local": sorted(local)}
-        return self.shard.n_agents
+        return self.transport()
 
     async def run(self, start: int, until: int, clock: Clock, lookahead: int = 1) -> List[StepReport]:
         """Run the window ``[start, until)`` in step with the other shards (see :mod:`.window`).
@@ -209,6 +210,13 @@ def eligible_workers(workers: Dict[str, Dict[str, Any]], resources: Dict[str, fl
     return sorted(out)
 
 
+def transport_used(routes: Sequence[Dict[str, Any]]) -> str:
+    """``socket`` or ``comm`` if every pair of shards on different workers used it, ``mixed``, or
+    ``none`` (no such pair)."""
+    ways = {way for r in routes for way in ("socket", "comm") if r[way]}
+    return "mixed" if len(ways) > 1 else next(iter(ways), "none")
+
+
 class ActorHost:
     """Shards in Dask actors, one per chosen worker in turn."""
 
@@ -238,6 +246,7 @@ class ActorHost:
         self.actors: List[Any] = []
         self.placed: List[str] = []
         self._assign_future = None
+        self.transport_used = "none"  # how shards on different workers exchanged: socket, comm, mixed or none
         # the speed for the scheduler's daskbench_sim_ticks_per_second; built in the trial's thread
         self.rate = live.TickRate(live.current())
 
@@ -280,7 +289,8 @@ class ActorHost:
         self.actors = self._wait_all(self.futures, lambda f: f.result(timeout=POLL_S), "starting")
         peers = {i: (keys[i], addr) for i, addr in enumerate(self.placed)}
         listening = self._call_all([a.listen(self.transport) for a in self.actors], "listening")
-        self._call_all([a.connect(peers, dict(enumerate(listening))) for a in self.actors], "connecting")
+        routes = self._call_all([a.connect(peers, dict(enumerate(listening))) for a in self.actors], "connecting")
+        self.transport_used = transport_used(routes)
         self.rate.restart()
 
     def _call_all(self, calls: Sequence[Any], what: str) -> List[Any]:
@@ -357,7 +367,7 @@ class ActorHost:
         return [p for shard_parts in parts for p in shard_parts]
 
     def describe(self) -> Dict[str, Any]:
-        return {"host": "actors", "workers": len(set(self.placed))}
+        return {"host": "actors", "workers": len(set(self.placed)), "transport": self.transport_used}
 
     def close(self, lost: bool = False) -> None:
         """Release the shard actors; after a loss, first free shards stuck delivering to it."""

@@ -70,13 +70,13 @@ class PeerBarrier:
         self.shard = shard
         self.links = links
         self.exchange = Exchange()
-        self.local: Dict[int, "PeerBarrier"] = {}  # peers in this process
+        self.local: Dict[int, PeerBarrier] = {}  # peers in this process
         self.actors: Dict[int, Any] = {}  # peers reached by Dask actor calls
         self.peers: List[int] = []
         self._sent: List[Tuple[int, Any]] = []  # (shard, ActorFuture) of deliveries not yet checked
         self.abort_flag = threading.Event()
 
-    def connect(self, local: Dict[int, "PeerBarrier"], sockets: Dict[int, Tuple[str, int]], actors: Dict[int, Any]):
+    def connect(self, local: Dict[int, PeerBarrier], sockets: Dict[int, Tuple[str, int]], actors: Dict[int, Any]):
         """The other shards, each reached one way (run on the shard's own thread: it may wait
         for the lower shards to connect to its listening socket)."""
         self.local, self.actors = local, actors
@@ -194,4 +194,3 @@ class PeerBarrier:
         links, self.links = self.links, None
         if links is not None:
             links.close()
-

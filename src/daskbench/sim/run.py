@@ -173,6 +173,7 @@ class _Sharded:
                 outcome = simulate(self.model, host, self.settings, self.clock)
             finally:
                 host.close()
+        outcome.metrics["shard_transport"] = actors.transport_used
         return self.finish(outcome, self.shards, assign, len(set(actors.placed)))
 
 

@@ -91,7 +91,7 @@ class _Reader:
 
     def read(self, sock: socket.socket, peer: int) -> List[Any]:
         """The frames complete after reading everything that is there without blocking."""
-        frames = []
+        frames: List[Any] = []
         while True:
             if self.pos < len(self.buf):
                 try:
