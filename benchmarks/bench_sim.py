@@ -27,6 +27,12 @@ places one shard actor per worker in turn.
 6. **Scaling curve**: Boltzmann on 1, 2, 4 and 8 shards on a cluster with one
    worker per core (shard counts above the core count are skipped): ticks/s
    and speed-up over 1 shard. One command gives the curve on a bigger machine.
+7. **Transport**: the tick overhead on 2 shards and Boltzmann 10^6 on 2 shards
+   with the envelopes on direct sockets between shards (``clock.transport:
+   socket``, the default) against Dask actor calls (``comm``), alternating.
+
+Every sharded figure but the last uses ``--transport`` (default ``socket``, the
+shipped default).
 
 Every timed figure is the median of ``--repeats`` runs, the two sides
 alternating. Dashboard off, everything on 127.0.0.1.
@@ -34,6 +40,7 @@ alternating. Dashboard off, everything on 127.0.0.1.
     .venv/bin/python benchmarks/bench_sim.py            # quick set (a few minutes)
     .venv/bin/python benchmarks/bench_sim.py --full     # more ticks, more repeats
     .venv/bin/python benchmarks/bench_sim.py --smoke    # tiny sizes: the scripts still run
+    .venv/bin/python benchmarks/bench_sim.py --transport comm   # the Dask actor calls throughout
 
 Writes ``benchmarks/results/sim.json`` (see ``_common.emit``).
 """
@@ -97,6 +104,10 @@ TARGETS = {
 }
 
 
+#: clock.transport of the sharded runs (--transport)
+TRANSPORT = {"name": "socket"}
+
+
 def _sim(model: str, params: Dict[str, Any], client: Any = None, **settings: Any) -> Dict[str, Any]:
     """One simulation's metrics. With ``client``: as a sweep runs it, the trial is a task on a
     worker and its coordinator places the shard actors; without: every shard in this process."""
@@ -105,7 +116,24 @@ def _sim(model: str, params: Dict[str, Any], client: Any = None, **settings: Any
     kwargs = dict(model=model, params=params, seed=2026, **settings)
     if client is None:
         return sim.trial(local=True, **kwargs)
+    kwargs["clock"] = {"transport": TRANSPORT["name"], **(settings.get("clock") or {})}
     return client.submit(sim.trial, pure=False, **kwargs).result()
+
+
+def transports(client: Any, ticks: int, n: int, n_ticks: int, repeats: int) -> Dict[str, Any]:
+    """The 2-shard tick overhead (``Idle``, ``ticks``) and Boltzmann with ``n`` agents (``n_ticks``)
+    with ``clock.transport`` socket against comm, alternating."""
+    idle: Dict[str, List[float]] = {"socket": [], "comm": []}
+    big: Dict[str, List[float]] = {"socket": [], "comm": []}
+    for _ in range(repeats):
+        for tr in ("socket", "comm"):
+            clock = {"fast_forward": False, "transport": tr}
+            idle[tr].append(_sim(IDLE, {"n_agents": 1_000}, client, ticks=ticks, shards=2, clock=clock)["tick_ms"])
+            big[tr].append(_sim(BOLTZMANN, {"n_agents": n}, client, ticks=n_ticks, shards=2, clock=clock)["tick_ms"])
+    out: Dict[str, Any] = {"agents": n}
+    for tr in ("socket", "comm"):
+        out[tr] = {"idle_tick_ms": C.median(idle[tr]), "boltzmann_tick_ms": C.median(big[tr])}
+    return out
 
 
 def tick_overhead(client: Any, ticks: int, repeats: int) -> Dict[str, Any]:
@@ -310,6 +338,21 @@ def _new_rows(res: Dict[str, Any]) -> List[List[str]]:
                 "",
             ]
         )
+    tr = res["transports"]
+    for key, label in (
+        ("idle_tick_ms", "Idle 1,000 agents"),
+        ("boltzmann_tick_ms", f"Boltzmann {tr['agents']:,} agents"),
+    ):
+        sock, comm = tr["socket"][key], tr["comm"][key]
+        rows.append(
+            [
+                f"{label}, 2 shards: socket vs comm",
+                f"{sock:.2f} ms/tick",
+                f"comm {comm:.2f} ms/tick",
+                f"{comm / sock:.2f}x",
+                "",
+            ]
+        )
     sc = res["scaling"]
     for s in (1, 2, 4, 8):
         r = sc[f"{s}_shards"]
@@ -341,7 +384,9 @@ def main(argv: List[str] = None) -> int:
     g.add_argument("--full", action="store_const", dest="mode", const="full")
     g.add_argument("--smoke", action="store_const", dest="mode", const="smoke")
     p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--transport", choices=("socket", "comm"), default="socket", help="clock.transport of sharded runs")
     args = p.parse_args(argv)
+    TRANSPORT["name"] = args.transport
     mode = args.mode or "quick"
     cfg = dict(MODES[mode])
     repeats = args.repeats or cfg["repeats"]
@@ -350,7 +395,7 @@ def main(argv: List[str] = None) -> int:
 
     # the scheduler's HTTP server (not a dashboard: that is off) moves off a taken port: not news here
     warnings.filterwarnings("ignore", message="Port .* is already in use")
-    res: Dict[str, Any] = {"mode": mode, "repeats": repeats, "targets": TARGETS}
+    res: Dict[str, Any] = {"mode": mode, "repeats": repeats, "targets": TARGETS, "transport": args.transport}
     with (
         LocalCluster(
             n_workers=2,
@@ -372,7 +417,11 @@ def main(argv: List[str] = None) -> int:
         res["lookahead"] = _timed(
             "lookahead 1 vs 4", lambda: lookahead(client, cfg["idle_ticks"], min(cfg["speedup_sizes"]), repeats)
         )
-    big = max(cfg["speedup_sizes"])
+        big = max(cfg["speedup_sizes"])
+        res["transports"] = _timed(
+            "socket vs comm",
+            lambda: transports(client, cfg["idle_ticks"], big, cfg["speedup_ticks"], repeats),
+        )
     res["machine_ceiling"] = _timed("2 plain processes", lambda: machine_ceiling(big, cfg["speedup_ticks"], repeats))
     res["scaling"] = _timed("scaling curve", lambda: scaling(big, cfg["speedup_ticks"], repeats))
     res["placement"] = _timed("placement", lambda: placement(cfg["epidemic_people"]))
@@ -465,6 +514,7 @@ def main(argv: List[str] = None) -> int:
         share = res["speedup"]["1000000"]["speedup"] / res["machine_ceiling"]["ceiling"]
         met["speedup_1m_of_ceiling"] = share >= TARGETS["speedup_1m_of_ceiling"]
     res["target_met"] = met
+    print("targets met: " + ", ".join(f"{k} {'yes' if v else 'NO'} ({TARGETS[k]})" for k, v in met.items()))
     C.emit("sim", res)
     return 0
 

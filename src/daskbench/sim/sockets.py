@@ -135,6 +135,7 @@ class _Link:
         sock.setblocking(False)
         self.out: Deque[memoryview] = deque()
         self.reader = _Reader()
+        self.events = selectors.EVENT_READ  # what the selector waits for on this socket
 
     def flush(self) -> None:
         """Write what the socket takes now without blocking."""
@@ -207,7 +208,9 @@ class Links:
         that came in (``on_frame(peer, obj)`` each) and write what is pending."""
         for link in self.links.values():
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.out else 0)
-            self._sel.modify(link.sock, events, link)
+            if events != link.events:  # a system call each: only when it changes
+                self._sel.modify(link.sock, events, link)
+                link.events = events
         for key, mask in self._sel.select(timeout):
             link = key.data
             if link is None:
