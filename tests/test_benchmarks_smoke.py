@@ -146,6 +146,10 @@ def test_sim(smoke):
         if n != "took_s":
             assert _positive(s["tick_ms_1_shard"]) and _positive(s["tick_ms_2_shards"]) and _positive(s["step_speedup"])
     assert _positive(r["machine_ceiling"]["ceiling"])
+    assert r["transport"] == "socket"  # the shipped default measured throughout
+    assert all(
+        _positive(r["transports"][t][k]) for t in ("socket", "comm") for k in ("idle_tick_ms", "boltzmann_tick_ms")
+    )
     vm = r["vs_mesa"]
     assert "skipped" in vm or (_positive(vm["ratio_actor"]) and _positive(vm["mesa_agent_steps_per_s"]))
     for k in ("2_shards", "4_shards"):  # deterministic: community placement cuts far fewer messages
