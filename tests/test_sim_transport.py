@@ -73,6 +73,10 @@ def test_a_peer_that_never_connects_is_a_timeout_not_a_hang():
     with pytest.raises(OSError):  # socket.timeout is an OSError: the shard reports its peers lost
         a.connect(1, {0: ("127.0.0.1", 1)}, 0.5)  # shard 1 waits for shard 0, which never comes
     a.close()
+    b = Links("127.0.0.1")
+    with pytest.raises(ConnectionAbortedError, match="stopped waiting for shards \\[0\\]"):
+        b.connect(1, {0: ("127.0.0.1", 1)}, 300.0, stop=lambda: True)  # the coordinator aborted the trial
+    b.close()
 
 
 def _left_behind(client):

@@ -83,7 +83,7 @@ class PeerBarrier:
         self.peers = sorted([*local, *sockets, *actors])
         if self.links is not None:
             try:
-                self.links.connect(self.shard.index, sockets, CONNECT_TIMEOUT_S)
+                self.links.connect(self.shard.index, sockets, CONNECT_TIMEOUT_S, self.abort_flag.is_set)
             except OSError as exc:
                 raise ShardLost(f"shard {self.shard.index} could not connect to the other shards: {exc}") from None
             if not sockets:  # nobody to talk to by socket: stop waiting in select
@@ -108,13 +108,17 @@ class PeerBarrier:
             raise ShardLost(f"shard {dest} unreachable: {exc}") from None
 
     def receive(self, src: int, entries: List[Entry]) -> None:
-        """Envelopes from shard ``src`` (any thread)."""
-        for _, _, parcels in entries:
-            self.shard.deliver(src, parcels)
-        self.exchange.arrive(src, [(tick, due) for tick, due, _ in entries])
+        """Envelopes from shard ``src`` by hand-over or actor call (another thread): land them and
+        wake this shard's thread if it waits in ``select``."""
+        self._land(src, entries)
         links = self.links
         if links is not None:
             links.wake()
+
+    def _land(self, src: int, entries: List[Entry]) -> None:
+        for _, _, parcels in entries:
+            self.shard.deliver(src, parcels)
+        self.exchange.arrive(src, [(tick, due) for tick, due, _ in entries])
 
     def wait(self, tick: int) -> None:
         """Block until every other shard's envelope of ``tick`` is in (and, over sockets, every
@@ -141,7 +145,7 @@ class PeerBarrier:
 
     def _pump(self, links: Links, timeout: float) -> None:
         try:
-            links.pump(self.receive, timeout)
+            links.pump(self._land, timeout)  # on this shard's own thread: no wake-up needed
         except PeerGone as exc:
             raise ShardLost(str(exc)) from None
 

@@ -27,6 +27,7 @@ import pickle
 import selectors
 import socket
 import struct
+import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
@@ -170,18 +171,29 @@ class Links:
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
 
-    def connect(self, me: int, peers: Dict[int, Tuple[str, int]], timeout: float) -> None:
+    def connect(
+        self, me: int, peers: Dict[int, Tuple[str, int]], timeout: float, stop: Callable[[], bool] = lambda: False
+    ) -> None:
         """Connect to every shard in ``peers`` ({index: (host, port)}): to the higher ones' listeners,
-        and accept the lower ones' connections; then stop listening."""
+        and accept the lower ones' connections; then stop listening. ``TimeoutError`` after
+        ``timeout`` seconds, ``ConnectionAbortedError`` as soon as ``stop()`` is true."""
         for j in sorted(p for p in peers if p > me):
             sock = socket.create_connection(peers[j], timeout=timeout)
             sock.sendall(_HELLO.pack(me))
             self._add(j, sock)
         want = {p for p in peers if p < me}
         assert self.listener is not None
-        self.listener.settimeout(timeout)
+        self.listener.settimeout(0.5)  # look at stop() this often
+        deadline = time.monotonic() + timeout
         while want:
-            sock, _ = self.listener.accept()  # socket.timeout if a peer never comes
+            try:
+                sock, _ = self.listener.accept()
+            except TimeoutError:
+                if stop():
+                    raise ConnectionAbortedError(f"shard {me}: stopped waiting for shards {sorted(want)}") from None
+                if time.monotonic() > deadline:
+                    raise
+                continue
             sock.settimeout(timeout)
             (i,) = _HELLO.unpack(_recv_exactly(sock, _HELLO.size))
             if i not in want:
