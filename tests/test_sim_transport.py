@@ -45,7 +45,7 @@ def test_sockets_carry_big_and_empty_frames_both_ways_at_once():
     a, b = _pair()
     big = np.arange(3_000_000, dtype=np.float64)  # 24 MB each way at once: more than socket buffers hold
     frames = [[(t, t + 1, {t + 1: {"k": (big + t, np.array(["x", None], dtype=object))}})] for t in range(3)]
-    frames += [[(9, None, {})]]  # an empty envelope
+    frames += [[(9, None, {})], [(10, None, {11: {"k": np.empty(0, np.int32)}})]]  # empty envelope, empty array
     got_a, got_b = [], []
     tb = threading.Thread(target=_exchange, args=(b, 0, frames, len(frames), got_b))
     tb.start()
@@ -59,6 +59,7 @@ def test_sockets_carry_big_and_empty_frames_both_ways_at_once():
             assert np.array_equal(arr, big + t) and arr.dtype == np.float64 and arr.ctypes.data % 8 == 0
             assert objs.tolist() == ["x", None]
         assert got[3][1] == [(9, None, {})]
+        assert got[4][1][0][2][11]["k"].dtype == np.int32 and len(got[4][1][0][2][11]["k"]) == 0
     b.close()
     with pytest.raises(PeerGone, match="shard 1 closed its connection"):
         for _ in range(10):

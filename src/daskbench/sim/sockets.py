@@ -147,14 +147,10 @@ class _Link:
                 return
             except OSError as exc:
                 raise PeerGone(self.peer, f"{type(exc).__name__}: {exc}") from None
-            while n:
-                head = self.out[0]
-                if n >= head.nbytes:
-                    n -= head.nbytes
-                    self.out.popleft()
-                else:
-                    self.out[0] = head[n:]
-                    n = 0
+            while self.out and n >= self.out[0].nbytes:  # empty buffers (empty arrays) go too
+                n -= self.out.popleft().nbytes
+            if n:
+                self.out[0] = self.out[0][n:]
 
 
 class Links:
