@@ -107,12 +107,14 @@ def test_worker_cut_off_by_the_network_is_replaced_and_nothing_is_written_twice(
         names = procs.wait_for_workers(2)
         with Client(address, timeout="10s") as c:
             cut_pid = c.run(os.getpid, workers=[names["cut"]])[names["cut"]]
+        # trials of 2 s: the link must go down while the cut-off worker still holds one it began
+        # (with 1 s, a trial could report back before the link was down, leaving nothing to rerun)
         write_experiment(
             user_dir / "conf",
             "net",
             f"""
             name: net
-            trial: {{_target_: faults.tracked, folder: '{runs}', delay: 1.0}}
+            trial: {{_target_: faults.tracked, folder: '{runs}', delay: 2.0}}
             sweep: {{params: {{trial.x: 'range(0,12)'}}}}
             runner: {{chunk_size: 1, progress: plain}}
             results: {{report: false, flush_seconds: 0.5}}
