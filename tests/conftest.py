@@ -18,6 +18,29 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["DASKBENCH_STATE_DIR"] = tempfile.mkdtemp(prefix="daskbench-test-state-")
 # --
 
+# -- `make test` runs the suite on two pytest workers (pytest-xdist), then the tests marked
+# `serial` alone: those that time a signal, a kill or a cut link against a deadline, or
+# that run the benchmark suite, whose margins another test's load on 2 cores would eat.
+SERIAL_FILES = {
+    "test_faults.py",
+    "test_faults_netns.py",
+    "test_store_faults.py",
+    "test_startup.py",
+    "test_keep.py",
+    "test_launcher_stopping.py",
+    "test_benchmarks_smoke.py",
+}
+SERIAL_WORDS = ("ctrl_c", "sigkill", "killed", "killing", "pruner")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SERIAL_FILES or any(w in item.name for w in SERIAL_WORDS):
+            item.add_marker(pytest.mark.serial)
+
+
+# --
+
 TRIALS_PY = '''
 """Trial functions a user might write (written into a temp folder by the tests)."""
 import os, time
