@@ -17,7 +17,10 @@ The command line (``python -m daskbench``) writes the report in a process of its
 own instead (``observe/report_background.py``): after the run, the benchmark runs
 that same command, ``python -m daskbench --report DIR``, over the folder and
 reports its peak RSS apart (``os.wait4``). A user's machine holds both, one
-after the other.
+after the other. It is started from the benchmark's small parent process, not
+from the driver: Linux counts the peak RSS of the process a child was forked from
+into the child's ``ru_maxrss`` (the old memory map at ``exec``), so a report
+process started from the driver would report at least the driver's peak.
 
 While it runs, the child prints a progress line to stderr every 30 s (parts on
 disk, RSS now, the peak of the current phase), which the parent passes through.
@@ -125,15 +128,17 @@ def _report_process(results: Path) -> dict:
     """Peak RSS and time of ``python -m daskbench --report DIR``: the command the CLI
     starts in the background after a run (its own process)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daskbench", "--report", str(results)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
+    log = results.parent / "report-process.log"  # a file, not a pipe: wait4 below reads nothing
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daskbench", "--report", str(results)],
+            env=C0.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    assert proc.returncode == 0, err[-2000:]
+    assert proc.returncode == 0, log.read_text(errors="replace")[-2000:]
     return {"peak_rss_mib": usage.ru_maxrss / 1024.0, "seconds": time.perf_counter() - t0}
 
 
@@ -187,9 +192,6 @@ def child_run(n: int, work: Path) -> dict:
         counts = res.counts
     rows, distinct, files, parquet = _on_disk(work / "results" / "noop")
     assert counts.ok == n and rows == n == distinct, (counts, rows, distinct)
-    workers = _rss_mib(resource.RUSAGE_CHILDREN)  # before the report process below is a child too
-    sys.stderr.write("[bench_million] the run is done; now the report as the CLI writes it, in its own process\n")
-    report_proc = _report_process(work / "results" / "noop")
     return {
         "trials": n,
         "ok": counts.ok,
@@ -202,11 +204,9 @@ def child_run(n: int, work: Path) -> dict:
         "driver_peak_rss_mib": peak,
         "driver_rss_before_run_mib": before,
         "driver_rss_after_import_mib": after_import,
-        "worker_peak_rss_mib": workers,
+        "worker_peak_rss_mib": _rss_mib(resource.RUSAGE_CHILDREN),
         "driver_peak_rss_by_phase_mib": phases.peaks,
         "driver_seconds_by_phase": phases.times,
-        "report_process_peak_rss_mib": report_proc["peak_rss_mib"],
-        "report_process_s": report_proc["seconds"],
     }
 
 
@@ -274,6 +274,9 @@ def spawn(mode: str, n: int) -> dict:
             text=True,
         )
         wall = time.perf_counter() - t0
+        if mode == "run" and proc.returncode == 0:  # from here, a small process (see the module)
+            print("  the run is done; now the report as the CLI writes it, in its own process ...", flush=True)
+            report = _report_process(work / "results" / "noop")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("@@RESULT@@")), None)
@@ -282,6 +285,8 @@ def spawn(mode: str, n: int) -> dict:
         raise SystemExit(f"child {mode} failed ({proc.returncode})")
     out = json.loads(line[len("@@RESULT@@") :])
     out["subprocess_wall_s"] = wall
+    if mode == "run":
+        out["report_process_peak_rss_mib"], out["report_process_s"] = report["peak_rss_mib"], report["seconds"]
     return out
 
 
