@@ -182,7 +182,8 @@ def main() -> None:
     import resource
 
     print(
-        f"\nprocess peak RSS (ru_maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
+        f"\nprocess peak RSS (ru_maxrss, lowered by the VmHWM resets: the phases' peak is the max): "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
         f"{len(chunks):,} chunks (tasks), {min(chunks)}..{max(chunks)} trials each, "
         f"mean {sum(chunks) / len(chunks):,.0f}"
     )
