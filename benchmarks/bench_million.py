@@ -4,9 +4,26 @@ wall time, and the files left in the results folder.
 The sweep (``trial.x=range(0,1000000)`` over ``daskbench.experiments.noop.trial``)
 runs on a ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``
 bound to 127.0.0.1, in a fresh subprocess so that the driver's peak resident
-set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) measures this run
-alone. The driver process holds the client *and* the Dask scheduler (a
-LocalCluster runs its scheduler in-process); the workers are child processes.
+set size measures this run alone. The driver process holds the client *and* the
+Dask scheduler (a LocalCluster runs its scheduler in-process) *and*, since
+``daskbench.run`` writes the report in the foreground by default, the report; the
+workers are child processes. The driver's peak is measured per phase: at each
+boundary (the run starts; ``ResultStore.close``, i.e. the last flush and the
+compaction of the parts, starts; the report starts; the run returns) the
+process's ``VmHWM`` is read and reset (``/proc/self/clear_refs``), so the table
+says which phase holds the peak; the driver's peak is the largest of them.
+
+The command line (``python -m daskbench``) writes the report in a process of its
+own instead (``observe/report_background.py``): after the run, the benchmark runs
+that same command, ``python -m daskbench --report DIR``, over the folder and
+reports its peak RSS apart (``os.wait4``). A user's machine holds both, one
+after the other. It is started from the benchmark's small parent process, not
+from the driver: Linux counts the peak RSS of the process a child was forked from
+into the child's ``ru_maxrss`` (the old memory map at ``exec``), so a report
+process started from the driver would report at least the driver's peak.
+
+While it runs, the child prints a progress line to stderr every 30 s (parts on
+disk, RSS now, the peak of the current phase), which the parent passes through.
 
 Reference points, each in its own fresh subprocess (same imports as the driver):
 
@@ -58,17 +75,91 @@ def _current_rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _hwm_mib(reset: bool = False) -> float:
+    """Peak RSS (``VmHWM``) since the last reset, then reset it to the current RSS."""
+    with open("/proc/self/status") as f:
+        kib = next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:"))
+    if reset:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    return kib / 1024
+
+
+class Phases:
+    """The driver's peak RSS per phase, phases marked by wrapping daskbench functions."""
+
+    def __init__(self) -> None:
+        self.name = "set-up (imports, cluster)"
+        self.peaks: dict = {}
+        self.started = time.perf_counter()
+        self.times: dict = {}
+
+    def enter(self, name: str) -> None:
+        now = time.perf_counter()
+        self.peaks[self.name] = max(self.peaks.get(self.name, 0.0), _hwm_mib(reset=True))
+        self.times[self.name] = self.times.get(self.name, 0.0) + now - self.started
+        self.name, self.started = name, now
+
+    def wrap(self, owner: object, attr: str, name: str, after: str) -> None:
+        real = getattr(owner, attr)
+
+        def inner(*a, **k):
+            self.enter(name)
+            try:
+                return real(*a, **k)
+            finally:
+                self.enter(after)
+
+        setattr(owner, attr, inner)
+
+
+def _watch(phases: Phases, trials: Path, stop) -> None:
+    t0 = time.perf_counter()
+    while not stop.wait(30.0):
+        parts = list(trials.glob("part-*.parquet")) if trials.exists() else []
+        sys.stderr.write(
+            f"[bench_million] t={time.perf_counter() - t0:6.0f}s  {len(parts)} parts  "
+            f"rss {_current_rss_mib():5.0f} MiB  peak in '{phases.name}' {_hwm_mib():5.0f} MiB\n"
+        )
+        sys.stderr.flush()
+
+
+def _report_process(results: Path) -> dict:
+    """Peak RSS and time of ``python -m daskbench --report DIR``: the command the CLI
+    starts in the background after a run (its own process)."""
+    t0 = time.perf_counter()
+    log = results.parent / "report-process.log"  # a file, not a pipe: wait4 below reads nothing
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daskbench", "--report", str(results)],
+            env=C0.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, log.read_text(errors="replace")[-2000:]
+    return {"peak_rss_mib": usage.ru_maxrss / 1024.0, "seconds": time.perf_counter() - t0}
+
+
 def child_run(n: int, work: Path) -> dict:
     import logging
+    import threading
 
     from distributed import Client, LocalCluster
 
     import daskbench
+    import daskbench.observe.report as report
+    import daskbench.results.store as store
 
     sys.path.insert(0, str(HERE))
     import _common as C
 
-    # the default run, report included: it loads the whole table after the sweep
+    phases = Phases()
+    phases.wrap(store.ResultStore, "close", "store.close (last flush, compaction)", "manifest, run summary")
+    phases.wrap(report, "write_report", "report (in the driver: daskbench.run's default)", "after the report")
+    stop = threading.Event()
+    # the default run, report included (daskbench.run writes it in the foreground)
     C.write_noop_experiment(work / "conf", work / "results" / "noop", {"trial.x": f"range(0,{n})"})
     after_import = _rss_mib()
     with (
@@ -84,12 +175,20 @@ def child_run(n: int, work: Path) -> dict:
     ):
         client.submit(sum, [1, 2]).result()
         before = _rss_mib()
+        watcher = threading.Thread(target=_watch, args=(phases, work / "results" / "noop" / "trials", stop))
+        watcher.start()
         t0 = time.perf_counter()
-        res = daskbench.run(
-            "noop", [], client=client, config_dir=str(work / "conf"), progress="none", echo=lambda s: None
-        )
+        phases.enter("submit/collect loop")
+        try:
+            res = daskbench.run(
+                "noop", [], client=client, config_dir=str(work / "conf"), progress="none", echo=lambda s: None
+            )
+        finally:
+            stop.set()
         wall = time.perf_counter() - t0
-        peak = _rss_mib()
+        phases.enter("end")
+        watcher.join()
+        peak = max(phases.peaks.values())
         counts = res.counts
     rows, distinct, files, parquet = _on_disk(work / "results" / "noop")
     assert counts.ok == n and rows == n == distinct, (counts, rows, distinct)
@@ -106,6 +205,8 @@ def child_run(n: int, work: Path) -> dict:
         "driver_rss_before_run_mib": before,
         "driver_rss_after_import_mib": after_import,
         "worker_peak_rss_mib": _rss_mib(resource.RUSAGE_CHILDREN),
+        "driver_peak_rss_by_phase_mib": phases.peaks,
+        "driver_seconds_by_phase": phases.times,
     }
 
 
@@ -169,10 +270,13 @@ def spawn(mode: str, n: int) -> dict:
             cwd=work,
             env=C.env(),
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=None if mode == "run" else subprocess.STDOUT,  # the run's progress lines, live
             text=True,
         )
         wall = time.perf_counter() - t0
+        if mode == "run" and proc.returncode == 0:  # from here, a small process (see the module)
+            print("  the run is done; now the report as the CLI writes it, in its own process ...", flush=True)
+            report = _report_process(work / "results" / "noop")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("@@RESULT@@")), None)
@@ -181,6 +285,8 @@ def spawn(mode: str, n: int) -> dict:
         raise SystemExit(f"child {mode} failed ({proc.returncode})")
     out = json.loads(line[len("@@RESULT@@") :])
     out["subprocess_wall_s"] = wall
+    if mode == "run":
+        out["report_process_peak_rss_mib"], out["report_process_s"] = report["peak_rss_mib"], report["seconds"]
     return out
 
 
@@ -200,8 +306,23 @@ def main() -> None:
     print(
         C.table(
             [
-                ["daskbench.run: driver peak RSS (client + scheduler)", peak, run["wall_s"], run["trials_per_s"]],
+                [
+                    "daskbench.run: driver peak RSS (client + scheduler + report)",
+                    peak,
+                    run["wall_s"],
+                    run["trials_per_s"],
+                ],
                 ["  driver RSS before the run (imports + cluster)", run["driver_rss_before_run_mib"], "", ""],
+                *[
+                    [f"  driver peak in: {ph}", mib, run["driver_seconds_by_phase"].get(ph, ""), ""]
+                    for ph, mib in run["driver_peak_rss_by_phase_mib"].items()
+                ],
+                [
+                    "report process peak RSS (python -m daskbench --report: the CLI's background report)",
+                    run["report_process_peak_rss_mib"],
+                    run["report_process_s"],
+                    "",
+                ],
                 ["  largest worker process peak RSS", run["worker_peak_rss_mib"], "", ""],
                 [
                     f"  files left in results/noop/ ({run['parquet_files']} Parquet)",
@@ -240,6 +361,8 @@ def main() -> None:
             "reference_list_plan": plan_list,
             "reference_naive_dicts": naive,
             "driver_peak_rss_mib": peak,
+            "driver_peak_rss_by_phase_mib": run["driver_peak_rss_by_phase_mib"],
+            "report_process_peak_rss_mib": run["report_process_peak_rss_mib"],
             "wall_s": run["wall_s"],
             "trials_per_s": run["trials_per_s"],
             "parquet_files": run["parquet_files"],

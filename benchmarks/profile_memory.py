@@ -5,7 +5,10 @@ while ``daskbench.run`` executes ``trial.x=range(0,N)`` on a 2-worker
 LocalCluster, and marks the phases by wrapping daskbench functions from here
 (no change to daskbench): the submit/collect loop (``Runner.run`` until the
 store is closed), ``ResultStore.close`` (final flush + compaction of parts),
-and ``Dataset.rewrite``. Prints the peak RSS inside each phase. With
+and ``Dataset.rewrite``, and the report written after the run (``report_data.load``: the
+scan of the table; then the plots and the page). Prints the peak RSS inside each phase, both
+as sampled and exactly: at each phase boundary the process's ``VmHWM`` (peak RSS) is read
+and reset (``/proc/self/clear_refs``), so a short spike between samples is not missed. With
 ``--tracemalloc`` also prints the top Python allocation sites alive at the end
 of the submit loop (slow: use a smaller N). With ``--log-length=K`` the Dask
 setting ``distributed.admin.low-level-log-length`` (default 1000: each
@@ -34,6 +37,19 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def hwm_mib(reset: bool = False) -> float:
+    """This process's peak RSS (``VmHWM``) since the last reset; then reset it (Linux)."""
+    with open("/proc/self/status") as f:
+        kib = next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:"))
+    if reset:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # 5: reset the peak RSS to the current RSS
+        except OSError:
+            pass
+    return kib / 1024
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 1_000_000
@@ -52,7 +68,12 @@ def main() -> None:
 
     samples = []  # (t, rss, arrow, phase)
     phase = ["setup"]
+    exact: dict = {}  # phase -> its exact peak RSS (VmHWM between its boundaries)
     stop = threading.Event()
+
+    def enter(label):
+        exact[phase[0]] = max(exact.get(phase[0], 0.0), hwm_mib(reset=True))
+        phase[0] = label
 
     def sampler():
         while not stop.is_set():
@@ -64,11 +85,11 @@ def main() -> None:
 
         def inner(*a, **k):
             prev = phase[0]
-            phase[0] = label
+            enter(label)
             try:
                 return real(*a, **k)
             finally:
-                phase[0] = prev if label != "submit/collect loop" else "after loop"
+                enter(prev if label != "submit/collect loop" else "after loop")
 
         setattr(obj, name, inner)
 
@@ -84,6 +105,11 @@ def main() -> None:
     wrap(store.ResultStore, "close", "store.close (flush + compaction)")
     wrap(store.Dataset, "rewrite", "Dataset.rewrite (compaction)")
     wrap(store.ResultStore, "open_for_resume", "open_for_resume")
+    import daskbench.observe.report as report
+    import daskbench.observe.report_data as report_data
+
+    wrap(report, "write_report", "report: plots + page")
+    wrap(report_data, "load", "report: report_data.load (scan)")
 
     snap = {}
     if use_tm:
@@ -124,6 +150,7 @@ def main() -> None:
             wall = time.perf_counter() - t0
             stop.set()
             th.join()
+            enter("end")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assert res.counts.ok == n, res.counts
@@ -136,7 +163,14 @@ def main() -> None:
         p["last_t"] = t
     t_first = samples[0][0]
     rows = [
-        [ph, v["peak_rss_mib"], v["peak_arrow_mib"], v["first_t"] - t_first, v["last_t"] - t_first]
+        [
+            ph,
+            exact.get(ph, float("nan")),
+            v["peak_rss_mib"],
+            v["peak_arrow_mib"],
+            v["first_t"] - t_first,
+            v["last_t"] - t_first,
+        ]
         for ph, v in by_phase.items()
     ]
     print(
@@ -144,11 +178,12 @@ def main() -> None:
         f"distributed.admin.low-level-log-length="
         f"{dask.config.get('distributed.admin.low-level-log-length')}\n"
     )
-    print(C.table(rows, ["phase", "peak RSS MiB", "peak Arrow MiB", "from s", "to s"]))
+    print(C.table(rows, ["phase", "peak RSS MiB (VmHWM)", "sampled", "peak Arrow MiB", "from s", "to s"]))
     import resource
 
     print(
-        f"\nprocess peak RSS (ru_maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
+        f"\nprocess peak RSS (ru_maxrss, lowered by the VmHWM resets: the phases' peak is the max): "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
         f"{len(chunks):,} chunks (tasks), {min(chunks)}..{max(chunks)} trials each, "
         f"mean {sum(chunks) / len(chunks):,.0f}"
     )

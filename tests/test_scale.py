@@ -142,3 +142,26 @@ def test_report_of_a_big_table_reads_a_sample_and_counts_every_row(many, client)
     assert re.search(r"\| of them in the plots and tables below \(a random sample\) \| \d+ \|", md)
     assert f"{N} values in [0, {N - 1:.4g}]" in md
     assert all(tid in md for tid in failed.trial_id)
+
+
+def test_key_stats_describe_a_swept_key_over_every_batch(monkeypatch):
+    """The distinct values of a swept key counted batch by batch (a NumPy sort for numbers):
+    listed when few, a count and range for a continuous key, a bound past MAX_DISTINCT."""
+    cases = [
+        (pa.array(list(range(50)) * 3), "50 values in [0, 49]"),
+        (pa.array([0.5, 0.25, None, 0.5, 0.125]), "0.125, 0.25, 0.5"),
+        (pa.array([3, 1, 2, 1, None]), "1, 2, 3"),
+        (pa.array([x / 10 for x in range(40)]), "40 values in [0, 3.9]"),
+        (pa.array(["b", "a", None, "b"]), "a, b"),
+        (pa.array([True, False, True]), "False, True"),
+    ]
+    for column, text in cases:
+        stats = report_data._KeyStats()
+        for lo in range(0, len(column), 4):  # batches of 4 rows
+            stats.add(pa.chunked_array([column.slice(lo, 4)]))
+        assert stats.describe() == text, column
+    monkeypatch.setattr(report_data, "MAX_DISTINCT", 120)
+    stats = report_data._KeyStats()
+    for lo in range(0, 10_000, 100):
+        stats.add(pa.chunked_array([pa.array(range(lo, lo + 100))]))
+    assert stats.many and stats.describe() == "more than 120 values in [0, 9999]" and not stats.parts

@@ -112,3 +112,35 @@ def test_unwritable_results_folder(tmp_path):
 def test_mixed_type_column_kept_as_text():
     t = rows_to_table([row("a", k="x"), row("b", k=1)])
     assert t["k"].to_pylist() == ["x", "1"]
+
+
+def test_batches_scan_row_groups_of_every_part_as_one_schema(tmp_path):
+    """``Dataset.batches`` reads row group by row group (flat memory at 10^7 rows): the same
+    rows, in the same order, cast to the folder's schema, filtered, as one pyarrow scan."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "trials"
+    folder.mkdir()
+    n = 2_500
+    ids = [f"{i:016x}" for i in range(n)]
+    status = ["ok" if i % 7 else "failed" for i in range(n)]
+    # a compacted part of many row groups, with y an integer; then a part where y is a float and z new
+    pq.write_table(
+        pa.table({"trial_id": ids, "status": status, "y": list(range(n))}),
+        folder / "part-1.parquet",
+        row_group_size=300,
+    )
+    pq.write_table(
+        pa.table({"trial_id": ["x1", "x2"], "status": ["ok", "ok"], "y": [0.5, 1.5], "z": ["a", "b"]}),
+        folder / "part-2.parquet",
+    )
+    dset = Dataset(folder, writer=False)
+    assert pq.ParquetFile(folder / "part-1.parquet").num_row_groups == 9
+    schema = dset.schema()
+    parts = [str(p) for p in dset.parts()]
+    for cols, where in [(["trial_id", "y", "z"], None), (["trial_id", "z"], ds.field("status") == "ok")]:
+        got = pa.Table.from_batches(list(dset.batches(cols, where)))
+        want = ds.dataset(parts, schema=schema, format="parquet").to_table(columns=cols, filter=where)
+        assert got.equals(want) and got.num_rows == (n + 2 if where is None else n - len(range(0, n, 7)) + 2)
+    assert pa.Table.from_batches(list(dset.batches(["trial_id", "y"])))["y"].type == pa.float64()
