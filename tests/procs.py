@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+import daskbench
+
 DASK = str(Path(sys.executable).parent / "dask")
 
 
@@ -68,8 +70,10 @@ class DaskProcesses:
         self.address = f"{self.protocol}://127.0.0.1:{self.port}"
         self.procs: List[subprocess.Popen] = []
         self.scheduler: Optional[subprocess.Popen] = None
-        # workers run elsewhere: they cannot import a user's module from the test's folder
+        # workers run elsewhere: they cannot import a user's module from the test's folder;
+        # they do import the daskbench under test (a worktree's, not the one installed)
         self.env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        self.env["PYTHONPATH"] = str(Path(daskbench.__file__).resolve().parents[1])
 
     def _tls_args(self) -> List[str]:
         if not self.tls:

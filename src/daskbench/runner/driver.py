@@ -49,6 +49,7 @@ from ..dask_compat import topic_handler
 from ..errors import ClusterError
 from ..observe.live import TOPIC_LIVE, TOPIC_SWEEP, LiveAggregate
 from ..observe.progress import Counts, Progress
+from ..observe.trial_events import TrialEvents
 from ..results.row import Row
 from ..results.store import ResultStore
 from ..sweep.plan import Trial
@@ -130,6 +131,7 @@ class Runner:
         self.run_id = run_id or self.run_token
         self.spec = make_spec(rp, self.run_id)
         self.live = LiveAggregate(self.run_id, warn=echo)
+        self.events = TrialEvents(cfg.name, self.run_id)  # the ended trials, for the scheduler's plugin
         counts.live = self.live.summary
         self._n_chunks = 0
         self._key_prefix = f"{cfg.name}-{self.run_token}-"
@@ -195,6 +197,7 @@ class Runner:
                 else:
                     self._fill(fl)
                     self.progress.update()
+                    self.events.maybe_send(self.client.log_event)
         except KeyboardInterrupt:
             outcome.interrupted = True
             self._cancel(fl.pending)
@@ -208,6 +211,8 @@ class Runner:
             with contextlib.suppress(Exception):
                 self.client.unsubscribe_topic(TOPIC_LIVE)
             self._unlisten(previous)
+            with contextlib.suppress(Exception):  # a lost scheduler must not hide the run's own outcome
+                self.events.send(self.client.log_event)
             self._announce("end")
         if self.source is not None:
             counts.skipped += self.source.skipped  # asked points whose replicates were all known
@@ -277,6 +282,7 @@ class Runner:
             event = ChunkRaised(fut.key, batch, f"{type(result).__name__}: {result}")
         else:
             self.sizer.observe(result)
+            self.events.add(result.table, result.counts)
             if self.source is None and self.recovery.passes_through(fut.key, batch):
                 self._record_table(batch, result)  # the hot path: no row is touched
                 return

@@ -31,7 +31,7 @@ from . import prune
 from .invoke import call_trial
 from .isolate import TrialProcessError, TrialTimeout
 from .prune import TrialPruned
-from .spec import ChunkResult, GroupKey, Item, TrialSpec, unpack
+from .spec import ChunkResult, GroupKey, Item, TrialSpec, load_spec, unpack
 
 
 def _worker_address() -> str:
@@ -145,16 +145,22 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
     tables: Dict[str, List[Any]] = {}
     for item in chunk:
         rows.append(_run_trial(spec, item, worker, tables))
-    _log_chunk(spec, rows)
     merged = {}
-    import pyarrow as pa
+    if tables:
+        import pyarrow as pa
 
-    for name, parts in tables.items():
-        try:
-            merged[name] = pa.concat_tables(parts, promote_options="permissive")
-        except pa.ArrowInvalid:
-            merged[name] = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
+        for name, parts in tables.items():
+            try:
+                merged[name] = pa.concat_tables(parts, promote_options="permissive")
+            except pa.ArrowInvalid:
+                merged[name] = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
     return _result(spec, chunk, rows, merged)
+
+
+def run_packed(token: str, spec: bytes, items: bytes) -> ChunkResult:
+    """The task the driver submits: :func:`run_chunk` with the run's spec as
+    :func:`~daskbench.runner.spec.dump_spec` pickled it once (unpickled once per worker)."""
+    return run_chunk(load_spec(token, spec), items)
 
 
 def _result(spec: TrialSpec, chunk: List[Item], rows: List[Row], tables: Dict[str, Any]) -> ChunkResult:
@@ -240,25 +246,3 @@ def _keyed(table: Any, trial_id: str) -> Any:
 
     t = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
     return t.add_column(0, "trial_id", pa.array([trial_id] * t.num_rows, pa.string()))
-
-
-def _log_chunk(spec: TrialSpec, rows: List[Dict[str, Any]]) -> None:
-    """One ``daskbench-trials`` event per chunk, for Prometheus and the status page."""
-    if not spec.run_id:
-        return
-    counts: Dict[str, int] = {}
-    for r in rows:
-        status = str(r["status"])  # plain text: the scheduler takes only msgpack's own types
-        counts[status] = counts.get(status, 0) + 1
-    errors = [[r["trial_id"], r["error"]] for r in rows if r["status"] != "ok"][:5]
-    live.send(
-        live.TOPIC_TRIALS,
-        {
-            "experiment": spec.experiment,
-            "run_id": spec.run_id,
-            "time": time.time(),
-            "counts": counts,
-            "durations": [r["duration_s"] for r in rows],
-            "errors": errors,
-        },
-    )
