@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import time
 import uuid
 from collections import deque
@@ -232,7 +233,14 @@ class Runner:
         chunks: List[List[Trial]] = []
         while not fl.exhausted and len(fl.pending) + len(chunks) < fl.max_in_flight:
             size = self.sizer.size(self.counts.total - fl.processed, fl.threads)
-            batch: List[Trial] = []
+            if not fl.may_repeat and not fl.done:  # a fresh sweep: nothing to skip, no check per trial
+                batch = list(itertools.islice(fl.trials, size))
+                fl.processed += len(batch)
+                fl.exhausted = len(batch) < size
+                if batch:
+                    chunks.append(batch)
+                continue
+            batch = []
             for t in fl.trials:
                 fl.processed += 1
                 if t.trial_id in fl.done or t.trial_id in fl.seen:

@@ -21,8 +21,8 @@ import sys
 import threading
 import time
 import traceback
-from datetime import UTC, datetime
-from typing import Any, Dict, List, Mapping, Tuple, Union
+from collections.abc import Mapping
+from typing import Any, Dict, List, Tuple, Union
 
 from ..observe import live
 from ..results import row as trow
@@ -45,6 +45,8 @@ def _worker_address() -> str:
 
 def _attempt(spec: TrialSpec, gkey: GroupKey, params: Dict[str, Any], context: live.TrialContext) -> Any:
     """One run of one trial, where ``spec.isolation`` says."""
+    if not spec.timeout_s and not spec.quarantine and spec.isolation != "process":  # in this thread, as it is
+        return call_trial(spec.bases[gkey], params, spec.fast)
     if spec.in_process:
         from . import isolate
 
@@ -106,9 +108,9 @@ def _describe(obj: Any) -> str:
 def normalise(result: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Split a trial's return value into scalar metrics and tables, or raise
     ``TypeError`` saying what was returned instead."""
-    if _is_table(result):
+    if type(result) is not dict and _is_table(result):
         return {}, {"steps": result}
-    if not isinstance(result, Mapping):
+    if type(result) is not dict and not isinstance(result, Mapping):
         raise TypeError(
             f"trial returned {_describe(result)}; return a mapping of metric name to "
             "scalar (and optionally tables), or a table"
@@ -116,7 +118,13 @@ def normalise(result: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     metrics: Dict[str, Any] = {}
     tables: Dict[str, Any] = {}
     for key, value in result.items():
-        name = str(key)
+        name = key if type(key) is str else str(key)
+        t = type(value)
+        if t is float or t is int or t is str or t is bool or value is None:  # the common case, per trial
+            if name in trow.RESERVED:
+                raise TypeError(f"metric {name!r} clashes with a column daskbench writes; rename it")
+            metrics[name] = value
+            continue
         if _is_table(value):
             if name in ("trials", "manifest") or not name.replace("_", "").isalnum():
                 raise TypeError(f"table {name!r}: name tables with letters, digits and '_' (not 'trials')")
@@ -195,7 +203,7 @@ def _result(spec: TrialSpec, chunk: List[Item], rows: List[Row], tables: Dict[st
 def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[Any]]) -> Row:
     """One trial, retried up to ``spec.retries`` times if it raises; its row."""
     row = trow.started(item.trial_id, item.seed, item.replicate, worker)
-    started = time.time()
+    started = time.time_ns() // 1000  # microseconds: the started_at column's unit (no datetime per trial)
     t0 = time.perf_counter()
     attempts = 0
     context = live.TrialContext(spec.experiment, spec.run_id, item.trial_id, spec.prune)
@@ -235,7 +243,7 @@ def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[
             status=Status.PRUNED, error=None, failure_kind=None, traceback=None, last_step=None if step < 0 else step
         )
     row["attempts"] = attempts
-    row["started_at"] = datetime.fromtimestamp(started, tz=UTC)
+    row["started_at"] = started
     row["duration_s"] = time.perf_counter() - t0
     return row
 
