@@ -101,6 +101,7 @@ class _Flight:
     processed: int = 0
     exhausted: bool = False
     refill: int = 1  # new chunks are submitted once this many slots are free
+    base_in_flight: Optional[int] = None  # the usual depth, when daskbench may deepen it (ChunkSizer.depth)
     ac: Any = field(default_factory=lambda: as_completed([]))
 
 
@@ -175,6 +176,8 @@ class Runner:
         # an adaptive search asks one point per free slot; a sweep refills half its queue at once
         refill = 1 if self.source is not None else max(1, max_in_flight // 2)
         fl = _Flight(trials, done, max_in_flight, threads, plan.may_repeat(), refill=refill)
+        if self.source is None and not self.rp.cfg.runner.max_in_flight:
+            fl.base_in_flight = max_in_flight
         outcome = RunOutcome(counts)
         self._announce("start")
         live = self.live
@@ -225,6 +228,9 @@ class Runner:
     def _fill(self, fl: _Flight) -> None:
         """Submit until ``max_in_flight`` tasks are in flight: trials to run again first. New
         chunks go in refills of ``fl.refill`` or more, each one graph update for the scheduler."""
+        if fl.base_in_flight is not None:  # short tasks on a small cluster: deeper refills
+            fl.max_in_flight = self.sizer.depth(fl.base_in_flight, self.counts.total - fl.processed, fl.threads)
+            fl.refill = max(1, fl.max_in_flight // 2)
         for d in self.recovery.handle(SlotsFree(fl.max_in_flight - len(fl.pending))):
             if isinstance(d, Submit):
                 self._send(fl, [[d.trial]], quarantine=d.in_child)
