@@ -492,9 +492,8 @@ def test_the_drivers_bucketed_events_count_as_one_event_per_duration_did():
     by_buckets, by_values = ObservePlugin(), ObservePlugin()
     by_buckets.log_event(*sent[0])
     errors = [[f"t{i}", f"E{i}"] for i, s in enumerate(statuses) if s != "ok"]
-    by_values.log_event(
-        "daskbench-trials", {"experiment": "e", "run_id": "r", "counts": counts, "durations": durations, "errors": errors}
-    )
+    one_per_trial = {"experiment": "e", "run_id": "r", "counts": counts, "durations": durations, "errors": errors}
+    by_values.log_event("daskbench-trials", one_per_trial)
     assert by_buckets.metric_values() == by_values.metric_values()
     a, b = (p.snapshot()["runs"][0] for p in (by_buckets, by_values))
     clock = ("started", "last_event", "rate", "failures")  # when each plugin heard its event
