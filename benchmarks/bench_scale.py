@@ -21,7 +21,12 @@ projection in BENCHMARKS.md. Each figure is also given per trial and as the
 ratio of the largest size to the smallest: a per-trial cost that grows by more
 than ``GROWTH_FLAG`` is flagged.
 
-    python -m benchmarks.bench_scale [--smoke|--quick|--full] [--sizes=10000,1000000]
+``--in-flight=M`` runs the fixed-chunk-size runs with ``runner.max_in_flight=M``
+(default: 4 per worker thread, 8 here): a cluster of ``W`` threads keeps ``4 W``
+tasks in flight and refills half of them in one graph update, so ``M = 4 W`` gives
+the scheduler's cost per task as that cluster would see it, for the projection.
+
+    python -m benchmarks.bench_scale [--smoke|--quick|--full] [--sizes=10000,1000000] [--in-flight=M]
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ CHUNK_SIZES = {"smoke": [1, 100], "quick": [1, 10, 100, 1000], "full": [1, 10, 1
 CHUNKS = {"smoke": 100, "quick": 400, "full": 1000}
 GROWTH_FLAG = 1.5
 MARK = "@@RESULT@@"
+#: runner.max_in_flight of the fixed-chunk runs (from --in-flight), handed to the driver process
+IN_FLIGHT_ENV = "DASKBENCH_BENCH_IN_FLIGHT"
 
 
 # ------------------------------------------------------------------ /proc readers
@@ -173,9 +180,11 @@ def chunk_costs(client, sched_pid: int, conf: Path, work: Path, mode: str) -> Di
         results = work / "results" / f"fixed{k}"
         s0, d0 = proc_cpu_s(sched_pid), proc_cpu_s(os.getpid())
         t0 = time.perf_counter()
+        flight = os.environ.get(IN_FLIGHT_ENV)
         res = daskbench.run(
             "noop",
-            [f"trial.x=range(0,{n})", f"runner.chunk_size={k}", f"results.dir={results}"],
+            [f"trial.x=range(0,{n})", f"runner.chunk_size={k}", f"results.dir={results}"]
+            + ([f"runner.max_in_flight={flight}"] if flight else []),
             client=client,
             config_dir=str(conf),
             progress="none",
@@ -327,6 +336,9 @@ def main() -> None:
     # --sizes=10000,1000000 overrides the mode's sizes (for a profile of one size)
     given = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--sizes=")), "")
     sizes = [int(x) for x in given.split(",")] if given else SIZES[mode]
+    flight = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--in-flight=")), "")
+    if flight:
+        os.environ[IN_FLIGHT_ENV] = str(int(flight))
     runs = []
     for i, n in enumerate(sizes):
         print(f"  {n:,} trials ...", flush=True)
@@ -368,7 +380,11 @@ def main() -> None:
         f"per task, {raw['tasks_per_s']:,.0f} tasks/s"
     )
     fixed = first["fixed_chunks"]
-    print("\nfixed chunk sizes (runner.chunk_size): CPU per task")
+    print(
+        "\nfixed chunk sizes (runner.chunk_size"
+        + (f", runner.max_in_flight={flight}" if flight else "")
+        + "): CPU per task"
+    )
     print(
         C.table(
             [
@@ -403,7 +419,8 @@ def main() -> None:
             "raw_map": raw,
             "fixed_chunks": fixed,
             "flat": not flagged,
-            "command": f"python -m benchmarks.bench_scale --{mode}",
+            "fixed_chunks_max_in_flight": int(flight) if flight else None,
+            "command": f"python -m benchmarks.bench_scale --{mode}" + (f" --in-flight={flight}" if flight else ""),
         },
     )
 

@@ -9,9 +9,15 @@ scheduler functions that take the most samples. ``--direct`` makes the driver's
 Client fetch results straight from the workers (``direct_to_workers=True``)
 instead of through the scheduler.
 
+``--in-flight=M`` sets ``runner.max_in_flight`` (default: 4 per worker thread, 8
+here): a cluster of ``W`` threads keeps ``4 W`` tasks in flight and refills half of
+them in one graph update, so ``--in-flight=4000`` shows the scheduler's cost per
+task as a 1,000-thread cluster would see it (the raw futures are one update of
+``N`` anyway). The last line gives daskbench's CPU per task over the raw future's.
+
 Needs ``py-spy`` (in the ``bench`` extra); without it only the CPU figures print.
 
-    .venv/bin/python benchmarks/profile_scheduler.py [N] [--direct]
+    .venv/bin/python benchmarks/profile_scheduler.py [N] [--direct] [--in-flight=M]
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 1000
     direct = "--direct" in sys.argv
+    in_flight = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--in-flight=")), "")
+    per_task = {}
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     has_spy = Path(spy).exists()
     work = C.tmpdir("profile-scheduler")
@@ -104,7 +112,8 @@ def main() -> None:
                 else:
                     daskbench.run(
                         "noop",
-                        [f"trial.x=range(0,{n})", "runner.chunk_size=1", f"results.dir={work / 'results'}"],
+                        [f"trial.x=range(0,{n})", "runner.chunk_size=1", f"results.dir={work / 'results'}"]
+                        + ([f"runner.max_in_flight={in_flight}"] if in_flight else []),
                         client=client,
                         config_dir=str(conf),
                         progress="none",
@@ -112,6 +121,7 @@ def main() -> None:
                     )
                 wall = time.perf_counter() - t0
                 sched, drv = proc_cpu_s(cluster.sched.pid) - s0, proc_cpu_s(os.getpid()) - d0
+                per_task[label] = sched / n * 1e3
                 print(
                     f"\n{label}: {n:,} tasks in {wall:.2f}s ({n / wall:,.0f}/s); CPU per task: scheduler "
                     f"{sched / n * 1e3:.2f} ms, driver {drv / n * 1e3:.2f} ms"
@@ -125,6 +135,10 @@ def main() -> None:
                         print(f"  scheduler samples: {total:,}; top functions (inclusive share):")
                         for cnt, f in frames:
                             print(f"    {cnt / total:6.1%}  {f}")
+        db, raw = per_task.values()
+        flight = f"runner.max_in_flight={in_flight}" if in_flight else "default max_in_flight"
+        load = os.getloadavg()[0]
+        print(f"\nscheduler CPU per task, daskbench / raw future: {db / raw:.2f}x ({flight}, load {load:.1f})")
     finally:
         cluster.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -269,5 +269,10 @@ def test_the_batched_hasher_gives_trial_ids_ids():
             keys = rng.sample(["trial.x", "trial.y", "a", "zz", "trial.seed", "k1", "k3.1.z"], rng.randint(0, 4))
             params = {k: rng.choice(values) for k in keys if k not in dict(base)}
             assert hasher(params) == trial_id("exp", groups, base, params), (base, groups, params)
+            # a replicate's seed fixed once (Hasher.fixing), the other values per trial: the same id
+            fixed = {"trial.seed": rng.choice(values)} if "trial.seed" not in dict(base) else {}
+            rest = {k: v for k, v in params.items() if k not in fixed}
+            both = {**rest, **fixed}
+            assert hasher.fixing(fixed)(rest) == trial_id("exp", groups, base, both), (base, groups, both)
             checked += 1
     assert checked == 2500

@@ -460,3 +460,43 @@ def test_dashboard_port_taken_run_goes_on(user_dir):
     m = re.search(r"Dask dashboard: http://127\.0\.0\.1:(\d+)/status", r.stdout)
     assert m and int(m.group(1)) != port  # the address printed is the one actually served
     assert "pt: 2 ok" in r.stdout
+
+
+def test_the_drivers_bucketed_events_count_as_one_event_per_duration_did():
+    # TrialEvents folds many chunks' tables into one event with the durations in
+    # buckets; the plugin must end up with the numbers a value per trial gave it.
+    import pyarrow as pa
+
+    from daskbench.observe.trial_events import TrialEvents
+
+    durations = [0.0005, 0.001, 0.0011, 0.02, 0.3, 7.0, 4000.0, 0.04]
+    statuses = ["ok", "ok", "failed", "ok", "timeout", "ok", "ok", "failed"]
+    table = pa.table(
+        {
+            "trial_id": [f"t{i}" for i in range(8)],
+            "status": statuses,
+            "error": [None if s == "ok" else f"E{i}" for i, s in enumerate(statuses)],
+            "duration_s": durations,
+        }
+    )
+    counts = {"ok": 5, "failed": 2, "timeout": 1}
+    events = TrialEvents("e", "r")
+    events.add(table.slice(0, 5), {"ok": 3, "failed": 1, "timeout": 1})
+    events.add(table.slice(5), {"ok": 2, "failed": 1})
+    sent: list = []
+    events.maybe_send(lambda topic, msg: sent.append((topic, msg)))  # not yet: less than interval_s
+    assert sent == []
+    events.send(lambda topic, msg: sent.append((topic, msg)))
+    events.send(lambda topic, msg: sent.append((topic, msg)))  # nothing new: nothing sent
+    assert len(sent) == 1 and sent[0][0] == "daskbench-trials"
+    by_buckets, by_values = ObservePlugin(), ObservePlugin()
+    by_buckets.log_event(*sent[0])
+    errors = [[f"t{i}", f"E{i}"] for i, s in enumerate(statuses) if s != "ok"]
+    one_per_trial = {"experiment": "e", "run_id": "r", "counts": counts, "durations": durations, "errors": errors}
+    by_values.log_event("daskbench-trials", one_per_trial)
+    assert by_buckets.metric_values() == by_values.metric_values()
+    a, b = (p.snapshot()["runs"][0] for p in (by_buckets, by_values))
+    clock = ("started", "last_event", "rate", "failures")  # when each plugin heard its event
+    assert {k: v for k, v in a.items() if k not in clock} == {k: v for k, v in b.items() if k not in clock}
+    assert [(f["trial_id"], f["error"]) for f in a["failures"]] == [(f["trial_id"], f["error"]) for f in b["failures"]]
+    assert sorted(f["trial_id"] for f in a["failures"]) == ["t2", "t4", "t7"]

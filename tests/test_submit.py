@@ -50,3 +50,19 @@ def test_a_future_whose_status_changes_while_read_comes_out_once():
     out = Submitter(Client(), "k-", {}, 0, 0).results(Batches(futs), need=3)  # type: ignore[arg-type]
     assert sorted(f.key for f, _ in out) == sorted(f.key for f in futs)
     assert all(v == f"value of {f.key}" for f, v in out)
+
+
+def test_short_tasks_queue_deeper_long_ones_keep_four_per_thread():
+    from daskbench.runner.chunking import MAX_DEEP, ChunkSizer
+
+    one = ChunkSizer(fixed=1)
+    assert one.depth(8, 10_000, 2) == 8  # nothing measured yet: the usual depth
+    one.mean_s = 1e-4  # 0.1 ms tasks: half a second of them per thread, at most MAX_DEEP
+    assert one.depth(8, 10_000, 2) == MAX_DEEP
+    one.mean_s = 1.0  # long trials: as before
+    assert one.depth(8, 10_000, 2) == 8
+    auto = ChunkSizer(fixed=None)
+    auto.mean_s = 1e-5  # chunks of 1000 no-ops: no more trials in flight than 8 full chunks
+    assert auto.size(10**6, 2) == 1000 and auto.depth(8, 10**6, 2) == 8
+    assert ChunkSizer(fixed=100, mean_s=1e-5).depth(8, 10**6, 2) == 8 * 1000 // 100  # 8 full chunks of trials
+    assert ChunkSizer(fixed=1, mean_s=1e-4).depth(4000, 10**6, 1000) == 4000  # a large cluster: as it was

@@ -130,7 +130,8 @@ class RunnerConfig:
     chunk_size: ``auto`` batches short trials so that one task lasts about
         ``target_chunk_seconds``; an integer fixes the trials per task.
     max_in_flight: tasks submitted and not yet collected (default: 4 per
-        worker thread).
+        worker thread, deeper for short tasks on a small cluster: see
+        ``ChunkSizer.depth``).
     progress: ``auto`` (a bar on a terminal, plain lines otherwise),
         ``bar``, ``plain`` or ``none``.
     isolation: where a trial runs: ``thread`` (in the worker's thread; a

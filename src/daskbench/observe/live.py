@@ -10,8 +10,11 @@ arrives), so a trial that reports every step does not flood the scheduler.
 Event topics and their messages (all plain dicts, shared with the plugin):
 
 - ``daskbench-live``: ``{experiment, run_id, trial_id, time, metrics: {name: float}, rejected: {name: type}}``
-- ``daskbench-trials`` (one per finished chunk, from the worker):
-  ``{experiment, run_id, time, counts: {status: n}, durations: [s, ...], errors: [[trial_id, error], ...]}``
+- ``daskbench-trials`` (from the driver, for the chunks that ended since the last, at most
+  twice a second: :mod:`daskbench.observe.trial_events`): ``{experiment, run_id, time,
+  counts: {status: n}, buckets: [n per duration bucket], duration_n, duration_sum,
+  duration_min, duration_max, errors: [[trial_id, error], ...]}`` (earlier workers sent
+  ``durations: [s, ...]`` instead of the buckets; the plugin takes both)
 - ``daskbench-sweep`` (from the driver): ``{event: "start"|"end", experiment, run_id, time,
   total, results, counts}``
 - ``daskbench-sim`` (from a sharded simulation's coordinator, about once a second):
@@ -128,6 +131,8 @@ def report(context: Optional[TrialContext] = None, **metrics: Any) -> None:
 
 def flush(trial_id: str) -> None:
     """Send a trial's last throttled report (called when the trial ends)."""
+    if trial_id not in _pending:  # the trial never reported: no lock to take (once per trial)
+        return
     with _lock:
         entry = _pending.pop(trial_id, None)
     if entry and entry[1] is not None:

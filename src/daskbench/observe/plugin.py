@@ -279,7 +279,9 @@ class ObservePlugin(SchedulerPlugin):
             run.counts[status] = run.counts.get(status, 0) + int(n)
             if len(totals.counts) < 16 or status in totals.counts:  # statuses are few; bound them anyway
                 totals.counts[status] = totals.counts.get(status, 0) + int(n)
-        for d in msg.get("durations") or ():
+        if "buckets" in msg:
+            _add_histogram(run, totals, msg)
+        for d in msg.get("durations") or ():  # one value per trial: the events of earlier drivers
             d = _num(d)
             if d is None or d < 0:
                 continue
@@ -355,6 +357,22 @@ class ObservePlugin(SchedulerPlugin):
                 name: (dict(t.counts), list(t.buckets), t.dur_sum, t.live_reports) for name, t in self.totals.items()
             }
         return {"running": running, "ticks": ticks, "totals": totals}
+
+
+def _add_histogram(run: _Run, totals: _Totals, msg: Dict[str, Any]) -> None:
+    """Durations already in buckets (the driver's events): counts per bucket, sum, min, max."""
+    buckets = [_num(b) for b in msg.get("buckets") or ()]
+    n, total = _num(msg.get("duration_n")), _num(msg.get("duration_sum"))
+    if len(buckets) != len(totals.buckets) or any(b is None or b < 0 for b in buckets) or not n or total is None:
+        return
+    for i, b in enumerate(buckets):
+        totals.buckets[i] += int(b or 0)
+    run.dur_n += int(n)
+    run.dur_sum += total
+    totals.dur_sum += total
+    lo, hi = _num(msg.get("duration_min")), _num(msg.get("duration_max"))
+    if lo is not None and hi is not None:
+        run.dur_min, run.dur_max = min(run.dur_min, lo), max(run.dur_max, hi)
 
 
 def _snapshot_of(scheduler: Any) -> Optional[Dict[str, Any]]:

@@ -8,6 +8,11 @@ from typing import Optional
 
 from .spec import ChunkResult
 
+#: seconds of work per worker thread that short tasks keep queued (ChunkSizer.depth)
+QUEUE_S = 0.5
+#: the most tasks in flight that deepening gives
+MAX_DEEP = 256
+
 
 @dataclass
 class ChunkSizer:
@@ -35,3 +40,15 @@ class ChunkSizer:
         want = math.ceil(self.target_s / max(self.mean_s, 1e-6))
         spread = math.ceil(remaining / max(2 * threads, 1))  # keep every thread busy to the end
         return max(1, min(want, self.max_size, max(spread, 1)))
+
+    def depth(self, base: int, remaining: int, threads: int) -> int:
+        """Tasks to keep in flight, ``base`` (4 per thread) or more: short tasks on a small
+        cluster keep about ``QUEUE_S`` of work per thread queued, so that each refill (half
+        of them: one graph update, one gather) serves many tasks, not a handful. At most
+        ``MAX_DEEP`` tasks and no more trials than ``base`` full chunks; a large cluster's
+        ``base`` is past both, so only small clusters with short tasks go deeper."""
+        if self.mean_s is None:
+            return base
+        k = self.size(max(remaining, 1), threads)
+        want = math.ceil(QUEUE_S * threads / max(k * self.mean_s, 1e-6))
+        return max(base, min(want, MAX_DEEP, base * self.max_size // k))

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import time
 import uuid
 from collections import deque
@@ -49,6 +50,7 @@ from ..dask_compat import topic_handler
 from ..errors import ClusterError
 from ..observe.live import TOPIC_LIVE, TOPIC_SWEEP, LiveAggregate
 from ..observe.progress import Counts, Progress
+from ..observe.trial_events import TrialEvents
 from ..results.row import Row
 from ..results.store import ResultStore
 from ..sweep.plan import Trial
@@ -99,6 +101,7 @@ class _Flight:
     processed: int = 0
     exhausted: bool = False
     refill: int = 1  # new chunks are submitted once this many slots are free
+    base_in_flight: Optional[int] = None  # the usual depth, when daskbench may deepen it (ChunkSizer.depth)
     ac: Any = field(default_factory=lambda: as_completed([]))
 
 
@@ -130,6 +133,7 @@ class Runner:
         self.run_id = run_id or self.run_token
         self.spec = make_spec(rp, self.run_id)
         self.live = LiveAggregate(self.run_id, warn=echo)
+        self.events = TrialEvents(cfg.name, self.run_id)  # the ended trials, for the scheduler's plugin
         counts.live = self.live.summary
         self._n_chunks = 0
         self._key_prefix = f"{cfg.name}-{self.run_token}-"
@@ -172,6 +176,8 @@ class Runner:
         # an adaptive search asks one point per free slot; a sweep refills half its queue at once
         refill = 1 if self.source is not None else max(1, max_in_flight // 2)
         fl = _Flight(trials, done, max_in_flight, threads, plan.may_repeat(), refill=refill)
+        if self.source is None and not self.rp.cfg.runner.max_in_flight:
+            fl.base_in_flight = max_in_flight
         outcome = RunOutcome(counts)
         self._announce("start")
         live = self.live
@@ -195,6 +201,7 @@ class Runner:
                 else:
                     self._fill(fl)
                     self.progress.update()
+                    self.events.maybe_send(self.client.log_event)
         except KeyboardInterrupt:
             outcome.interrupted = True
             self._cancel(fl.pending)
@@ -208,6 +215,8 @@ class Runner:
             with contextlib.suppress(Exception):
                 self.client.unsubscribe_topic(TOPIC_LIVE)
             self._unlisten(previous)
+            with contextlib.suppress(Exception):  # a lost scheduler must not hide the run's own outcome
+                self.events.send(self.client.log_event)
             self._announce("end")
         if self.source is not None:
             counts.skipped += self.source.skipped  # asked points whose replicates were all known
@@ -219,6 +228,9 @@ class Runner:
     def _fill(self, fl: _Flight) -> None:
         """Submit until ``max_in_flight`` tasks are in flight: trials to run again first. New
         chunks go in refills of ``fl.refill`` or more, each one graph update for the scheduler."""
+        if fl.base_in_flight is not None:  # short tasks on a small cluster: deeper refills
+            fl.max_in_flight = self.sizer.depth(fl.base_in_flight, self.counts.total - fl.processed, fl.threads)
+            fl.refill = max(1, fl.max_in_flight // 2)
         for d in self.recovery.handle(SlotsFree(fl.max_in_flight - len(fl.pending))):
             if isinstance(d, Submit):
                 self._send(fl, [[d.trial]], quarantine=d.in_child)
@@ -227,7 +239,14 @@ class Runner:
         chunks: List[List[Trial]] = []
         while not fl.exhausted and len(fl.pending) + len(chunks) < fl.max_in_flight:
             size = self.sizer.size(self.counts.total - fl.processed, fl.threads)
-            batch: List[Trial] = []
+            if not fl.may_repeat and not fl.done:  # a fresh sweep: nothing to skip, no check per trial
+                batch = list(itertools.islice(fl.trials, size))
+                fl.processed += len(batch)
+                fl.exhausted = len(batch) < size
+                if batch:
+                    chunks.append(batch)
+                continue
+            batch = []
             for t in fl.trials:
                 fl.processed += 1
                 if t.trial_id in fl.done or t.trial_id in fl.seen:
@@ -277,6 +296,7 @@ class Runner:
             event = ChunkRaised(fut.key, batch, f"{type(result).__name__}: {result}")
         else:
             self.sizer.observe(result)
+            self.events.add(result.table, result.counts)
             if self.source is None and self.recovery.passes_through(fut.key, batch):
                 self._record_table(batch, result)  # the hot path: no row is touched
                 return

@@ -21,8 +21,8 @@ import sys
 import threading
 import time
 import traceback
-from datetime import UTC, datetime
-from typing import Any, Dict, List, Mapping, Tuple, Union
+from collections.abc import Mapping
+from typing import Any, Dict, List, Tuple, Union
 
 from ..observe import live
 from ..results import row as trow
@@ -31,7 +31,7 @@ from . import prune
 from .invoke import call_trial
 from .isolate import TrialProcessError, TrialTimeout
 from .prune import TrialPruned
-from .spec import ChunkResult, GroupKey, Item, TrialSpec, unpack
+from .spec import ChunkResult, GroupKey, Item, TrialSpec, load_spec, unpack
 
 
 def _worker_address() -> str:
@@ -45,6 +45,8 @@ def _worker_address() -> str:
 
 def _attempt(spec: TrialSpec, gkey: GroupKey, params: Dict[str, Any], context: live.TrialContext) -> Any:
     """One run of one trial, where ``spec.isolation`` says."""
+    if not spec.timeout_s and not spec.quarantine and spec.isolation != "process":  # in this thread, as it is
+        return call_trial(spec.bases[gkey], params, spec.fast)
     if spec.in_process:
         from . import isolate
 
@@ -106,9 +108,9 @@ def _describe(obj: Any) -> str:
 def normalise(result: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Split a trial's return value into scalar metrics and tables, or raise
     ``TypeError`` saying what was returned instead."""
-    if _is_table(result):
+    if type(result) is not dict and _is_table(result):
         return {}, {"steps": result}
-    if not isinstance(result, Mapping):
+    if type(result) is not dict and not isinstance(result, Mapping):
         raise TypeError(
             f"trial returned {_describe(result)}; return a mapping of metric name to "
             "scalar (and optionally tables), or a table"
@@ -116,7 +118,13 @@ def normalise(result: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     metrics: Dict[str, Any] = {}
     tables: Dict[str, Any] = {}
     for key, value in result.items():
-        name = str(key)
+        name = key if type(key) is str else str(key)
+        t = type(value)
+        if t is float or t is int or t is str or t is bool or value is None:  # the common case, per trial
+            if name in trow.RESERVED:
+                raise TypeError(f"metric {name!r} clashes with a column daskbench writes; rename it")
+            metrics[name] = value
+            continue
         if _is_table(value):
             if name in ("trials", "manifest") or not name.replace("_", "").isalnum():
                 raise TypeError(f"table {name!r}: name tables with letters, digits and '_' (not 'trials')")
@@ -145,16 +153,22 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, List[Item]]) -> ChunkResult:
     tables: Dict[str, List[Any]] = {}
     for item in chunk:
         rows.append(_run_trial(spec, item, worker, tables))
-    _log_chunk(spec, rows)
     merged = {}
-    import pyarrow as pa
+    if tables:
+        import pyarrow as pa
 
-    for name, parts in tables.items():
-        try:
-            merged[name] = pa.concat_tables(parts, promote_options="permissive")
-        except pa.ArrowInvalid:
-            merged[name] = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
+        for name, parts in tables.items():
+            try:
+                merged[name] = pa.concat_tables(parts, promote_options="permissive")
+            except pa.ArrowInvalid:
+                merged[name] = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
     return _result(spec, chunk, rows, merged)
+
+
+def run_packed(token: str, spec: bytes, items: bytes) -> ChunkResult:
+    """The task the driver submits: :func:`run_chunk` with the run's spec as
+    :func:`~daskbench.runner.spec.dump_spec` pickled it once (unpickled once per worker)."""
+    return run_chunk(load_spec(token, spec), items)
 
 
 def _result(spec: TrialSpec, chunk: List[Item], rows: List[Row], tables: Dict[str, Any]) -> ChunkResult:
@@ -189,7 +203,7 @@ def _result(spec: TrialSpec, chunk: List[Item], rows: List[Row], tables: Dict[st
 def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[Any]]) -> Row:
     """One trial, retried up to ``spec.retries`` times if it raises; its row."""
     row = trow.started(item.trial_id, item.seed, item.replicate, worker)
-    started = time.time()
+    started = time.time_ns() // 1000  # microseconds: the started_at column's unit (no datetime per trial)
     t0 = time.perf_counter()
     attempts = 0
     context = live.TrialContext(spec.experiment, spec.run_id, item.trial_id, spec.prune)
@@ -229,7 +243,7 @@ def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[
             status=Status.PRUNED, error=None, failure_kind=None, traceback=None, last_step=None if step < 0 else step
         )
     row["attempts"] = attempts
-    row["started_at"] = datetime.fromtimestamp(started, tz=UTC)
+    row["started_at"] = started
     row["duration_s"] = time.perf_counter() - t0
     return row
 
@@ -240,25 +254,3 @@ def _keyed(table: Any, trial_id: str) -> Any:
 
     t = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
     return t.add_column(0, "trial_id", pa.array([trial_id] * t.num_rows, pa.string()))
-
-
-def _log_chunk(spec: TrialSpec, rows: List[Dict[str, Any]]) -> None:
-    """One ``daskbench-trials`` event per chunk, for Prometheus and the status page."""
-    if not spec.run_id:
-        return
-    counts: Dict[str, int] = {}
-    for r in rows:
-        status = str(r["status"])  # plain text: the scheduler takes only msgpack's own types
-        counts[status] = counts.get(status, 0) + 1
-    errors = [[r["trial_id"], r["error"]] for r in rows if r["status"] != "ok"][:5]
-    live.send(
-        live.TOPIC_TRIALS,
-        {
-            "experiment": spec.experiment,
-            "run_id": spec.run_id,
-            "time": time.time(),
-            "counts": counts,
-            "durations": [r["duration_s"] for r in rows],
-            "errors": errors,
-        },
-    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 
 @functools.lru_cache(maxsize=64)
@@ -16,7 +16,13 @@ def resolve_target(target: str) -> Any:
     return getattr(importlib.import_module(mod), attr)
 
 
-def _set_path(tree: Dict[str, Any], parts: List[str], value: Any) -> None:
+@functools.lru_cache(maxsize=1024)
+def _parts(key: str) -> Tuple[str, ...]:
+    """``trial.a.b`` -> ``("a", "b")``: the path below ``trial`` (cached: every trial sets the same keys)."""
+    return tuple(key.split(".")[1:])
+
+
+def _set_path(tree: Dict[str, Any], parts: Sequence[str], value: Any) -> None:
     node = tree
     for p in parts[:-1]:
         child = node.get(p)
@@ -38,7 +44,11 @@ def call_trial(base: Mapping[str, Any], params: Mapping[str, Any], fast: bool) -
         kwargs = dict(base)
         target = kwargs.pop("_target_")
         for key, value in params.items():
-            _set_path(kwargs, key.split(".")[1:], value)
+            parts = _parts(key)
+            if len(parts) == 1:  # trial.x: a keyword of its own (the common case, per trial)
+                kwargs[parts[0]] = value
+            else:
+                _set_path(kwargs, parts, value)
         return resolve_target(target)(**kwargs)
     import hydra.utils
     from omegaconf import OmegaConf

@@ -64,6 +64,8 @@ def start(trial_id: str) -> None:
 
 def finish(trial_id: str) -> Optional[int]:
     """The trial ended: forget it; the last step it reported if it was pruned, else None."""
+    if trial_id not in _last_step and trial_id not in _stopped:  # nothing to forget: no lock (once per trial)
+        return None
     with _lock:
         step = _last_step.pop(trial_id, None)
         if trial_id in _stopped:

@@ -2,12 +2,17 @@
 chunk's :class:`Item`\\ s, and the :class:`ChunkResult`.
 
 A chunk is pickled per task, so these stay plain and cheap; this module imports
-nothing heavy (a worker unpickling a spec imports it).
+nothing heavy (a worker unpickling a spec imports it). The spec is pickled once
+per run (:func:`dump_spec`) and every task carries those bytes with a token: the
+scheduler copies bytes instead of pickling the spec per task, and a worker
+unpickles it once per run (:func:`load_spec`), not once per chunk.
 """
 
 from __future__ import annotations
 
 import pickle
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -102,6 +107,30 @@ def unpack(data: bytes) -> List[Item]:
     """The items :func:`pack` packed."""
     ids, groups, params, seeds, replicates = pickle.loads(data)
     return [Item(*f) for f in zip(ids, groups, params, seeds, replicates)]
+
+
+def dump_spec(spec: TrialSpec) -> bytes:
+    """The spec as the bytes every task of the run carries (pickled once, on the driver)."""
+    return pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+#: specs this worker process has unpickled, by token: a few runs' worth (a kept cluster
+#: runs one sweep after another; two at once on a shared cluster)
+_SPECS: OrderedDict[str, TrialSpec] = OrderedDict()
+_SPECS_KEPT = 8
+_specs_lock = threading.Lock()
+
+
+def load_spec(token: str, data: bytes) -> TrialSpec:
+    """The spec :func:`dump_spec` gave ``data``, unpickled once per ``token`` in this process."""
+    spec = _SPECS.get(token)
+    if spec is None:
+        spec = pickle.loads(data)
+        with _specs_lock:
+            _SPECS[token] = spec
+            while len(_SPECS) > _SPECS_KEPT:
+                _SPECS.popitem(last=False)
+    return spec
 
 
 def make_spec(rp: RunPlan, run_id: str = "") -> TrialSpec:

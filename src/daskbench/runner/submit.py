@@ -2,8 +2,10 @@
 
 Each ``client.submit`` is a graph update of its own, and the scheduler's cost per
 update is much of its cost per task; so the driver hands over every chunk of a
-refill in one ``client.map`` (one update, the run's spec pickled once for all of
-them). Results are fetched a batch of finished tasks at a time, straight from the
+refill in one ``client.map`` (one update). The run's spec is pickled once per run
+and every task carries those bytes and a token (:func:`~daskbench.runner.spec.dump_spec`):
+the scheduler forwards bytes instead of pickling the spec for each task, and a
+worker unpickles it once per run. Results are fetched a batch of finished tasks at a time, straight from the
 workers when the scheduler listens on this machine's loopback (a local cluster:
 the workers are local too), so the rows do not pass through the scheduler; on
 any other cluster the client's own ``direct_to_workers`` decides, since a driver
@@ -17,8 +19,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from distributed import Client
 from distributed.client import FutureCancelledError
 
-from .execute import run_chunk
-from .spec import TrialSpec, pack
+from .execute import run_packed
+from .spec import TrialSpec, dump_spec, pack
 
 
 class Submitter:
@@ -37,15 +39,27 @@ class Submitter:
         if retries:
             self.options["retries"] = retries
         self.direct = _loopback(client)
+        # each spec the run sends (the run's own, its quarantine's): (spec, token, pickled)
+        self._specs: List[Tuple[TrialSpec, str, bytes]] = []
+
+    def _packed_spec(self, spec: TrialSpec) -> Tuple[str, bytes]:
+        for known, token, data in self._specs:
+            if known is spec:
+                return token, data
+        token = f"{self.key_prefix}spec{len(self._specs)}"
+        self._specs.append((spec, token, dump_spec(spec)))
+        return token, self._specs[-1][2]
 
     def submit(self, spec: TrialSpec, chunks: Sequence[Sequence[Any]]) -> List[Any]:
         """One future per chunk, all in one graph update; the keys name the experiment for the dashboard."""
         keys = [f"{self.key_prefix}{self.n + i + 1}" for i in range(len(chunks))]
         self.n += len(chunks)
-        packed = [pack(list(c)) for c in chunks]
+        packed = [pack(c) for c in chunks]
+        token, data = self._packed_spec(spec)
         if len(chunks) == 1:
-            return [self.client.submit(run_chunk, spec, packed[0], key=keys[0], **self.options)]
-        return list(self.client.map(run_chunk, [spec] * len(chunks), packed, key=keys, **self.options))
+            return [self.client.submit(run_packed, token, data, packed[0], key=keys[0], **self.options)]
+        n = len(chunks)
+        return list(self.client.map(run_packed, [token] * n, [data] * n, packed, key=keys, **self.options))
 
     def results(self, ac: Any, need: int = 1) -> List[Tuple[Any, Any]]:
         """Wait for ``need`` tasks of ``ac`` (an ``as_completed`` without results) to end;

@@ -122,6 +122,18 @@ class Hasher:
         self._base = [(k, "[" + encode(k) + "," + encode(v) + "]") for k, v in base]
         self._layouts: Dict[Tuple[str, ...], Tuple[str, List[Tuple[str, str]]]] = {}
 
+    def fixing(self, fixed: Mapping[str, Any]) -> Hasher:
+        """The hasher of trials that all hold ``fixed`` (e.g. one replicate's spawned seed)
+        besides the values it is called with: those are encoded once too. Called with a
+        trial's other values it gives the id of the trial holding both; ``fixed`` keys
+        are no key of the base (the base holds no swept key), so :func:`trial_id`'s
+        stable sort orders them as it would."""
+        h = Hasher.__new__(Hasher)
+        h._head = self._head
+        h._base = self._base + [(k, "[" + encode(k) + "," + encode(v) + "]") for k, v in fixed.items()]
+        h._layouts = {}
+        return h
+
     def _layout(self, keys: Tuple[str, ...]) -> Tuple[str, List[Tuple[str, str]]]:
         """The text before the first value, and (key, text after its value) in hashed order."""
         entries: List[Tuple[str, bool, str]] = [(k, False, text) for k, text in self._base]

@@ -189,14 +189,23 @@ class SweepPlan:
             for gkey, params in self._points():
                 yield new(Trial, (hashers[gkey](params), params, gkey, params.get(SEED_KEY, fixed), 0))
             return
+        if self.inject_seed:  # each replicate's seed is the same for every point: hashed once
+            seeded: Dict[GroupKey, List[identity.Hasher]] = {}
+            for gkey, point in self._points():
+                by_r = seeded.get(gkey) or seeded.setdefault(
+                    gkey, [hashers[gkey].fixing({SEED_KEY: seed}) for seed in seeds]
+                )
+                ids = [h(point) for h in by_r]  # before the seed joins the point's values
+                for r, seed in enumerate(seeds):
+                    params = point if r == 0 else dict(point)
+                    params[SEED_KEY] = seed
+                    yield new(Trial, (ids[r], params, gkey, seed, r))
+            return
         for gkey, point in self._points():
             hasher = hashers[gkey]
             for r, seed in enumerate(seeds):
                 params = point if r == 0 else dict(point)
-                if self.inject_seed:
-                    params[SEED_KEY] = seed
-                else:
-                    seed = params.get(SEED_KEY, fixed)
+                seed = params.get(SEED_KEY, fixed)
                 yield new(Trial, (hasher(params), params, gkey, seed, r))
 
     def _points(self) -> Iterator[Tuple[GroupKey, Dict[str, Any]]]:
