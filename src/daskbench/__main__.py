@@ -95,7 +95,8 @@ def _local_forkserver(overrides: List[str]) -> bool:
 
 def _dashboard(overrides: List[str]) -> bool:
     """Whether the command line leaves the scheduler's dashboard on (the default)."""
-    return not any(w.lstrip("+") in ("cluster.dashboard_address=null", "cluster.dashboard_address=None") for w in overrides)
+    off = ("cluster.dashboard_address=null", "cluster.dashboard_address=None")
+    return not any(w.lstrip("+") in off for w in overrides)
 
 
 def _cluster(words: List[str]) -> int:

@@ -86,4 +86,3 @@ class ClusterStart:
         cm, self._cm = self._cm, None
         if cm is not None:
             cm.__exit__(None, None, None)
-

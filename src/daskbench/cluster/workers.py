@@ -2,11 +2,12 @@
 
 - ``forkserver`` (the default): a single-threaded server process, started from a
   fresh interpreter, imports Dask and daskbench's worker side once and forks
-  each worker from itself. The fork happens in a process that runs no thread, so
-  none of the hazards of forking a threaded process apply (a lock held by
-  another thread at the fork stays locked in the child for ever), whatever the
-  driver has imported or started. :func:`warm_up` starts the server as the
-  command line begins, so its imports overlap the driver's own.
+  each worker from itself (and the scheduler: :mod:`.scheduler_process`). The
+  fork happens in a process that runs no thread, so none of the hazards of
+  forking a threaded process apply (a lock held by another thread at the fork
+  stays locked in the child for ever), whatever the driver has imported or
+  started. :func:`warm_up` starts the server as the command line begins, so its
+  imports overlap the driver's own.
 - ``fork``: each worker is a fork of the driver. Fastest, but the driver runs
   threads by then (distributed's event loop and its process watchers; maybe
   BLAS or OpenMP pools of the trial's module), so a worker can inherit a lock
