@@ -126,10 +126,10 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
     # chunk on four workers in turn.
     # The workers start as cluster.start_method says (cluster.workers: forkserver by default).
     settings = {"distributed.admin.low-level-log-length": 0, "distributed.scheduler.allowed-failures": 0}
-    with dask.config.set({**settings, **dask_setting(cfg.start_method)}):
+    with dask.config.set({**settings, **dask_setting(cfg.start_method, cfg.dashboard_address is not None)}):
         try:
             with _sigint_ignored():  # spawned and forked workers inherit the ignore
-                cluster = LocalCluster(**kwargs)
+                cluster = _cluster_class(cfg)(**kwargs)
         except Exception as exc:
             raise ClusterError(
                 f"cannot start a LocalCluster ({type(exc).__name__}: {exc}); check cluster.* settings"
@@ -142,6 +142,16 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
             yield client
         finally:
             _quietly_close(client, cluster)
+
+
+def _cluster_class(cfg: LocalClusterConfig) -> Any:
+    """LocalCluster, or with workers from the fork server one whose scheduler is
+    forked by that server too: off the driver's GIL (:mod:`.scheduler_process`)."""
+    if cfg.processes and cfg.start_method == "forkserver":
+        from .scheduler_process import ForkedSchedulerCluster
+
+        return ForkedSchedulerCluster
+    return LocalCluster
 
 
 @contextlib.contextmanager

@@ -48,7 +48,7 @@ class ClusterStart:
             return
         from .workers import warm_up
 
-        warm_up(cfg.start_method)  # from the main thread: its workers ignore Ctrl-C from birth
+        warm_up(cfg.start_method, cfg.dashboard_address is not None)  # from the main thread: workers ignore Ctrl-C
         self._thread = threading.Thread(target=self._start, args=(cfg,), name="daskbench-cluster-start", daemon=True)
         self._thread.start()
 
@@ -71,7 +71,6 @@ class ClusterStart:
             with connect(cfg) as client:
                 yield client
             return
-        _warm_imports()  # while the workers start; this thread would only wait
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -87,16 +86,3 @@ class ClusterStart:
         cm, self._cm = self._cm, None
         if cm is not None:
             cm.__exit__(None, None, None)
-
-
-def _warm_imports() -> None:
-    """Import now what the run imports later anyway: pyarrow imports pandas
-    (~0.4 s) the first time it converts Python values, as the store's first write
-    does. Done while the cluster starts, that time is not added to the run's."""
-    import importlib
-
-    for name in ("pyarrow", "pandas"):
-        try:
-            importlib.import_module(name)
-        except ImportError:  # pandas is pyarrow's optional dependency
-            pass

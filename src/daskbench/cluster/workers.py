@@ -2,11 +2,12 @@
 
 - ``forkserver`` (the default): a single-threaded server process, started from a
   fresh interpreter, imports Dask and daskbench's worker side once and forks
-  each worker from itself. The fork happens in a process that runs no thread, so
-  none of the hazards of forking a threaded process apply (a lock held by
-  another thread at the fork stays locked in the child for ever), whatever the
-  driver has imported or started. :func:`warm_up` starts the server as the
-  command line begins, so its imports overlap the driver's own.
+  each worker from itself (and the scheduler: :mod:`.scheduler_process`). The
+  fork happens in a process that runs no thread, so none of the hazards of
+  forking a threaded process apply (a lock held by another thread at the fork
+  stays locked in the child for ever), whatever the driver has imported or
+  started. :func:`warm_up` starts the server as the command line begins, so its
+  imports overlap the driver's own.
 - ``fork``: each worker is a fork of the driver. Fastest, but the driver runs
   threads by then (distributed's event loop and its process watchers; maybe
   BLAS or OpenMP pools of the trial's module), so a worker can inherit a lock
@@ -21,19 +22,44 @@ while the driver ignores SIGINT, and its children keep that disposition.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 from typing import Dict, List
 
-#: what the server imports before forking: a worker then starts without importing them
-PRELOAD: List[str] = ["distributed", "distributed.nanny", "distributed.worker", "daskbench.runner.execute"]
+#: what the server imports before forking: a worker then starts without importing them,
+#: and its first trial without importing what every trial needs (pyarrow and, through
+#: pyarrow's conversion of Python values, pandas: ~0.4 s a worker otherwise)
+PRELOAD: List[str] = [
+    "distributed",
+    "distributed.nanny",
+    "distributed.worker",
+    "daskbench.runner.execute",
+    "daskbench.results.columns",
+    "pandas",
+    "daskbench.sim",
+]
+#: and, with the dashboard on, what the scheduler's dashboard imports (Bokeh, ~0.5-1 s):
+#: the scheduler is forked by the server too (:mod:`.scheduler_process`)
+DASHBOARD_PRELOAD: List[str] = ["distributed.dashboard.scheduler"]
+#: the server's environment while it starts: libraries that would start threads on import
+#: do not (OpenBLAS through numpy, jemalloc through pyarrow), so that it forks from a
+#: single-threaded process. One BLAS thread per worker is also what distributed gives its
+#: workers (``distributed.nanny.pre-spawn-environ``).
+QUIET_THREADS: Dict[str, str] = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "JE_ARROW_MALLOC_CONF": "background_thread:false",
+}
 
 _lock = threading.Lock()
 
 
-def warm_up(method: str = "forkserver") -> None:
+def warm_up(method: str = "forkserver", dashboard: bool = True) -> None:
     """Start the fork server now (``method`` forkserver; else nothing), with the
     driver's SIGINT ignored so that the workers forked from it ignore it too.
+    ``dashboard``: the server imports the dashboard's modules as well.
 
     Only from the main thread: a worker thread cannot change signal handlers (the
     server started later by the first worker is covered by daskbench's
@@ -44,19 +70,29 @@ def warm_up(method: str = "forkserver") -> None:
     from multiprocessing import forkserver
 
     with _lock:
-        multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
+        multiprocessing.get_context("forkserver").set_forkserver_preload(_preload(dashboard))
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        environ = {k: os.environ.get(k) for k in QUIET_THREADS}
+        os.environ.update({k: v for k, v in QUIET_THREADS.items() if k not in os.environ})  # the user's own win
         try:
             forkserver.ensure_running()  # fork + exec of a fresh interpreter: safe from a threaded process
         finally:
             signal.signal(signal.SIGINT, previous)
+            for k, v in environ.items():
+                if v is None:
+                    os.environ.pop(k, None)
 
 
-def dask_setting(method: str) -> Dict[str, str]:
+def _preload(dashboard: bool) -> List[str]:
+    return PRELOAD + (DASHBOARD_PRELOAD if dashboard else []) + ["daskbench.cluster.server_exit"]
+
+
+def dask_setting(method: str, dashboard: bool = True) -> Dict[str, str]:
     """The Dask config that makes a LocalCluster's nannies start workers with ``method``."""
     if method == "forkserver":
-        warm_up(method)  # nothing when already running, or when called from a thread
-        multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
+        warm_up(method, dashboard)  # nothing when already running, or when called from a thread
+        # from a thread, the server starts with the first worker: with this list (no-op once running)
+        multiprocessing.get_context("forkserver").set_forkserver_preload(_preload(dashboard))
         # distributed's own list would import pandas and numpy in the driver first (~0.5 s)
         from ..dask_compat import keep_forkserver_preload
 
