@@ -82,9 +82,9 @@ def _local_forkserver(overrides: List[str]) -> bool:
     """Whether the command line leaves the default: a LocalCluster whose workers
     come from the fork server (an experiment may still choose otherwise; the
     server then goes unused and ends with this process)."""
-    from .cluster.keep import paths
+    from .cluster.keep import is_kept
 
-    if paths()[1].exists():  # a kept cluster runs the trials (`cluster start`): no workers to fork
+    if is_kept():  # a kept cluster runs the trials (`cluster start`): no workers to fork
         return False
     for word in overrides:
         key, _, value = word.lstrip("+~").partition("=")

@@ -46,9 +46,13 @@ class ClusterStart:
             return
         if not isinstance(cfg, LocalClusterConfig) or cfg.start_method != "forkserver":
             return
+        from .keep import is_kept
         from .workers import warm_up
 
-        warm_up(cfg.start_method, cfg.dashboard_address is not None)  # from the main thread: workers ignore Ctrl-C
+        # not with a kept cluster: a fork server started for nothing would also hold the
+        # command's stdout open for the second it takes to start (a pipe reader waits for it)
+        if not is_kept():
+            warm_up(cfg.start_method, cfg.dashboard_address is not None)  # main thread: workers ignore Ctrl-C
         self._thread = threading.Thread(target=self._start, args=(cfg,), name="daskbench-cluster-start", daemon=True)
         self._thread.start()
 

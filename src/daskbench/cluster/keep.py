@@ -38,6 +38,12 @@ def paths() -> Tuple[Path, Path]:
     return folder, folder / ks.STATE_NAME
 
 
+def is_kept() -> bool:
+    """Whether a kept cluster's state file is there: its cluster, not a new one, runs the
+    trials of a ``cluster=local`` command (checked again, with its settings, on connecting)."""
+    return paths()[1].exists()
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this id runs (a zombie counts as gone)."""
     try:
