@@ -18,7 +18,7 @@ import pytest
 from daskbench.cluster import keep_state as ks
 from daskbench.cluster.keep import pid_alive, token_pids
 from daskbench.config.schema import LocalClusterConfig
-from tests.conftest import run_cli, write_experiment
+from tests.conftest import run_cli, wait_for_report, write_experiment
 
 START = ["cluster", "start", "cluster.n_workers=2", "cluster.dashboard_address=127.0.0.1:0"]
 RUN = ["--config-dir", "conf", "+experiment=quads", "runner.progress=plain", "results.report=false"]
@@ -333,3 +333,38 @@ def test_a_command_the_zygote_cannot_serve_runs_in_its_own_process_on_the_kept_c
     assert _commands_logged(state) == []
     df = pd.read_parquet(user_dir / "results" / "quads" / "trials")
     assert len(df) == 3 and (df.status == "ok").all()
+
+
+def _holders(pipe_inode: int) -> list:
+    """The processes that hold a pipe, other than this one: (pid, command line)."""
+    found = []
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) == f"pipe:[{pipe_inode}]" and int(fd.parts[2]) != os.getpid():
+                found.append((int(fd.parts[2]), Path(f"/proc/{fd.parts[2]}/cmdline").read_bytes()[:200]))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_run_on_the_zygote_leaves_nothing_holding_its_output(user_dir, state):
+    """Read through a pipe (`| tail`, CI logs, subprocess), the command is over when it
+    exits: nothing it started (a fork server it has no use for, the report writer) keeps
+    its stdout or stderr open after it."""
+    _experiment(user_dir)
+    _start(user_dir, state)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daskbench", *RUN[:-1]],  # the report on, as shipped
+        cwd=user_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    pipes = [os.fstat(s.fileno()).st_ino for s in (proc.stdout, proc.stderr)]
+    assert proc.wait(timeout=120) == 0
+    left = [h for ino in pipes for h in _holders(ino)]
+    out, err = proc.communicate(timeout=60)
+    assert left == [], left
+    assert b"using the kept cluster" in out and b"quads: 30 ok" in out, (out, err)
+    assert len(_commands_logged(state)) == 1  # it ran on the driver zygote
+    wait_for_report(user_dir / "results" / "quads")
