@@ -19,8 +19,8 @@ os.environ["DASKBENCH_STATE_DIR"] = tempfile.mkdtemp(prefix="daskbench-test-stat
 # --
 
 # -- `make test` runs the suite on two pytest workers (pytest-xdist), then the tests marked
-# `serial` alone: those that time a signal, a kill or a cut link against a deadline, or
-# that run the benchmark suite, whose margins another test's load on 2 cores would eat.
+# `serial` alone: those that time a signal, a kill or a cut link against a deadline, whose
+# margins another test's load on 2 cores would eat.
 SERIAL_FILES = {
     "test_faults.py",
     "test_faults_netns.py",
@@ -28,7 +28,6 @@ SERIAL_FILES = {
     "test_startup.py",
     "test_keep.py",
     "test_launcher_stopping.py",
-    "test_benchmarks_smoke.py",
 }
 SERIAL_WORDS = ("ctrl_c", "sigkill", "killed", "killing", "pruner")
 

@@ -148,7 +148,8 @@ def test_metrics_status_page_and_json_follow_a_sweep():
             )
         )
         assert len(addrs) == 2  # both worker processes reported
-        client.gather([client.submit(live_event, exp, run, f"t{i}", 0.5 + i, pure=False) for i in range(3)])
+        for i in range(3):  # one after another: "last" is then the third report's value
+            client.submit(live_event, exp, run, f"t{i}", 0.5 + i, pure=False).result()
         client.submit(sim_event, exp, run, 1234.5, pure=False).result()
 
         def counted():

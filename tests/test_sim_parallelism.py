@@ -8,6 +8,7 @@ import sys
 from typing import Mapping
 
 import cloudpickle
+import pandas as pd
 import pytest
 
 from daskbench import sim
@@ -119,6 +120,33 @@ def test_more_shards_than_agents_is_refused_before_a_cluster_starts(user_dir):
     assert "swept key trial.shards" in err
     assert "Traceback" not in err and "Dask dashboard" not in err
     assert not (user_dir / "results").exists()
+
+
+def test_a_shards_axis_mixing_numbers_and_auto_runs_and_keeps_each_choice(user_dir):
+    """``trial.shards=1,2,auto`` as a user types it: every trial runs, the swept column is
+    text (one type per column) and ``shards`` is the number each trial used."""
+    write_experiment(
+        user_dir / "conf",
+        "mixed",
+        """
+        name: mixed
+        trial:
+          _target_: daskbench.sim.trial
+          model: daskbench.experiments.boltzmann.Boltzmann
+          params: {n_agents: 100}
+          ticks: 5
+        sweep:
+          params:
+            trial.shards: 1,2,auto
+        results: {report: false}
+        """,
+    )
+    r = run_cli(["--config-dir", "conf", "+experiment=mixed", "runner.progress=plain"], user_dir, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    df = pd.read_parquet(user_dir / "results" / "mixed" / "trials").set_index("trial.shards")
+    assert sorted(df.index) == ["1", "2", "auto"] and (df.status == "ok").all()
+    assert df.loc["1", "shards"] == 1 and df.loc["2", "shards"] == 2 and df.loc["auto", "shards"] == 1
+    assert df.gini.nunique() == 1  # the same seed gives the same result on any number of shards
 
 
 class CountsGraph(Boltzmann):
