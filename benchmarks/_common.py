@@ -189,3 +189,21 @@ def wait_for_report(results_dir: Path, timeout_s: float = 180.0) -> float:
             return time.perf_counter() - t0
         time.sleep(0.05)
     raise SystemExit(f"no report in {results_dir} after {timeout_s:g}s")
+
+
+def local_cluster(n_workers: int = 2, **options: Any) -> Any:
+    """The benchmarks' LocalCluster: worker processes of one thread each on 127.0.0.1,
+    no dashboard, quiet logs (``options`` add to or override these)."""
+    import logging
+
+    from distributed import LocalCluster
+
+    kwargs: Dict[str, Any] = dict(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    return LocalCluster(**{**kwargs, **options})

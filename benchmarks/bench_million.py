@@ -143,10 +143,9 @@ def _report_process(results: Path) -> dict:
 
 
 def child_run(n: int, work: Path) -> dict:
-    import logging
     import threading
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     import daskbench
     import daskbench.observe.report as report
@@ -163,14 +162,7 @@ def child_run(n: int, work: Path) -> dict:
     C.write_noop_experiment(work / "conf", work / "results" / "noop", {"trial.x": f"range(0,{n})"})
     after_import = _rss_mib()
     with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
+        C.local_cluster(2) as cluster,
         Client(cluster) as client,
     ):
         client.submit(sum, [1, 2]).result()

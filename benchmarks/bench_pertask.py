@@ -27,7 +27,6 @@ driver, the scheduler and one worker during the separate-scheduler run.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -151,7 +150,7 @@ def separate(work: Path, n: int, tasks: int, spy: Optional[Path]) -> Dict[str, A
 
 def one_process(work: Path, n: int) -> Dict[str, Any]:
     """``daskbench.run`` on a LocalCluster in this process against joblib: trials/s."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
     from joblib import Parallel, delayed
 
     from benchmarks.workloads import noop
@@ -160,14 +159,7 @@ def one_process(work: Path, n: int) -> Dict[str, Any]:
     conf = work / "conf1"
     C.write_noop_experiment(conf, work / "unused", {}, extra="  report: false")
     with (
-        LocalCluster(
-            n_workers=cores,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
+        C.local_cluster(cores) as cluster,
         Client(cluster) as client,
     ):
         _run(conf, ["trial.x=range(0,200)", f"results.dir={work / 'warm1'}"], client)

@@ -48,7 +48,6 @@ Writes ``benchmarks/results/sim.json`` (see ``_common.emit``).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 import warnings
@@ -282,19 +281,12 @@ def scaling(n: int, ticks: int, repeats: int) -> Dict[str, Any]:
     worker per core; shard counts above the core count are skipped."""
     import os
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     cores = os.cpu_count() or 1
     out: Dict[str, Any] = {"agents": n, "ticks": ticks, "workers": cores}
     with (
-        LocalCluster(
-            n_workers=cores,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
+        C.local_cluster(cores) as cluster,
         Client(cluster) as client,
     ):
         counts = [s for s in (1, 2, 4, 8) if s <= cores]
@@ -391,20 +383,13 @@ def main(argv: List[str] = None) -> int:
     cfg = dict(MODES[mode])
     repeats = args.repeats or cfg["repeats"]
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     # the scheduler's HTTP server (not a dashboard: that is off) moves off a taken port: not news here
     warnings.filterwarnings("ignore", message="Port .* is already in use")
     res: Dict[str, Any] = {"mode": mode, "repeats": repeats, "targets": TARGETS, "transport": args.transport}
     with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
+        C.local_cluster(2) as cluster,
         Client(cluster) as client,
     ):
         res["tick_overhead"] = _timed("tick overhead", lambda: tick_overhead(client, cfg["idle_ticks"], repeats))

@@ -28,7 +28,6 @@ estimated wall time exceeds ``MAX_EST_S`` is skipped and listed with its estimat
 
 from __future__ import annotations
 
-import logging
 import shutil
 import sys
 import time
@@ -68,17 +67,10 @@ class Tools:
     """The pools, started once; each ``run_*`` returns (wall seconds, sum of trial CPU seconds)."""
 
     def __init__(self, work: Path, cores: int):
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         self.work, self.cores = work, cores
-        self.cluster = LocalCluster(
-            n_workers=cores,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        self.cluster = C.local_cluster(cores)
         self.client = Client(self.cluster)
         self.conf = work / "conf"
         C.write_experiment(self.conf, "busy", "benchmarks.workloads.busy", {"ms": 0.0, "i": 0}, work / "unused")

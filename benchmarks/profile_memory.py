@@ -21,7 +21,6 @@ trial items) is set to K for the cluster, to show its share of the peak.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import sys
@@ -60,7 +59,7 @@ def main() -> None:
     import _common as C
     import dask
     import pyarrow as pa
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     import daskbench
     import daskbench.results.store as store
@@ -131,14 +130,7 @@ def main() -> None:
         dask.config.set({"distributed.admin.low-level-log-length": log_len})
     try:
         with (
-            LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            ) as cluster,
+            C.local_cluster(2) as cluster,
             Client(cluster) as client,
         ):
             client.submit(sum, [1, 2]).result()

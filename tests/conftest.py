@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,9 +19,16 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["DASKBENCH_STATE_DIR"] = tempfile.mkdtemp(prefix="daskbench-test-state-")
 # --
 
+# -- a suite started in the background by a non-interactive shell (`make test &`) inherits
+# SIGINT ignored, and so would every command it starts: the Ctrl-C tests need it delivered
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+# --
+
 # -- `make test` runs the suite on two pytest workers (pytest-xdist), then the tests marked
 # `serial` alone: those that time a signal, a kill or a cut link against a deadline, whose
-# margins another test's load on 2 cores would eat.
+# margins another test's load on 2 cores would eat, and the benchmark suite's smoke run
+# (one 80 s process: in the parallel part it lengthens the tail more than it saves here).
 SERIAL_FILES = {
     "test_faults.py",
     "test_faults_netns.py",
@@ -28,6 +36,7 @@ SERIAL_FILES = {
     "test_startup.py",
     "test_keep.py",
     "test_launcher_stopping.py",
+    "test_benchmarks_smoke.py",
 }
 SERIAL_WORDS = ("ctrl_c", "sigkill", "killed", "killing", "pruner")
 
