@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import struct
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +30,7 @@ import pyarrow.compute as pc
 from ..errors import ResultsError
 from . import manifest
 from . import row as trow
-from .columns import concat, rows_to_table
+from .columns import concat, repeated_string, rows_to_table
 from .dataset import Dataset, conform
 from .files import CAUSES, write_error
 from .index import TrialIndex
@@ -242,7 +241,7 @@ class ResultStore:
         """The buffered rows as one table, each stamped with this store's code version."""
         table = concat(self._parts, self.first_columns)
         if self.code_version is not None:
-            code = _repeated(self.code_version, table.num_rows)
+            code = repeated_string(self.code_version, table.num_rows)
             if CODE in table.column_names:
                 table = table.set_column(table.column_names.index(CODE), CODE, code)
             else:
@@ -273,12 +272,3 @@ def _present(ids: pa.ChunkedArray, among: Set[str]) -> Set[str]:
         return set()
     mask = pc.is_in(ids, value_set=pa.array(list(among), pa.string()))
     return set(pc.filter(ids, mask).to_pylist())
-
-
-def _repeated(value: str, n: int) -> pa.Array:
-    """``n`` times the string ``value``, made from buffers: ``pa.scalar`` and ``pa.array``
-    of Python values import pandas (~0.4 s, in pyarrow's check for pandas objects),
-    which a run that only writes Arrow tables the workers made never needs."""
-    data = value.encode()
-    one = pa.StringArray.from_buffers(1, pa.py_buffer(struct.pack("=ii", 0, len(data))), pa.py_buffer(data))
-    return pa.repeat(one[0], n)
