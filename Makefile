@@ -19,13 +19,17 @@ run: $(STAMP)
 # is process-wide (daskbench's composition sets 1.3; the suites expect the setting of
 # an app that never chose one, where jobs change into their output folders). The
 # launcher closes its cluster after each multirun (checked after each suite test).
-# The rest runs on two pytest workers (pytest-xdist; most tests wait on subprocesses
-# and clusters), then the `serial` tests alone (signals, kills and deadlines: see
-# tests/conftest.py).
+# They run alongside the rest, which runs on two pytest workers (pytest-xdist; most
+# tests wait on subprocesses and clusters, so a third process fills the idle time;
+# their output is printed after it). Then the `serial` tests alone (signals, kills
+# and deadlines: see tests/conftest.py).
+HYDRA_SUITES_LOG = .hydra-suites.log
 test: $(STAMP) browser netns
-	$(PY) -m pytest -n 2 --dist loadfile --durations=15 -m "not load and not serial" --ignore=tests/test_launcher_hydra_suites.py
+	$(PY) -m pytest tests/test_launcher_hydra_suites.py > $(HYDRA_SUITES_LOG) 2>&1 & suites=$$!; \
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15 -m "not load and not serial" --ignore=tests/test_launcher_hydra_suites.py; rest=$$?; \
+	wait $$suites; hydra=$$?; cat $(HYDRA_SUITES_LOG); \
+	test $$rest -eq 0 && test $$hydra -eq 0
 	$(PY) -m pytest --durations=15 -m "serial and not load" --ignore=tests/test_launcher_hydra_suites.py
-	$(PY) -m pytest tests/test_launcher_hydra_suites.py
 
 # Builds deploy/Dockerfile's image and runs real containers with podman: a
 # containerized cluster serving sweeps and simulations, a worker container killed

@@ -35,7 +35,7 @@ if not __package__:  # run as a file: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _common as C  # noqa: E402
 
-SIZES = {"smoke": 20, "quick": 200, "full": 200}
+SIZES = {"smoke": 6, "quick": 200, "full": 200}
 LENGTHS_MS = {"smoke": [0], "quick": [0], "full": [0, 1, 10, 100]}
 REPEATS = {"smoke": 1, "quick": 3, "full": 3}
 TARGET = 15.0

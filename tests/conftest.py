@@ -29,12 +29,12 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 # `serial` alone: those that time a signal, a kill or a cut link against a deadline, whose
 # margins another test's load on 2 cores would eat, and the benchmark suite's smoke run
 # (one 80 s process: in the parallel part it lengthens the tail more than it saves here).
+# The kept cluster's tests run in the parallel part, except those that kill it or press Ctrl-C.
 SERIAL_FILES = {
     "test_faults.py",
     "test_faults_netns.py",
     "test_store_faults.py",
     "test_startup.py",
-    "test_keep.py",
     "test_launcher_stopping.py",
     "test_benchmarks_smoke.py",
 }
