@@ -122,6 +122,62 @@ def test_more_shards_than_agents_is_refused_before_a_cluster_starts(user_dir):
     assert not (user_dir / "results").exists()
 
 
+@pytest.mark.parametrize(
+    "shards, swept",
+    [
+        ("shards: 30", "trial.params.n_agents: 100,20"),  # a later params value, fixed shards
+        ("shards: 1", "trial.params.n_agents: 100,20\n            trial.shards: 1,30"),  # crossed
+    ],
+)
+def test_a_swept_params_value_with_too_few_agents_is_refused_before_a_cluster_starts(user_dir, shards, swept):
+    """Not only the first value of a swept ``params`` key: each one must hold the largest
+    shard count a crossed sweep gives it."""
+    write_experiment(
+        user_dir / "conf",
+        "tiny",
+        f"""
+        name: tiny
+        trial:
+          _target_: daskbench.sim.trial
+          model: daskbench.experiments.boltzmann.Boltzmann
+          params: {{n_agents: 100}}
+          ticks: 5
+          {shards}
+        sweep:
+          params:
+            {swept}
+        """,
+    )
+    r = run_cli(["--config-dir", "conf", "+experiment=tiny"], user_dir, timeout=120)
+    err = r.stdout + r.stderr
+    assert r.returncode == 2, err
+    assert "trial.shards=30 is more than the model's 20 agents" in err, err
+    assert "Traceback" not in err and not (user_dir / "results").exists()
+
+
+def test_a_shards_count_zipped_with_params_is_checked_pair_by_pair(user_dir):
+    """``sweep.zip`` pairs 30 shards with 100 agents and 1 with 20: nothing is refused."""
+    write_experiment(
+        user_dir / "conf",
+        "paired",
+        """
+        name: paired
+        trial:
+          _target_: daskbench.sim.trial
+          model: daskbench.experiments.boltzmann.Boltzmann
+          params: {n_agents: 100}
+          ticks: 2
+        sweep:
+          zip: [[trial.params.n_agents, trial.shards]]
+          params:
+            trial.params.n_agents: 100,20
+            trial.shards: 30,1
+        """,
+    )
+    r = run_cli(["--config-dir", "conf", "+experiment=paired", "results.report=false"], user_dir, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_a_shards_axis_mixing_numbers_and_auto_runs_and_keeps_each_choice(user_dir):
     """``trial.shards=1,2,auto`` as a user types it: every trial runs, the swept column is
     text (one type per column) and ``shards`` is the number each trial used."""

@@ -169,11 +169,11 @@ def build_plan(
     trials = checks.resolved_trials(bases, axes)
 
     trial = next(iter(bases.values())).get("trial") or {}
-    target, accepts_seed = _check_trial(trial, trials, axes, dirs)
+    zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
+    target, accepts_seed = _check_trial(trial, trials, axes, dirs, zip_groups)
     inject, fixed_seed = _seeding(cfg, target, accepts_seed, trial, axes)
 
     content = {g: identity.content(tree) for g, tree in bases.items()}
-    zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
     plan = SweepPlan(
         name=cfg.name,
         axes=axes,
@@ -202,7 +202,9 @@ def build_plan(
     )
 
 
-def _check_trial(trial: Any, trials: Any, axes: List[Axis], dirs: Sequence[Path]) -> Tuple[str, bool]:
+def _check_trial(
+    trial: Any, trials: Any, axes: List[Axis], dirs: Sequence[Path], zip_groups: List[List[str]]
+) -> Tuple[str, bool]:
     """Import the trial function, check its arguments (and a simulation's settings):
     (its import path, whether it takes ``seed``)."""
     target = trial.get("_target_") if isinstance(trial, dict) else None
@@ -213,7 +215,7 @@ def _check_trial(trial: Any, trials: Any, axes: List[Axis], dirs: Sequence[Path]
     fn = targets.import_target(str(target), dirs)
     accepts_seed, names = targets.signature(fn)
     targets.check_arguments(str(target), names, trial, axes)
-    check_simulation(fn, trials, axes)
+    check_simulation(fn, trials, axes, zip_groups)
     return str(target), accepts_seed
 
 

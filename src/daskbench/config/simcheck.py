@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import ConfigError
 from ..sweep.plan import Axis
 
-#: ``trial.*`` keys whose every swept value is checked; ``params`` axes are checked by
-#: name only (their values are the model's business, and a long axis would be slow)
+#: ``trial.*`` keys whose every swept value is checked; of a ``params`` axis, the first
+#: ``PARAMS_CHECKED`` distinct values are (their names, and that the largest fixed shard
+#: count fits each one's agents: that builds the model, so a long axis is not gone through)
 _SETTINGS = (
     "model",
     "ticks",
@@ -29,6 +30,7 @@ _SETTINGS = (
     "max_restarts",
 )
 _KEY = re.compile(r"^(\w+)(\.\w+)?=")
+PARAMS_CHECKED = 64
 
 
 def is_simulation(fn: Any) -> bool:
@@ -40,11 +42,17 @@ def is_simulation(fn: Any) -> bool:
     return fn is trial
 
 
-def check_simulation(fn: Any, trials: Mapping[Any, Optional[Dict[str, Any]]], axes: Sequence[Axis]) -> None:
+def check_simulation(
+    fn: Any,
+    trials: Mapping[Any, Optional[Dict[str, Any]]],
+    axes: Sequence[Axis],
+    zip_groups: Sequence[Sequence[str]] = (),
+) -> None:
     """Raise a ConfigError naming the first bad simulation setting among the planned trials.
 
     ``trials``: each group combination's ``trial`` resolved with every axis at its first
-    value (None where only the trial's own process can resolve it).
+    value (None where only the trial's own process can resolve it); ``zip_groups``:
+    ``sweep.zip`` (zipped keys are checked value by value together, not crossed).
     """
     if not is_simulation(fn):
         return
@@ -52,22 +60,51 @@ def check_simulation(fn: Any, trials: Mapping[Any, Optional[Dict[str, Any]]], ax
         if trial is None:
             continue
         _check(trial, None)
-        for a in axes:
-            parts = a.key.split(".")
-            if a.is_group or parts[0] != "trial" or len(parts) < 2:
-                continue
-            if parts[1] in _SETTINGS:
-                values = _distinct(a)
-            elif parts[1] == "params":
-                values = _distinct(a)[:1]
-            else:
-                continue
-            for v in values:
-                if isinstance(v, str) and "${" in v:
-                    continue  # an interpolation: resolved in the trial's own process
-                t = copy.deepcopy(trial)
-                _set(t, parts[1:], v)
-                _check(t, a.key)
+        most = _most_shards(trial, axes)
+        for where, variant in _variants(axes, zip_groups):
+            if any(isinstance(v, str) and "${" in v for v in variant.values()):
+                continue  # an interpolation: resolved in the trial's own process
+            t = copy.deepcopy(trial)
+            for key, v in variant.items():
+                _set(t, key.split(".")[1:], v)
+            if most is not None and "trial.shards" not in variant and any(".params." in k for k in variant):
+                t["shards"] = most  # a crossed shard count meets every params value
+            _check(t, where)
+
+
+def _variants(axes: Sequence[Axis], zip_groups: Sequence[Sequence[str]]) -> Iterator[Tuple[str, Dict[str, Any]]]:
+    """(the swept key(s) to name, {key: value}) for each value to check: every value of a
+    setting's axis, the first ``PARAMS_CHECKED`` of a ``params`` one, zipped keys together."""
+    checked = {a.key: a for a in axes if _checked(a)}
+    zipped = [[k for k in g if k in checked] for g in zip_groups]
+    for group in (g for g in zipped if g):
+        n = min(len(checked[k].values or ()) for k in group)
+        if any(".params." in k for k in group):
+            n = min(n, PARAMS_CHECKED)
+        for i in range(n):
+            yield " and ".join(group), {k: list(checked[k].values or ())[i] for k in group}
+    in_zip = {k for g in zipped for k in g}
+    for key, a in checked.items():
+        if key in in_zip:
+            continue
+        values = _distinct(a)
+        for v in values[:PARAMS_CHECKED] if ".params." in key else values:
+            yield key, {key: v}
+
+
+def _checked(a: Axis) -> bool:
+    parts = a.key.split(".")
+    if a.is_group or parts[0] != "trial" or len(parts) < 2:
+        return False
+    return parts[1] in _SETTINGS or parts[1] == "params"
+
+
+def _most_shards(trial: Mapping[str, Any], axes: Sequence[Axis]) -> Optional[int]:
+    """The largest whole shard count the trials ask for (the trial's own and a swept one)."""
+    counts = [trial.get("shards")]
+    counts += [v for a in axes if a.key == "trial.shards" and not a.is_group for v in _distinct(a)]
+    whole = [int(c) for c in counts if isinstance(c, int) and not isinstance(c, bool)]
+    return max(whole) if whole else None
 
 
 def _check(trial: Mapping[str, Any], swept: Optional[str]) -> None:
