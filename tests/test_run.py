@@ -72,6 +72,31 @@ def test_sweep_table_and_resume(quad, client):
     assert manifest["runs"][2]["counts"]["ok"] == 4 and manifest["runs"][2]["ended_at"]
 
 
+def _subscribers(dask_scheduler=None):
+    topics = dask_scheduler._broker._topics  # what the scheduler sends each topic's events to
+    return {name: sorted(t.subscribers) for name, t in topics.items()}
+
+
+def test_runs_on_a_users_client_leave_its_topics_as_they_were(quad, client):
+    """Run twice on one client: no topic stays subscribed (the scheduler would write to the
+    client as it closes), and a handler the user set on ``all`` is theirs again after each."""
+    from daskbench.dask_compat import unsubscribe
+    from daskbench.observe.live import TOPIC_LIVE
+
+    for extra in ([], ["trial.x=1,2,3,4"]):
+        assert go("quad", extra, client=client).exit_code == 0
+        subs = client.run_on_scheduler(_subscribers)
+        assert client.id not in subs.get("all", []) and client.id not in subs.get(TOPIC_LIVE, []), subs
+    seen = []
+    client.subscribe_topic("all", seen.append)
+    try:
+        assert go("quad", ["trial.x=1,2,3,4,5"], client=client).counts.ok == 4
+        assert client.id in client.run_on_scheduler(_subscribers)["all"]
+        assert client._event_handlers["all"] == seen.append
+    finally:
+        unsubscribe(client, "all")  # Client.unsubscribe_topic would leave seen.append for later tests
+
+
 def test_failures_isolated_then_rerun(user_dir, client):
     write_experiment(
         user_dir / "conf",

@@ -24,7 +24,28 @@ def topic_handler(client: Any, topic: str) -> Optional[Callable[[Any], Any]]:
     user's (as ``subscribe_topic`` itself would).
     """
     handlers = getattr(client, "_event_handlers", None)
-    return handlers.get(topic) if isinstance(handlers, dict) else None
+    handler = handlers.get(topic) if isinstance(handlers, dict) else None
+    return None if handler is _unsubscribed else handler
+
+
+def unsubscribe(client: Any, topic: str) -> None:
+    """``client.unsubscribe_topic(topic)``, and forget its handler.
+
+    ``Client.unsubscribe_topic`` tells the scheduler but keeps the handler in
+    ``Client._event_handlers``: a second run on the same client would take the
+    first run's handler for a user's and subscribe it again, and the scheduler
+    would then write to the closing client at close ("Closed comm ... remove-client").
+    A no-op stands in for it (an event already on its way finds a handler, as
+    ``Client._handle_event`` needs), which :func:`topic_handler` reads as none.
+    """
+    client.unsubscribe_topic(topic)
+    handlers = getattr(client, "_event_handlers", None)
+    if isinstance(handlers, dict) and topic in handlers:
+        handlers[topic] = _unsubscribed
+
+
+def _unsubscribed(event: Any) -> None:
+    """The handler of a topic :func:`unsubscribe` left: events still on their way are dropped."""
 
 
 def schedulers_in_this_process() -> List[Any]:

@@ -46,7 +46,7 @@ from distributed import Client, as_completed
 from distributed.scheduler import KilledWorker
 
 from ..config.compose import RunPlan
-from ..dask_compat import topic_handler
+from ..dask_compat import topic_handler, unsubscribe
 from ..errors import ClusterError
 from ..observe.live import TOPIC_LIVE, TOPIC_SWEEP, LiveAggregate
 from ..observe.progress import Counts, Progress
@@ -213,7 +213,7 @@ class Runner:
             self.progress.stop()
             self.store.close()
             with contextlib.suppress(Exception):
-                self.client.unsubscribe_topic(TOPIC_LIVE)
+                unsubscribe(self.client, TOPIC_LIVE)
             self._unlisten(previous)
             with contextlib.suppress(Exception):  # a lost scheduler must not hide the run's own outcome
                 self.events.send(self.client.log_event)
@@ -351,7 +351,7 @@ class Runner:
     def _unlisten(self, previous: Any) -> None:
         with contextlib.suppress(Exception):
             if previous is None:
-                self.client.unsubscribe_topic("all")
+                unsubscribe(self.client, "all")
             else:
                 self.client.subscribe_topic("all", previous)
 
