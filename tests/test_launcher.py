@@ -135,6 +135,14 @@ def test_rows_job_folders_and_a_failing_job(app):
     assert (app / "ms" / "multirun.yaml").exists()
 
 
+def test_spawned_workers_run_the_jobs(app):
+    """``hydra.launcher.cluster.start_method=spawn`` (a user whose code cannot be forked)."""
+    r = run(app, *LOCAL, "hydra.launcher.cluster.start_method=spawn", "x=range(0,3)", "hydra.sweep.dir=ms")
+    assert r.returncode == 0, r.stderr
+    df = pd.read_parquet(app / "ms" / "results" / "trials")
+    assert sorted(df.x) == [0, 1, 2] and (df.status == "ok").all()
+
+
 def test_resume_skips_ok_jobs_and_reruns_failed_ones(app):
     args = [*LOCAL, "hydra.launcher.resume=true", "hydra.launcher.results_dir=results/sweep"]
     (app / "fail.flag").touch()
@@ -238,6 +246,16 @@ def test_address_cluster_with_resources(app, tmp_path_factory):
         (["hydra.launcher.retries=-1"], 2, "hydra.launcher.retries=-1: must be >= 0"),
         (["hydra.launcher.timeout_s=0"], 2, "hydra.launcher.timeout_s=0: must be > 0 seconds, or null for no timeout"),
         (["hydra.launcher.cluster.kind=cloud"], 2, "hydra.launcher.cluster.kind=cloud: use local, address, kubernetes"),
+        (
+            ["hydra.launcher.cluster.threads_per_worker=0"],
+            2,
+            "hydra.launcher.cluster.threads_per_worker=0: must be >= 1",
+        ),
+        (
+            ["hydra.launcher.cluster.start_method=vfork"],
+            2,
+            "hydra.launcher.cluster.start_method=vfork: choose one of forkserver | fork | spawn (default forkserver)",
+        ),
         (["++hydra.launcher.resources={TPU: 1}"], 3, "no worker has the resources this experiment asks for (TPU=1)"),
         (
             ["+hydra.launcher.cluster.resources.GPU=1", "+hydra.launcher.resources.TPU=1"],

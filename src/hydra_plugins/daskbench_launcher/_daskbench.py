@@ -70,9 +70,13 @@ def cluster_config(conf: Mapping[str, Any]) -> Any:
     if kind == "address" and "address" not in values:
         raise ConfigError(f"{_KEY}.kind=address needs {_KEY}.address=tcp://HOST:8786")
     try:
-        return schema(**values)
+        cfg = schema(**values)
     except TypeError as exc:  # pragma: no cover - the keys were checked above
         raise ConfigError(f"{_KEY}: {exc}") from None
+    problems = cfg.problems()  # daskbench's own rules, named as the launcher's keys
+    if problems:
+        raise ConfigError("; ".join(p.replace("cluster.", f"{_KEY}.", 1) for p in problems))
+    return cfg
 
 
 def _set(section: Mapping[str, Any]) -> Dict[str, Any]:

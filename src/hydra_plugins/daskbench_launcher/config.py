@@ -39,7 +39,8 @@ class ClusterConf:
     dicts (``resources``, ``env``): add keys with ``+``, e.g. ``+hydra.launcher.cluster.resources.GPU=1``.
 
     kind=local: n_workers, threads_per_worker, processes, memory_limit, resources,
-    host, dashboard_address, adapt, security, resource_wait_s.
+    host, dashboard_address, adapt, security, resource_wait_s, start_method
+    (forkserver | fork | spawn: how worker processes start).
     kind=address: address, timeout_s, security, upload_code, resource_wait_s.
     kind=kubernetes: name, namespace, manifest, image, n_workers, env, adapt,
     resource_wait_s, shutdown_on_close.
@@ -52,6 +53,7 @@ class ClusterConf:
     threads_per_worker: Optional[int] = None
     processes: Optional[bool] = None
     memory_limit: Optional[str] = None
+    start_method: Optional[str] = None
     resources: Dict[str, float] = field(default_factory=dict)  # `+hydra.launcher.cluster.resources.GPU=1`
     host: Optional[str] = None
     dashboard_address: Optional[str] = "127.0.0.1:8787"
