@@ -15,6 +15,12 @@ process's start to its exit, the sides alternating:
   50 steps, as ``agent_report_every``): ``benchmarks/mesa_boltzmann.py``, in a
   ``python -c`` process of its own.
 
+Each daskbench side is also split into phases, from the moments its (unbuffered) lines
+come out: start-up (to ``N trials, M already ok``: the cluster is up), the trials (to
+the final ``[daskbench] N/N done``) and the rest (results written, report started,
+teardown). A report written in the background is waited for after the side, off the
+clock, so that it does not share the cores with the next side.
+
     .venv/bin/python benchmarks/bench_sim_sweeps.py [--repeats=3] [--only=boltzmann] [--baseline-src DIR]
     .venv/bin/python benchmarks/bench_sim_sweeps.py --smoke     # one repeat, boltzmann only
 
@@ -51,20 +57,46 @@ assert len({{(r["n"], r["iteration"]) for r in out}}) == 6, len(out)
 
 
 RUN_PHASE = re.compile(r" of \d+ trials in ([0-9.]+)s")
+#: the CLI's lines that end its phases: the cluster is up (the run recorded), every trial has ended
+UP_LINE = re.compile(r"^\S+: \d+ trials, \d+ already ok in ")
+DONE_LINE = re.compile(r"^\[daskbench\] (\d+)/\1 done")
+PHASES = (("startup_s", "start-up, to cluster up"), ("trials_s", "trials phase"), ("rest_s", "rest, to exit"))
 
 
-def _timed(cmd: List[str], cwd: Path, env: Dict[str, str]) -> Tuple[float, Optional[float]]:
-    """Whole-process seconds, and the run phase the CLI reports (trials only: no start-up, no report)."""
+def _timed(cmd: List[str], cwd: Path, env: Dict[str, str]) -> Tuple[float, Dict[str, float]]:
+    """Whole-process seconds, and its phases from the moments its lines came out (unbuffered):
+    ``startup_s`` to the cluster being up, ``trials_s`` from there to the last trial's end,
+    ``rest_s`` from there to the exit (results written, report started, teardown); and
+    ``cli_run_s``, the run's own figure (``... trials in N s``: from the cluster's wait on)."""
     if cwd.exists():
         shutil.rmtree(cwd)
     cwd.mkdir(parents=True)
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL
+    )
+    assert p.stdout is not None
+    lines: List[str] = []
+    up = done = None
+    for line in p.stdout:
+        now = time.perf_counter() - t0
+        lines.append(line)
+        if up is None and UP_LINE.match(line):
+            up = now
+        elif up is not None and done is None and DONE_LINE.match(line):
+            done = now
+    p.wait()
     dt = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-    m = RUN_PHASE.search(r.stdout)
-    return dt, float(m.group(1)) if m else None
+    out = "".join(lines)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}:\n{out[-4000:]}")
+    phases: Dict[str, float] = {}
+    if up is not None and done is not None:
+        phases = {"startup_s": up, "trials_s": done - up, "rest_s": dt - done}
+    m = RUN_PHASE.search(out)
+    if m:
+        phases["cli_run_s"] = float(m.group(1))
+    return dt, phases
 
 
 def sides(name: str, baseline_src: Optional[str]) -> Dict[str, Any]:
@@ -88,18 +120,24 @@ def sides(name: str, baseline_src: Optional[str]) -> Dict[str, Any]:
 
 def bench(name: str, repeats: int, baseline_src: Optional[str], work: Path) -> Dict[str, Any]:
     runs: Dict[str, List[float]] = {}
-    phase: Dict[str, List[float]] = {}
+    phase: Dict[str, Dict[str, List[float]]] = {}
     todo = sides(name, baseline_src)
     for _ in range(repeats):
         for side, (cmd, env) in todo.items():
-            whole, run_s = _timed(cmd, work / f"{name}-{side}", env)
+            folder = work / f"{name}-{side}"
+            whole, phases = _timed(cmd, folder, env)
             runs.setdefault(side, []).append(whole)
-            if run_s is not None:
-                phase.setdefault(side, []).append(run_s)
-            print(f"    {name} {side}: {whole:.1f} s, run phase {run_s} s (load {os.getloadavg()[0]:.1f})", flush=True)
+            for k, v in phases.items():
+                phase.setdefault(side, {}).setdefault(k, []).append(v)
+            shown = ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in phases.items())
+            load = os.getloadavg()[0]
+            print(f"    {name} {side}: {whole:.2f} s ({shown or 'no phases'}; load {load:.1f})", flush=True)
+            if side != "mesa":  # off the clock: the next side must not share the cores with it
+                C.wait_for_report(folder / "results" / name)
     med = {side: C.median(v) for side, v in runs.items()}
     res: Dict[str, Any] = {"seconds": runs, "median_s": med, "vs_today": med["today"] / med["auto"]}
-    res["run_phase_s"] = {side: C.median(v) for side, v in phase.items()}
+    res["phases_s"] = phase
+    res["phase_median_s"] = {side: {k: C.median(v) for k, v in ks.items()} for side, ks in phase.items()}
     if "mesa" in med:
         res["vs_mesa"] = med["mesa"] / med["auto"]
     return res
@@ -128,17 +166,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows.append(
             [f"{name}: auto vs today", f"{m['auto']:.1f} s", f"{m['today']:.1f} s", f"{r['vs_today']:.1f}x", ">= 5x"]
         )
-        ph = r["run_phase_s"]
-        if "auto" in ph and "today" in ph:
-            rows.append(
-                [
-                    f"{name}: run phase only (trials)",
-                    f"{ph['auto']:.1f} s",
-                    f"{ph['today']:.1f} s",
-                    f"{ph['today'] / ph['auto']:.1f}x",
-                    "",
-                ]
-            )
+        ph = r["phase_median_s"]
+        for key, what in PHASES:
+            a, b = ph.get("auto", {}).get(key), ph.get("today", {}).get(key)
+            if a is not None and b is not None:
+                rows.append([f"{name}: {what}", f"{a:.2f} s", f"{b:.2f} s", f"{b / a:.1f}x" if a > 0 else "", ""])
         if "vs_mesa" in r:
             rows.append(
                 [

@@ -501,3 +501,34 @@ def test_the_drivers_bucketed_events_count_as_one_event_per_duration_did():
     assert {k: v for k, v in a.items() if k not in clock} == {k: v for k, v in b.items() if k not in clock}
     assert [(f["trial_id"], f["error"]) for f in a["failures"]] == [(f["trial_id"], f["error"]) for f in b["failures"]]
     assert sorted(f["trial_id"] for f in a["failures"]) == ["t2", "t4", "t7"]
+
+
+def test_the_drivers_events_do_not_import_pandas():
+    # Arrow's to_numpy() and pyarrow.compute import pandas (~0.4 s) on first use; the
+    # driver folded its first chunk into an event that way, in the middle of the run.
+    import pickle
+
+    import pyarrow as pa
+
+    table = pa.table(
+        {
+            "trial_id": ["t0", "t1", "t2"],
+            "status": ["ok", "failed", "ok"],
+            "error": [None, "E1", None],
+            "duration_s": [0.5, None, 2.0],
+        }
+    )
+    code = textwrap.dedent(
+        """
+        import pickle, sys
+        from daskbench.observe.trial_events import TrialEvents
+        events = TrialEvents("e", "r")
+        events.add(pickle.loads(sys.stdin.buffer.read()), {"ok": 2, "failed": 1})
+        msg = events.message()
+        assert msg["duration_n"] == 2 and msg["duration_sum"] == 2.5, msg
+        assert msg["errors"] == [["t1", "E1"]], msg
+        assert "pandas" not in sys.modules, "TrialEvents.add imported pandas"
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(table), capture_output=True)
+    assert r.returncode == 0, r.stderr.decode()

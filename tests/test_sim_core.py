@@ -3,6 +3,11 @@ shards and the coordinator's restarts (a host that loses a shard on purpose)."""
 
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
+import textwrap
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -391,3 +396,28 @@ def test_lookahead_checks():
     with pytest.raises(sim.SimulationError, match="sent by agent 0 at tick 6 is due 1 tick.*clock.lookahead=3"):
         _run(Delayed(soon=6), 2, ticks=20, lookahead=3)
     assert _run(Delayed(soon=6), 2, ticks=20).metrics["ticks"] > 0  # fine with lookahead 1
+
+
+# --------------------------------------------------------------------------- allocator
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_keep_temporaries_sets_glibcs_thresholds_without_starting_a_process():
+    # ctypes.util.find_library("c") ran `ldconfig -p` in a child: a fork of the worker on
+    # its first simulation trial. In a fresh interpreter that may start no process at all:
+    code = textwrap.dedent(
+        """
+        import subprocess
+
+        def no_process(*a, **k):
+            raise RuntimeError("keep_temporaries started a process")
+
+        subprocess.Popen = no_process
+        from daskbench.sim.memory import keep_temporaries
+
+        assert keep_temporaries() is True
+        assert keep_temporaries() is True  # once: the second call only says it is done
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

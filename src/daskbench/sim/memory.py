@@ -13,7 +13,6 @@ and the heap is trimmed only past 256 MiB free at its top.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 M_TRIM_THRESHOLD = -1
@@ -29,7 +28,9 @@ def keep_temporaries(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 <
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # the process's own symbols, libc's among them: find_library("c") runs `ldconfig -p`
+        # in a child process, a fork of the worker on its first simulation trial
+        libc = ctypes.CDLL(None)
         ok = libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 and libc.mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1
     except (OSError, AttributeError):
         return False

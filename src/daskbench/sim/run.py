@@ -90,7 +90,9 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, loc
         shards = int(settings.shards) if whole else 1  # type: ignore[arg-type]  # auto and null: one here
         assign = _one_shard(model, n) if shards == 1 else allocate(settings.allocation, n, shards, graph, seed)
         host = LocalHost(model, assign, layout, seed, settings.tick_seconds)
-        return finish(simulate(model, host, settings, clock), shards, assign, 1)
+        # all in this process, no shard can be lost alone (the task runs to its end or fails
+        # whole): checkpoints would be snapshots nobody restarts from
+        return finish(simulate(model, host, replace(settings, checkpoint_every=0), clock), shards, assign, 1)
 
     from .actor import eligible_workers, resource_restrictions
 

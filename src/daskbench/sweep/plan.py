@@ -71,6 +71,10 @@ class SweepPlan:
         self._base_items = {g: identity.base_items(flat, swept) for g, flat in self.bases.items()}
         # the base's part of each trial id, encoded once: a trial hashes only its own values
         self._hashers = {g: identity.Hasher(self.name, g, items) for g, items in self._base_items.items()}
+        if self.inject_seed and self.search is None:
+            # the first replicate's seed now, while a run's cluster starts: spawning it imports
+            # numpy.random (~40 ms), which the first refill of the trials waited for
+            spawn_seed(self.root_seed, 0)
 
     # -- validation ---------------------------------------------------------
     def _check(self) -> None:
