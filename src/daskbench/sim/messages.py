@@ -40,13 +40,13 @@ class Batch:
         return (Batch, (self.dst, self.src, self.fields))
 
     def take(self, index: np.ndarray) -> Batch:
-        src = None if self.src is None else self.src[index]
-        return Batch(self.dst[index], src, {k: v[index] for k, v in self.fields.items()})
+        # np.take: faster than indexing with an array, and index is in range by construction
+        src = None if self.src is None else np.take(self.src, index)
+        return Batch(np.take(self.dst, index), src, {k: np.take(v, index) for k, v in self.fields.items()})
 
     @staticmethod
-    def concat(batches: List[Batch], kind: str) -> Batch:
-        if len(batches) == 1:
-            return batches[0]
+    def check(batches: List[Batch], kind: str) -> None:
+        """Raise unless the batches of one kind can be read as one (same fields, src or not)."""
         names = set(batches[0].fields)
         anonymous = {b.src is None for b in batches}
         if len(anonymous) > 1:
@@ -59,6 +59,12 @@ class Batch:
                     f"messages of kind {kind!r} were sent with different fields "
                     f"({sorted(names)} and {sorted(b.fields)}); send the same fields with every message of a kind"
                 )
+
+    @staticmethod
+    def concat(batches: List[Batch], kind: str) -> Batch:
+        if len(batches) == 1:
+            return batches[0]
+        Batch.check(batches, kind)
         return Batch(
             np.concatenate([b.dst for b in batches]),
             None if batches[0].src is None else np.concatenate([b.src for b in batches]),
@@ -84,6 +90,9 @@ def _column(values: Any, n: int, name: str, kind: str) -> np.ndarray:
 
 #: messages by due tick, then kind
 Parcels = Dict[int, Dict[str, Batch]]
+
+#: receiver ids -> rows in a population's arrays (``numpy.intp``), into ``out`` when given
+RowsOf = Callable[..., np.ndarray]
 
 
 def _delay(delay: Any, kind: str) -> int:
@@ -159,30 +168,15 @@ class Outbox:
         """(messages for this shard, {shard: messages for it}, local count, remote count).
 
         ``owner`` maps receiver ids to shards. Each part keeps the order the
-        messages were sent in (a boolean mask per shard when there are few, a
-        stable sort otherwise).
+        messages were sent in (see :func:`by_shard`).
         """
         local: Parcels = {}
         remote: Dict[int, Parcels] = {}
         n_local = n_remote = 0
         for (due, kind), parts in self._parts.items():
             batch = Batch.concat(parts, kind)
-            if n_shards == 1:
-                local.setdefault(due, {})[kind] = batch
-                n_local += len(batch)
-                continue
-            dest = owner(batch.dst)
-            if n_shards <= 16:
-                pieces = [(s, np.flatnonzero(dest == s)) for s in range(n_shards)]
-            else:
-                order = np.argsort(dest, kind="stable")
-                shards, starts = np.unique(dest[order], return_index=True)
-                ends = list(starts[1:]) + [len(order)]
-                pieces = [(s, order[a:b]) for s, a, b in zip(shards.tolist(), starts.tolist(), ends)]
-            for s, index in pieces:
-                if not len(index):
-                    continue
-                part = batch if len(index) == len(batch) else batch.take(index)
+            pieces = [(0, batch)] if n_shards == 1 else by_shard(batch, owner(batch.dst), n_shards)
+            for s, part in pieces:
                 if s == me:
                     local.setdefault(due, {})[kind] = part
                     n_local += len(part)
@@ -191,6 +185,28 @@ class Outbox:
                     n_remote += len(part)
         self._parts = {}
         return local, remote, n_local, n_remote
+
+
+def by_shard(batch: Batch, dest: np.ndarray, n_shards: int) -> List[Tuple[int, Batch]]:
+    """``batch`` cut by destination shard (``dest``, one per message): the non-empty parts,
+    each in the order the messages were sent.
+
+    Few shards: one pass over a mask per shard and a take each (two shards: one mask, the
+    other side its complement); many: one stable sort by shard."""
+    if n_shards == 2:
+        far = dest.astype(np.bool_)
+        ones = np.flatnonzero(far)
+        if len(ones) in (0, len(batch)):
+            return [(1 if len(ones) else 0, batch)]
+        return [(0, batch.take(np.flatnonzero(~far))), (1, batch.take(ones))]
+    if n_shards <= 16:
+        pieces = [(s, np.flatnonzero(dest == s)) for s in range(n_shards)]
+    else:
+        order = np.argsort(dest, kind="stable")
+        shards, starts = np.unique(dest[order], return_index=True)
+        ends = list(starts[1:]) + [len(order)]
+        pieces = [(s, order[a:b]) for s, a, b in zip(shards.tolist(), starts.tolist(), ends)]
+    return [(s, batch if len(i) == len(batch) else batch.take(i)) for s, i in pieces if len(i)]
 
 
 class Inbox:
@@ -202,19 +218,40 @@ class Inbox:
     value per agent of the population (``sum`` of floats sorts first, so rounding
     does not depend on the sharding). Messages sent without ``src`` (anonymous,
     half the bytes between shards) allow only ``count()`` and integer ``sum()``.
+
+    ``row_of(dst, out=None)`` maps receiver ids to rows (``numpy.intp``, into ``out``
+    when given): the rows of all batches go into one array, batch after batch, so a
+    count over the messages of several senders is one ``bincount`` with no copy of
+    the batches themselves (they are joined only when fields are read).
     """
 
-    def __init__(self, batches: List[Batch], row_of: Callable[[np.ndarray], np.ndarray], n: int, kind: str):
+    def __init__(self, batches: List[Batch], row_of: RowsOf, n: int, kind: str):
         self._batches = batches
         self._row_of = row_of
         self.n = n
         self.kind = kind
         self._merged: Optional[Batch] = None
-        self._rows: Optional[np.ndarray] = None
+        self._rows: Optional[np.ndarray] = None  # in the batches' order until sorted
         self._sorted = False
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._batches)
+
+    def _unsorted_rows(self) -> np.ndarray:
+        if self._rows is None:
+            batches = self._batches
+            if len(batches) > 1:
+                Batch.check(batches, self.kind)
+            if len(batches) == 1:
+                self._rows = self._row_of(batches[0].dst)
+            else:
+                rows = np.empty(len(self), dtype=np.intp)
+                at = 0
+                for b in batches:
+                    self._row_of(b.dst, rows[at : at + len(b)])
+                    at += len(b)
+                self._rows = rows
+        return self._rows
 
     def _batch(self) -> Batch:
         if self._merged is None:
@@ -223,7 +260,6 @@ class Inbox:
                 if self._batches
                 else Batch(np.empty(0, np.int64), np.empty(0, np.int64), {})
             )
-            self._rows = self._row_of(self._merged.dst)
         return self._merged
 
     def _sort(self) -> Batch:
@@ -233,19 +269,17 @@ class Inbox:
                 f"messages of kind {self.kind!r} were sent without src, so they have no order: use "
                 "count() or sum() on them, or send them with src= to read them one by one"
             )
+        rows = self._unsorted_rows()
         if not self._sorted and len(b):
             order = np.lexsort((b.src, b.dst))  # stable: ties keep the sender's order
             self._merged = b = b.take(order)
-            assert self._rows is not None  # set by _batch()
-            self._rows = self._rows[order]
+            self._rows = rows[order]
             self._sorted = True
         return b
 
     def count(self) -> np.ndarray:
         """Number of messages each agent received (one int per agent)."""
-        self._batch()
-        assert self._rows is not None  # set by _batch()
-        return np.bincount(self._rows, minlength=self.n)
+        return np.bincount(self._unsorted_rows(), minlength=self.n)
 
     def sum(self, field: str) -> np.ndarray:
         """Sum of ``field`` over the messages each agent received (one float per agent)."""
@@ -253,17 +287,17 @@ class Inbox:
         if field not in b.fields:
             raise SimulationError(self._no_field(field))
         values = b.fields[field]
-        assert self._rows is not None  # set by _batch()
         if values.dtype.kind in "iub":  # exact in any order
-            return np.bincount(self._rows, weights=values, minlength=self.n)
+            return np.bincount(self._unsorted_rows(), weights=values, minlength=self.n)
         # floats: add in the (receiver, sender) order, so rounding is the same on any sharding
         b = self._sort()
+        assert self._rows is not None  # set by _sort()
         return np.bincount(self._rows, weights=b.fields[field], minlength=self.n)
 
     @property
     def rows(self) -> np.ndarray:
         self._sort()
-        assert self._rows is not None  # set by _batch()
+        assert self._rows is not None  # set by _sort()
         return self._rows
 
     @property

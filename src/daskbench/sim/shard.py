@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from .errors import SimulationError
-from .messages import Batch, Inbox, Outbox, Parcels, merge
+from .messages import Batch, Inbox, Outbox, Parcels, RowsOf, merge
 from .model import Agent, Model, ObjectPopulation, Population, Tick
 from .rng import AgentRandom
 
@@ -85,16 +85,41 @@ class StepReport:
     active: bool = True  # a population stepped (a tick with nothing due anywhere is skipped)
 
 
-def _spaced_rows(first: int, stride: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Global ids -> rows, for a population's ids ``first``, ``first + stride``, ... here."""
-    if stride == 1:
-        return lambda dst: dst - first
-    return lambda dst: (dst - first) // stride
+def _spaced_rows(first: int, stride: int) -> RowsOf:
+    """Global ids -> rows (``intp``, the dtype ``bincount`` counts without a copy), for a
+    population's ids ``first``, ``first + stride``, ... here: one pass over the ids."""
+    shift = stride.bit_length() - 1
+    if stride == 1 << shift and 0 <= first < stride:
+        # one shard (ids from 0), or round robin on a power of two: (first + stride * r) >> shift is r
+        if shift == 0:
+            return _as_rows
+
+        def shifted(dst: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+            out = _as_rows(dst, out)
+            return np.right_shift(out, shift, out=out)
+
+        return shifted
+
+    def rows(dst: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        out = _as_rows(dst, out)
+        np.subtract(out, first, out=out)
+        return out if stride == 1 else np.floor_divide(out, stride, out=out)
+
+    return rows
 
 
-def _table_rows(table: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def _as_rows(dst: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``dst`` as ``intp`` (into ``out``): a plain cast, 2-3x faster than a ufunc casting as it goes."""
+    if out is None:
+        return dst.astype(np.intp)
+    np.copyto(out, dst)
+    return out
+
+
+def _table_rows(table: np.ndarray) -> RowsOf:
     """Global ids -> rows, looked up in ``table`` (the row of each global id, -1 elsewhere)."""
-    return lambda dst: table[dst]
+    # ids were checked when sent: "clip" changes nothing, and unlike "raise" writes into out unbuffered
+    return lambda dst, out=None: np.take(table, dst, out=out, mode="clip")
 
 
 class Shard:
@@ -125,7 +150,7 @@ class Shard:
         else:
             self.owner = lambda dst: assign[dst]
         self.pops: List[Tuple[str, Population, int, int]] = []
-        self.row_fns: List[Callable[[np.ndarray], np.ndarray]] = []
+        self.row_fns: List[RowsOf] = []
         table = None
         for i, name in enumerate(layout.names):
             lo, hi = layout.offsets[i], layout.offsets[i + 1]
@@ -140,7 +165,7 @@ class Shard:
                 self.row_fns.append(_spaced_rows(first, stride))
             else:
                 if table is None:  # row of each global id in its population's arrays here
-                    table = np.full(n, -1, dtype=np.int64)
+                    table = np.full(n, -1, dtype=np.intp)
                 table[ids] = np.arange(len(ids))
                 self.row_fns.append(_table_rows(table))
             self.pops.append((name, pop, lo, hi))
@@ -187,14 +212,9 @@ class Shard:
         sim_time = tick * self.tick_seconds
         for i, (_name, pop, lo, hi) in enumerate(self.pops):
             boxes: Dict[str, Inbox] = {}
+            whole = lo == 0 and hi == self.layout.n_agents  # the only population: every message is its
             for kind, batches in inbox.items():
-                mine = []
-                for b in batches:
-                    sel = (b.dst >= lo) & (b.dst < hi)
-                    if sel.all():
-                        mine.append(b)
-                    elif sel.any():
-                        mine.append(b.take(np.flatnonzero(sel)))
+                mine = batches if whole else _within(batches, lo, hi)
                 if mine:
                     boxes[kind] = Inbox(mine, self.row_fns[i], pop.n, kind)
             due = self._due[i]
@@ -271,6 +291,18 @@ class Shard:
         self._due = due
         with self._lock:
             self._pending = pending
+
+
+def _within(batches: List[Batch], lo: int, hi: int) -> List[Batch]:
+    """The messages of ``batches`` to ids ``lo`` .. ``hi - 1``, in order."""
+    mine = []
+    for b in batches:
+        sel = (b.dst >= lo) & (b.dst < hi)
+        if sel.all():
+            mine.append(b)
+        elif sel.any():
+            mine.append(b.take(np.flatnonzero(sel)))
+    return mine
 
 
 def add_partial(total: Dict[str, Any], key: str, value: Any, where: str) -> None:
