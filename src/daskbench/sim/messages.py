@@ -16,7 +16,8 @@ counts (:meth:`Inbox.count`, :meth:`Inbox.sum`) need no order and skip the sort.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from functools import partial
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
@@ -162,43 +163,68 @@ class Outbox:
     def __bool__(self) -> bool:
         return bool(self._parts)
 
-    def split(
-        self, owner: Callable[[np.ndarray], np.ndarray], n_shards: int, me: int
-    ) -> Tuple[Parcels, Dict[int, Parcels], int, int]:
-        """(messages for this shard, {shard: messages for it}, local count, remote count).
-
-        ``owner`` maps receiver ids to shards. Each part keeps the order the
-        messages were sent in (see :func:`by_shard`).
-        """
-        local: Parcels = {}
-        remote: Dict[int, Parcels] = {}
-        n_local = n_remote = 0
+    def split(self, owner: Callable[[np.ndarray], np.ndarray], n_shards: int, me: int) -> Split:
+        """What was sent, cut by destination shard (``owner`` maps receiver ids to shards):
+        the other shards' parts now, this shard's own when :meth:`Split.local` asks."""
+        out = Split()
         for (due, kind), parts in self._parts.items():
             batch = Batch.concat(parts, kind)
-            pieces = [(0, batch)] if n_shards == 1 else by_shard(batch, owner(batch.dst), n_shards)
-            for s, part in pieces:
+            pieces = (
+                [(0, len(batch), lambda b=batch: b)] if n_shards == 1 else by_shard(batch, owner(batch.dst), n_shards)
+            )
+            for s, count, part in pieces:
                 if s == me:
-                    local.setdefault(due, {})[kind] = part
-                    n_local += len(part)
+                    out.todo.append((due, kind, part))
+                    out.local_due.add(due)
+                    out.n_local += count
                 else:
-                    remote.setdefault(s, {}).setdefault(due, {})[kind] = part
-                    n_remote += len(part)
+                    out.remote.setdefault(s, {}).setdefault(due, {})[kind] = part()
+                    out.n_remote += count
         self._parts = {}
-        return local, remote, n_local, n_remote
+        return out
 
 
-def by_shard(batch: Batch, dest: np.ndarray, n_shards: int) -> List[Tuple[int, Batch]]:
-    """``batch`` cut by destination shard (``dest``, one per message): the non-empty parts,
-    each in the order the messages were sent.
+class Split:
+    """One step's messages by destination shard. ``remote``: {shard: its messages}, cut at once;
+    the shard's own part is cut by :meth:`local`, later: a shard sends the others their parts
+    first and cuts its own while those are on their way (the others wait for theirs, nobody
+    waits for this one until the shard's next step)."""
 
-    Few shards: one pass over a mask per shard and a take each (two shards: one mask, the
-    other side its complement); many: one stable sort by shard."""
+    def __init__(self) -> None:
+        self.remote: Dict[int, Parcels] = {}
+        self.n_local = self.n_remote = 0
+        self.local_due: Set[int] = set()  # due ticks of the shard's own part, known before it is cut
+        self.todo: List[Tuple[int, str, Callable[[], Batch]]] = []
+
+    def local(self) -> Parcels:
+        """The messages for this shard's own agents (cut on the first call)."""
+        out: Parcels = {}
+        for due, kind, part in self.todo:
+            out.setdefault(due, {})[kind] = part()
+        self.todo = []
+        return out
+
+
+def _take_where(batch: Batch, mask: np.ndarray, value: bool) -> Batch:
+    return batch.take(np.flatnonzero(mask if value else ~mask))
+
+
+def by_shard(batch: Batch, dest: np.ndarray, n_shards: int) -> List[Tuple[int, int, Callable[[], Batch]]]:
+    """``batch`` cut by destination shard (``dest``, one per message): per non-empty part, its
+    shard, its size and a call that cuts it, in the order the messages were sent.
+
+    Two shards: one mask, and each side is one ``flatnonzero`` and a take, done when its part is
+    asked for; up to 16: a mask per shard; more: one stable sort by shard."""
+    n = len(batch)
     if n_shards == 2:
         far = dest.astype(np.bool_)
-        ones = np.flatnonzero(far)
-        if len(ones) in (0, len(batch)):
-            return [(1 if len(ones) else 0, batch)]
-        return [(0, batch.take(np.flatnonzero(~far))), (1, batch.take(ones))]
+        n_far = int(np.count_nonzero(far))
+        if n_far in (0, n):
+            return [(1 if n_far else 0, n, lambda: batch)]
+        return [
+            (0, n - n_far, partial(_take_where, batch, far, False)),
+            (1, n_far, partial(_take_where, batch, far, True)),
+        ]
     if n_shards <= 16:
         pieces = [(s, np.flatnonzero(dest == s)) for s in range(n_shards)]
     else:
@@ -206,7 +232,7 @@ def by_shard(batch: Batch, dest: np.ndarray, n_shards: int) -> List[Tuple[int, B
         shards, starts = np.unique(dest[order], return_index=True)
         ends = list(starts[1:]) + [len(order)]
         pieces = [(s, order[a:b]) for s, a, b in zip(shards.tolist(), starts.tolist(), ends)]
-    return [(s, batch if len(i) == len(batch) else batch.take(i)) for s, i in pieces if len(i)]
+    return [(s, len(i), (lambda: batch) if len(i) == n else partial(batch.take, i)) for s, i in pieces if len(i)]
 
 
 class Inbox:

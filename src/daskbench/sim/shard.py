@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from .errors import SimulationError
-from .messages import Batch, Inbox, Outbox, Parcels, RowsOf, merge
+from .messages import Batch, Inbox, Outbox, Parcels, RowsOf, Split, merge
 from .model import Agent, Model, ObjectPopulation, Population, Tick
 from .rng import AgentRandom
 
@@ -173,6 +173,7 @@ class Shard:
         self._lock = threading.Condition()  # deliveries may come from other threads
         self._due: List[Optional[int]] = [0 if p.n else None for _, p, _, _ in self.pops]
         self._sent_due: List[int] = []  # due ticks of messages sent to other shards, not yet due
+        self._unsettled: Optional[Split] = None  # the last step's messages, this shard's part not yet cut
 
     @property
     def n_agents(self) -> int:
@@ -192,6 +193,7 @@ class Shard:
                 self._pending.setdefault(due, []).append((src_shard, batches))
 
     def _take_inbox(self, tick: int) -> Dict[str, List[Batch]]:
+        self.settle()
         with self._lock:
             ready = [t for t in self._pending if t <= tick]
             deliveries = [d for t in sorted(ready) for d in self._pending.pop(t)]
@@ -199,8 +201,9 @@ class Shard:
 
     def _next_due(self) -> Optional[int]:
         """The earliest tick anything can happen because of this shard."""
+        own = [] if self._unsettled is None else list(self._unsettled.local_due)
         with self._lock:
-            known = [d for d in self._due if d is not None] + list(self._pending) + self._sent_due
+            known = [d for d in self._due if d is not None] + list(self._pending) + self._sent_due + own
         return min(known) if known else None
 
     def step(self, tick: int) -> Tuple[Dict[int, Parcels], StepReport]:
@@ -235,14 +238,30 @@ class Shard:
                 steps += pop.agent_steps()
                 self._due[i] = pop.next_activity(tick)
                 active = True
-        local, remote, n_local, n_remote = outbox.split(self.owner, self.n_shards, self.index)
-        self.deliver(self.index, local)
+        split = outbox.split(self.owner, self.n_shards, self.index)
+        self._unsettled = split  # its own part is cut by settle(), once the others' are sent
+        remote = split.remote
         self._sent_due = [d for d in self._sent_due if d > tick]
         self._sent_due.extend(sorted({d for parcels in remote.values() for d in parcels} - set(self._sent_due)))
         report = StepReport(
-            tick, self.observe(), self._next_due(), n_local, n_remote, steps, time.perf_counter() - t0, active
+            tick,
+            self.observe(),
+            self._next_due(),
+            split.n_local,
+            split.n_remote,
+            steps,
+            time.perf_counter() - t0,
+            active,
         )
         return remote, report
+
+    def settle(self) -> None:
+        """Queue this shard's own part of what its last step sent. The window calls it after
+        sending the other shards theirs, so that cutting it overlaps their transfer; whatever
+        reads the queues (the next step, a snapshot) calls it first."""
+        split, self._unsettled = self._unsettled, None
+        if split is not None:
+            self.deliver(self.index, split.local())
 
     def observe(self) -> Dict[str, Any]:
         """The populations' partial reporters, summed over this shard's populations."""
@@ -275,6 +294,7 @@ class Shard:
 
     def snapshot(self) -> bytes:
         """Everything needed to continue from here: populations, due ticks, messages in flight."""
+        self.settle()
         with self._lock:
             pending = dict(self._pending)
         state = ([p for _, p, _, _ in self.pops], self._due, pending, self._sent_due)
@@ -282,6 +302,7 @@ class Shard:
 
     def restore(self, snapshot: bytes) -> None:
         pops, due, pending, self._sent_due = pickle.loads(snapshot)
+        self._unsettled = None
         self.pops = [(name, pop, lo, hi) for (name, _, lo, hi), pop in zip(self.pops, pops)]
         for _, pop, _, _ in self.pops:
             pop.model = self.model
