@@ -281,18 +281,18 @@ def million(client: Any, n: int, ticks: int, repeats: int) -> Dict[str, Any]:
     }
 
 
-def _million_main(ticks: int, repeats: int) -> int:
+def _million_main(n: int, ticks: int, repeats: int) -> int:
     from distributed import Client
 
     warnings.filterwarnings("ignore", message="Port .* is already in use")
     with C.local_cluster(2) as cluster, Client(cluster) as client:
         m = _timed(
-            "1,000,000 agents: 1 vs 2 shards and the 2-process ceiling",
-            lambda: million(client, 1_000_000, ticks, repeats),
+            f"{n:,} agents: 1 vs 2 shards and the 2-process ceiling",
+            lambda: million(client, n, ticks, repeats),
         )
     rows = [
         [
-            "Boltzmann 1,000,000 agents, 2 shards/2 workers",
+            f"Boltzmann {n:,} agents, 2 shards/2 workers",
             f"{m['tick_ms_2_shards']:.1f} ms/tick",
             f"1 shard: {m['tick_ms_1_shard']:.1f} ms/tick",
             f"{m['speedup']:.2f}x",
@@ -306,7 +306,7 @@ def _million_main(ticks: int, repeats: int) -> int:
             "",
         ],
         [
-            "ceiling: 2 plain processes x 500,000 agents, no Dask",
+            f"ceiling: 2 plain processes x {n // 2:,} agents, no Dask",
             f"{m['two_processes_agent_steps_per_s'] / 1e6:.1f} M/s",
             f"1 process: {m['one_process_agent_steps_per_s'] / 1e6:.1f} M/s",
             f"{m['ceiling']:.2f}x",
@@ -481,8 +481,8 @@ def main(argv: List[str] = None) -> int:
     p.add_argument(
         "--million",
         action="store_true",
-        help="only target 14.2: 1,000,000 agents on 1 and 2 shards beside the 2-process ceiling, "
-        "interleaved per repeat (ticks and repeats of the mode; writes results/sim_million.json)",
+        help="only target 14.2: 1,000,000 agents (--smoke: 20,000) on 1 and 2 shards beside the 2-process "
+        "ceiling, interleaved per repeat (ticks and repeats of the mode; writes results/sim_million.json)",
     )
     args = p.parse_args(argv)
     TRANSPORT["name"] = args.transport
@@ -490,7 +490,7 @@ def main(argv: List[str] = None) -> int:
     cfg = dict(MODES[mode])
     repeats = args.repeats or cfg["repeats"]
     if args.million:
-        return _million_main(cfg["speedup_ticks"], repeats)
+        return _million_main(max(cfg["speedup_sizes"]), cfg["speedup_ticks"], repeats)
 
     from distributed import Client
 
