@@ -81,7 +81,7 @@ class StepReport:
     local: int  # messages sent to agents on this shard
     remote: int  # messages sent to agents on other shards
     agent_steps: int
-    seconds: float = 0.0  # time spent in the populations' step
+    seconds: float = 0.0  # time spent stepping: the populations, cutting and queuing their messages
     active: bool = True  # a population stepped (a tick with nothing due anywhere is skipped)
 
 
@@ -255,13 +255,17 @@ class Shard:
         )
         return remote, report
 
-    def settle(self) -> None:
-        """Queue this shard's own part of what its last step sent. The window calls it after
-        sending the other shards theirs, so that cutting it overlaps their transfer; whatever
-        reads the queues (the next step, a snapshot) calls it first."""
+    def settle(self) -> float:
+        """Queue this shard's own part of what its last step sent; the seconds it took. The window
+        calls it after sending the other shards theirs, so that cutting it overlaps their transfer
+        (and adds the time to the step's report); whatever reads the queues (the next step, a
+        snapshot) calls it first."""
         split, self._unsettled = self._unsettled, None
-        if split is not None:
-            self.deliver(self.index, split.local())
+        if split is None:
+            return 0.0
+        t0 = time.perf_counter()
+        self.deliver(self.index, split.local())
+        return time.perf_counter() - t0
 
     def observe(self) -> Dict[str, Any]:
         """The populations' partial reporters, summed over this shard's populations."""
