@@ -41,6 +41,7 @@ alternating. Dashboard off, everything on 127.0.0.1.
     .venv/bin/python benchmarks/bench_sim.py --full     # more ticks, more repeats
     .venv/bin/python benchmarks/bench_sim.py --smoke    # tiny sizes: the scripts still run
     .venv/bin/python benchmarks/bench_sim.py --transport comm   # the Dask actor calls throughout
+    .venv/bin/python benchmarks/bench_sim.py --million  # only 1,000,000 agents: 1 vs 2 shards and the ceiling
 
 Writes ``benchmarks/results/sim.json`` (see ``_common.emit``).
 """
@@ -236,6 +237,106 @@ def machine_ceiling(n: int, ticks: int, repeats: int) -> Dict[str, Any]:
     }
 
 
+def million(client: Any, n: int, ticks: int, repeats: int) -> Dict[str, Any]:
+    """Target 14.2 alone (``--million``): Boltzmann with ``n`` agents on 1 shard and on 2 shards
+    of the 2-worker cluster, and the machine's 2-process ceiling (``n / 2`` agents in one plain
+    process, then in two at once), the four side by side in every repeat, so load that comes
+    and goes hits all of them; the share of the ceiling is taken per repeat, then the median."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    half = n // 2
+    tick: Dict[int, List[float]] = {1: [], 2: []}
+    step: Dict[int, List[float]] = {1: [], 2: []}
+    alone: List[float] = []
+    pair: List[float] = []
+    shares: List[float] = []
+    _sim(BOLTZMANN, {"n_agents": n}, client, ticks=3, shards=2)  # warm both workers (imports, allocator)
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(_local_rate, [1_000] * 2, [2] * 2))  # start both processes
+        for _ in range(repeats):
+            for shards in (1, 2):
+                r = _sim(BOLTZMANN, {"n_agents": n}, client, ticks=ticks, shards=shards)
+                tick[shards].append(r["tick_ms"])
+                step[shards].append(r["shard_ms"])
+            alone.append(pool.submit(_local_rate, half, ticks).result())
+            pair.append(sum(pool.map(_local_rate, [half] * 2, [ticks] * 2)))
+            shares.append((tick[1][-1] / tick[2][-1]) / (pair[-1] / alone[-1]))
+    t1, t2 = C.median(tick[1]), C.median(tick[2])
+    ceiling = C.median(pair) / C.median(alone)
+    return {
+        "agents": n,
+        "ticks": ticks,
+        "tick_ms_1_shard": t1,
+        "tick_ms_2_shards": t2,
+        "speedup": t1 / t2,
+        "step_ms_1_shard": C.median(step[1]),
+        "step_ms_2_shards": C.median(step[2]),
+        "one_process_agent_steps_per_s": C.median(alone),
+        "two_processes_agent_steps_per_s": C.median(pair),
+        "ceiling": ceiling,
+        "share_of_ceiling": (t1 / t2) / ceiling,
+        "share_per_repeat": shares,
+        "share_median_of_repeats": C.median(shares),
+    }
+
+
+def _million_main(n: int, ticks: int, repeats: int) -> int:
+    from distributed import Client
+
+    warnings.filterwarnings("ignore", message="Port .* is already in use")
+    with C.local_cluster(2) as cluster, Client(cluster) as client:
+        m = _timed(
+            f"{n:,} agents: 1 vs 2 shards and the 2-process ceiling",
+            lambda: million(client, n, ticks, repeats),
+        )
+    rows = [
+        [
+            f"Boltzmann {n:,} agents, 2 shards/2 workers",
+            f"{m['tick_ms_2_shards']:.1f} ms/tick",
+            f"1 shard: {m['tick_ms_1_shard']:.1f} ms/tick",
+            f"{m['speedup']:.2f}x",
+            "",
+        ],
+        [
+            "  of which stepping (slowest shard)",
+            f"{m['step_ms_2_shards']:.1f} ms/tick",
+            f"1 shard: {m['step_ms_1_shard']:.1f} ms/tick",
+            f"{m['step_ms_1_shard'] / m['step_ms_2_shards']:.2f}x",
+            "",
+        ],
+        [
+            f"ceiling: 2 plain processes x {n // 2:,} agents, no Dask",
+            f"{m['two_processes_agent_steps_per_s'] / 1e6:.1f} M/s",
+            f"1 process: {m['one_process_agent_steps_per_s'] / 1e6:.1f} M/s",
+            f"{m['ceiling']:.2f}x",
+            "",
+        ],
+        [
+            "share of the ceiling (medians; median of per-repeat shares)",
+            f"{m['share_of_ceiling']:.2f}",
+            f"{m['share_median_of_repeats']:.2f}",
+            "",
+            ">= 0.85",
+        ],
+    ]
+    print()
+    print(C.table(rows, ["measure", "daskbench", "baseline", "ratio", "target"]))
+    met = m["share_of_ceiling"] >= TARGETS["speedup_1m_of_ceiling"]
+    print(f"targets met: speedup_1m_of_ceiling {'yes' if met else 'NO'} ({TARGETS['speedup_1m_of_ceiling']})")
+    C.emit(
+        "sim_million",
+        {
+            "mode": "million",
+            "repeats": repeats,
+            "transport": TRANSPORT["name"],
+            "million": m,
+            "target_met": {"speedup_1m_of_ceiling": met},
+        },
+    )
+    return 0
+
+
 def placement(people: int) -> Dict[str, Any]:
     out: Dict[str, Any] = {"people": people}
     for shards in (2, 4):
@@ -377,11 +478,19 @@ def main(argv: List[str] = None) -> int:
     g.add_argument("--smoke", action="store_const", dest="mode", const="smoke")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--transport", choices=("socket", "comm"), default="socket", help="clock.transport of sharded runs")
+    p.add_argument(
+        "--million",
+        action="store_true",
+        help="only target 14.2: 1,000,000 agents (--smoke: 20,000) on 1 and 2 shards beside the 2-process "
+        "ceiling, interleaved per repeat (ticks and repeats of the mode; writes results/sim_million.json)",
+    )
     args = p.parse_args(argv)
     TRANSPORT["name"] = args.transport
     mode = args.mode or "quick"
     cfg = dict(MODES[mode])
     repeats = args.repeats or cfg["repeats"]
+    if args.million:
+        return _million_main(max(cfg["speedup_sizes"]), cfg["speedup_ticks"], repeats)
 
     from distributed import Client
 

@@ -157,3 +157,30 @@ def test_sim(smoke):
             r["placement"][k]["community"]["cross_shard_fraction"]
             < r["placement"][k]["round_robin"]["cross_shard_fraction"]
         )
+
+
+def _script(tmp_path, *args: str) -> dict:
+    """Run one benchmark script on tiny sizes; its JSON (the last line of stdout)."""
+    env = dict(os.environ, DASKBENCH_BENCH_RESULTS=str(tmp_path))
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_profile_shard(tmp_path):
+    """The in-process comparison of a 2-shard run's shard with the plain model runs and reports
+    its parts (the shard cuts messages by destination shard; the plain model has none to cut)."""
+    r = _script(tmp_path, "benchmarks/profile_shard.py", "--agents", "2000", "--ticks", "4")
+    assert r["benchmark"] == "profile_shard" and r["agents_per_shard"] == 2000
+    assert _positive(r["shard_cpu_ms"]) and _positive(r["plain_cpu_ms"]) and _positive(r["ratio"])
+    parts = r["parts_cpu_ms"]
+    assert {"shard: model step", "plain: model step", "shard: Outbox.split", "shard: Inbox.count"} <= set(parts)
+    assert _positive(parts["shard: Shard.settle (own part)"])
+
+
+def test_bench_sim_million(tmp_path):
+    """``bench_sim.py --million``: 1 and 2 shards beside the 2-process ceiling, per repeat."""
+    r = _script(tmp_path, "benchmarks/bench_sim.py", "--million", "--smoke")
+    m = r["million"]
+    assert r["benchmark"] == "sim_million" and m["agents"] == 20_000 and len(m["share_per_repeat"]) == 1
+    assert all(_positive(m[k]) for k in ("tick_ms_1_shard", "tick_ms_2_shards", "ceiling", "share_of_ceiling"))

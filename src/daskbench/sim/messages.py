@@ -16,7 +16,8 @@ counts (:meth:`Inbox.count`, :meth:`Inbox.sum`) need no order and skip the sort.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from functools import partial
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
@@ -40,13 +41,13 @@ class Batch:
         return (Batch, (self.dst, self.src, self.fields))
 
     def take(self, index: np.ndarray) -> Batch:
-        src = None if self.src is None else self.src[index]
-        return Batch(self.dst[index], src, {k: v[index] for k, v in self.fields.items()})
+        # np.take: faster than indexing with an array, and index is in range by construction
+        src = None if self.src is None else np.take(self.src, index)
+        return Batch(np.take(self.dst, index), src, {k: np.take(v, index) for k, v in self.fields.items()})
 
     @staticmethod
-    def concat(batches: List[Batch], kind: str) -> Batch:
-        if len(batches) == 1:
-            return batches[0]
+    def check(batches: List[Batch], kind: str) -> None:
+        """Raise unless the batches of one kind can be read as one (same fields, src or not)."""
         names = set(batches[0].fields)
         anonymous = {b.src is None for b in batches}
         if len(anonymous) > 1:
@@ -59,6 +60,12 @@ class Batch:
                     f"messages of kind {kind!r} were sent with different fields "
                     f"({sorted(names)} and {sorted(b.fields)}); send the same fields with every message of a kind"
                 )
+
+    @staticmethod
+    def concat(batches: List[Batch], kind: str) -> Batch:
+        if len(batches) == 1:
+            return batches[0]
+        Batch.check(batches, kind)
         return Batch(
             np.concatenate([b.dst for b in batches]),
             None if batches[0].src is None else np.concatenate([b.src for b in batches]),
@@ -84,6 +91,9 @@ def _column(values: Any, n: int, name: str, kind: str) -> np.ndarray:
 
 #: messages by due tick, then kind
 Parcels = Dict[int, Dict[str, Batch]]
+
+#: receiver ids -> rows in a population's arrays (``numpy.intp``), into ``out`` when given
+RowsOf = Callable[..., np.ndarray]
 
 
 def _delay(delay: Any, kind: str) -> int:
@@ -153,44 +163,76 @@ class Outbox:
     def __bool__(self) -> bool:
         return bool(self._parts)
 
-    def split(
-        self, owner: Callable[[np.ndarray], np.ndarray], n_shards: int, me: int
-    ) -> Tuple[Parcels, Dict[int, Parcels], int, int]:
-        """(messages for this shard, {shard: messages for it}, local count, remote count).
-
-        ``owner`` maps receiver ids to shards. Each part keeps the order the
-        messages were sent in (a boolean mask per shard when there are few, a
-        stable sort otherwise).
-        """
-        local: Parcels = {}
-        remote: Dict[int, Parcels] = {}
-        n_local = n_remote = 0
+    def split(self, owner: Callable[[np.ndarray], np.ndarray], n_shards: int, me: int) -> Split:
+        """What was sent, cut by destination shard (``owner`` maps receiver ids to shards):
+        the other shards' parts now, this shard's own when :meth:`Split.local` asks."""
+        out = Split()
         for (due, kind), parts in self._parts.items():
             batch = Batch.concat(parts, kind)
-            if n_shards == 1:
-                local.setdefault(due, {})[kind] = batch
-                n_local += len(batch)
-                continue
-            dest = owner(batch.dst)
-            if n_shards <= 16:
-                pieces = [(s, np.flatnonzero(dest == s)) for s in range(n_shards)]
-            else:
-                order = np.argsort(dest, kind="stable")
-                shards, starts = np.unique(dest[order], return_index=True)
-                ends = list(starts[1:]) + [len(order)]
-                pieces = [(s, order[a:b]) for s, a, b in zip(shards.tolist(), starts.tolist(), ends)]
-            for s, index in pieces:
-                if not len(index):
-                    continue
-                part = batch if len(index) == len(batch) else batch.take(index)
+            pieces = (
+                [(0, len(batch), lambda b=batch: b)] if n_shards == 1 else by_shard(batch, owner(batch.dst), n_shards)
+            )
+            for s, count, part in pieces:
                 if s == me:
-                    local.setdefault(due, {})[kind] = part
-                    n_local += len(part)
+                    out.todo.append((due, kind, part))
+                    out.local_due.add(due)
+                    out.n_local += count
                 else:
-                    remote.setdefault(s, {}).setdefault(due, {})[kind] = part
-                    n_remote += len(part)
+                    out.remote.setdefault(s, {}).setdefault(due, {})[kind] = part()
+                    out.n_remote += count
         self._parts = {}
-        return local, remote, n_local, n_remote
+        return out
+
+
+class Split:
+    """One step's messages by destination shard. ``remote``: {shard: its messages}, cut at once;
+    the shard's own part is cut by :meth:`local`, later: a shard sends the others their parts
+    first and cuts its own while those are on their way (the others wait for theirs, nobody
+    waits for this one until the shard's next step)."""
+
+    def __init__(self) -> None:
+        self.remote: Dict[int, Parcels] = {}
+        self.n_local = self.n_remote = 0
+        self.local_due: Set[int] = set()  # due ticks of the shard's own part, known before it is cut
+        self.todo: List[Tuple[int, str, Callable[[], Batch]]] = []
+
+    def local(self) -> Parcels:
+        """The messages for this shard's own agents (cut on the first call)."""
+        out: Parcels = {}
+        for due, kind, part in self.todo:
+            out.setdefault(due, {})[kind] = part()
+        self.todo = []
+        return out
+
+
+def _take_where(batch: Batch, mask: np.ndarray, value: bool) -> Batch:
+    return batch.take(np.flatnonzero(mask if value else ~mask))
+
+
+def by_shard(batch: Batch, dest: np.ndarray, n_shards: int) -> List[Tuple[int, int, Callable[[], Batch]]]:
+    """``batch`` cut by destination shard (``dest``, one per message): per non-empty part, its
+    shard, its size and a call that cuts it, in the order the messages were sent.
+
+    Two shards: one mask, and each side is one ``flatnonzero`` and a take, done when its part is
+    asked for; up to 16: a mask per shard; more: one stable sort by shard."""
+    n = len(batch)
+    if n_shards == 2:
+        far = dest.astype(np.bool_)
+        n_far = int(np.count_nonzero(far))
+        if n_far in (0, n):
+            return [(1 if n_far else 0, n, lambda: batch)]
+        return [
+            (0, n - n_far, partial(_take_where, batch, far, False)),
+            (1, n_far, partial(_take_where, batch, far, True)),
+        ]
+    if n_shards <= 16:
+        pieces = [(s, np.flatnonzero(dest == s)) for s in range(n_shards)]
+    else:
+        order = np.argsort(dest, kind="stable")
+        shards, starts = np.unique(dest[order], return_index=True)
+        ends = list(starts[1:]) + [len(order)]
+        pieces = [(s, order[a:b]) for s, a, b in zip(shards.tolist(), starts.tolist(), ends)]
+    return [(s, len(i), (lambda: batch) if len(i) == n else partial(batch.take, i)) for s, i in pieces if len(i)]
 
 
 class Inbox:
@@ -202,19 +244,40 @@ class Inbox:
     value per agent of the population (``sum`` of floats sorts first, so rounding
     does not depend on the sharding). Messages sent without ``src`` (anonymous,
     half the bytes between shards) allow only ``count()`` and integer ``sum()``.
+
+    ``row_of(dst, out=None)`` maps receiver ids to rows (``numpy.intp``, into ``out``
+    when given): the rows of all batches go into one array, batch after batch, so a
+    count over the messages of several senders is one ``bincount`` with no copy of
+    the batches themselves (they are joined only when fields are read).
     """
 
-    def __init__(self, batches: List[Batch], row_of: Callable[[np.ndarray], np.ndarray], n: int, kind: str):
+    def __init__(self, batches: List[Batch], row_of: RowsOf, n: int, kind: str):
         self._batches = batches
         self._row_of = row_of
         self.n = n
         self.kind = kind
         self._merged: Optional[Batch] = None
-        self._rows: Optional[np.ndarray] = None
+        self._rows: Optional[np.ndarray] = None  # in the batches' order until sorted
         self._sorted = False
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._batches)
+
+    def _unsorted_rows(self) -> np.ndarray:
+        if self._rows is None:
+            batches = self._batches
+            if len(batches) > 1:
+                Batch.check(batches, self.kind)
+            if len(batches) == 1:
+                self._rows = self._row_of(batches[0].dst)
+            else:
+                rows = np.empty(len(self), dtype=np.intp)
+                at = 0
+                for b in batches:
+                    self._row_of(b.dst, rows[at : at + len(b)])
+                    at += len(b)
+                self._rows = rows
+        return self._rows
 
     def _batch(self) -> Batch:
         if self._merged is None:
@@ -223,7 +286,6 @@ class Inbox:
                 if self._batches
                 else Batch(np.empty(0, np.int64), np.empty(0, np.int64), {})
             )
-            self._rows = self._row_of(self._merged.dst)
         return self._merged
 
     def _sort(self) -> Batch:
@@ -233,19 +295,17 @@ class Inbox:
                 f"messages of kind {self.kind!r} were sent without src, so they have no order: use "
                 "count() or sum() on them, or send them with src= to read them one by one"
             )
+        rows = self._unsorted_rows()
         if not self._sorted and len(b):
             order = np.lexsort((b.src, b.dst))  # stable: ties keep the sender's order
             self._merged = b = b.take(order)
-            assert self._rows is not None  # set by _batch()
-            self._rows = self._rows[order]
+            self._rows = rows[order]
             self._sorted = True
         return b
 
     def count(self) -> np.ndarray:
         """Number of messages each agent received (one int per agent)."""
-        self._batch()
-        assert self._rows is not None  # set by _batch()
-        return np.bincount(self._rows, minlength=self.n)
+        return np.bincount(self._unsorted_rows(), minlength=self.n)
 
     def sum(self, field: str) -> np.ndarray:
         """Sum of ``field`` over the messages each agent received (one float per agent)."""
@@ -253,17 +313,17 @@ class Inbox:
         if field not in b.fields:
             raise SimulationError(self._no_field(field))
         values = b.fields[field]
-        assert self._rows is not None  # set by _batch()
         if values.dtype.kind in "iub":  # exact in any order
-            return np.bincount(self._rows, weights=values, minlength=self.n)
+            return np.bincount(self._unsorted_rows(), weights=values, minlength=self.n)
         # floats: add in the (receiver, sender) order, so rounding is the same on any sharding
         b = self._sort()
+        assert self._rows is not None  # set by _sort()
         return np.bincount(self._rows, weights=b.fields[field], minlength=self.n)
 
     @property
     def rows(self) -> np.ndarray:
         self._sort()
-        assert self._rows is not None  # set by _batch()
+        assert self._rows is not None  # set by _sort()
         return self._rows
 
     @property

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from .errors import SimulationError
-from .messages import Batch, Inbox, Outbox, Parcels, merge
+from .messages import Batch, Inbox, Outbox, Parcels, RowsOf, Split, merge
 from .model import Agent, Model, ObjectPopulation, Population, Tick
 from .rng import AgentRandom
 
@@ -81,20 +81,45 @@ class StepReport:
     local: int  # messages sent to agents on this shard
     remote: int  # messages sent to agents on other shards
     agent_steps: int
-    seconds: float = 0.0  # time spent in the populations' step
+    seconds: float = 0.0  # time spent stepping: the populations, cutting and queuing their messages
     active: bool = True  # a population stepped (a tick with nothing due anywhere is skipped)
 
 
-def _spaced_rows(first: int, stride: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Global ids -> rows, for a population's ids ``first``, ``first + stride``, ... here."""
-    if stride == 1:
-        return lambda dst: dst - first
-    return lambda dst: (dst - first) // stride
+def _spaced_rows(first: int, stride: int) -> RowsOf:
+    """Global ids -> rows (``intp``, the dtype ``bincount`` counts without a copy), for a
+    population's ids ``first``, ``first + stride``, ... here: one pass over the ids."""
+    shift = stride.bit_length() - 1
+    if stride == 1 << shift and 0 <= first < stride:
+        # one shard (ids from 0), or round robin on a power of two: (first + stride * r) >> shift is r
+        if shift == 0:
+            return _as_rows
+
+        def shifted(dst: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+            out = _as_rows(dst, out)
+            return np.right_shift(out, shift, out=out)
+
+        return shifted
+
+    def rows(dst: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        out = _as_rows(dst, out)
+        np.subtract(out, first, out=out)
+        return out if stride == 1 else np.floor_divide(out, stride, out=out)
+
+    return rows
 
 
-def _table_rows(table: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def _as_rows(dst: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``dst`` as ``intp`` (into ``out``): a plain cast, 2-3x faster than a ufunc casting as it goes."""
+    if out is None:
+        return dst.astype(np.intp)
+    np.copyto(out, dst)
+    return out
+
+
+def _table_rows(table: np.ndarray) -> RowsOf:
     """Global ids -> rows, looked up in ``table`` (the row of each global id, -1 elsewhere)."""
-    return lambda dst: table[dst]
+    # ids were checked when sent: "clip" changes nothing, and unlike "raise" writes into out unbuffered
+    return lambda dst, out=None: np.take(table, dst, out=out, mode="clip")
 
 
 class Shard:
@@ -125,7 +150,7 @@ class Shard:
         else:
             self.owner = lambda dst: assign[dst]
         self.pops: List[Tuple[str, Population, int, int]] = []
-        self.row_fns: List[Callable[[np.ndarray], np.ndarray]] = []
+        self.row_fns: List[RowsOf] = []
         table = None
         for i, name in enumerate(layout.names):
             lo, hi = layout.offsets[i], layout.offsets[i + 1]
@@ -140,7 +165,7 @@ class Shard:
                 self.row_fns.append(_spaced_rows(first, stride))
             else:
                 if table is None:  # row of each global id in its population's arrays here
-                    table = np.full(n, -1, dtype=np.int64)
+                    table = np.full(n, -1, dtype=np.intp)
                 table[ids] = np.arange(len(ids))
                 self.row_fns.append(_table_rows(table))
             self.pops.append((name, pop, lo, hi))
@@ -148,6 +173,7 @@ class Shard:
         self._lock = threading.Condition()  # deliveries may come from other threads
         self._due: List[Optional[int]] = [0 if p.n else None for _, p, _, _ in self.pops]
         self._sent_due: List[int] = []  # due ticks of messages sent to other shards, not yet due
+        self._unsettled: Optional[Split] = None  # the last step's messages, this shard's part not yet cut
 
     @property
     def n_agents(self) -> int:
@@ -167,6 +193,7 @@ class Shard:
                 self._pending.setdefault(due, []).append((src_shard, batches))
 
     def _take_inbox(self, tick: int) -> Dict[str, List[Batch]]:
+        self.settle()
         with self._lock:
             ready = [t for t in self._pending if t <= tick]
             deliveries = [d for t in sorted(ready) for d in self._pending.pop(t)]
@@ -174,8 +201,9 @@ class Shard:
 
     def _next_due(self) -> Optional[int]:
         """The earliest tick anything can happen because of this shard."""
+        own = [] if self._unsettled is None else list(self._unsettled.local_due)
         with self._lock:
-            known = [d for d in self._due if d is not None] + list(self._pending) + self._sent_due
+            known = [d for d in self._due if d is not None] + list(self._pending) + self._sent_due + own
         return min(known) if known else None
 
     def step(self, tick: int) -> Tuple[Dict[int, Parcels], StepReport]:
@@ -187,14 +215,9 @@ class Shard:
         sim_time = tick * self.tick_seconds
         for i, (_name, pop, lo, hi) in enumerate(self.pops):
             boxes: Dict[str, Inbox] = {}
+            whole = lo == 0 and hi == self.layout.n_agents  # the only population: every message is its
             for kind, batches in inbox.items():
-                mine = []
-                for b in batches:
-                    sel = (b.dst >= lo) & (b.dst < hi)
-                    if sel.all():
-                        mine.append(b)
-                    elif sel.any():
-                        mine.append(b.take(np.flatnonzero(sel)))
+                mine = batches if whole else _within(batches, lo, hi)
                 if mine:
                     boxes[kind] = Inbox(mine, self.row_fns[i], pop.n, kind)
             due = self._due[i]
@@ -215,14 +238,34 @@ class Shard:
                 steps += pop.agent_steps()
                 self._due[i] = pop.next_activity(tick)
                 active = True
-        local, remote, n_local, n_remote = outbox.split(self.owner, self.n_shards, self.index)
-        self.deliver(self.index, local)
+        split = outbox.split(self.owner, self.n_shards, self.index)
+        self._unsettled = split  # its own part is cut by settle(), once the others' are sent
+        remote = split.remote
         self._sent_due = [d for d in self._sent_due if d > tick]
         self._sent_due.extend(sorted({d for parcels in remote.values() for d in parcels} - set(self._sent_due)))
         report = StepReport(
-            tick, self.observe(), self._next_due(), n_local, n_remote, steps, time.perf_counter() - t0, active
+            tick,
+            self.observe(),
+            self._next_due(),
+            split.n_local,
+            split.n_remote,
+            steps,
+            time.perf_counter() - t0,
+            active,
         )
         return remote, report
+
+    def settle(self) -> float:
+        """Queue this shard's own part of what its last step sent; the seconds it took. The window
+        calls it after sending the other shards theirs, so that cutting it overlaps their transfer
+        (and adds the time to the step's report); whatever reads the queues (the next step, a
+        snapshot) calls it first."""
+        split, self._unsettled = self._unsettled, None
+        if split is None:
+            return 0.0
+        t0 = time.perf_counter()
+        self.deliver(self.index, split.local())
+        return time.perf_counter() - t0
 
     def observe(self) -> Dict[str, Any]:
         """The populations' partial reporters, summed over this shard's populations."""
@@ -255,6 +298,7 @@ class Shard:
 
     def snapshot(self) -> bytes:
         """Everything needed to continue from here: populations, due ticks, messages in flight."""
+        self.settle()
         with self._lock:
             pending = dict(self._pending)
         state = ([p for _, p, _, _ in self.pops], self._due, pending, self._sent_due)
@@ -262,6 +306,7 @@ class Shard:
 
     def restore(self, snapshot: bytes) -> None:
         pops, due, pending, self._sent_due = pickle.loads(snapshot)
+        self._unsettled = None
         self.pops = [(name, pop, lo, hi) for (name, _, lo, hi), pop in zip(self.pops, pops)]
         for _, pop, _, _ in self.pops:
             pop.model = self.model
@@ -271,6 +316,18 @@ class Shard:
         self._due = due
         with self._lock:
             self._pending = pending
+
+
+def _within(batches: List[Batch], lo: int, hi: int) -> List[Batch]:
+    """The messages of ``batches`` to ids ``lo`` .. ``hi - 1``, in order."""
+    mine = []
+    for b in batches:
+        sel = (b.dst >= lo) & (b.dst < hi)
+        if sel.all():
+            mine.append(b)
+        elif sel.any():
+            mine.append(b.take(np.flatnonzero(sel)))
+    return mine
 
 
 def add_partial(total: Dict[str, Any], key: str, value: Any, where: str) -> None:

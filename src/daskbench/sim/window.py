@@ -116,6 +116,7 @@ def run_window(
             outgoing[p].append((tick, report.next_due, remote.get(p, {})))
         if lookahead == 1:
             _flush(outgoing, send)
+            report.seconds += shard.settle()  # its own messages, while the others' travel
             wait(tick)
             tick = clock.next(tick, [report.next_due, *dues(tick)], False)
             continue
@@ -123,6 +124,7 @@ def run_window(
         nxt = tick + 1
         if (nxt - start) % lookahead == 0 or nxt >= min(until, clock.end):
             _flush(outgoing, send)
+            report.seconds += shard.settle()
             sent.extend(unsent)
             unsent = []
         tick = nxt if nxt < clock.end else None
