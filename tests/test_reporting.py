@@ -147,7 +147,10 @@ def test_report_sampled_design(user_dir, client, y, replicates, expect):
     )
     go("sampled", client=client)
     page = write_report("results/sampled")
-    assert pngs(page) == ["metric-f.png", "metric-seed_seen.png", "timing.png"]
+    seeds = daskbench.load("results/sampled").seed_seen.nunique()
+    assert pngs(page) == ["metric-f.png", *(["metric-seed_seen.png"] if seeds > 1 else []), "timing.png"]
+    if seeds == 1:  # one replicate: every trial saw the same seed, a line that would say nothing
+        assert "The same in every ok trial (not plotted): <code>seed_seen</code> = " in page.read_text()
     check_png(page.parent / "metric-f.png")
     md = (page.parent / "summary.md").read_text()
     assert "`trial.x`: 24 values in [" in md
@@ -166,8 +169,10 @@ def test_report_single_point(user_dir, client):
     )
     go("point", client=client)
     page = write_report("results/point")
-    assert "metric-f.png" in pngs(page)
-    check_png(page.parent / "metric-f.png")
+    # f is the same in the 3 replicates: said once in words, not drawn as a flat line
+    assert "metric-f.png" not in pngs(page) and "timing.png" in pngs(page)
+    assert "(not plotted): `f` = 1.5" in (page.parent / "summary.md").read_text()
+    check_png(page.parent / "timing.png")
 
 
 def test_missing_or_empty_folder(user_dir):

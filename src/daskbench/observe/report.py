@@ -84,7 +84,7 @@ def write_report(
         raise _no_results(root, "its trials table is empty")
     swept, fixed = _choose_dims(df, root, dims)
     ok = df[df["status"] == "ok"]
-    metrics = _metrics(ok, set(swept) | set(fixed))
+    metrics, constants = _split_constant(ok, _metrics(ok, set(swept) | set(fixed)))
     out = root / "report"
     out.mkdir(exist_ok=True)
     for old in out.glob("*.png"):
@@ -104,6 +104,7 @@ def write_report(
         **_tables(df, swept, fixed, slowest),
         images=images,
         metrics=metrics,
+        constants=constants,
         band=BANDS[band],
     )
     (out / "summary.md").write_text(render_markdown(**ctx))
@@ -174,6 +175,22 @@ def _metrics(ok: pd.DataFrame, skip: set) -> List[str]:
         )
 
     return [c for c in ok.columns if c not in skip and c not in trow.RESERVED and c != "trial_id" and numeric(ok[c])]
+
+
+def _split_constant(ok: pd.DataFrame, metrics: List[str]) -> Tuple[List[str], List[Tuple[str, str]]]:
+    """(the metrics to plot, [(name, value)] of those with one value over every ok trial):
+    a flat line says nothing a table row does not (a simulation's shards, restarts, ticks),
+    and each plot costs the report process ~0.2 s of CPU."""
+    if len(ok) < 2:
+        return metrics, []
+    plotted, constant = [], []
+    for m in metrics:
+        values = ok[m].dropna().unique()
+        if len(values) == 1:
+            constant.append((m, f"{values[0]:.6g}" if isinstance(values[0], float) else str(values[0])))
+        else:
+            plotted.append(m)
+    return plotted, constant
 
 
 def _describe(s: pd.Series) -> str:
