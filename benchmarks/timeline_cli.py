@@ -71,6 +71,13 @@ def _patch_driver(tl) -> None:
     tl.wrap(api, "_prepare", "prepare (plugins) begins", "prepare done")
     tl.wrap(runner.Runner, "run", "Runner.run begins", "Runner.run done")
     tl.wrap(rb, "start", "", "background report started")
+    from distributed import Client
+
+    from daskbench.results.store import ResultStore
+
+    tl.wrap(Client, "register_plugin", "register_plugin begins", "register_plugin done")
+    tl.wrap(api, "dashboard_link", "dashboard link probe begins", "dashboard link probe done")
+    tl.wrap(ResultStore, "record_run", "", "run recorded (manifest)")
     real_client = create.Client
 
     def client(*a, **k):
