@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 
 import dask
 from distributed.versions import get_versions
@@ -26,10 +27,18 @@ ROUTES = ("distributed.scheduler.http.routes", "distributed.worker.http.routes")
 
 def warm() -> None:
     """Import the HTTP routes' modules and fill distributed's cache of package versions."""
-    for key in ROUTES:
-        for name in dask.config.get(key, default=None) or ():
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
+    # a route's notice at import (distributed.http.proxy: "please install jupyter-server-proxy")
+    # is for the process that serves it, where the cluster's log level silences it
+    log = logging.getLogger("distributed")
+    previous = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        for key in ROUTES:
+            for name in dask.config.get(key, default=None) or ():
+                with contextlib.suppress(Exception):
+                    importlib.import_module(name)
+    finally:
+        log.setLevel(previous)
     get_versions()
 
 
