@@ -59,15 +59,31 @@ def _chunk(experiment: str, run_id: str, counts: dict, errors: list) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def dashboard():
-    """Base URL of a LocalCluster's dashboard with one running and one finished sweep."""
+@contextlib.contextmanager
+def _client(kind: str) -> Iterator[Tuple[Client, str]]:
+    """A client of distributed's own LocalCluster, or of the one daskbench starts (its
+    scheduler in a process of its own, the dashboard loaded on the first visit), and
+    the dashboard's base URL."""
+    if kind == "daskbench":
+        from daskbench.cluster.create import connect
+        from daskbench.config.schema import LocalClusterConfig
+
+        with connect(LocalClusterConfig(n_workers=2, dashboard_address="127.0.0.1:0")) as client:
+            yield client, client.dashboard_link.rsplit("/", 1)[0]
+        return
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
         ) as cluster,
         Client(cluster) as client,
     ):
+        yield client, f"http://127.0.0.1:{cluster.scheduler.http_server.port}"
+
+
+@pytest.fixture(scope="module", params=["distributed", "daskbench"])
+def dashboard(request):
+    """Base URL of a LocalCluster's dashboard with one running and one finished sweep."""
+    with _client(request.param) as (client, base):
         client.register_plugin(ObservePlugin())
         now = time.time()
         client.log_event(
@@ -122,8 +138,6 @@ def dashboard():
                 "counts": {"ok": 20, "failed": 0, "timeout": 0, "cancelled": 0, "skipped": 0},
             },
         )
-        port = cluster.scheduler.http_server.port
-        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 15
         while b"6ad5b7a9e726a9c8" not in urllib.request.urlopen(base + "/daskbench/status.json").read():
             assert time.monotonic() < deadline, "the events never reached the scheduler"

@@ -69,8 +69,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not (args.list or args.report or args.cfg or args.dry_run) and _local_forkserver(args.overrides):
         from .cluster.workers import warm_up
 
-        # the fork server imports Dask (and the dashboard) while this process imports Hydra and composes
-        warm_up(dashboard=_dashboard(args.overrides))
+        # the fork server imports Dask while this process imports Hydra and composes
+        warm_up()
     try:
         return _main(args)
     except DaskbenchError as exc:
@@ -91,12 +91,6 @@ def _local_forkserver(overrides: List[str]) -> bool:
         if (key == "cluster" and value != "local") or (key == "cluster.start_method" and value != "forkserver"):
             return False
     return True
-
-
-def _dashboard(overrides: List[str]) -> bool:
-    """Whether the command line leaves the scheduler's dashboard on (the default)."""
-    off = ("cluster.dashboard_address=null", "cluster.dashboard_address=None")
-    return not any(w.lstrip("+") in off for w in overrides)
 
 
 def _cluster(words: List[str]) -> int:

@@ -11,17 +11,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
-import threading
 import time
 from typing import Any, Callable, Dict, Iterator, Optional
 
 import dask
 from distributed import Client, LocalCluster
-from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..config.schema import AddressClusterConfig, KubernetesClusterConfig, LocalClusterConfig, SecurityConfig
 from ..errors import ClusterError, ConfigError
+from .sigint import IgnoreSigint, sigint_ignored
 from .workers import dask_setting
 
 
@@ -108,6 +106,7 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
         resources=dict(cfg.resources) or None,
         dashboard_address=cfg.dashboard_address,
         silence_logs=level,
+        plugins=(IgnoreSigint(),),  # each worker sets it up as it starts: restarted and adaptive ones too
     )
     if cfg.processes:
         kwargs["host"] = cfg.host
@@ -126,9 +125,9 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
     # chunk on four workers in turn.
     # The workers start as cluster.start_method says (cluster.workers: forkserver by default).
     settings = {"distributed.admin.low-level-log-length": 0, "distributed.scheduler.allowed-failures": 0}
-    with dask.config.set({**settings, **dask_setting(cfg.start_method, cfg.dashboard_address is not None)}):
+    with dask.config.set({**settings, **dask_setting(cfg.start_method)}):
         try:
-            with _sigint_ignored():  # spawned and forked workers inherit the ignore
+            with sigint_ignored():  # spawned and forked workers inherit the ignore
                 cluster = _cluster_class(cfg)(**kwargs)
         except Exception as exc:
             raise ClusterError(
@@ -137,7 +136,6 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
         if adaptive:
             cluster.adapt(minimum=cfg.adapt.minimum, maximum=cfg.adapt.maximum)
         client = Client(cluster, security=security)
-        client.register_plugin(IgnoreSigint(), name="daskbench-ignore-sigint")  # and restarted ones
         try:
             yield client
         finally:
@@ -195,31 +193,6 @@ def _kubernetes(cfg: KubernetesClusterConfig) -> Iterator[Client]:
         _quietly_close(client, cluster if cfg.shutdown_on_close else None)
 
 
-class IgnoreSigint(WorkerPlugin):
-    """Workers of a cluster we started ignore Ctrl-C.
-
-    A terminal sends SIGINT to the whole process group; the driver handles it
-    (cancel, save, shut the cluster down) and workers dying first would only
-    print tracebacks and fail the trials in flight.
-    """
-
-    def setup(self, worker: Any) -> None:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _quietly_close(client: Client, cluster: Any) -> None:
     # Shutting down after Ctrl-C makes distributed log connection errors that say
     # nothing useful to a user; the run's outcome has been reported already.
@@ -236,6 +209,17 @@ def _quietly_close(client: Client, cluster: Any) -> None:
 
 
 # -- readying a client for a sweep ---------------------------------------------
+
+
+def warm_for_prepare() -> None:
+    """What a new client's handshake and :func:`prepare` need first, made ready ahead
+    (the caller waits for its cluster meanwhile): the package versions the handshake
+    sends (``importlib.metadata`` look-ups, cached per process) and the plugins' modules."""
+    from distributed.versions import get_versions
+
+    from ..observe import plugin, scheduler_plugins  # noqa: F401
+
+    get_versions()
 
 
 def prepare(

@@ -16,7 +16,7 @@ import threading
 from typing import Any, Iterator, Optional
 
 from ..config.schema import LocalClusterConfig
-from .create import connect
+from .create import connect, warm_for_prepare
 
 
 class ClusterStart:
@@ -52,7 +52,7 @@ class ClusterStart:
         # not with a kept cluster: a fork server started for nothing would also hold the
         # command's stdout open for the second it takes to start (a pipe reader waits for it)
         if not is_kept():
-            warm_up(cfg.start_method, cfg.dashboard_address is not None)  # main thread: workers ignore Ctrl-C
+            warm_up(cfg.start_method)  # main thread: workers ignore Ctrl-C
         self._thread = threading.Thread(target=self._start, args=(cfg,), name="daskbench-cluster-start", daemon=True)
         self._thread.start()
 
@@ -75,6 +75,8 @@ class ClusterStart:
             with connect(cfg) as client:
                 yield client
             return
+        if self._thread.is_alive():
+            warm_for_prepare()  # while the cluster thread waits for its processes
         self._thread.join()
         if self._error is not None:
             raise self._error

@@ -5,8 +5,9 @@ the driver's process: importing the dashboard (~0.5-1 s of CPU) and every task
 transition of the run then hold the driver's GIL, beside Hydra's composition,
 the client and the result store, while the machine's other cores wait. Here the
 scheduler is one more child of the fork server (:mod:`.workers`), like the
-workers: it imports nothing (the server preloaded distributed and, with the
-dashboard on, the dashboard's modules) and works on another core.
+workers: it imports nothing (the server preloaded distributed) and works on
+another core. Its dashboard is served from the start and its Bokeh code loaded
+on the first visit (:mod:`.lazy_dashboard`).
 
 The cluster is otherwise the LocalCluster it was (same options, nannies in the
 driver, same ``dashboard_link``, ``close``, ``adapt``); the scheduler process
@@ -29,6 +30,8 @@ from distributed import LocalCluster, Scheduler
 from distributed.deploy.spec import ProcessInterface
 from distributed.process import AsyncProcess
 from distributed.utils import get_mp_context
+
+from .lazy_dashboard import LazyDashboard, can_load
 
 logger = logging.getLogger("distributed.scheduler")
 
@@ -106,13 +109,18 @@ def _serve(options: Dict[str, Any], config: Dict[str, Any], silence_logs: Option
 
 
 async def _run(options: Dict[str, Any], writer: Any) -> None:
+    # the dashboard is served from the start and loaded on its first visit (.lazy_dashboard);
+    # without Bokeh, distributed's own "install bokeh" page stands in, as it would
+    lazy = bool(options.get("dashboard")) and can_load()
     try:
         with warnings.catch_warnings(record=True) as caught:  # e.g. "Port 8787 is already in use"
             warnings.simplefilter("always")
-            scheduler = await Scheduler(**options)
+            scheduler = await Scheduler(**(dict(options, dashboard=False) if lazy else options))
     except Exception as exc:
         writer.send({"error": f"{type(exc).__name__}: {exc}"})
         return
+    if lazy:
+        LazyDashboard(scheduler, options.get("http_prefix", "/")).install()
     writer.send({"address": scheduler.address, "warnings": [str(w.message) for w in caught]})
     await scheduler.finished()
 

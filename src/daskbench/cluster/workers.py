@@ -38,10 +38,11 @@ PRELOAD: List[str] = [
     "daskbench.results.columns",
     "pandas",
     "daskbench.sim",
+    "daskbench.cluster.sigint",  # the plugin each worker unpickles as it starts
+    "daskbench.observe.plugin",  # the scheduler plugins the run installs (cluster.create.prepare)
+    "daskbench.observe.scheduler_plugins",
+    "daskbench.cluster.server_warm",  # what each fork would do again as it starts (HTTP routes, versions)
 ]
-#: and, with the dashboard on, what the scheduler's dashboard imports (Bokeh, ~0.5-1 s):
-#: the scheduler is forked by the server too (:mod:`.scheduler_process`)
-DASHBOARD_PRELOAD: List[str] = ["distributed.dashboard.scheduler"]
 #: the server's environment while it starts: libraries that would start threads on import
 #: do not (OpenBLAS through numpy, jemalloc through pyarrow), so that it forks from a
 #: single-threaded process. One BLAS thread per worker is also what distributed gives its
@@ -56,10 +57,9 @@ QUIET_THREADS: Dict[str, str] = {
 _lock = threading.Lock()
 
 
-def warm_up(method: str = "forkserver", dashboard: bool = True) -> None:
+def warm_up(method: str = "forkserver") -> None:
     """Start the fork server now (``method`` forkserver; else nothing), with the
     driver's SIGINT ignored so that the workers forked from it ignore it too.
-    ``dashboard``: the server imports the dashboard's modules as well.
 
     Only from the main thread: a worker thread cannot change signal handlers (the
     server started later by the first worker is covered by daskbench's
@@ -70,7 +70,7 @@ def warm_up(method: str = "forkserver", dashboard: bool = True) -> None:
     from multiprocessing import forkserver
 
     with _lock:
-        multiprocessing.get_context("forkserver").set_forkserver_preload(_preload(dashboard))
+        multiprocessing.get_context("forkserver").set_forkserver_preload(_preload())
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         environ = {k: os.environ.get(k) for k in QUIET_THREADS}
         os.environ.update({k: v for k, v in QUIET_THREADS.items() if k not in os.environ})  # the user's own win
@@ -83,16 +83,17 @@ def warm_up(method: str = "forkserver", dashboard: bool = True) -> None:
                     os.environ.pop(k, None)
 
 
-def _preload(dashboard: bool) -> List[str]:
-    return PRELOAD + (DASHBOARD_PRELOAD if dashboard else []) + ["daskbench.cluster.server_exit"]
+def _preload() -> List[str]:
+    # not the dashboard's Bokeh (~0.5-1 s): the scheduler loads it on its first visit (.lazy_dashboard)
+    return PRELOAD + ["daskbench.cluster.server_exit"]
 
 
-def dask_setting(method: str, dashboard: bool = True) -> Dict[str, str]:
+def dask_setting(method: str) -> Dict[str, str]:
     """The Dask config that makes a LocalCluster's nannies start workers with ``method``."""
     if method == "forkserver":
-        warm_up(method, dashboard)  # nothing when already running, or when called from a thread
+        warm_up(method)  # nothing when already running, or when called from a thread
         # from a thread, the server starts with the first worker: with this list (no-op once running)
-        multiprocessing.get_context("forkserver").set_forkserver_preload(_preload(dashboard))
+        multiprocessing.get_context("forkserver").set_forkserver_preload(_preload())
         # distributed's own list would import pandas and numpy in the driver first (~0.5 s)
         from ..dask_compat import keep_forkserver_preload
 

@@ -1,0 +1,44 @@
+"""The fork server the workers and the scheduler come from, and what every worker gets as
+it starts (cluster/workers.py, cluster/sigint.py): real LocalClusters."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from daskbench.cluster.create import connect
+from daskbench.config.schema import LocalClusterConfig
+
+
+def _sigint_ignored() -> bool:
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def _server_pid() -> int:
+    return os.getppid()  # a worker forked by the server is its child
+
+
+def test_the_fork_server_is_single_threaded_when_it_forks():
+    """Forking a process that runs threads can leave a lock held for ever in the child:
+    after all its preloads (distributed, pyarrow, pandas, the HTTP routes, the package
+    versions) the server still runs one thread."""
+    with connect(LocalClusterConfig(n_workers=2, dashboard_address="127.0.0.1:0")) as client:
+        servers = set(client.run(_server_pid).values())
+        assert len(servers) == 1 and os.getpid() not in servers  # both from the one server
+        (server,) = servers
+        assert len(os.listdir(f"/proc/{server}/task")) == 1
+        assert Path(f"/proc/{server}/cmdline").read_bytes().count(b"multiprocessing.forkserver") == 1
+
+
+def test_every_worker_ignores_ctrl_c_restarted_ones_too():
+    """Spawned workers restarted while the driver takes SIGINT again still ignore it: each
+    worker sets it up as it starts (a plugin given to the cluster's workers)."""
+    cfg = LocalClusterConfig(n_workers=1, dashboard_address=None, start_method="spawn")
+    with connect(cfg) as client:
+        assert all(client.run(_sigint_ignored).values())
+        assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the driver takes Ctrl-C
+        before = set(client.scheduler_info()["workers"])
+        client.restart_workers(list(before))
+        client.wait_for_workers(1)
+        assert all(client.run(_sigint_ignored).values())
