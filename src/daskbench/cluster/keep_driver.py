@@ -44,6 +44,7 @@ PRELOAD = (
     "daskbench.__main__",
     "daskbench.api",
     "daskbench.cluster.keep",
+    "daskbench.cluster.keep_connect",
     "daskbench.observe.report",
     "distributed",
     "pyarrow.parquet",
@@ -173,15 +174,47 @@ def _zygote(listener: socket.socket, parent: int, info: Dict[str, Any]) -> int:
     return 0
 
 
+#: command-line words of the shapes commands use, parsed once by the zygote (:func:`_warm`)
+WARM_WORDS = (
+    "trial.x=1",
+    "trial.x=-1.5e-3",
+    "trial.x=1,2,3",
+    "trial.x=a,b",
+    "trial.x=range(0,10)",
+    "trial.x=range(1,10,2)",
+    "trial.x=choice(a,b)",
+    "trial.x=interval(0,1)",
+    "trial.x='a b'",
+    "trial.x={a:1,b:2}",
+    "trial.x=[1,2]",
+    "+trial.y=null",
+    "~trial.z",
+    "seed=true",
+    "cluster=address",
+    "cluster.address=tcp://127.0.0.1:8786",
+    "hydra.searchpath=[file:///home/user/my-conf_2]",
+)
+#: values with interpolations, resolved once by the zygote
+WARM_VALUES = {"name": "x", "a": "results/${name}", "b": "${name}-${a}_2", "c": "${oc.env:HOME,/tmp}"}
+
+
 def _warm() -> None:
     """Work every command would do first and that gives the same answer each time, done once
-    here without starting a thread: Hydra's plugin scan and first compose, and the package
-    versions the run's manifest and its Client's handshake record (the modules in memory are
-    the ones the commands run, whatever is installed meanwhile)."""
+    here without starting a thread: Hydra's plugin scan and a compose with a config folder, the
+    parsers' first reading of each shape of word and interpolation (ANTLR builds its tables as
+    it meets them: ~10 ms a new shape), and the package versions the run's manifest and its
+    Client's handshake record (the modules in memory are the ones the commands run, whatever
+    is installed meanwhile)."""
     with contextlib.suppress(Exception):
-        from ..config.compose import build_plan
+        from omegaconf import OmegaConf
 
-        build_plan("sweep", [], None)
+        from ..config.compose import build_plan, package_conf_dir
+        from ..sweep.axes import parse_override
+
+        build_plan("sweep", ["results.dir=/tmp/daskbench-warm/sweep"], str(package_conf_dir()))
+        for word in WARM_WORDS:
+            parse_override(word)
+        OmegaConf.to_container(OmegaConf.create(WARM_VALUES), resolve=True)
     with contextlib.suppress(Exception):
         from distributed.versions import get_versions
 
@@ -252,6 +285,20 @@ def _take_over(request: Dict[str, Any], fds: List[int]) -> None:
     dask.config.refresh()  # DASK_* variables of the command's environment
 
 
+def _admitted(conn: socket.socket, request: Dict[str, Any], info: Dict[str, Any], log: Any) -> Any:
+    """The kept cluster's record if this child may run the command (logged); else None,
+    and the command is told to run in its own process."""
+    kept = _state(info)
+    why = refusal(request, info, kept) if request else "a request this Python cannot read"
+    if why:
+        print(f"refused a command ({why}): it runs in its own process", file=log, flush=True)
+        with contextlib.suppress(OSError):
+            conn.sendall(b"N")
+        return None
+    print(f"command {os.getpid()} in {request['cwd']}: {' '.join(request['words'])}", file=log, flush=True)
+    return kept
+
+
 def _child(conn: socket.socket, info: Dict[str, Any]) -> int:
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
@@ -259,18 +306,18 @@ def _child(conn: socket.socket, info: Dict[str, Any]) -> int:
     started = time.perf_counter()
     request, fds = _receive(conn)
     log = os.fdopen(os.dup(1), "w")  # the zygote's log, before the command's stdout takes fd 1
-    why = refusal(request, info, _state(info)) if request else "a request this Python cannot read"
-    if why:
-        print(f"refused a command ({why}): it runs in its own process", file=log, flush=True)
-        with contextlib.suppress(OSError):
-            conn.sendall(b"N")
+    kept = _admitted(conn, request, info, log)
+    if kept is None:
         return 0
-    print(f"command {os.getpid()} in {request['cwd']}: {' '.join(request['words'])}", file=log, flush=True)
     _take_over(request, fds)
     conn.sendall(b"A")
     if conn.recv(1) != b"G":  # the command gave up waiting and runs in its own process: not here too
         return 0
     threading.Thread(target=_watch, args=(conn,), daemon=True, name="daskbench-command").start()
+    if runs_trials(request["words"]):
+        from .keep_connect import connect_early
+
+        connect_early(kept)  # while the command composes its config
     from .. import __main__ as cli
 
     try:
@@ -300,6 +347,16 @@ def _child(conn: socket.socket, info: Dict[str, Any]) -> int:
     with contextlib.suppress(OSError):
         conn.sendall(b"X" + int(code).to_bytes(4, "big", signed=True))
     return code
+
+
+#: the options of commands that run no trials (argparse takes any unambiguous prefix of them)
+_NO_TRIALS = ("--dry-run", "--cfg", "--list", "--report", "--help")
+
+
+def runs_trials(words: List[str]) -> bool:
+    """Whether a command's words ask for a run (not ``--dry-run``, ``--cfg`` and the like)."""
+    opts = [w.split("=", 1)[0] for w in words if w.startswith("--")]
+    return not any(o.startswith(w) for w in opts for o in _NO_TRIALS) and "-h" not in words
 
 
 def _watch(conn: socket.socket) -> None:
