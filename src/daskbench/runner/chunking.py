@@ -12,10 +12,10 @@ from .spec import ChunkResult
 QUEUE_S = 0.5
 #: the most tasks in flight that deepening gives
 MAX_DEEP = 256
-#: seconds of trials below which a task is mostly Dask's own cost (~2-3 ms of scheduler and
-#: driver CPU a task on a small machine, BENCHMARKS.md section 5): the spread cap never
-#: makes a chunk shorter, so the end of a sweep waits at most this long on its last chunk
-MIN_TASK_S = 0.02
+#: seconds of trials below which a task costs about as much as Dask's own work for it (~2-3 ms
+#: of scheduler and driver CPU a task on a small machine, BENCHMARKS.md section 5): the spread
+#: cap never makes a chunk shorter, so the end of a sweep waits at most this long on its last one
+MIN_TASK_S = 0.005
 
 
 @dataclass
