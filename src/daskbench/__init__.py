@@ -13,8 +13,6 @@ Public API::
 
 from __future__ import annotations
 
-from typing import Any
-
 from .errors import (
     ClusterError,
     ConfigError,
@@ -24,8 +22,14 @@ from .errors import (
     SweepError,
     TrialImportError,
 )
-from .observe.live import report
-from .runner.prune import TrialPruned, should_stop
+
+TYPE_CHECKING = False  # not typing's: `python -m daskbench` imports this first, typing costs ~10 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .api import RunResult, load, plan, run, to_xarray
+    from .observe.live import report
+    from .runner.prune import TrialPruned, should_stop
 
 __all__ = [
     "run",
@@ -47,13 +51,21 @@ __all__ = [
 __version__ = "0.1.0"
 
 _API = {"run", "load", "to_xarray", "plan", "RunResult"}
+_TRIAL = {"report": "observe.live", "should_stop": "runner.prune", "TrialPruned": "runner.prune"}
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use: workers unpickle daskbench objects, and importing
-    # pandas, pyarrow and Hydra there for nothing costs a third of a second each.
+    # pandas, pyarrow and Hydra there for nothing costs a third of a second each;
+    # and a command on a kept cluster's driver (cluster/keep_client.py) needs none of them.
     if name in _API:
         from . import api
 
         return getattr(api, name)
+    if name in _TRIAL:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_TRIAL[name]}", __name__), name)
+        globals()[name] = value  # found directly from now on
+        return value
     raise AttributeError(f"module 'daskbench' has no attribute {name!r}")

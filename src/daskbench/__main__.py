@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import List, Optional
 
 from .errors import DaskbenchError
+
+TYPE_CHECKING = False  # not typing's, nor argparse at import: a command on a kept cluster's
+if TYPE_CHECKING:  # driver hands over before it needs them (cluster/keep_client.py)
+    import argparse
+    from typing import List, Optional
 
 USAGE = """python -m daskbench +experiment=NAME [KEY=VALUE | KEY=a,b,c | 'KEY=range(0,10)' ...]
                    [--config-dir DIR] [--dry-run] [--cfg] [--list] [--report RESULTS_DIR]
@@ -25,15 +28,16 @@ command again skips the trials already ok and runs only what is missing or faile
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with daskbench's one-line errors (no usage block) and exit status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"daskbench: error: {message}; see `python -m daskbench --help`", file=sys.stderr)
-        sys.exit(2)
-
-
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse with daskbench's one-line errors (no usage block) and exit status 2."""
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            print(f"daskbench: error: {message}; see `python -m daskbench --help`", file=sys.stderr)
+            sys.exit(2)
+
     p = _Parser(
         prog="python -m daskbench",
         usage=USAGE,

@@ -21,14 +21,14 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import ClusterError, ConfigError
 from . import keep_state as ks
+from .keep_connect import connect_to, fresh_on_workers, take_early
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
-CONNECT_TIMEOUT_S = 5.0
 _STOP_HINT = "`python -m daskbench cluster stop`"
 
 
@@ -119,12 +119,6 @@ def _remove(state: Path, token: Optional[str] = None) -> None:
         state.unlink()
 
 
-def _client(kept: ks.Kept) -> Any:
-    from distributed import Client
-
-    return Client(kept.address, timeout=f"{CONNECT_TIMEOUT_S:g}s")
-
-
 # -- the hook in create.connect -------------------------------------------------
 
 
@@ -147,7 +141,9 @@ def kept_client(cfg: Any, echo: Callable[[str], None] = print) -> Optional[conte
         echo(f"daskbench: not using the kept cluster at {kept.address}: {why}; starting a local cluster for this run")
         return None
     try:
-        client = _client(kept)
+        client, dropped = take_early(kept)  # made while the command composed, if it could be
+        if client is None:
+            client = connect_to(kept)
     except (OSError, TimeoutError, ValueError) as exc:
         forget(kept)
         echo(
@@ -157,7 +153,7 @@ def kept_client(cfg: Any, echo: Callable[[str], None] = print) -> Optional[conte
         return None
     _take_settings(cfg, kept)
     echo(f"using the kept cluster at {kept.address} (up {ks.uptime(time.time() - kept.started_at)}; {_STOP_HINT})")
-    return _using(client, echo)
+    return _using(client, echo, dropped)
 
 
 def _take_settings(cfg: Any, kept: ks.Kept) -> None:
@@ -173,17 +169,15 @@ def _take_settings(cfg: Any, kept: ks.Kept) -> None:
 
 
 @contextlib.contextmanager
-def _using(client: Any, echo: Callable[[str], None]) -> Iterator[Any]:
+def _using(client: Any, echo: Callable[[str], None], dropped: Optional[List[str]]) -> Iterator[Any]:
     # as for any remote scheduler (create._quiet_loop_errors): a kept cluster stopped
     # mid-run is reported by the run in one line, not by the event loop's tracebacks
     loop_log = logging.getLogger("tornado.application")
     previous = loop_log.level
     loop_log.setLevel(logging.CRITICAL)
     try:
-        try:
-            dropped = sorted({m for names in client.run(fresh_user_modules).values() for m in names})
-        except Exception:  # best effort: a worker that cannot answer reloads nothing
-            dropped = []
+        if dropped is None:  # not asked by connect_early
+            dropped = fresh_on_workers(client)
         if dropped:
             echo(f"the kept cluster's workers import changed code afresh: {', '.join(dropped)}")
         yield client
@@ -192,42 +186,6 @@ def _using(client: Any, echo: Callable[[str], None]) -> Iterator[Any]:
         with contextlib.suppress(Exception):
             client.close(timeout=10)
         loop_log.setLevel(previous)
-
-
-def fresh_user_modules() -> List[str]:
-    """On a worker: forget the user's modules whose file changed since this worker
-    imported them, so the run imports the edited code (installed packages, the
-    standard library and daskbench, dask and distributed themselves are kept)."""
-    import sysconfig
-
-    import psutil
-
-    keep = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib", "platstdlib")}
-    started = psutil.Process().create_time()  # a module first seen was imported after this
-    now = time.time()
-    dropped = []
-    for name, mod in list(sys.modules.items()):
-        path = getattr(mod, "__file__", None)
-        top = name.partition(".")[0]
-        if not path or not path.endswith(".py") or top in _NEVER or any(path.startswith(k) for k in keep):
-            continue
-        try:
-            changed = os.stat(path).st_mtime > _RELOADED.get(name, started)
-        except OSError:
-            continue
-        if changed:
-            del sys.modules[name]
-            _RELOADED[name] = now  # imported afresh after this
-            dropped.append(name)
-    invoke = sys.modules.get("daskbench.runner.invoke")
-    if dropped and invoke is not None:
-        invoke.resolve_target.cache_clear()  # it holds the trial functions it imported
-    return dropped
-
-
-_NEVER = {"daskbench", "dask", "distributed", "__main__", "__mp_main__"}
-#: on a worker: module name -> when fresh_user_modules last dropped it
-_RELOADED: Dict[str, float] = {}
 
 
 # -- the commands ----------------------------------------------------------------
@@ -339,7 +297,7 @@ def status() -> int:
         print("no kept cluster is running; start one with `python -m daskbench cluster start`")
         return 1
     try:
-        client = _client(kept)
+        client = connect_to(kept)
     except (OSError, TimeoutError, ValueError) as exc:
         print(f"kept cluster: {kept.address} (process {kept.pid}) does not answer: {str(exc).splitlines()[0]}")
         print(f"stop it with {_STOP_HINT}")

@@ -10,8 +10,9 @@ Dask or anything else itself, and before every fork counts its own threads
 its own process as it would without a kept cluster.
 
 A command (:mod:`.keep_client`) connects to the Unix socket in the state folder
-and sends its argv, working folder, environment, ``sys.path`` and its stdin,
-stdout and stderr (SCM_RIGHTS). The child takes them over, runs
+and sends its argv, working folder, environment, ``sys.path``, Python and
+daskbench folder and its stdin, stdout and stderr (SCM_RIGHTS). The child checks
+that it may run the command (:func:`refusal`), takes them over, runs
 ``daskbench.__main__.main`` and sends the exit status back. Bytes on the socket:
 ``A`` the child can run the command, ``N`` refused, ``X`` and a 4-byte status
 at the end; from the command, ``G`` to go ahead (so a command that gave up
@@ -25,25 +26,25 @@ import array
 import atexit
 import contextlib
 import io
-import json
+import marshal
 import os
 import select
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from .keep_client import source_mtime
+from . import keep_state as ks
+from .keep_paths import SOCKET_NAME
 
-SOCKET_NAME = "driver.sock"
 PRELOAD = (
     "daskbench.__main__",
     "daskbench.api",
     "daskbench.cluster.keep",
+    "daskbench.cluster.keep_connect",
     "daskbench.observe.report",
     "distributed",
     "pyarrow.parquet",
@@ -51,6 +52,13 @@ PRELOAD = (
     "matplotlib.figure",
     "matplotlib.backends.backend_agg",
     "scipy.stats",
+    "argparse",
+    # what a run's first Client and first prepare() import (found by diffing sys.modules in a child)
+    "daskbench.observe.plugin",
+    "daskbench.observe.scheduler_plugins",
+    "daskbench.observe.report_background",
+    "tornado.platform.asyncio",
+    "importlib_metadata._adapters",
 )
 #: set before the zygote imports anything: native libraries that would start threads
 QUIET_THREADS = {
@@ -59,6 +67,17 @@ QUIET_THREADS = {
     "MKL_NUM_THREADS": "1",
     "JE_ARROW_MALLOC_CONF": "background_thread:false",
 }
+
+
+def source_mtime(package: Path) -> float:
+    """The newest modification time of daskbench's own source files."""
+    newest = 0.0
+    for folder, _dirs, files in os.walk(package):
+        for f in files:
+            if f.endswith(".py"):
+                with contextlib.suppress(OSError):
+                    newest = max(newest, os.stat(os.path.join(folder, f)).st_mtime)
+    return newest
 
 
 def threads() -> int:
@@ -95,24 +114,37 @@ def fork_zygote(folder: Path) -> Tuple[Dict[str, Any], int]:
     if pid == 0:
         code = 1
         try:
-            code = _zygote(listener, parent)
+            code = _zygote(listener, parent, info)
         finally:
             os._exit(code)
     listener.close()
     return info, pid
 
 
-def _zygote(listener: socket.socket, parent: int) -> int:
+def refusal(request: Dict[str, Any], info: Dict[str, Any], kept: Any) -> Optional[str]:
+    """Why this zygote (``info``: what :func:`fork_zygote` recorded, ``kept``: the state
+    file's record or None) must not run the command ``request``, or None: it runs commands
+    of the same Python, daskbench and ``sys.path`` only, while daskbench's source is the
+    one it imported, for the kept cluster that started it (and has published it)."""
+    if request.get("python") != info["python"] or request.get("package") != info["package"]:
+        return "another Python or daskbench"
+    if list(request.get("sys_path") or [])[1:] != info["sys_path"]:
+        return "another sys.path"
+    if kept is None or kept.driver.get("socket") != info["socket"]:
+        return "the state file names another driver"
+    if source_mtime(Path(info["package"])) > float(info["source_mtime"]):
+        return "daskbench's source changed since the driver imported it"
+    return None
+
+
+def _zygote(listener: socket.socket, parent: int, info: Dict[str, Any]) -> int:
     os.environ.update(QUIET_THREADS)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)
-    with contextlib.suppress(Exception):  # Hydra's plugin scan and first-compose work, done once here
-        from ..config.compose import build_plan
-
-        build_plan("sweep", [], None)
+    _warm()
     print(f"driver zygote {os.getpid()}: imports done, {threads()} thread(s)", flush=True)
     while os.getppid() == parent:  # ends with the kept cluster's process
         ready, _, _ = select.select([listener], [], [], 1.0)
@@ -120,6 +152,11 @@ def _zygote(listener: socket.socket, parent: int) -> int:
         if not ready:
             continue
         conn, _ = listener.accept()
+        if os.getppid() != parent:  # the kept cluster's process is gone: so is its cluster
+            with contextlib.suppress(OSError):
+                conn.sendall(b"N")
+            conn.close()
+            break
         if threads() != 1:
             print(f"refusing a command: {threads()} threads, forking is unsafe", flush=True)
             with contextlib.suppress(OSError):
@@ -130,11 +167,61 @@ def _zygote(listener: socket.socket, parent: int) -> int:
             listener.close()
             code = 1
             try:
-                code = _child(conn)
+                code = _child(conn, info)
             finally:
                 os._exit(code)
         conn.close()
     return 0
+
+
+#: command-line words of the shapes commands use, parsed once by the zygote (:func:`_warm`)
+WARM_WORDS = (
+    "trial.x=1",
+    "trial.x=-1.5e-3",
+    "trial.x=1,2,3",
+    "trial.x=a,b",
+    "trial.x=range(0,10)",
+    "trial.x=range(1,10,2)",
+    "trial.x=choice(a,b)",
+    "trial.x=interval(0,1)",
+    "trial.x='a b'",
+    "trial.x={a:1,b:2}",
+    "trial.x=[1,2]",
+    "+trial.y=null",
+    "~trial.z",
+    "seed=true",
+    "cluster=address",
+    "cluster.address=tcp://127.0.0.1:8786",
+    "hydra.searchpath=[file:///home/user/my-conf_2]",
+)
+#: values with interpolations, resolved once by the zygote
+WARM_VALUES = {"name": "x", "a": "results/${name}", "b": "${name}-${a}_2", "c": "${oc.env:HOME,/tmp}"}
+
+
+def _warm() -> None:
+    """Work every command would do first and that gives the same answer each time, done once
+    here without starting a thread: Hydra's plugin scan and a compose with a config folder, the
+    parsers' first reading of each shape of word and interpolation (ANTLR builds its tables as
+    it meets them: ~10 ms a new shape), and the package versions the run's manifest and its
+    Client's handshake record (the modules in memory are the ones the commands run, whatever
+    is installed meanwhile)."""
+    with contextlib.suppress(Exception):
+        from omegaconf import OmegaConf
+
+        from ..config.compose import build_plan, package_conf_dir
+        from ..sweep.axes import parse_override
+
+        build_plan("sweep", ["results.dir=/tmp/daskbench-warm/sweep"], str(package_conf_dir()))
+        for word in WARM_WORDS:
+            parse_override(word)
+        OmegaConf.to_container(OmegaConf.create(WARM_VALUES), resolve=True)
+    with contextlib.suppress(Exception):
+        from distributed.versions import get_versions
+
+        from ..results.manifest import versions
+
+        get_versions()
+        versions()
 
 
 def _reap() -> None:
@@ -150,14 +237,26 @@ def _receive(conn: socket.socket) -> Tuple[Dict[str, Any], List[int]]:
     for level, kind, payload in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-    (size,) = struct.unpack("!I", data[:4])
+    size = int.from_bytes(data[:4], "big")
     body = data[4:]
     while len(body) < size:
         more = conn.recv(size - len(body))
         if not more:
             raise ConnectionError("the command closed its socket")
         body += more
-    return json.loads(body), list(fds)
+    try:
+        request = marshal.loads(body)  # what keep_client._request wrote: plain dicts, lists, strings
+    except (ValueError, EOFError, TypeError):
+        request = None  # another Python's format: refused
+    return request if isinstance(request, dict) else {}, list(fds)
+
+
+def _state(info: Dict[str, Any]) -> Any:
+    """The state file's record, or None (not written yet, gone or corrupt)."""
+    try:
+        return ks.parse((Path(info["socket"]).parent / ks.STATE_NAME).read_text())
+    except (OSError, ks.StateCorrupt):
+        return None
 
 
 def _take_over(request: Dict[str, Any], fds: List[int]) -> None:
@@ -186,19 +285,39 @@ def _take_over(request: Dict[str, Any], fds: List[int]) -> None:
     dask.config.refresh()  # DASK_* variables of the command's environment
 
 
-def _child(conn: socket.socket) -> int:
+def _admitted(conn: socket.socket, request: Dict[str, Any], info: Dict[str, Any], log: Any) -> Any:
+    """The kept cluster's record if this child may run the command (logged); else None,
+    and the command is told to run in its own process."""
+    kept = _state(info)
+    why = refusal(request, info, kept) if request else "a request this Python cannot read"
+    if why:
+        print(f"refused a command ({why}): it runs in its own process", file=log, flush=True)
+        with contextlib.suppress(OSError):
+            conn.sendall(b"N")
+        return None
+    print(f"command {os.getpid()} in {request['cwd']}: {' '.join(request['words'])}", file=log, flush=True)
+    return kept
+
+
+def _child(conn: socket.socket, info: Dict[str, Any]) -> int:
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.perf_counter()
     request, fds = _receive(conn)
     log = os.fdopen(os.dup(1), "w")  # the zygote's log, before the command's stdout takes fd 1
-    print(f"command {os.getpid()} in {request['cwd']}: {' '.join(request['words'])}", file=log, flush=True)
+    kept = _admitted(conn, request, info, log)
+    if kept is None:
+        return 0
     _take_over(request, fds)
     conn.sendall(b"A")
     if conn.recv(1) != b"G":  # the command gave up waiting and runs in its own process: not here too
         return 0
     threading.Thread(target=_watch, args=(conn,), daemon=True, name="daskbench-command").start()
+    if runs_trials(request["words"]):
+        from .keep_connect import connect_early
+
+        connect_early(kept)  # while the command composes its config
     from .. import __main__ as cli
 
     try:
@@ -226,8 +345,18 @@ def _child(conn: socket.socket) -> int:
             flush=True,
         )
     with contextlib.suppress(OSError):
-        conn.sendall(b"X" + struct.pack("!i", code))
+        conn.sendall(b"X" + int(code).to_bytes(4, "big", signed=True))
     return code
+
+
+#: the options of commands that run no trials (argparse takes any unambiguous prefix of them)
+_NO_TRIALS = ("--dry-run", "--cfg", "--list", "--report", "--help")
+
+
+def runs_trials(words: List[str]) -> bool:
+    """Whether a command's words ask for a run (not ``--dry-run``, ``--cfg`` and the like)."""
+    opts = [w.split("=", 1)[0] for w in words if w.startswith("--")]
+    return not any(o.startswith(w) for w in opts for o in _NO_TRIALS) and "-h" not in words
 
 
 def _watch(conn: socket.socket) -> None:

@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-#: the environment variable that names the folder holding the state file
-STATE_ENV = "DASKBENCH_STATE_DIR"
-#: set in the kept cluster's own processes (server and workers): its value is the
-#: cluster's token, and a run there never looks for a kept cluster
-TOKEN_ENV = "DASKBENCH_KEPT_TOKEN"
-STATE_NAME = "cluster.json"
-LOG_NAME = "cluster.log"
+# the names of the state folder's files and variables are :mod:`.keep_paths`'s, told here too
+from .keep_paths import LOG_NAME as LOG_NAME
+from .keep_paths import STATE_ENV as STATE_ENV
+from .keep_paths import STATE_NAME as STATE_NAME
+from .keep_paths import TOKEN_ENV as TOKEN_ENV
+from .keep_paths import state_folder
+
 VERSION = 1
 
 #: the ``cluster.*`` keys a run may set that the kept cluster must match; the
@@ -38,13 +38,7 @@ class StateCorrupt(ValueError):
 def state_dir(environ: Mapping[str, str], home: Path) -> Path:
     """``$DASKBENCH_STATE_DIR``, else ``$XDG_STATE_HOME/daskbench``, else
     ``~/.local/state/daskbench``: per user, never shared between users."""
-    given = environ.get(STATE_ENV)
-    if given:
-        return Path(given).expanduser()
-    xdg = environ.get("XDG_STATE_HOME")
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "daskbench"
-    return home / ".local" / "state" / "daskbench"
+    return Path(state_folder(environ, str(home)))
 
 
 @dataclass

@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf._utils import get_omega_conf_dumper
 from omegaconf.errors import OmegaConfBaseException
 
 from ..errors import ConfigError, ExperimentNotFound
@@ -187,18 +188,28 @@ def build_plan(
         fixed_seed=fixed_seed,
         search=search_config(cfg.sweep, axes, int(cfg.seed)),  # None unless sweep.search=optuna
     )
-    shown = OmegaConf.to_container(cfg0, resolve=False)
-    assert isinstance(shown, dict)
-    shown.pop("hydra", None)
     return RunPlan(
         cfg=cfg,
         cluster=cluster,
         plan=plan,
         trial_bases=bases,
-        config_yaml=OmegaConf.to_yaml(shown),
+        config_yaml=_config_yaml(cfg0),
         search_path=[str(d) for d in dirs],
         results_dir=Path(cfg.results.dir).expanduser(),
         sys_path=targets.import_roots(dirs),
+    )
+
+
+def _config_yaml(cfg0: DictConfig) -> str:
+    """The composed config as YAML, the ``hydra`` node left out."""
+    shown = OmegaConf.to_container(cfg0, resolve=False)
+    assert isinstance(shown, dict)
+    shown.pop("hydra", None)
+    # the text OmegaConf.to_yaml gives, without first making the plain tree an OmegaConf
+    # object again (most of its time): its own dumper, which quotes what would read back as
+    # another type
+    return yaml.dump(
+        shown, Dumper=get_omega_conf_dumper(), default_flow_style=False, allow_unicode=True, sort_keys=False
     )
 
 

@@ -4,6 +4,7 @@ code reading a section, cluster code included, trusts it."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import fields
 from typing import Any, Dict
 
@@ -25,10 +26,18 @@ _EXAMPLES = {
 }
 
 
+@functools.cache
+def _template(cls: type) -> DictConfig:
+    # OmegaConf.structured reads the dataclass's fields and type hints anew each time, and
+    # costs several times the merge; a template made once per class is never changed
+    # (merge copies its first config) and the dataclasses' defaults are constants
+    return OmegaConf.structured(cls)
+
+
 def typed(section: str, node: Any, cls: type) -> Any:
     """``node`` merged over the dataclass ``cls``; unknown keys and bad types as one line."""
     try:
-        return OmegaConf.merge(OmegaConf.structured(cls), node)
+        return OmegaConf.merge(_template(cls), node)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
         names = [f.name for f in fields(cls)]

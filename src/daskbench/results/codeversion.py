@@ -22,14 +22,15 @@ import hashlib
 import importlib.util
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, AbstractSet, Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, AbstractSet, Any, Dict, List, Mapping, Optional, Tuple
 
 if TYPE_CHECKING:
     from .store import ResultStore
 
-#: seconds any one git command may take (a huge or network-mounted repository must
+#: seconds the git commands may take (a huge or network-mounted repository must
 #: not hold up a run: the commit is then simply not recorded)
 GIT_TIMEOUT_S = 5.0
 
@@ -135,31 +136,56 @@ def _source_file(module: str) -> Optional[Path]:
 
 def _git_state(source: Path) -> Tuple[Optional[str], bool]:
     """(HEAD commit, dirty) of the repository holding ``source``; (None, False) if none."""
-    where = source.parent
-    head = _git(where, "rev-parse", "--verify", "HEAD")
-    if head is None:  # no git, not a repository, or one without commits
+    # both at once (a run waits for them): the status names HEAD in its header, and
+    # untracked files do not count (results/ folders appear in a working tree after each run)
+    status, ignored = _git(
+        source.parent,
+        ["status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+        ["check-ignore", "-q", str(source)],
+    )
+    if status is None:  # no git, not a repository
         return None, False
     # a module the repository ignores (a virtualenv or build folder inside it) is not its code
-    if _git(where, "check-ignore", "-q", str(source)) is not None:
+    if ignored is not None:
         return None, False
-    # untracked files do not count: results/ folders appear in a working tree after each run
-    status = _git(where, "status", "--porcelain", "--untracked-files=no")
-    return head.strip() or None, bool(status and status.strip())
+    lines = status.splitlines()
+    head = next((ln.split()[2] for ln in lines if ln.startswith("# branch.oid ")), None)
+    if head is None or head == "(initial)":  # a repository without commits
+        return None, False
+    return head, any(ln and not ln.startswith("#") for ln in lines)
 
 
-def _git(where: Path, *args: str) -> Optional[str]:
-    """stdout of a git command that succeeded, else None (no git, not a repo, timeout)."""
+def _git(where: Path, *commands: List[str]) -> List[Optional[str]]:
+    """stdout of each git command that succeeded, else None (no git, not a repo, timeout);
+    the commands run side by side."""
     # optional locks off: `git status` must never take the index lock of a repository in use
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(where), *args],
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    except (OSError, subprocess.SubprocessError):
+    procs: List[Optional[subprocess.Popen]] = []
+    for args in commands:
+        try:
+            procs.append(
+                subprocess.Popen(
+                    ["git", "-C", str(where), *args],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    env=env,
+                )
+            )
+        except OSError:
+            procs.append(None)
+    deadline = time.monotonic() + GIT_TIMEOUT_S
+    return [_output(p, deadline) for p in procs]
+
+
+def _output(proc: Optional[subprocess.Popen], deadline: float) -> Optional[str]:
+    if proc is None:
         return None
-    return done.stdout if done.returncode == 0 else None
+    try:
+        out, _ = proc.communicate(timeout=max(deadline - time.monotonic(), 0.01))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    return out if proc.returncode == 0 else None

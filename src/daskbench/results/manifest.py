@@ -14,6 +14,7 @@ work on a folder whose manifest is gone or damaged).
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -111,6 +112,13 @@ def record_run(root: Path, run: Dict[str, Any], config_yaml: str, name: str) -> 
 
 def versions() -> Dict[str, str]:
     """Versions of the packages a result depends on."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> Dict[str, str]:
+    # once per process: a run writes the manifest twice, and the packages it runs are
+    # the ones it imported, whatever is installed meanwhile
     import platform
     from importlib import metadata
 

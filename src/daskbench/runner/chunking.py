@@ -12,6 +12,10 @@ from .spec import ChunkResult
 QUEUE_S = 0.5
 #: the most tasks in flight that deepening gives
 MAX_DEEP = 256
+#: seconds of trials below which a task costs about as much as Dask's own work for it (~2-3 ms
+#: of scheduler and driver CPU a task on a small machine, BENCHMARKS.md section 5): the spread
+#: cap never makes a chunk shorter, so the end of a sweep waits at most this long on its last one
+MIN_TASK_S = 0.005
 
 
 @dataclass
@@ -37,9 +41,11 @@ class ChunkSizer:
             return self.fixed
         if self.mean_s is None:
             return 1  # measure first: long trials should never be batched
-        want = math.ceil(self.target_s / max(self.mean_s, 1e-6))
+        per = max(self.mean_s, 1e-6)
+        want = math.ceil(self.target_s / per)
         spread = math.ceil(remaining / max(2 * threads, 1))  # keep every thread busy to the end
-        return max(1, min(want, self.max_size, max(spread, 1)))
+        floor = math.ceil(min(MIN_TASK_S, self.target_s) / per)  # ...in tasks that are worth one
+        return max(1, min(want, self.max_size, max(spread, floor)))
 
     def depth(self, base: int, remaining: int, threads: int) -> int:
         """Tasks to keep in flight, ``base`` (4 per thread) or more: short tasks on a small

@@ -1,0 +1,36 @@
+"""Where a kept cluster's files are: their names and the state folder.
+
+Nothing but ``os``: a command reads these before it imports anything else
+(:mod:`.keep_client`), and each module a command imports on its way to the kept
+cluster's driver adds to every run's start-up.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
+
+#: the environment variable that names the folder holding the state file
+STATE_ENV = "DASKBENCH_STATE_DIR"
+#: set in the kept cluster's own processes (server and workers): its value is the
+#: cluster's token, and a run there never looks for a kept cluster
+TOKEN_ENV = "DASKBENCH_KEPT_TOKEN"
+STATE_NAME = "cluster.json"
+LOG_NAME = "cluster.log"
+#: the driver zygote's Unix socket (:mod:`.keep_driver`)
+SOCKET_NAME = "driver.sock"
+
+
+def state_folder(environ: Mapping[str, str], home: str) -> str:
+    """``$DASKBENCH_STATE_DIR``, else ``$XDG_STATE_HOME/daskbench``, else
+    ``~/.local/state/daskbench``: per user, never shared between users."""
+    given = environ.get(STATE_ENV)
+    if given:
+        return os.path.expanduser(given)
+    xdg = environ.get("XDG_STATE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "daskbench")
+    return os.path.join(home, ".local", "state", "daskbench")
