@@ -73,9 +73,11 @@ def concat(tables: Sequence[pa.Table], first: Iterable[str] = ()) -> pa.Table:
         names.update(dict.fromkeys(t.column_names))
     ordered = trow.order(names, first)
     lengths = [t.num_rows for t in tables]
+    # each table's names once: Table.column_names builds a new list on every call
+    has = [set(t.column_names) for t in tables]
     cols = []
     for name in ordered:
-        parts = [t.column(name) if name in t.column_names else None for t in tables]
+        parts = [t.column(name) if name in h else None for t, h in zip(tables, has)]
         cols.append(_join(parts, lengths, trow.arrow_type(name)))
     return pa.table(cols, names=ordered)
 
