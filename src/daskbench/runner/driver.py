@@ -7,7 +7,8 @@ and retries. At most ``max_in_flight`` tasks exist at once, so a sweep of a
 million trials never sits whole in the driver or the scheduler. New chunks go in
 refills of half that, each one graph update (:mod:`.submit`); a chunk's rows come
 back as one Arrow table, written without building a row unless the recovery
-machine has something to settle (:meth:`Recovery.passes_through`).
+machine has something to settle (:meth:`Recovery.passes_through`). A fresh sweep of one long axis
+is sent as slices of its recipe (:mod:`daskbench.sweep.batch`): its workers build its trials.
 
 Workers that die: Dask reruns a lost worker's tasks elsewhere, silently. The
 scheduler's ``remove-worker`` events (topic ``all``) name the tasks a worker
