@@ -23,7 +23,10 @@ reports) / (wall clock x cores). Each tool-and-size runs ``repeats`` times,
 interleaved with the other tools, and the median is kept. A combination whose
 estimated wall time exceeds ``MAX_EST_S`` is skipped and listed with its estimate.
 
-    python -m benchmarks.bench_throughput [--smoke|--quick|--full]
+    python -m benchmarks.bench_throughput [--smoke|--quick|--full] [--cells=100000x0,5000x1] [--tools=daskbench,joblib]
+
+``--cells=NxMS,...`` runs only those cells (``N`` trials of ``MS`` ms; no Mesa),
+with ``--full``'s limits unless a mode is given; ``--tools`` only those tools.
 """
 
 from __future__ import annotations
@@ -186,12 +189,30 @@ def estimate_s(tool: str, n: int, trial_s: float, cores: int) -> float:
     return n * trial_s / cores + n * OVERHEAD_S[tool]
 
 
+def _cells(mode: str) -> List[Tuple[int, int]]:
+    """The (trials, trial ms) cells to run: ``--cells=NxMS,...``, else the mode's grid."""
+    given = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--cells=")), "")
+    if not given:
+        return [(n, ms) for ms in LENGTHS_MS[mode] for n in SIZES[mode]]
+    out = []
+    for cell in given.split(","):
+        n, _, ms = cell.partition("x")
+        if not (n.isdigit() and ms.isdigit()):
+            raise SystemExit(f"--cells: {cell!r} is not TRIALSxMS, e.g. --cells=100000x0")
+        out.append((int(n), int(ms)))
+    return out
+
+
 def main() -> None:
-    mode = C.mode()
+    cells_only = any(a.startswith("--cells=") for a in sys.argv)
+    mode = C.mode() if not cells_only or any(f"--{m}" in sys.argv for m in C.MODES) else "full"
+    tools_opt = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--tools=")), "")
     cores = C.cores()
     work = C.tmpdir("throughput")
     tools = Tools(work, cores)
     trial_tools = ["daskbench", "dask_map", "joblib", "process_pool"]
+    if tools_opt:
+        trial_tools = [t for t in trial_tools if t in tools_opt.split(",")]
     cells: List[Dict[str, Any]] = []
     mesa_cells: List[Dict[str, Any]] = []
     try:
@@ -201,39 +222,38 @@ def main() -> None:
         if tools.available["joblib"] is None:
             tools.run_joblib(20, 0)
         tools.run_process_pool(20, 0)
-        for ms in LENGTHS_MS[mode]:
-            for n in SIZES[mode]:
-                cell: Dict[str, Any] = {"trials": n, "trial_ms": ms, "tools": {}}
-                plan: Dict[str, int] = {}
-                for tool in trial_tools:
-                    why = tools.available.get(tool)
-                    est = estimate_s(tool, n, ms / 1000, cores)
-                    if why is None and est > MAX_EST_S[mode]:
-                        why = f"skipped: estimated {est:,.0f} s per run (limit {MAX_EST_S[mode]} s in --{mode})"
-                    if why:
-                        cell["tools"][tool] = {"skipped": why}
-                    else:
-                        plan[tool] = REPEATS[mode] if est <= LONG_S else 1
-                # interleave the tools repeat by repeat, so drift on a shared machine hits all alike
-                runs: Dict[str, List[Tuple[float, float]]] = {t: [] for t in plan}
-                for r in range(max(plan.values(), default=0)):
-                    for tool, reps in plan.items():
-                        if r < reps:
-                            runs[tool].append(getattr(tools, f"run_{tool}")(n, ms))
-                for tool, rr in runs.items():
-                    cell["tools"][tool] = summarise(rr, n, cores)
-                base = cell["tools"].get("dask_map", {}).get("seconds")
-                for _tool, v in cell["tools"].items():
-                    if "seconds" in v and base:
-                        v["speedup_vs_dask_map"] = base / v["seconds"]
-                cells.append(cell)
-                print(
-                    f"  {ms:>3} ms x {n:>7,}: "
-                    + ", ".join(f"{t} {v['trials_per_s']:,.0f}/s" for t, v in cell["tools"].items() if "seconds" in v),
-                    flush=True,
-                )
+        for n, ms in _cells(mode):
+            cell: Dict[str, Any] = {"trials": n, "trial_ms": ms, "tools": {}}
+            plan: Dict[str, int] = {}
+            for tool in trial_tools:
+                why = tools.available.get(tool)
+                est = estimate_s(tool, n, ms / 1000, cores)
+                if why is None and est > MAX_EST_S[mode]:
+                    why = f"skipped: estimated {est:,.0f} s per run (limit {MAX_EST_S[mode]} s in --{mode})"
+                if why:
+                    cell["tools"][tool] = {"skipped": why}
+                else:
+                    plan[tool] = REPEATS[mode] if est <= LONG_S else 1
+            # interleave the tools repeat by repeat, so drift on a shared machine hits all alike
+            runs: Dict[str, List[Tuple[float, float]]] = {t: [] for t in plan}
+            for r in range(max(plan.values(), default=0)):
+                for tool, reps in plan.items():
+                    if r < reps:
+                        runs[tool].append(getattr(tools, f"run_{tool}")(n, ms))
+            for tool, rr in runs.items():
+                cell["tools"][tool] = summarise(rr, n, cores)
+            base = cell["tools"].get("dask_map", {}).get("seconds")
+            for _tool, v in cell["tools"].items():
+                if "seconds" in v and base:
+                    v["speedup_vs_dask_map"] = base / v["seconds"]
+            cells.append(cell)
+            print(
+                f"  {ms:>3} ms x {n:>7,}: "
+                + ", ".join(f"{t} {v['trials_per_s']:,.0f}/s" for t, v in cell["tools"].items() if "seconds" in v),
+                flush=True,
+            )
         m = MESA[mode]
-        for n in m["trials"]:
+        for n in [] if cells_only else m["trials"]:
             cell = {"trials": n, "model": {"n": m["n"], "steps": m["steps"]}, "tools": {}}
             why = tools.available["mesa_batch_run"]
             if why:
@@ -264,7 +284,7 @@ def main() -> None:
         t = cell["tools"]
         db = t["daskbench"]
         row = [f"{cell['trial_ms']} ms", cell["trials"], _tps(db), _eff(db, cell["trial_ms"])]
-        for tool in trial_tools[1:]:
+        for tool in ("dask_map", "joblib", "process_pool"):  # the table's columns, whatever --tools ran
             v = t.get(tool, {})
             row.append(_tps(v) if "seconds" in v else "skipped")
             row.append(f"{v['seconds'] / db['seconds']:.2f}x" if "seconds" in v and "seconds" in db else "-")

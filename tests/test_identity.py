@@ -276,3 +276,51 @@ def test_the_batched_hasher_gives_trial_ids_ids():
             assert hasher.fixing(fixed)(rest) == trial_id("exp", groups, base, both), (base, groups, both)
             checked += 1
     assert checked == 2500
+
+
+LONG_AXES = [
+    ("trial.x=range(0,2500)", {}),
+    ("trial.x=range(3,1000,7)", {"fixed_seed": 5}),
+    ("trial.x=range(0,700)", {"replicates": 3, "inject_seed": True}),
+    ("trial.x=range(0,10)", {"inject_seed": True}),
+    ("trial.x=0.5,abc,7,true,null,[1,2]", {"replicates": 2, "inject_seed": True}),
+]
+
+
+@pytest.mark.parametrize("override,kw", LONG_AXES)
+def test_a_long_axis_built_in_slices_gives_the_sweeps_trials(override, kw):
+    """One axis of values is built a batch at a time (sweep.batch), and a fresh sweep's chunk
+    goes to its worker as a slice of that recipe: every slice, as the driver reads it and as a
+    worker rebuilds it from the packed bytes, must be the trials point_trials() makes, ids and
+    seeds and replicate order alike."""
+    import random
+
+    from daskbench.runner.spec import Item, pack, unpack
+    from daskbench.sweep.batch import TrialSlice
+
+    axes = [axis_from_override(parse_override(override))]
+    base = {"name": "t", "trial._target_": "m.f"}
+    p = SweepPlan(name="t", axes=axes, bases={(): base}, **kw)
+    expected = [t for v in axes[0].values for t in p.point_trials((), {axes[0].key: v})]
+    assert list(p) == expected and len(p) == len(expected)
+    assert all(t.trial_id == trial_id("t", (), list(base.items()), t.params) for t in expected)
+    recipe = p.axis_trials()
+    assert recipe is not None and len(recipe) == len(expected)
+    rng = random.Random(0)
+    for _ in range(100):
+        a = rng.randrange(len(expected))
+        b = rng.randrange(a + 1, len(expected) + 1)
+        part = TrialSlice(recipe, a, b)
+        k = rng.randrange(b - a)
+        assert part[k] == expected[a + k] and part[-1] == expected[b - 1]  # one trial, built alone
+        assert list(part) == expected[a:b]
+        items = [Item(t.trial_id, t.groups, t.params, t.seed, t.replicate) for t in expected[a:b]]
+        assert unpack(pack(TrialSlice(recipe, a, b))) == items
+
+
+def test_only_one_plain_axis_is_built_in_slices():
+    """Groups, several axes, sampled designs and a swept trial.seed take the sweep's own loop."""
+    base = {"name": "t", "trial._target_": "m.f"}
+    for overrides in (["trial.a=1,2", "trial.b=3,4"], ["trial.seed=1,2"]):
+        axes = [axis_from_override(parse_override(o)) for o in overrides]
+        assert SweepPlan(name="t", axes=axes, bases={(): base}).axis_trials() is None

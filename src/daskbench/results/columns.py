@@ -73,9 +73,11 @@ def concat(tables: Sequence[pa.Table], first: Iterable[str] = ()) -> pa.Table:
         names.update(dict.fromkeys(t.column_names))
     ordered = trow.order(names, first)
     lengths = [t.num_rows for t in tables]
+    # each table's names once: Table.column_names builds a new list on every call
+    has = [set(t.column_names) for t in tables]
     cols = []
     for name in ordered:
-        parts = [t.column(name) if name in t.column_names else None for t in tables]
+        parts = [t.column(name) if name in h else None for t, h in zip(tables, has)]
         cols.append(_join(parts, lengths, trow.arrow_type(name)))
     return pa.table(cols, names=ordered)
 
@@ -112,7 +114,17 @@ def _cast(part: pa.ChunkedArray, typ: pa.DataType) -> pa.ChunkedArray:
 def repeated_string(value: str, n: int) -> pa.Array:
     """``n`` times the string ``value``, made from buffers: ``pa.scalar`` and ``pa.array``
     of Python values import pandas (~0.4 s, in pyarrow's check for pandas objects),
-    which a run that only writes Arrow tables the workers made never needs."""
-    data = value.encode()
-    one = pa.StringArray.from_buffers(1, pa.py_buffer(struct.pack("=ii", 0, len(data))), pa.py_buffer(data))
-    return pa.repeat(one[0], n)
+    which a run that only writes Arrow tables the workers made never needs. Made once
+    per value and sliced (no copy) for every flush after: the code version of each row
+    a store writes."""
+    have = _REPEATED.get(value)
+    if have is None or len(have) < n:
+        data = value.encode()
+        one = pa.StringArray.from_buffers(1, pa.py_buffer(struct.pack("=ii", 0, len(data))), pa.py_buffer(data))
+        have = pa.repeat(one[0], max(n, 2 * len(have) if have is not None else n))
+        _REPEATED.clear()  # one value kept: a run's code version
+        _REPEATED[value] = have
+    return have.slice(0, n)
+
+
+_REPEATED: Dict[str, pa.Array] = {}

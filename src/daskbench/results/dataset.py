@@ -34,6 +34,30 @@ def _row_groups(parts: List[Path]) -> Iterator[Tuple[pq.ParquetFile, int]]:
             yield f, group
 
 
+#: columns dictionary-encoded though not strings: their values repeat (a replicate's seed)
+_REPEATING = frozenset({"seed", "replicate", "attempts"})
+#: a value of its own in every row: a dictionary of them is all cost (~0.1 us a row each)
+_UNIQUE = frozenset({"trial_id"})
+
+
+def _dictionary(schema: pa.Schema) -> List[str]:
+    """The columns worth Parquet's dictionary encoding: strings (statuses, errors, workers,
+    group choices) and the repeating integers; numbers (swept values, results, times) are
+    written plain, as writing their dictionary cost more than the rest of the row's write.
+    Only the file's encoding: the table read back is the same."""
+    return [
+        f.name
+        for f in schema
+        if f.name not in _UNIQUE
+        and (
+            f.name in _REPEATING
+            or pa.types.is_string(f.type)
+            or pa.types.is_large_string(f.type)
+            or pa.types.is_dictionary(f.type)
+        )
+    ]
+
+
 def _part_name() -> str:
     return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
 
@@ -167,7 +191,7 @@ class Dataset:
         drop = pa.array(sorted(drop_ids), pa.string()) if drop_ids else None
         rows = 0
         final = self._new / _part_name()
-        with tmp_file(final) as f, pq.ParquetWriter(f, schema) as writer:
+        with tmp_file(final) as f, pq.ParquetWriter(f, schema, use_dictionary=_dictionary(schema)) as writer:
             # row group by row group: pyarrow.dataset's scanner over ~1,000 parts read ahead
             # of the writer and grew with the table (~100 MiB per 10^6 rows), and iter_batches
             # over a whole compacted file grows too (a rewrite of it: a re-run, a new column)
@@ -189,7 +213,7 @@ class Dataset:
     def _write_part(folder: Path, table: pa.Table) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         with tmp_file(folder / _part_name()) as f:
-            pq.write_table(table, f)
+            pq.write_table(table, f, use_dictionary=_dictionary(table.schema))
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

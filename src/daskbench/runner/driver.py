@@ -7,7 +7,8 @@ and retries. At most ``max_in_flight`` tasks exist at once, so a sweep of a
 million trials never sits whole in the driver or the scheduler. New chunks go in
 refills of half that, each one graph update (:mod:`.submit`); a chunk's rows come
 back as one Arrow table, written without building a row unless the recovery
-machine has something to settle (:meth:`Recovery.passes_through`).
+machine has something to settle (:meth:`Recovery.passes_through`). A fresh sweep of one long axis
+is sent as slices of its recipe (:mod:`daskbench.sweep.batch`): its workers build its trials.
 
 Workers that die: Dask reruns a lost worker's tasks elsewhere, silently. The
 scheduler's ``remove-worker`` events (topic ``all``) name the tasks a worker
@@ -35,14 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AbstractSet, Any, Deque, Dict, Iterator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, AbstractSet, Any, Deque, Dict, List, Optional, Sequence, Tuple
 
-from distributed import Client, as_completed
+from distributed import Client
 from distributed.scheduler import KilledWorker
 
 from ..config.compose import RunPlan
@@ -55,6 +55,7 @@ from ..results.row import Row
 from ..results.store import ResultStore
 from ..sweep.plan import Trial
 from .chunking import ChunkSizer
+from .flight import Flight
 from .recovery import (
     Cancel,
     ChunkDone,
@@ -85,24 +86,6 @@ class RunOutcome:
     slowest: List[Tuple[float, str, Dict[str, Any]]] = field(default_factory=list)
     errors: List[Tuple[str, str]] = field(default_factory=list)
     search: Dict[str, Any] = field(default_factory=dict)  # sweep.search: best trial or Pareto front
-
-
-@dataclass
-class _Flight:
-    """The tasks of one run in flight, and where the next trials come from."""
-
-    trials: Iterator[Trial]
-    done: AbstractSet[str]  # ids already ok on disk (a compact results.index.TrialIndex)
-    max_in_flight: int
-    threads: int
-    may_repeat: bool
-    pending: Dict[Any, List[Trial]] = field(default_factory=dict)  # future -> its trials
-    seen: Set[str] = field(default_factory=set)
-    processed: int = 0
-    exhausted: bool = False
-    refill: int = 1  # new chunks are submitted once this many slots are free
-    base_in_flight: Optional[int] = None  # the usual depth, when daskbench may deepen it (ChunkSizer.depth)
-    ac: Any = field(default_factory=lambda: as_completed([]))
 
 
 class Runner:
@@ -175,9 +158,11 @@ class Runner:
         trials = self.source.trials() if self.source is not None else iter(plan)
         # an adaptive search asks one point per free slot; a sweep refills half its queue at once
         refill = 1 if self.source is not None else max(1, max_in_flight // 2)
-        fl = _Flight(trials, done, max_in_flight, threads, plan.may_repeat(), refill=refill)
+        fl = Flight(trials, done, max_in_flight, threads, plan.may_repeat(), refill=refill)
         if self.source is None and not self.rp.cfg.runner.max_in_flight:
             fl.base_in_flight = max_in_flight
+        if self.source is None and not fl.may_repeat and not done:  # nothing to skip: no trial need be built here
+            fl.recipe = plan.axis_trials()
         outcome = RunOutcome(counts)
         self._announce("start")
         live = self.live
@@ -225,7 +210,7 @@ class Runner:
         outcome.errors = self.tally.errors
         return outcome
 
-    def _fill(self, fl: _Flight) -> None:
+    def _fill(self, fl: Flight) -> None:
         """Submit until ``max_in_flight`` tasks are in flight: trials to run again first. New
         chunks go in refills of ``fl.refill`` or more, each one graph update for the scheduler."""
         if fl.base_in_flight is not None:  # short tasks on a small cluster: deeper refills
@@ -236,49 +221,30 @@ class Runner:
                 self._send(fl, [[d.trial]], quarantine=d.in_child)
         if fl.pending and fl.max_in_flight - len(fl.pending) < fl.refill:
             return  # enough queued: wait for a refill's worth of free slots
-        chunks: List[List[Trial]] = []
+        chunks: List[Sequence[Trial]] = []
         while not fl.exhausted and len(fl.pending) + len(chunks) < fl.max_in_flight:
             size = self.sizer.size(self.counts.total - fl.processed, fl.threads)
-            if not fl.may_repeat and not fl.done:  # a fresh sweep: nothing to skip, no check per trial
-                batch = list(itertools.islice(fl.trials, size))
-                fl.processed += len(batch)
-                fl.exhausted = len(batch) < size
-                if batch:
-                    chunks.append(batch)
-                continue
-            batch = []
-            for t in fl.trials:
-                fl.processed += 1
-                if t.trial_id in fl.done or t.trial_id in fl.seen:
-                    self.counts.skipped += 1
-                    continue
-                if fl.may_repeat:  # only then is a set of every id worth its memory
-                    fl.seen.add(t.trial_id)
-                batch.append(t)
-                if len(batch) >= size:
-                    break
-            else:
-                fl.exhausted = True
+            batch = fl.take(size, self.counts)
             if not batch:
                 break
             chunks.append(batch)
         if chunks:
             self._send(fl, chunks)
 
-    def _send(self, fl: _Flight, chunks: List[List[Trial]], quarantine: bool = False) -> None:
+    def _send(self, fl: Flight, chunks: List[Sequence[Trial]], quarantine: bool = False) -> None:
         for fut, batch in zip(self._submit(chunks, quarantine=quarantine), chunks):
             fl.pending[fut] = batch
             fl.ac.add(fut)
             self.counts.in_flight += len(batch)
 
-    def _submit(self, chunks: List[List[Trial]], quarantine: bool = False) -> List[Any]:
+    def _submit(self, chunks: List[Sequence[Trial]], quarantine: bool = False) -> List[Any]:
         """Submit chunks of trials as they are (a ``Trial`` is what a worker reads of an item),
         all in one graph update; their futures."""
         futs = self.submitter.submit(self.quarantine_spec if quarantine else self.spec, chunks)
         self._n_chunks = self.submitter.n
         return futs
 
-    def _finished(self, fl: _Flight, fut: Any, result: Any) -> None:
+    def _finished(self, fl: Flight, fut: Any, result: Any) -> None:
         """One task ended: tell the recovery machine, write what it decides."""
         batch = fl.pending.pop(fut)
         self.counts.in_flight -= len(batch)
@@ -325,7 +291,7 @@ class Runner:
         with contextlib.suppress(Exception):  # a lost scheduler must not hide the run's own outcome
             self.client.log_event(TOPIC_SWEEP, msg)
 
-    def _cancel(self, pending: Dict[Any, List[Trial]]) -> None:
+    def _cancel(self, pending: Dict[Any, Sequence[Trial]]) -> None:
         """Cancel what is still queued or running; record those trials as cancelled."""
         futs = list(pending)
         try:
@@ -364,12 +330,12 @@ class Runner:
         if keys:
             self._removed.append(keys)
 
-    def _record_table(self, batch: List[Trial], result: ChunkResult) -> None:
+    def _record_table(self, batch: Sequence[Trial], result: ChunkResult) -> None:
         """A chunk's rows as the worker built them: counted from its summary, written as one table."""
         self.tally.chunk(batch, result)
         self.store.add_table(result.table, result.tables)
 
-    def _record(self, batch: List[Trial], rows: List[Row], tables: Dict[str, Any]) -> None:
+    def _record(self, batch: Sequence[Trial], rows: List[Row], tables: Dict[str, Any]) -> None:
         """Rows (dicts) the recovery machine wrote or settled: counted and written one by one."""
         if self.source is not None:
             self.source.before_write(rows)  # its trial number; an ok row without the objective fails

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..results.row import Row
+from ..sweep.batch import TrialSlice
 from ..sweep.identity import SEED_KEY
 
 if TYPE_CHECKING:  # the driver's side only: workers never compose configs
@@ -88,11 +89,14 @@ class ChunkResult:
 
 def pack(items: Sequence[Any]) -> bytes:
     """A chunk's items (anything with an :class:`Item`'s fields, e.g. the sweep's
-    trials) as one bytes object, a list per field: pickled without a call per item.
+    trials) as one bytes object, a list per field: pickled without a call per item;
+    a :class:`~daskbench.sweep.batch.TrialSlice` as its recipe (no trial is built).
 
     The scheduler and client keep recent messages for debugging; bytes cost a
     fraction of the memory of a million small Python objects held there.
     """
+    if isinstance(items, TrialSlice):  # a long axis's chunk: its recipe, the worker builds its trials
+        return pickle.dumps(items.packed(), protocol=pickle.HIGHEST_PROTOCOL)
     fields = (
         [t.trial_id for t in items],
         [t.groups for t in items],
@@ -105,7 +109,11 @@ def pack(items: Sequence[Any]) -> bytes:
 
 def unpack(data: bytes) -> List[Item]:
     """The items :func:`pack` packed."""
-    ids, groups, params, seeds, replicates = pickle.loads(data)
+    fields = pickle.loads(data)
+    if len(fields) == 3:  # an AxisTrials' part and where the chunk lies in it
+        recipe, start, stop = fields
+        return [Item(t[0], t[2], t[1], t[3], t[4]) for t in recipe.trials(start, stop)]
+    ids, groups, params, seeds, replicates = fields
     return [Item(*f) for f in zip(ids, groups, params, seeds, replicates)]
 
 

@@ -9,7 +9,7 @@ path) are counted one by one. Both give the same figures.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from ..observe.progress import Counts
 from ..results.row import Row, Status
@@ -29,19 +29,20 @@ class Tally:
         self.slowest: List[Tuple[float, str, Dict[str, Any]]] = []  # a heap: (duration_s, id, columns)
         self.errors: List[Tuple[str, str]] = []  # (trial id, error)
 
-    def chunk(self, batch: List[Trial], result: ChunkResult) -> None:
+    def chunk(self, batch: Sequence[Trial], result: ChunkResult) -> None:
         """A chunk's trials, ``batch``, from its worker's summary."""
         c, got = self.counts, result.counts
         ok, timeout, pruned = got.get(Status.OK, 0), got.get(Status.TIMEOUT, 0), got.get(Status.PRUNED, 0)
         c.ok, c.timeout, c.pruned = c.ok + ok, c.timeout + timeout, c.pruned + pruned
         c.failed += result.n - ok - timeout - pruned
         for d, i in result.slowest:
-            self._keep_slow(d, batch[i])
+            if len(self.slowest) < KEEP or d > self.slowest[0][0]:  # else not worth building its trial
+                self._keep_slow(d, batch[i])
         for i, error in result.errors:
             if len(self.errors) < KEEP:
                 self.errors.append((batch[i].trial_id, error))
 
-    def rows(self, batch: List[Trial], rows: List[Row]) -> None:
+    def rows(self, batch: Sequence[Trial], rows: List[Row]) -> None:
         """Rows of ``batch``'s trials, each given its trial's swept columns."""
         by_id = {t.trial_id: t for t in batch}
         for row in rows:

@@ -168,7 +168,15 @@ class Hasher:
             text = lead + encode(params[k]) + after
         else:
             text = lead + "".join([encode(params[k]) + after for k, after in slots])
-        return _sha256(text.encode()).hexdigest()[:16]
+        return _sha256(text.encode()).digest()[:8].hex()
+
+    def around(self, key: str) -> Tuple[str, str]:
+        """The hashed text before and after the value of a trial whose one own value is
+        ``key``'s: its id hashes ``before + encode(value) + after`` (as :meth:`__call__`
+        does), which lets a long axis be hashed a batch at a time (:mod:`.batch`)."""
+        lead, slots = self._layouts.get((key,)) or self._layout((key,))
+        ((_, after),) = slots
+        return lead, after
 
 
 _sha256 = hashlib.sha256

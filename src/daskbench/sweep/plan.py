@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import SweepError
 from . import identity
 from .axes import Axis, axis_from_override, axis_from_param, merge_axes, parse_override
+from .batch import AxisTrials
 from .identity import SEED_KEY, GroupKey, flatten, spawn_seed
 from .lazy import Rows, product
 from .search import Search
@@ -38,6 +39,9 @@ __all__ = [
 ]
 
 DESIGNS = ("grid", "random", "lhs", "sobol")
+
+#: trials of one long axis built per batch (:meth:`SweepPlan.axis_trials`)
+_BATCH = 1024
 
 
 @dataclass
@@ -188,6 +192,11 @@ class SweepPlan:
                 "from the study (daskbench.runner.adaptive)"
             )
         seeds = [spawn_seed(self.root_seed, r) if self.inject_seed else None for r in range(self.replicates)]
+        recipe = self.axis_trials()
+        if recipe is not None:  # one long axis: built a batch at a time
+            for start in range(0, len(recipe), _BATCH):
+                yield from recipe.trials(start, min(start + _BATCH, len(recipe)))
+            return
         hashers, fixed, new = self._hashers, self.fixed_seed, tuple.__new__  # the hot loop: no call it can spare
         if len(seeds) == 1 and not self.inject_seed:
             for gkey, params in self._points():
@@ -211,6 +220,22 @@ class SweepPlan:
                 params = point if r == 0 else dict(point)
                 seed = params.get(SEED_KEY, fixed)
                 yield new(Trial, (hasher(params), params, gkey, seed, r))
+
+    def axis_trials(self) -> Optional[AxisTrials]:
+        """The recipe of the sweep's trials (:mod:`.batch`) when it is one axis of values
+        (the long ``range()``), with replicates of spawned seeds or one run per point, and
+        no swept ``trial.seed``: None for any other sweep."""
+        if len(self.axes) != 1 or self.search is not None or () not in self._hashers:
+            return None
+        a = self.axes[0]
+        if a.values is None or a.is_group or a.key == SEED_KEY or not (self.inject_seed or self.replicates == 1):
+            return None
+        base = self._hashers[()]
+        if not self.inject_seed:
+            return AxisTrials(a.key, a.values, (base.around(a.key),), (None,), self.fixed_seed, False)
+        seeds = tuple(spawn_seed(self.root_seed, r) for r in range(self.replicates))
+        heads = tuple(base.fixing({SEED_KEY: s}).around(a.key) for s in seeds)
+        return AxisTrials(a.key, a.values, heads, seeds, self.fixed_seed, True)
 
     def _points(self) -> Iterator[Tuple[GroupKey, Dict[str, Any]]]:
         """Every point of the sweep: (group choices, swept values), each a dict of its own."""
