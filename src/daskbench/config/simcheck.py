@@ -78,11 +78,12 @@ def _variants(axes: Sequence[Axis], zip_groups: Sequence[Sequence[str]]) -> Iter
     checked = {a.key: a for a in axes if _checked(a)}
     zipped = [[k for k in g if k in checked] for g in zip_groups]
     for group in (g for g in zipped if g):
-        n = min(len(checked[k].values or ()) for k in group)
+        columns = [list(checked[k].values or ()) for k in group]
+        n = min(map(len, columns))
         if any(".params." in k for k in group):
             n = min(n, PARAMS_CHECKED)
         for i in range(n):
-            yield " and ".join(group), {k: list(checked[k].values or ())[i] for k in group}
+            yield " and ".join(group), {k: column[i] for k, column in zip(group, columns)}
     in_zip = {k for g in zipped for k in g}
     for key, a in checked.items():
         if key in in_zip:

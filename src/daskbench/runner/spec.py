@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..results.row import Row
-from ..sweep.batch import TrialSlice
+from ..sweep.batch import AxisTrials, TrialSlice
 from ..sweep.identity import SEED_KEY
 
 if TYPE_CHECKING:  # the driver's side only: workers never compose configs
@@ -110,7 +110,7 @@ def pack(items: Sequence[Any]) -> bytes:
 def unpack(data: bytes) -> List[Item]:
     """The items :func:`pack` packed."""
     fields = pickle.loads(data)
-    if len(fields) == 3:  # an AxisTrials' part and where the chunk lies in it
+    if isinstance(fields[0], AxisTrials):  # a TrialSlice's recipe and where the chunk lies in it
         recipe, start, stop = fields
         return [Item(t[0], t[2], t[1], t[3], t[4]) for t in recipe.trials(start, stop)]
     ids, groups, params, seeds, replicates = fields

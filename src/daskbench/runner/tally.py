@@ -36,7 +36,7 @@ class Tally:
         c.ok, c.timeout, c.pruned = c.ok + ok, c.timeout + timeout, c.pruned + pruned
         c.failed += result.n - ok - timeout - pruned
         for d, i in result.slowest:
-            if len(self.slowest) < KEEP or d > self.slowest[0][0]:  # else not worth building its trial
+            if self._slow_enough(d):  # checked first: reading batch[i] of a slice builds its trial
                 self._keep_slow(d, batch[i])
         for i, error in result.errors:
             if len(self.errors) < KEEP:
@@ -68,8 +68,12 @@ class Tally:
             cols.pop(SEED_KEY, None)  # spawned seeds live in the `seed` column
         return cols
 
+    def _slow_enough(self, d: float) -> bool:
+        """Whether a trial of ``d`` seconds is among the ``KEEP`` slowest so far."""
+        return len(self.slowest) < KEEP or d > self.slowest[0][0]
+
     def _keep_slow(self, d: float, t: Trial) -> None:
-        if len(self.slowest) >= KEEP and d <= self.slowest[0][0]:
+        if not self._slow_enough(d):
             return
         entry = (d, t.trial_id, self.columns(t))
         if len(self.slowest) < KEEP:
