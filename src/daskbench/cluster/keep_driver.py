@@ -344,9 +344,21 @@ def _child(conn: socket.socket, info: Dict[str, Any]) -> int:
             file=log,
             flush=True,
         )
+    _let_go_of_stdio()
     with contextlib.suppress(OSError):
         conn.sendall(b"X" + int(code).to_bytes(4, "big", signed=True))
     return code
+
+
+def _let_go_of_stdio() -> None:
+    """Point fds 0-2 at /dev/null before the status goes out. The command exits on the
+    status; this process closes its files only later, as it exits, and until then a
+    reader of the command's pipe (``| tail``, CI) would wait on it."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
 
 
 #: the options of commands that run no trials (argparse takes any unambiguous prefix of them)
