@@ -7,7 +7,9 @@ of raw ``client.map`` futures, while ``py-spy record`` samples the scheduler
 process. Prints the scheduler's and the driver's CPU per task for each, and the
 scheduler functions that take the most samples. ``--direct`` makes the driver's
 Client fetch results straight from the workers (``direct_to_workers=True``)
-instead of through the scheduler.
+instead of through the scheduler. ``--repeats=R`` runs both sides R times, alternating
+which goes first, samples the scheduler only in the first round, and gives the median of
+the R ratios (one run moves by about 0.1 on a small shared machine).
 
 ``--in-flight=M`` sets ``runner.max_in_flight`` (default: 4 per worker thread, 8
 here): a cluster of ``W`` threads keeps ``4 W`` tasks in flight and refills half of
@@ -17,7 +19,7 @@ task as a 1,000-thread cluster would see it (the raw futures are one update of
 
 Needs ``py-spy`` (in the ``bench`` extra); without it only the CPU figures print.
 
-    .venv/bin/python benchmarks/profile_scheduler.py [N] [--direct] [--in-flight=M]
+    .venv/bin/python benchmarks/profile_scheduler.py [N] [--direct] [--in-flight=M] [--repeats=R]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import collections
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -68,7 +71,8 @@ def main() -> None:
     n = int(args[0]) if args else 1000
     direct = "--direct" in sys.argv
     in_flight = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--in-flight=")), "")
-    per_task = {}
+    repeats = int(next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--repeats=")), "1"))
+    per_task: dict = collections.defaultdict(list)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     has_spy = Path(spy).exists()
     work = C.tmpdir("profile-scheduler")
@@ -83,10 +87,12 @@ def main() -> None:
         C.write_noop_experiment(conf, work / "unused", {}, extra="  report: false")
         with Client(scheduler_file=str(cluster.file), direct_to_workers=direct or None) as client:
             client.gather(client.map(noop, range(50), pure=False))  # warm-up
-            for label in ("daskbench, chunk_size=1", "raw client.map"):
+            labels = ("daskbench, chunk_size=1", "raw client.map")
+            rounds = [labels if r % 2 == 0 else labels[::-1] for r in range(repeats)]
+            for r, label in ((r, label) for r, order in enumerate(rounds) for label in order):
                 out = work / ("raw.txt" if label.startswith("raw") else "daskbench.txt")
                 rec = None
-                if has_spy:
+                if has_spy and r == 0:
                     rec = subprocess.Popen(
                         [
                             spy,
@@ -112,7 +118,7 @@ def main() -> None:
                 else:
                     daskbench.run(
                         "noop",
-                        [f"trial.x=range(0,{n})", "runner.chunk_size=1", f"results.dir={work / 'results'}"]
+                        [f"trial.x=range(0,{n})", "runner.chunk_size=1", f"results.dir={work / f'results{r}'}"]
                         + ([f"runner.max_in_flight={in_flight}"] if in_flight else []),
                         client=client,
                         config_dir=str(conf),
@@ -121,7 +127,7 @@ def main() -> None:
                     )
                 wall = time.perf_counter() - t0
                 sched, drv = proc_cpu_s(cluster.sched.pid) - s0, proc_cpu_s(os.getpid()) - d0
-                per_task[label] = sched / n * 1e3
+                per_task[label].append(sched / n * 1e3)
                 print(
                     f"\n{label}: {n:,} tasks in {wall:.2f}s ({n / wall:,.0f}/s); CPU per task: scheduler "
                     f"{sched / n * 1e3:.2f} ms, driver {drv / n * 1e3:.2f} ms"
@@ -136,9 +142,14 @@ def main() -> None:
                         for cnt, f in frames:
                             print(f"    {cnt / total:6.1%}  {f}")
         db, raw = per_task.values()
+        ratios = [d / w for d, w in zip(db, raw)]
         flight = f"runner.max_in_flight={in_flight}" if in_flight else "default max_in_flight"
         load = os.getloadavg()[0]
-        print(f"\nscheduler CPU per task, daskbench / raw future: {db / raw:.2f}x ({flight}, load {load:.1f})")
+        each = f"; each round: {', '.join(f'{x:.2f}' for x in ratios)}" if repeats > 1 else ""
+        print(
+            f"\nscheduler CPU per task, daskbench / raw future: {statistics.median(ratios):.2f}x"
+            f"{' (median of ' + str(repeats) + ')' if repeats > 1 else ''} ({flight}, load {load:.1f}{each})"
+        )
     finally:
         cluster.close()
         shutil.rmtree(work, ignore_errors=True)
