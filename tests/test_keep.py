@@ -368,3 +368,37 @@ def test_a_run_on_the_zygote_leaves_nothing_holding_its_output(user_dir, state):
     assert b"using the kept cluster" in out and b"quads: 30 ok" in out, (out, err)
     assert len(_commands_logged(state)) == 1  # it ran on the driver zygote
     wait_for_report(user_dir / "results" / "quads")
+
+
+def test_a_kept_cluster_whose_daskbench_changed_since_it_started_is_not_used(user_dir, state, tmp_path, monkeypatch):
+    """Its workers imported daskbench as it started: after an upgrade or an edit of
+    daskbench's source, a command neither runs on its driver zygote nor sends its chunks
+    to those workers; it says why, in one line, and runs on a local cluster of its own."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "daskbench-copy"
+    shutil.copytree(
+        root / "src" / "daskbench", copy / "src" / "daskbench", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(root / "conf", copy / "conf")
+    monkeypatch.setenv("PYTHONPATH", str(copy / "src"))
+    _experiment(user_dir)
+    kept = _start(user_dir, state)
+    assert kept.driver["package"] == str(copy / "src" / "daskbench")
+    r = run_cli(RUN, cwd=user_dir)
+    assert r.returncode == 0 and f"using the kept cluster at {kept.address}" in r.stdout, (r.stdout, r.stderr)
+    assert len(_commands_logged(state)) == 1
+
+    later = time.time() + 5
+    os.utime(copy / "src" / "daskbench" / "api.py", (later, later))  # as an upgrade or an edit leaves it
+    r = run_cli([*RUN, "trial.x=range(30,36)"], cwd=user_dir)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    line = f"daskbench: not using the kept cluster at {kept.address}: daskbench's source changed since it started"
+    assert line in r.stdout and "python -m daskbench cluster stop" in r.stdout, r.stdout
+    assert "using the kept cluster at" not in r.stdout.replace("not using the kept cluster at", "")
+    assert len(_commands_logged(state)) == 1  # the zygote refused it too
+    assert "daskbench's source changed since the driver imported it" in (state / ks.LOG_NAME).read_text()
+    df = pd.read_parquet(user_dir / "results" / "quads" / "trials")
+    assert len(df) == 36 and (df.status == "ok").all()
+    assert not set(df[df["trial.x"] >= 30].worker) & set(df[df["trial.x"] < 30].worker)  # not the kept workers

@@ -136,7 +136,7 @@ def kept_client(cfg: Any, echo: Callable[[str], None] = print) -> Optional[conte
         return None
     from ..config.schema import LocalClusterConfig
 
-    why = ks.mismatch(ks.settings_of(cfg), kept.settings, ks.settings_of(LocalClusterConfig()))
+    why = ks.mismatch(ks.settings_of(cfg), kept.settings, ks.settings_of(LocalClusterConfig())) or _other_code(kept)
     if why:
         echo(f"daskbench: not using the kept cluster at {kept.address}: {why}; starting a local cluster for this run")
         return None
@@ -154,6 +154,26 @@ def kept_client(cfg: Any, echo: Callable[[str], None] = print) -> Optional[conte
     _take_settings(cfg, kept)
     echo(f"using the kept cluster at {kept.address} (up {ks.uptime(time.time() - kept.started_at)}; {_STOP_HINT})")
     return _using(client, echo, dropped)
+
+
+def _other_code(kept: ks.Kept) -> Optional[str]:
+    """Why the kept cluster's workers would not run this command's daskbench, or None.
+    They imported daskbench when the cluster started: another install, or this one's
+    source edited or upgraded since, would meet chunks and specs it cannot read."""
+    from .keep_driver import source_mtime
+
+    started = kept.driver  # recorded by the kept process as its workers were forked
+    if not started.get("package"):
+        return None  # a cluster kept without a driver zygote: nothing to compare with
+    package = Path(__file__).resolve().parents[1]
+    if started["package"] != str(package):
+        return f"it runs the daskbench in {started['package']}, this command the one in {package}"
+    if source_mtime(package) > float(started.get("source_mtime", float("inf"))):
+        return (
+            "daskbench's source changed since it started, and its workers run the old code; "
+            f"to use the new code there: {_STOP_HINT}, then `python -m daskbench cluster start`"
+        )
+    return None
 
 
 def _take_settings(cfg: Any, kept: ks.Kept) -> None:
