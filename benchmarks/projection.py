@@ -65,7 +65,9 @@ def main() -> None:
     rows: List[List[Any]] = []
     by_length: List[Dict[str, Any]] = []
     for t in TRIAL_S:
-        k = chunk_size(t, 10**9, 10**12)  # a long sweep: the spread cap never binds
+        # a long sweep on 100 threads: the spread cap never binds and the task length is
+        # runner.target_chunk_seconds (it grows past 250 threads: the table below)
+        k = chunk_size(t, 100, 10**12)
         ws, wd = (
             capacity(k, t, s["per_task_ms"], s["per_trial_us"]),
             capacity(k, t, d["per_task_ms"], d["per_trial_us"]),
@@ -82,7 +84,7 @@ def main() -> None:
             }
         )
         rows.append([_t(t), k, _t(k * t), f"{ws:,.0f}", f"{wd:,.0f}", f"{min(ws, wd):,.0f}", f"{wr:,.0f}"])
-    print("threads kept busy before one process saturates (long sweep, default runner settings)\n")
+    print("threads kept busy before one process saturates (long sweep on 100 threads, default runner settings)\n")
     print(
         C.table(rows, ["trial", "chunk", "task lasts", "scheduler-bound", "driver-bound", "daskbench", "raw futures"])
     )
@@ -99,6 +101,7 @@ def main() -> None:
                     capacity(k, t, s["per_task_ms"], s["per_trial_us"]),
                     capacity(k, t, d["per_task_ms"], d["per_trial_us"]),
                 )
+                raw = min(w, t / (raw_ms / 1e3))
                 picks.append(
                     {
                         "sweep": n,
@@ -107,11 +110,16 @@ def main() -> None:
                         "chunk_size": k,
                         "busy_workers": busy,
                         "utilisation": busy / w,
+                        "raw_futures_busy_workers": raw,
+                        "raw_futures_utilisation": raw / w,
                     }
                 )
-                row.append(f"{k:,} ({busy / w:.0%})")
+                row.append(f"{k:,} ({busy / w:.0%}; raw {raw / w:.0%})")
             prow.append(row)
-    print("\nchunk size daskbench picks at the start of a sweep (projected share of workers kept busy)\n")
+    print(
+        "\nchunk size daskbench picks at the start of a sweep (projected share of workers kept busy;"
+        " one raw future per trial)\n"
+    )
     print(C.table(prow, ["sweep", "trial", *[f"{w:,} workers" for w in WORKERS]]))
     C.emit(
         "projection",

@@ -66,3 +66,21 @@ def test_short_tasks_queue_deeper_long_ones_keep_four_per_thread():
     assert auto.size(10**6, 2) == 1000 and auto.depth(8, 10**6, 2) == 8
     assert ChunkSizer(fixed=100, mean_s=1e-5).depth(8, 10**6, 2) == 8 * 1000 // 100  # 8 full chunks of trials
     assert ChunkSizer(fixed=1, mean_s=1e-4).depth(4000, 10**6, 1000) == 4000  # a large cluster: as it was
+
+
+def test_a_large_cluster_gets_tasks_long_enough_for_the_scheduler():
+    """The task length grows with the cluster past 125 threads (2 x threads x 2 ms of the
+    scheduler's or the driver's CPU a task), so 1 s trials on 10,000 threads are not 10,000
+    tasks a second; the spread cap still splits the end of a sweep, and a small cluster is
+    as before."""
+    from daskbench.runner.chunking import ChunkSizer
+
+    one_s = ChunkSizer(fixed=None, mean_s=1.0)
+    assert one_s.size(10**6, 2) == 1 and one_s.size(10**6, 125) == 1  # 0.5 s tasks: one trial each
+    assert one_s.target(2) == 0.5 and one_s.target(1_000) == 4.0
+    assert one_s.size(10**6, 1_000) == 4
+    assert one_s.size(10**6, 10_000) == 40
+    assert one_s.size(100_000, 10_000) == 5  # two chunks a thread: the end of the sweep balances
+    assert ChunkSizer(fixed=1, mean_s=1.0).size(10**6, 10_000) == 1  # runner.chunk_size is kept
+    short = ChunkSizer(fixed=None, mean_s=1e-3)
+    assert short.size(10**6, 2) == 500 and short.size(10**8, 10_000) == 1000  # runner.max_chunk_size

@@ -16,12 +16,18 @@ MAX_DEEP = 256
 #: of scheduler and driver CPU a task on a small machine, BENCHMARKS.md section 5): the spread
 #: cap never makes a chunk shorter, so the end of a sweep waits at most this long on its last one
 MIN_TASK_S = 0.005
+#: CPU one task costs the busier of the scheduler and the driver, each one thread: about
+#: 1 ms of the scheduler's and 1.5-2 ms of the driver's on a small machine
+#: (benchmarks/profile_scheduler.py); a large cluster's tasks are made long enough that
+#: neither is more than half busy (ChunkSizer.target)
+TASK_COST_S = 0.002
 
 
 @dataclass
 class ChunkSizer:
     """Chooses trials per task so one task lasts about ``target_s`` (EWMA of
-    measured trial durations); ``fixed`` (runner.chunk_size) overrides it."""
+    measured trial durations), longer on a large cluster (:meth:`target`);
+    ``fixed`` (runner.chunk_size) overrides it."""
 
     fixed: Optional[int]
     target_s: float = 0.5
@@ -35,6 +41,16 @@ class ChunkSizer:
             per = result.compute_s / n
             self.mean_s = per if self.mean_s is None else 0.7 * self.mean_s + 0.3 * per
 
+    def target(self, threads: int) -> float:
+        """Seconds one task should last with ``threads`` to keep busy: ``target_s``, or on
+        a cluster of more than ``target_s / (2 TASK_COST_S)`` threads (125 at 0.5 s)
+        ``2 x threads x TASK_COST_S``. ``threads`` tasks end every task length, so the
+        scheduler and the driver then spend at most half their time on them, where one
+        trial per task would saturate them: 10,000 threads of 1 s trials get tasks of 40
+        trials (fewer towards the end of a sweep, the spread cap), not 10,000 tasks a
+        second."""
+        return max(self.target_s, 2 * threads * TASK_COST_S)
+
     def size(self, remaining: int, threads: int) -> int:
         """Trials for the next task, with ``remaining`` trials left and ``threads`` to keep busy."""
         if self.fixed:
@@ -42,7 +58,7 @@ class ChunkSizer:
         if self.mean_s is None:
             return 1  # measure first: long trials should never be batched
         per = max(self.mean_s, 1e-6)
-        want = math.ceil(self.target_s / per)
+        want = math.ceil(self.target(threads) / per)
         spread = math.ceil(remaining / max(2 * threads, 1))  # keep every thread busy to the end
         floor = math.ceil(min(MIN_TASK_S, self.target_s) / per)  # ...in tasks that are worth one
         return max(1, min(want, self.max_size, max(spread, floor)))
