@@ -134,6 +134,25 @@ def test_a_configstore_entry_added_or_stored_again_is_seen(conf):
     assert "flag" not in composed(["+experiment=e"])[1]
 
 
+def test_a_composition_that_cannot_be_pickled_is_stored_as_a_copy(conf, monkeypatch):
+    from dataclasses import dataclass
+
+    from hydra.core.config_store import ConfigStore
+
+    @dataclass
+    class Local:  # defined in a function: pickle cannot name it
+        flag: int = 3
+
+    cs = ConfigStore.instance()
+    cs.store(group="extra", name="more", node=Local, package="_global_")
+    try:
+        _warm()
+        assert not any(isinstance(e.stored, bytes) for e in memo._entries.values() if e.stored is not None)
+        assert [composed(["+experiment=e"]) for _ in range(2)] == [uncached(["+experiment=e"], monkeypatch)] * 2
+    finally:
+        cs.repo.pop("extra", None)
+
+
 def test_a_changed_working_directory_is_seen(conf, tmp_path, monkeypatch):
     _warm(["+experiment=e"])
     elsewhere = tmp_path / "elsewhere"

@@ -28,8 +28,8 @@ a defaults list or ``hydra.searchpath`` (Hydra resolves those while composing; v
 elsewhere stay unresolved and are resolved afresh each run), and a ConfigStore node
 changed in place rather than stored again. A composition is stored the second time
 its key is met (a one-shot command composes once and pays nothing for the memo), at
-most :data:`MAX_ENTRIES` of them; every answer is a deep copy, so a caller cannot
-change what is stored. ``DASKBENCH_COMPOSE_MEMO=0`` turns it off.
+most :data:`MAX_ENTRIES` of them; every answer is a new copy (unpickled from what is
+stored), so a caller cannot change what is stored. ``DASKBENCH_COMPOSE_MEMO=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import pickle
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ Sources = Tuple[Tuple[str, str], ...]  # ((scheme, path), ...) as in hydra.runti
 class _Entry:
     fingerprint: Tuple[Any, ...]  # the sources' folders and files when composed
     sources: Sources
-    cfg: Optional[DictConfig]  # None: met once, not stored yet
+    stored: Any  # None: met once, not stored yet; else what _keep gave
     held: Tuple[Any, ...]  # the ConfigStore nodes and resolvers whose identities are in the key
 
 
@@ -102,21 +103,26 @@ def compose(main_dir: str, words: List[str], hydra_compose: Compose) -> DictConf
     gives, from memory when nothing it reads has changed."""
     if not enabled() or any("shuffle(" in w for w in words):  # shuffle([..]) draws anew each time
         return hydra_compose(words)
-    try:
-        parsed = _parser.parse_overrides(words)
-    except HydraException:
-        return hydra_compose(words)  # Hydra says what is wrong
-    if any(o.is_sweep_override() for o in parsed):
-        return hydra_compose(words)
-    with _lock:
-        return _compose(main_dir, words, parsed, hydra_compose)
+    with _lock:  # Hydra's compose is one at a time anyway (its global state)
+        base, held = _base(main_dir)
+        sources = _sources.get(base)
+        if sources is None:  # the first composition here: nothing to compare with
+            return _record(base, hydra_compose(words))
+        try:
+            parsed = _parser.parse_overrides(words)
+        except HydraException:
+            return hydra_compose(words)  # Hydra says what is wrong
+        if any(o.is_sweep_override() for o in parsed):
+            return hydra_compose(words)
+        return _compose(words, parsed, hydra_compose, (base, held, sources))
 
 
-def _compose(main_dir: str, words: List[str], parsed: List[Override], hydra_compose: Compose) -> DictConfig:
-    base, held = _base(main_dir)
-    sources = _sources.get(base)
-    listing = _listing(sources) if sources is not None else None
-    if sources is None or listing is None:
+def _compose(
+    words: List[str], parsed: List[Override], hydra_compose: Compose, at: Tuple[Any, Any, Sources]
+) -> DictConfig:
+    base, held, sources = at
+    listing = _listing(sources)
+    if listing is None:
         return _record(base, hydra_compose(words))
     chosen = [o for o in parsed if not _sets_a_value(o, listing.groups)]
     values = [o for o in parsed if _sets_a_value(o, listing.groups)]
@@ -124,21 +130,38 @@ def _compose(main_dir: str, words: List[str], parsed: List[Override], hydra_comp
     entry = _entries.get(key)
     if entry is not None and entry.fingerprint == listing.fingerprint and entry.sources == sources:
         _entries.move_to_end(key)
-        if entry.cfg is not None:
-            return _finish(copy.deepcopy(entry.cfg), parsed, values)
+        if entry.stored is not None:
+            return _finish(_copy(entry.stored), parsed, values)
         # met before: compose the choosing words alone, keep that, then set the values
         cfg = hydra_compose([str(o.input_line) for o in chosen])
         after = _listing(sources)
         if _config_sources(cfg) != sources or after is None or after.fingerprint != listing.fingerprint:
             # a file changed meanwhile: which words choose configs may have changed too
             return _record(base, hydra_compose(words))
-        entry.cfg = copy.deepcopy(cfg)
+        entry.stored = _keep(cfg)
         return _finish(cfg, parsed, values)
     _entries[key] = _Entry(listing.fingerprint, sources, None, held)
     _entries.move_to_end(key)
     while len(_entries) > MAX_ENTRIES:
         _entries.popitem(last=False)
     return _record(base, hydra_compose(words))
+
+
+def _keep(cfg: DictConfig) -> Any:
+    """What is stored of a composition: its pickle (a copy made from it costs an eighth of a
+    deep copy), or a deep copy if something in it cannot be pickled (a class defined in a
+    function, say)."""
+    try:
+        return pickle.dumps(cfg, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return copy.deepcopy(cfg)
+
+
+def _copy(stored: Any) -> DictConfig:
+    """A new copy of a stored composition, which its caller may change at will."""
+    cfg = pickle.loads(stored) if isinstance(stored, bytes) else copy.deepcopy(stored)
+    assert isinstance(cfg, DictConfig)
+    return cfg
 
 
 def _record(base: Tuple[Any, ...], cfg: DictConfig) -> DictConfig:
@@ -303,4 +326,4 @@ def _digest(path: str) -> bytes:
 def stored() -> int:
     """How many compositions are stored (for tests and benchmarks)."""
     with _lock:
-        return sum(1 for e in _entries.values() if e.cfg is not None)
+        return sum(1 for e in _entries.values() if e.stored is not None)
