@@ -54,7 +54,7 @@ from omegaconf import DictConfig
 from omegaconf.basecontainer import BaseContainer
 from omegaconf.errors import OmegaConfBaseException
 
-#: compositions kept (each a composed config with its ``hydra`` node: ~100 KB)
+#: compositions kept (each a composed config with its ``hydra`` node, pickled: ~20 KB)
 MAX_ENTRIES = 16
 #: folders and files looked at under one run's sources; a bigger tree is not memoised
 MAX_FILES = 2000
@@ -88,6 +88,7 @@ _parser = OverridesParser.create()
 
 
 def enabled() -> bool:
+    """Whether the memo is on (``DASKBENCH_COMPOSE_MEMO`` is not ``0``)."""
     return os.environ.get("DASKBENCH_COMPOSE_MEMO", "1") != "0"
 
 
@@ -131,7 +132,12 @@ def _compose(
     if entry is not None and entry.fingerprint == listing.fingerprint and entry.sources == sources:
         _entries.move_to_end(key)
         if entry.stored is not None:
-            return _finish(_copy(entry.stored), parsed, values)
+            try:
+                cfg = _copy(entry.stored)
+            except Exception:  # e.g. a class it names is gone from its module: compose afresh
+                del _entries[key]
+                return _record(base, hydra_compose(words))
+            return _finish(cfg, parsed, values)
         # met before: compose the choosing words alone, keep that, then set the values
         cfg = hydra_compose([str(o.input_line) for o in chosen])
         after = _listing(sources)
