@@ -105,6 +105,9 @@ def compose(main_dir: str, words: List[str], hydra_compose: Compose) -> DictConf
     if not enabled() or any("shuffle(" in w for w in words):  # shuffle([..]) draws anew each time
         return hydra_compose(words)
     with _lock:  # Hydra's compose is one at a time anyway (its global state)
+        if not _sources:  # the process's first composition: Hydra's plugin scan runs in it, as ever
+            cfg = hydra_compose(words)
+            return _record(_base(main_dir)[0], cfg)
         base, held = _base(main_dir)
         sources = _sources.get(base)
         if sources is None:  # the first composition here: nothing to compare with
