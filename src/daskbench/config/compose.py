@@ -25,7 +25,7 @@ from ..errors import ConfigError, ExperimentNotFound
 from ..sweep import identity
 from ..sweep.plan import SEED_KEY, Axis, SweepPlan, parse_override
 from ..sweep.search import from_config as search_config
-from . import checks, schema, sections, targets
+from . import checks, memo, schema, sections, targets, yamlload
 from .axes import build_axes
 from .simcheck import check_simulation
 
@@ -85,8 +85,7 @@ def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[st
     if config_dir:
         extra.append(f"hydra.searchpath=[file://{dirs[0]}]")
     try:
-        with initialize_config_dir(config_dir=str(dirs[-1]), version_base="1.3"):
-            return compose("config", overrides=overrides + extra, return_hydra_config=True)
+        return memo.compose(str(dirs[-1]), overrides + extra, lambda words: _hydra_compose(dirs[-1], words))
     except yaml.YAMLError as exc:  # a config file Hydra loads is not YAML at all
         raise ConfigError(checks.yaml_message(exc)) from None
     except UnicodeDecodeError as exc:  # e.g. a config group file saved as Latin-1
@@ -131,6 +130,19 @@ def _compose(dirs: Sequence[Path], overrides: List[str], config_dir: Optional[st
                         f"{section}: {', '.join(names)}"
                     ) from None
         raise ConfigError(" ".join(msg.split("\n")[:2])) from None
+
+
+def _hydra_compose(main_dir: Path, words: List[str]) -> DictConfig:
+    """Hydra's compose, its YAML parsed by libyaml; a composition that fails is done again
+    with OmegaConf's own loader, so the error is word for word the one it gives."""
+    try:
+        with yamlload.libyaml_loader(), initialize_config_dir(config_dir=str(main_dir), version_base="1.3"):
+            return compose("config", overrides=words, return_hydra_config=True)
+    except Exception:
+        if not yamlload.available():
+            raise
+    with initialize_config_dir(config_dir=str(main_dir), version_base="1.3"):
+        return compose("config", overrides=words, return_hydra_config=True)
 
 
 class _MissingTrialKey(ConfigError):
