@@ -160,7 +160,7 @@ def _other_code(kept: ks.Kept) -> Optional[str]:
     """Why the kept cluster's workers would not run this command's daskbench, or None.
     They imported daskbench when the cluster started: another install, or this one's
     source edited or upgraded since, would meet chunks and specs it cannot read."""
-    from .keep_driver import source_mtime
+    from .keep_paths import source_mtime
 
     started = kept.driver  # recorded by the kept process as its workers were forked
     if not started.get("package"):

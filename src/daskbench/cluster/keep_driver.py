@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import keep_state as ks
-from .keep_paths import SOCKET_NAME
+from .keep_paths import SOCKET_NAME, source_mtime
 
 PRELOAD = (
     "daskbench.__main__",
@@ -67,17 +67,6 @@ QUIET_THREADS = {
     "MKL_NUM_THREADS": "1",
     "JE_ARROW_MALLOC_CONF": "background_thread:false",
 }
-
-
-def source_mtime(package: Path) -> float:
-    """The newest modification time of daskbench's own source files."""
-    newest = 0.0
-    for folder, _dirs, files in os.walk(package):
-        for f in files:
-            if f.endswith(".py"):
-                with contextlib.suppress(OSError):
-                    newest = max(newest, os.stat(os.path.join(folder, f)).st_mtime)
-    return newest
 
 
 def threads() -> int:

@@ -34,3 +34,17 @@ def state_folder(environ: Mapping[str, str], home: str) -> str:
     if xdg and os.path.isabs(xdg):
         return os.path.join(xdg, "daskbench")
     return os.path.join(home, ".local", "state", "daskbench")
+
+
+def source_mtime(package: object) -> float:
+    """The newest modification time of daskbench's own source files under ``package``
+    (what a kept cluster's zygote and workers imported is compared with it)."""
+    newest = 0.0
+    for folder, _dirs, files in os.walk(str(package)):
+        for f in files:
+            if f.endswith(".py"):
+                try:
+                    newest = max(newest, os.stat(os.path.join(folder, f)).st_mtime)
+                except OSError:
+                    continue
+    return newest

@@ -71,7 +71,7 @@ def main(argv: List[str]) -> int:
         with contextlib.suppress(OSError):  # e.g. a state folder whose socket path is too long
             driver, _ = fork_zygote(state.parent)  # first: no thread runs here yet
     if not driver:  # no zygote: still record which daskbench the workers run (keep._other_code)
-        from .keep_driver import source_mtime
+        from .keep_paths import source_mtime
 
         package = Path(__file__).resolve().parents[1]
         driver = {"package": str(package), "source_mtime": source_mtime(package)}
