@@ -21,24 +21,41 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, 
 
 import numpy as np
 
+from .cut import cut, ids_of, keys_of
 from .errors import SimulationError
 
 
 class Batch:
-    """Messages of one kind: ``dst`` and ``src`` (global agent ids) and field arrays."""
+    """Messages of one kind: ``dst`` and ``src`` (global agent ids) and field arrays.
 
-    __slots__ = ("dst", "src", "fields")
+    A batch cut by :mod:`daskbench.sim.cut` holds its receivers as keys (``rotated`` > 0):
+    ``dst`` gives their ids (worked out on first use), ``keys`` the keys as they came.
+    """
 
-    def __init__(self, dst: np.ndarray, src: np.ndarray, fields: Dict[str, np.ndarray]):
-        self.dst = dst
+    __slots__ = ("_dst", "src", "fields", "rotated")
+
+    def __init__(self, dst: np.ndarray, src: np.ndarray, fields: Dict[str, np.ndarray], rotated: int = 0):
+        self._dst = dst
         self.src = src
         self.fields = fields
+        self.rotated = rotated
+
+    @property
+    def dst(self) -> np.ndarray:
+        if self.rotated:
+            self._dst, self.rotated = ids_of(self._dst, self.rotated), 0
+        return self._dst
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The receivers as held: keys if ``rotated``, else ids."""
+        return self._dst
 
     def __len__(self) -> int:
-        return len(self.dst)
+        return len(self._dst)
 
     def __reduce__(self):
-        return (Batch, (self.dst, self.src, self.fields))
+        return (Batch, (self._dst, self.src, self.fields, self.rotated))
 
     def take(self, index: np.ndarray) -> Batch:
         # np.take: faster than indexing with an array, and index is in range by construction
@@ -106,12 +123,14 @@ class Outbox:
     """What one shard's agents send during one tick, by due tick and kind.
 
     ``tick``: the tick being stepped; ``delay``: the model's delay (due tick =
-    ``tick + delay``); ``lookahead``: the clock's, the least delay a message may have.
+    ``tick + delay``); ``lookahead``: the clock's, the least delay a message may have;
+    ``rotate``: r > 0 if the shards are 2**r dealt round robin: messages that are only
+    counted (anonymous, no fields) are kept as keys and cut as such (:mod:`daskbench.sim.cut`).
     """
 
-    def __init__(self, n_agents: int, tick: int = 0, delay: int = 1, lookahead: int = 1):
+    def __init__(self, n_agents: int, tick: int = 0, delay: int = 1, lookahead: int = 1, rotate: int = 0):
         self.n_agents = n_agents
-        self.tick, self.delay, self.lookahead = tick, delay, lookahead
+        self.tick, self.delay, self.lookahead, self.rotate = tick, delay, lookahead, rotate
         # ids travel as int32 when they fit: half the bytes between shards
         self.id_dtype = np.int32 if n_agents < 2**31 else np.int64
         self._parts: Dict[Tuple[int, str], List[Batch]] = {}
@@ -158,7 +177,11 @@ class Outbox:
             raise SimulationError(f"message of kind {kind!r}: {len(src)} sender ids for {n} receivers")
         due = self._due(delay, kind, src)
         cols = {str(k): _column(v, n, str(k), kind) for k, v in fields.items()}
-        self._parts.setdefault((due, kind), []).append(Batch(dst.astype(self.id_dtype, copy=False), src, cols))
+        if src is None and not cols and self.rotate:  # keys of our own, cut in place by split()
+            batch = Batch(keys_of(dst, self.rotate), None, cols, self.rotate)
+        else:
+            batch = Batch(dst.astype(self.id_dtype, copy=False), src, cols)
+        self._parts.setdefault((due, kind), []).append(batch)
 
     def __bool__(self) -> bool:
         return bool(self._parts)
@@ -168,10 +191,14 @@ class Outbox:
         the other shards' parts now, this shard's own when :meth:`Split.local` asks."""
         out = Split()
         for (due, kind), parts in self._parts.items():
-            batch = Batch.concat(parts, kind)
-            pieces = (
-                [(0, len(batch), lambda b=batch: b)] if n_shards == 1 else by_shard(batch, owner(batch.dst), n_shards)
-            )
+            if all(p.rotated for p in parts):
+                pieces = _by_key(parts, self.rotate)  # only counted: no order to keep
+            elif n_shards == 1:
+                batch = Batch.concat(parts, kind)
+                pieces = [(0, len(batch), lambda b=batch: b)]
+            else:
+                batch = Batch.concat(parts, kind)
+                pieces = by_shard(batch, owner(batch.dst), n_shards)
             for s, count, part in pieces:
                 if s == me:
                     out.todo.append((due, kind, part))
@@ -203,6 +230,19 @@ class Split:
             out.setdefault(due, {})[kind] = part()
         self.todo = []
         return out
+
+
+def _by_key(parts: List[Batch], r: int) -> List[Tuple[int, int, Callable[[], Batch]]]:
+    """Anonymous messages without fields cut by shard as keys (:mod:`daskbench.sim.cut`): each
+    part a view of one array, in no particular order."""
+    keys = parts[0].keys if len(parts) == 1 else np.concatenate([p.keys for p in parts])
+    pieces: List[Tuple[int, int, Callable[[], Batch]]] = []
+    start = 0
+    for s, end in enumerate(cut(keys, r)):
+        if end > start:
+            pieces.append((s, end - start, partial(Batch, keys[start:end], None, {}, r)))
+        start = end
+    return pieces
 
 
 def _take_where(batch: Batch, mask: np.ndarray, value: bool) -> Batch:
@@ -251,9 +291,12 @@ class Inbox:
     the batches themselves (they are joined only when fields are read).
     """
 
-    def __init__(self, batches: List[Batch], row_of: RowsOf, n: int, kind: str):
+    def __init__(
+        self, batches: List[Batch], row_of: RowsOf, n: int, kind: str, key_rows: Optional[Tuple[int, RowsOf]] = None
+    ):
         self._batches = batches
         self._row_of = row_of
+        self._key_rows = key_rows  # (r, keys -> rows) for batches cut as keys rotated by r
         self.n = n
         self.kind = kind
         self._merged: Optional[Batch] = None
@@ -269,15 +312,21 @@ class Inbox:
             if len(batches) > 1:
                 Batch.check(batches, self.kind)
             if len(batches) == 1:
-                self._rows = self._row_of(batches[0].dst)
+                self._rows = self._rows_of(batches[0])
             else:
                 rows = np.empty(len(self), dtype=np.intp)
                 at = 0
                 for b in batches:
-                    self._row_of(b.dst, rows[at : at + len(b)])
+                    self._rows_of(b, rows[at : at + len(b)])
                     at += len(b)
                 self._rows = rows
         return self._rows
+
+    def _rows_of(self, batch: Batch, out: Optional[np.ndarray] = None) -> np.ndarray:
+        keyed = self._key_rows
+        if batch.rotated and keyed is not None and keyed[0] == batch.rotated:
+            return keyed[1](batch.keys, out)  # no ids needed
+        return self._row_of(batch.dst, out)
 
     def _batch(self) -> Batch:
         if self._merged is None:
