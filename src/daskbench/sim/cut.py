@@ -10,7 +10,7 @@ lists and a take per part this is a third of the work (``benchmarks/profile_shar
 
 The cut does not keep the order the messages were sent in, so it is used only for
 messages with no order to keep: anonymous (no ``src``) and without fields, which a
-receiver can only count (see :class:`daskbench.sim.messages.Inbox`).
+receiver can only count (see :class:`daskbench.sim.inbox.Inbox`).
 """
 
 from __future__ import annotations

@@ -8,16 +8,17 @@ runs at or after that. A shard keeps the messages whose receiver it holds and
 hands the rest, as *parcels* (due tick -> kind -> batch), one per destination
 shard, to the host to deliver.
 
-The order a receiver sees does not depend on the sharding: an :class:`Inbox`
-sorts by (receiver, sender), stably, and every message from one sender comes
-from the one shard that holds it, in the order its step sent them. Sums and
-counts (:meth:`Inbox.count`, :meth:`Inbox.sum`) need no order and skip the sort.
+What the receivers see of them is an :class:`daskbench.sim.inbox.Inbox`: sorted by
+(receiver, sender), so the order does not depend on the sharding, as long as every
+message from one sender comes from the one shard that holds it, in the order its
+step sent them. Messages that are only counted (anonymous, no fields) have no
+order to keep, which lets :mod:`daskbench.sim.cut` cut them more cheaply.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Set, Tuple
 
 import numpy as np
 
@@ -26,7 +27,8 @@ from .errors import SimulationError
 
 
 class Batch:
-    """Messages of one kind: ``dst`` and ``src`` (global agent ids) and field arrays.
+    """Messages of one kind: ``dst`` and ``src`` (global agent ids; ``src`` None: anonymous)
+    and field arrays.
 
     A batch cut by :mod:`daskbench.sim.cut` holds its receivers as keys (``rotated`` > 0):
     ``dst`` gives their ids (worked out on first use), ``keys`` the keys as they came.
@@ -34,7 +36,7 @@ class Batch:
 
     __slots__ = ("_dst", "src", "fields", "rotated")
 
-    def __init__(self, dst: np.ndarray, src: np.ndarray, fields: Dict[str, np.ndarray], rotated: int = 0):
+    def __init__(self, dst: np.ndarray, src: Any, fields: Dict[str, np.ndarray], rotated: int = 0):
         self._dst = dst
         self.src = src
         self.fields = fields
@@ -193,12 +195,9 @@ class Outbox:
         for (due, kind), parts in self._parts.items():
             if all(p.rotated for p in parts):
                 pieces = _by_key(parts, self.rotate)  # only counted: no order to keep
-            elif n_shards == 1:
-                batch = Batch.concat(parts, kind)
-                pieces = [(0, len(batch), lambda b=batch: b)]
             else:
                 batch = Batch.concat(parts, kind)
-                pieces = by_shard(batch, owner(batch.dst), n_shards)
+                pieces = _whole(batch) if n_shards == 1 else by_shard(batch, owner(batch.dst), n_shards)
             for s, count, part in pieces:
                 if s == me:
                     out.todo.append((due, kind, part))
@@ -232,11 +231,19 @@ class Split:
         return out
 
 
-def _by_key(parts: List[Batch], r: int) -> List[Tuple[int, int, Callable[[], Batch]]]:
+#: a batch cut by destination shard: per non-empty part, its shard, its size and a call that cuts it
+Pieces = List[Tuple[int, int, Callable[[], Batch]]]
+
+
+def _whole(batch: Batch) -> Pieces:
+    return [(0, len(batch), lambda: batch)]
+
+
+def _by_key(parts: List[Batch], r: int) -> Pieces:
     """Anonymous messages without fields cut by shard as keys (:mod:`daskbench.sim.cut`): each
     part a view of one array, in no particular order."""
     keys = parts[0].keys if len(parts) == 1 else np.concatenate([p.keys for p in parts])
-    pieces: List[Tuple[int, int, Callable[[], Batch]]] = []
+    pieces: Pieces = []
     start = 0
     for s, end in enumerate(cut(keys, r)):
         if end > start:
@@ -249,7 +256,7 @@ def _take_where(batch: Batch, mask: np.ndarray, value: bool) -> Batch:
     return batch.take(np.flatnonzero(mask if value else ~mask))
 
 
-def by_shard(batch: Batch, dest: np.ndarray, n_shards: int) -> List[Tuple[int, int, Callable[[], Batch]]]:
+def by_shard(batch: Batch, dest: np.ndarray, n_shards: int) -> Pieces:
     """``batch`` cut by destination shard (``dest``, one per message): per non-empty part, its
     shard, its size and a call that cuts it, in the order the messages were sent.
 
@@ -273,125 +280,6 @@ def by_shard(batch: Batch, dest: np.ndarray, n_shards: int) -> List[Tuple[int, i
         ends = list(starts[1:]) + [len(order)]
         pieces = [(s, order[a:b]) for s, a, b in zip(shards.tolist(), starts.tolist(), ends)]
     return [(s, len(i), (lambda: batch) if len(i) == n else partial(batch.take, i)) for s, i in pieces if len(i)]
-
-
-class Inbox:
-    """Messages of one kind received by one population's agents on this shard, this tick.
-
-    ``rows`` (on demand) are the receivers' row numbers in the population's arrays.
-    Iterating fields (``inbox.src``, ``inbox["price"]``, ``inbox.rows``) gives
-    messages sorted by (receiver, sender); ``count()`` and ``sum(field)`` give one
-    value per agent of the population (``sum`` of floats sorts first, so rounding
-    does not depend on the sharding). Messages sent without ``src`` (anonymous,
-    half the bytes between shards) allow only ``count()`` and integer ``sum()``.
-
-    ``row_of(dst, out=None)`` maps receiver ids to rows (``numpy.intp``, into ``out``
-    when given): the rows of all batches go into one array, batch after batch, so a
-    count over the messages of several senders is one ``bincount`` with no copy of
-    the batches themselves (they are joined only when fields are read).
-    """
-
-    def __init__(
-        self, batches: List[Batch], row_of: RowsOf, n: int, kind: str, key_rows: Optional[Tuple[int, RowsOf]] = None
-    ):
-        self._batches = batches
-        self._row_of = row_of
-        self._key_rows = key_rows  # (r, keys -> rows) for batches cut as keys rotated by r
-        self.n = n
-        self.kind = kind
-        self._merged: Optional[Batch] = None
-        self._rows: Optional[np.ndarray] = None  # in the batches' order until sorted
-        self._sorted = False
-
-    def __len__(self) -> int:
-        return sum(len(b) for b in self._batches)
-
-    def _unsorted_rows(self) -> np.ndarray:
-        if self._rows is None:
-            batches = self._batches
-            if len(batches) > 1:
-                Batch.check(batches, self.kind)
-            if len(batches) == 1:
-                self._rows = self._rows_of(batches[0])
-            else:
-                rows = np.empty(len(self), dtype=np.intp)
-                at = 0
-                for b in batches:
-                    self._rows_of(b, rows[at : at + len(b)])
-                    at += len(b)
-                self._rows = rows
-        return self._rows
-
-    def _rows_of(self, batch: Batch, out: Optional[np.ndarray] = None) -> np.ndarray:
-        keyed = self._key_rows
-        if batch.rotated and keyed is not None and keyed[0] == batch.rotated:
-            return keyed[1](batch.keys, out)  # no ids needed
-        return self._row_of(batch.dst, out)
-
-    def _batch(self) -> Batch:
-        if self._merged is None:
-            self._merged = (
-                Batch.concat(self._batches, self.kind)
-                if self._batches
-                else Batch(np.empty(0, np.int64), np.empty(0, np.int64), {})
-            )
-        return self._merged
-
-    def _sort(self) -> Batch:
-        b = self._batch()
-        if b.src is None and len(b):
-            raise SimulationError(
-                f"messages of kind {self.kind!r} were sent without src, so they have no order: use "
-                "count() or sum() on them, or send them with src= to read them one by one"
-            )
-        rows = self._unsorted_rows()
-        if not self._sorted and len(b):
-            order = np.lexsort((b.src, b.dst))  # stable: ties keep the sender's order
-            self._merged = b = b.take(order)
-            self._rows = rows[order]
-            self._sorted = True
-        return b
-
-    def count(self) -> np.ndarray:
-        """Number of messages each agent received (one int per agent)."""
-        return np.bincount(self._unsorted_rows(), minlength=self.n)
-
-    def sum(self, field: str) -> np.ndarray:
-        """Sum of ``field`` over the messages each agent received (one float per agent)."""
-        b = self._batch()
-        if field not in b.fields:
-            raise SimulationError(self._no_field(field))
-        values = b.fields[field]
-        if values.dtype.kind in "iub":  # exact in any order
-            return np.bincount(self._unsorted_rows(), weights=values, minlength=self.n)
-        # floats: add in the (receiver, sender) order, so rounding is the same on any sharding
-        b = self._sort()
-        assert self._rows is not None  # set by _sort()
-        return np.bincount(self._rows, weights=b.fields[field], minlength=self.n)
-
-    @property
-    def rows(self) -> np.ndarray:
-        self._sort()
-        assert self._rows is not None  # set by _sort()
-        return self._rows
-
-    @property
-    def dst(self) -> np.ndarray:
-        return self._sort().dst
-
-    @property
-    def src(self) -> np.ndarray:
-        return self._sort().src
-
-    def __getitem__(self, field: str) -> np.ndarray:
-        b = self._sort()
-        if field not in b.fields:
-            raise SimulationError(self._no_field(field))
-        return b.fields[field]
-
-    def _no_field(self, field: str) -> str:
-        have = sorted(self._batch().fields)
-        return f"messages of kind {self.kind!r} have no field {field!r}; they carry {have or 'no fields'}"
 
 
 def merge(deliveries: Iterable[Tuple[int, Dict[str, Batch]]]) -> Dict[str, List[Batch]]:

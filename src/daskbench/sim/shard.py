@@ -24,7 +24,8 @@ import numpy as np
 
 from .cut import rotation, rows_of_keys
 from .errors import SimulationError
-from .messages import Batch, Inbox, Outbox, Parcels, RowsOf, Split, merge
+from .inbox import Inbox
+from .messages import Batch, Outbox, Parcels, RowsOf, Split, merge
 from .model import Agent, Model, ObjectPopulation, Population, Tick
 from .rng import AgentRandom
 
