@@ -111,9 +111,9 @@ class Tipper(sim.Population):
             t.send(lo + t.rng.subset(rich).integers(hi - lo, stream=stream), src=None, kind="tip", delay=delay)
 
     def targets(self, t):
-        n_first = t.model.n[0]
+        n_first, delay = t.model.n[0], t.model.message_delay or 1
         other = (n_first, t.n_agents) if self.name == "first" else (0, n_first)
-        return [(0, t.n_agents, 1), (*other, 2)]
+        return [(0, t.n_agents, delay), (*other, delay + 1)]
 
     def observe(self):
         return {"coins": int(self.coins.sum()), "got": np.bincount(self.got)}
@@ -137,6 +137,12 @@ class Tipping(sim.Model):
         return {"coins": totals["coins"], "got_most": len(hist) - 1, "got_spread": spread}
 
 
+class SlowTipping(Tipping):
+    """Coins take 3 and 4 ticks: lookahead up to 3 applies."""
+
+    message_delay = 3
+
+
 def _strip(rows):
     return [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]
 
@@ -152,6 +158,15 @@ def test_counted_messages_across_populations_give_the_same_result_on_1_2_3_4_sha
         tb = sim.tables(out)["agents"].to_pandas().sort_values(key).reset_index(drop=True)
         assert ta.equals(tb), s
     assert runs[2].metrics["messages_remote"] > 0
+
+
+def test_counted_messages_give_the_same_result_for_every_lookahead():
+    def go(shards, lookahead):
+        return sim.run(SlowTipping(), sim.Settings(shards=shards, ticks=25, lookahead=lookahead), seed=6)
+
+    ref = go(1, 1)
+    for shards, lookahead in ((2, 1), (2, 3), (4, 2)):
+        assert _strip(go(shards, lookahead).steps) == _strip(ref.steps), (shards, lookahead)
 
 
 def test_counted_messages_in_flight_survive_a_restart_from_the_checkpoint():
