@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from daskbench import sim
+from daskbench.experiments.boltzmann import Boltzmann
 from daskbench.sim import cut, partition
 from daskbench.sim.clock import Clock
 from daskbench.sim.coordinator import simulate
 from daskbench.sim.messages import Outbox
-from daskbench.sim.shard import Layout
+from daskbench.sim.shard import Layout, Shard
 from tests.test_sim_core import Flaky
 
 VOLATILE = ("wall_ms", "shard_ms", "messages_local", "messages_remote")
@@ -183,3 +184,42 @@ def test_counted_messages_in_flight_survive_a_restart_from_the_checkpoint():
     assert out.metrics["restarts"] == 2
     assert _strip(out.steps) == _strip(ref.steps)
     assert len(out.agents) == len(ref.agents)
+
+
+def _boltzmann_by_hand(n_agents, shards, keyed, ticks=12, seed=8):
+    """Wealth after ``ticks`` with the shards stepped here, ``keyed[i]``: shard i cuts as keys."""
+    model = Boltzmann(n_agents)
+    model.seed = seed
+    layout = Layout.of(model)
+    assign = partition.round_robin(n_agents, shards)
+    group = [Shard(model, i, assign, layout, seed) for i in range(shards)]
+    for shard, k in zip(group, keyed):
+        shard.rotate = shard.rotate if k else 0
+        shard.setup()
+    for tick in range(ticks):
+        for shard in group:
+            remote, _ = shard.step(tick)
+            for dest, parcels in remote.items():
+                group[dest].deliver(shard.index, parcels)
+    wealth = np.zeros(n_agents, dtype=np.int64)
+    for shard in group:
+        for _, ids, cols in shard.agent_report():
+            wealth[ids] = cols["wealth"]
+    return wealth
+
+
+@pytest.mark.skipif(not cut.selection_is_fast(), reason="no vectorised selection here: nothing is cut as keys")
+def test_shards_that_cut_as_keys_and_shards_that_do_not_read_each_other():
+    ref = _boltzmann_by_hand(2_001, 1, [False])
+    assert 0 < ref.sum() < 2_001 and ref.max() > 1  # the rest is in flight
+    for keyed in ([True, True], [True, False], [False, True], [False, False]):
+        assert np.array_equal(_boltzmann_by_hand(2_001, 2, keyed), ref), keyed
+    assert np.array_equal(_boltzmann_by_hand(2_001, 4, [True, False, True, False]), ref)
+
+
+def test_without_a_fast_selection_nothing_is_cut_as_keys(monkeypatch):
+    monkeypatch.setattr(cut, "_fast", False)
+    assert cut.rotation(1_000, 2) == 0
+    ref = sim.run(Tipping(), sim.Settings(shards=1, ticks=15), seed=5)
+    out = sim.run(Tipping(), sim.Settings(shards=2, ticks=15), seed=5)
+    assert _strip(out.steps) == _strip(ref.steps)

@@ -10,24 +10,56 @@ lists and a take per part this is a third of the work (``benchmarks/profile_shar
 
 The cut does not keep the order the messages were sent in, so it is used only for
 messages with no order to keep: anonymous (no ``src``) and without fields, which a
-receiver can only count (see :class:`daskbench.sim.inbox.Inbox`).
+receiver can only count (see :class:`daskbench.sim.inbox.Inbox`). And only where
+``partition`` is vectorised: NumPy's selection of 32-bit keys uses AVX-512
+(x86-simd-sort); without it the scalar selection is ~3x *slower* than a mask and
+takes, so :func:`rotation` says 0 (the general cut) unless a one-off timing in the
+process (:func:`selection_is_fast`) finds the selection the cheaper. Results do not
+depend on it: counts have no order, and a shard reads keys or ids from any sender.
 """
 
 from __future__ import annotations
 
+import time
 from typing import List, Optional
 
 import numpy as np
+
+from .rng import bits
 
 _BITS = 32
 
 
 def rotation(n_agents: int, n_shards: int) -> int:
-    """``r`` for round robin on ``n_shards = 2**r`` (``r >= 1``) with ids that fit the keys; else 0."""
+    """``r`` for round robin on ``n_shards = 2**r`` (``r >= 1``) with ids that fit the keys, where
+    the selection is fast; else 0."""
     r = n_shards.bit_length() - 1
-    if n_shards < 2 or n_shards != 1 << r or n_agents > 2**31:
+    if n_shards < 2 or n_shards != 1 << r or n_agents > 2**31 or not selection_is_fast():
         return 0
     return r
+
+
+_fast: Optional[bool] = None
+
+
+def selection_is_fast(n: int = 1 << 15, tries: int = 5) -> bool:
+    """Does cutting ``n`` keys in two take less CPU than a mask, two index lists and two takes?
+    Timed once per process (a few ms; the best of ``tries``, so other load rarely decides it)."""
+    global _fast
+    if _fast is None:
+        ids = (bits(np.arange(n), 0, 0, 0) >> np.uint64(34)).astype(np.int64)  # not numpy.random: slow to import
+        keys, far = keys_of(ids, 1), ids.astype(np.int32) & 1 == 1
+        best = {"select": float("inf"), "masks": float("inf")}
+        for _ in range(tries):
+            copy = keys.copy()
+            t0 = time.thread_time()
+            copy.partition(n // 2)
+            t1 = time.thread_time()
+            np.take(ids, np.flatnonzero(far)), np.take(ids, np.flatnonzero(~far))
+            t2 = time.thread_time()
+            best["select"], best["masks"] = min(best["select"], t1 - t0), min(best["masks"], t2 - t1)
+        _fast = best["select"] < best["masks"]
+    return _fast
 
 
 def keys_of(ids: np.ndarray, r: int) -> np.ndarray:
