@@ -61,7 +61,7 @@ class _Parts:
         "Outbox.send": ("daskbench.sim.messages", "Outbox", "send"),
         "Outbox.split": ("daskbench.sim.messages", "Outbox", "split"),
         "Shard.settle (own part)": ("daskbench.sim.shard", "Shard", "settle"),  # absent before it existed
-        "Inbox.count": ("daskbench.sim.messages", "Inbox", "count"),
+        "Inbox.count": ("daskbench.sim.inbox", "Inbox", "count"),
     }
 
     def __init__(self) -> None:

@@ -19,7 +19,7 @@ from .clock import Clock
 from .coordinator import Outcome, Settings, simulate
 from .errors import ShardLost, SimulationError
 from .host import LocalHost
-from .messages import Inbox
+from .inbox import Inbox
 from .model import Agent, AgentTick, Message, Model, Population, Tick
 from .rng import AgentRandom
 from .run import run, tables, trial

@@ -8,37 +8,56 @@ runs at or after that. A shard keeps the messages whose receiver it holds and
 hands the rest, as *parcels* (due tick -> kind -> batch), one per destination
 shard, to the host to deliver.
 
-The order a receiver sees does not depend on the sharding: an :class:`Inbox`
-sorts by (receiver, sender), stably, and every message from one sender comes
-from the one shard that holds it, in the order its step sent them. Sums and
-counts (:meth:`Inbox.count`, :meth:`Inbox.sum`) need no order and skip the sort.
+What the receivers see of them is an :class:`daskbench.sim.inbox.Inbox`: sorted by
+(receiver, sender), so the order does not depend on the sharding, as long as every
+message from one sender comes from the one shard that holds it, in the order its
+step sent them. Messages that are only counted (anonymous, no fields) have no
+order to keep, which lets :mod:`daskbench.sim.cut` cut them more cheaply.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Set, Tuple
 
 import numpy as np
 
+from .cut import cut, ids_of, keys_of
 from .errors import SimulationError
 
 
 class Batch:
-    """Messages of one kind: ``dst`` and ``src`` (global agent ids) and field arrays."""
+    """Messages of one kind: ``dst`` and ``src`` (global agent ids; ``src`` None: anonymous)
+    and field arrays.
 
-    __slots__ = ("dst", "src", "fields")
+    A batch cut by :mod:`daskbench.sim.cut` holds its receivers as keys (``rotated`` > 0):
+    ``dst`` gives their ids (worked out on first use), ``keys`` the keys as they came.
+    """
 
-    def __init__(self, dst: np.ndarray, src: np.ndarray, fields: Dict[str, np.ndarray]):
-        self.dst = dst
+    __slots__ = ("_dst", "src", "fields", "rotated")
+
+    def __init__(self, dst: np.ndarray, src: Any, fields: Dict[str, np.ndarray], rotated: int = 0):
+        self._dst = dst
         self.src = src
         self.fields = fields
+        self.rotated = rotated
+
+    @property
+    def dst(self) -> np.ndarray:
+        if self.rotated:
+            self._dst, self.rotated = ids_of(self._dst, self.rotated), 0
+        return self._dst
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The receivers as held: keys if ``rotated``, else ids."""
+        return self._dst
 
     def __len__(self) -> int:
-        return len(self.dst)
+        return len(self._dst)
 
     def __reduce__(self):
-        return (Batch, (self.dst, self.src, self.fields))
+        return (Batch, (self._dst, self.src, self.fields, self.rotated))
 
     def take(self, index: np.ndarray) -> Batch:
         # np.take: faster than indexing with an array, and index is in range by construction
@@ -106,12 +125,14 @@ class Outbox:
     """What one shard's agents send during one tick, by due tick and kind.
 
     ``tick``: the tick being stepped; ``delay``: the model's delay (due tick =
-    ``tick + delay``); ``lookahead``: the clock's, the least delay a message may have.
+    ``tick + delay``); ``lookahead``: the clock's, the least delay a message may have;
+    ``rotate``: r > 0 if the shards are 2**r dealt round robin: messages that are only
+    counted (anonymous, no fields) are kept as keys and cut as such (:mod:`daskbench.sim.cut`).
     """
 
-    def __init__(self, n_agents: int, tick: int = 0, delay: int = 1, lookahead: int = 1):
+    def __init__(self, n_agents: int, tick: int = 0, delay: int = 1, lookahead: int = 1, rotate: int = 0):
         self.n_agents = n_agents
-        self.tick, self.delay, self.lookahead = tick, delay, lookahead
+        self.tick, self.delay, self.lookahead, self.rotate = tick, delay, lookahead, rotate
         # ids travel as int32 when they fit: half the bytes between shards
         self.id_dtype = np.int32 if n_agents < 2**31 else np.int64
         self._parts: Dict[Tuple[int, str], List[Batch]] = {}
@@ -158,7 +179,11 @@ class Outbox:
             raise SimulationError(f"message of kind {kind!r}: {len(src)} sender ids for {n} receivers")
         due = self._due(delay, kind, src)
         cols = {str(k): _column(v, n, str(k), kind) for k, v in fields.items()}
-        self._parts.setdefault((due, kind), []).append(Batch(dst.astype(self.id_dtype, copy=False), src, cols))
+        if src is None and not cols and self.rotate:  # keys of our own, cut in place by split()
+            batch = Batch(keys_of(dst, self.rotate), None, cols, self.rotate)
+        else:
+            batch = Batch(dst.astype(self.id_dtype, copy=False), src, cols)
+        self._parts.setdefault((due, kind), []).append(batch)
 
     def __bool__(self) -> bool:
         return bool(self._parts)
@@ -168,10 +193,11 @@ class Outbox:
         the other shards' parts now, this shard's own when :meth:`Split.local` asks."""
         out = Split()
         for (due, kind), parts in self._parts.items():
-            batch = Batch.concat(parts, kind)
-            pieces = (
-                [(0, len(batch), lambda b=batch: b)] if n_shards == 1 else by_shard(batch, owner(batch.dst), n_shards)
-            )
+            if all(p.rotated for p in parts):
+                pieces = _by_key(parts, self.rotate)  # only counted: no order to keep
+            else:
+                batch = Batch.concat(parts, kind)
+                pieces = _whole(batch) if n_shards == 1 else by_shard(batch, owner(batch.dst), n_shards)
             for s, count, part in pieces:
                 if s == me:
                     out.todo.append((due, kind, part))
@@ -205,11 +231,32 @@ class Split:
         return out
 
 
+#: a batch cut by destination shard: per non-empty part, its shard, its size and a call that cuts it
+Pieces = List[Tuple[int, int, Callable[[], Batch]]]
+
+
+def _whole(batch: Batch) -> Pieces:
+    return [(0, len(batch), lambda: batch)]
+
+
+def _by_key(parts: List[Batch], r: int) -> Pieces:
+    """Anonymous messages without fields cut by shard as keys (:mod:`daskbench.sim.cut`): each
+    part a view of one array, in no particular order."""
+    keys = parts[0].keys if len(parts) == 1 else np.concatenate([p.keys for p in parts])
+    pieces: Pieces = []
+    start = 0
+    for s, end in enumerate(cut(keys, r)):
+        if end > start:
+            pieces.append((s, end - start, partial(Batch, keys[start:end], None, {}, r)))
+        start = end
+    return pieces
+
+
 def _take_where(batch: Batch, mask: np.ndarray, value: bool) -> Batch:
     return batch.take(np.flatnonzero(mask if value else ~mask))
 
 
-def by_shard(batch: Batch, dest: np.ndarray, n_shards: int) -> List[Tuple[int, int, Callable[[], Batch]]]:
+def by_shard(batch: Batch, dest: np.ndarray, n_shards: int) -> Pieces:
     """``batch`` cut by destination shard (``dest``, one per message): per non-empty part, its
     shard, its size and a call that cuts it, in the order the messages were sent.
 
@@ -233,116 +280,6 @@ def by_shard(batch: Batch, dest: np.ndarray, n_shards: int) -> List[Tuple[int, i
         ends = list(starts[1:]) + [len(order)]
         pieces = [(s, order[a:b]) for s, a, b in zip(shards.tolist(), starts.tolist(), ends)]
     return [(s, len(i), (lambda: batch) if len(i) == n else partial(batch.take, i)) for s, i in pieces if len(i)]
-
-
-class Inbox:
-    """Messages of one kind received by one population's agents on this shard, this tick.
-
-    ``rows`` (on demand) are the receivers' row numbers in the population's arrays.
-    Iterating fields (``inbox.src``, ``inbox["price"]``, ``inbox.rows``) gives
-    messages sorted by (receiver, sender); ``count()`` and ``sum(field)`` give one
-    value per agent of the population (``sum`` of floats sorts first, so rounding
-    does not depend on the sharding). Messages sent without ``src`` (anonymous,
-    half the bytes between shards) allow only ``count()`` and integer ``sum()``.
-
-    ``row_of(dst, out=None)`` maps receiver ids to rows (``numpy.intp``, into ``out``
-    when given): the rows of all batches go into one array, batch after batch, so a
-    count over the messages of several senders is one ``bincount`` with no copy of
-    the batches themselves (they are joined only when fields are read).
-    """
-
-    def __init__(self, batches: List[Batch], row_of: RowsOf, n: int, kind: str):
-        self._batches = batches
-        self._row_of = row_of
-        self.n = n
-        self.kind = kind
-        self._merged: Optional[Batch] = None
-        self._rows: Optional[np.ndarray] = None  # in the batches' order until sorted
-        self._sorted = False
-
-    def __len__(self) -> int:
-        return sum(len(b) for b in self._batches)
-
-    def _unsorted_rows(self) -> np.ndarray:
-        if self._rows is None:
-            batches = self._batches
-            if len(batches) > 1:
-                Batch.check(batches, self.kind)
-            if len(batches) == 1:
-                self._rows = self._row_of(batches[0].dst)
-            else:
-                rows = np.empty(len(self), dtype=np.intp)
-                at = 0
-                for b in batches:
-                    self._row_of(b.dst, rows[at : at + len(b)])
-                    at += len(b)
-                self._rows = rows
-        return self._rows
-
-    def _batch(self) -> Batch:
-        if self._merged is None:
-            self._merged = (
-                Batch.concat(self._batches, self.kind)
-                if self._batches
-                else Batch(np.empty(0, np.int64), np.empty(0, np.int64), {})
-            )
-        return self._merged
-
-    def _sort(self) -> Batch:
-        b = self._batch()
-        if b.src is None and len(b):
-            raise SimulationError(
-                f"messages of kind {self.kind!r} were sent without src, so they have no order: use "
-                "count() or sum() on them, or send them with src= to read them one by one"
-            )
-        rows = self._unsorted_rows()
-        if not self._sorted and len(b):
-            order = np.lexsort((b.src, b.dst))  # stable: ties keep the sender's order
-            self._merged = b = b.take(order)
-            self._rows = rows[order]
-            self._sorted = True
-        return b
-
-    def count(self) -> np.ndarray:
-        """Number of messages each agent received (one int per agent)."""
-        return np.bincount(self._unsorted_rows(), minlength=self.n)
-
-    def sum(self, field: str) -> np.ndarray:
-        """Sum of ``field`` over the messages each agent received (one float per agent)."""
-        b = self._batch()
-        if field not in b.fields:
-            raise SimulationError(self._no_field(field))
-        values = b.fields[field]
-        if values.dtype.kind in "iub":  # exact in any order
-            return np.bincount(self._unsorted_rows(), weights=values, minlength=self.n)
-        # floats: add in the (receiver, sender) order, so rounding is the same on any sharding
-        b = self._sort()
-        assert self._rows is not None  # set by _sort()
-        return np.bincount(self._rows, weights=b.fields[field], minlength=self.n)
-
-    @property
-    def rows(self) -> np.ndarray:
-        self._sort()
-        assert self._rows is not None  # set by _sort()
-        return self._rows
-
-    @property
-    def dst(self) -> np.ndarray:
-        return self._sort().dst
-
-    @property
-    def src(self) -> np.ndarray:
-        return self._sort().src
-
-    def __getitem__(self, field: str) -> np.ndarray:
-        b = self._sort()
-        if field not in b.fields:
-            raise SimulationError(self._no_field(field))
-        return b.fields[field]
-
-    def _no_field(self, field: str) -> str:
-        have = sorted(self._batch().fields)
-        return f"messages of kind {self.kind!r} have no field {field!r}; they carry {have or 'no fields'}"
 
 
 def merge(deliveries: Iterable[Tuple[int, Dict[str, Batch]]]) -> Dict[str, List[Batch]]:

@@ -24,7 +24,8 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Type,
 import numpy as np
 
 from .errors import SimulationError
-from .messages import Inbox, Outbox
+from .inbox import Inbox
+from .messages import Outbox
 from .rng import AgentRandom, agent_generator
 
 

@@ -22,8 +22,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .cut import rotation, rows_of_keys
 from .errors import SimulationError
-from .messages import Batch, Inbox, Outbox, Parcels, RowsOf, Split, merge
+from .inbox import Inbox
+from .messages import Batch, Outbox, Parcels, RowsOf, Split, merge
 from .model import Agent, Model, ObjectPopulation, Population, Tick
 from .rng import AgentRandom
 
@@ -139,7 +141,9 @@ class Shard:
         mine = np.flatnonzero(assign == index)
         n = layout.n_agents
         self.owner: Callable[[Any], Any]  # global agent id(s) -> the shard that holds them
+        self.rotate = 0  # r > 0: round robin on 2**r shards, messages without order cut as keys (sim.cut)
         if self.n_shards == 1 or np.array_equal(assign, np.arange(n) % self.n_shards):
+            self.rotate = rotation(n, self.n_shards)
             # round robin: arithmetic instead of a lookup in an array as long as the model
             s = self.n_shards
             if s & (s - 1) == 0:  # a power of two: a bitwise and is 5x cheaper than %
@@ -209,17 +213,19 @@ class Shard:
     def step(self, tick: int) -> Tuple[Dict[int, Parcels], StepReport]:
         t0 = time.perf_counter()
         inbox = self._take_inbox(tick)
-        outbox = Outbox(self.layout.n_agents, tick, self.delay, self.lookahead)
+        outbox = Outbox(self.layout.n_agents, tick, self.delay, self.lookahead, self.rotate)
         active = False
         steps = 0
         sim_time = tick * self.tick_seconds
         for i, (_name, pop, lo, hi) in enumerate(self.pops):
             boxes: Dict[str, Inbox] = {}
             whole = lo == 0 and hi == self.layout.n_agents  # the only population: every message is its
+            # a whole population's rows under round robin on 2**r shards are the keys' low bits
+            keyed = (self.rotate, rows_of_keys(self.rotate)) if whole and self.rotate else None
             for kind, batches in inbox.items():
                 mine = batches if whole else _within(batches, lo, hi)
                 if mine:
-                    boxes[kind] = Inbox(mine, self.row_fns[i], pop.n, kind)
+                    boxes[kind] = Inbox(mine, self.row_fns[i], pop.n, kind, keyed)
             due = self._due[i]
             if pop.n and (boxes or (due is not None and due <= tick)):
                 pop.step(
