@@ -42,3 +42,41 @@ def test_every_worker_ignores_ctrl_c_restarted_ones_too():
         client.restart_workers(list(before))
         client.wait_for_workers(1)
         assert all(client.run(_sigint_ignored).values())
+
+
+DUMP = (
+    "import json, yaml; import {module}; import dask; "
+    "print(json.dumps([dask.config.config, yaml.safe_load.__module__], default=repr))"
+)
+
+
+def _config_of(module: str, env: dict) -> list:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", DUMP.format(module=module)], capture_output=True, text=True, env=env, check=True
+    )
+    return json.loads(out.stdout)
+
+
+def test_dask_config_read_through_libyaml_is_the_one_dask_reads(tmp_path):
+    """The driver and the fork server import distributed with Dask's config files parsed by
+    libyaml (cluster/dask_import.py): the config they get is the one Dask's own import gives,
+    a user's config file included, and ``yaml.safe_load`` is PyYAML's own again afterwards."""
+    (tmp_path / "mine.yaml").write_text(
+        "distributed:\n"
+        "  scheduler:\n"
+        "    allowed-failures: 7\n"
+        "  worker:\n"
+        "    memory: {target: 0.5, spill: off}\n"
+        "base: &b {x: [1, 2.5, yes, null, '3']}\n"
+        "derived: {<<: *b, y: 2026-12-02}\n"
+    )
+    env = dict(os.environ, DASK_CONFIG=str(tmp_path))
+    fast, module = _config_of("daskbench.cluster.dask_import", env)
+    plain, _ = _config_of("distributed", env)
+    assert fast == plain
+    assert fast["distributed"]["scheduler"]["allowed-failures"] == 7 and fast["derived"]["x"][2] is True
+    assert module == "yaml"  # put back: only Dask's import used the C parser

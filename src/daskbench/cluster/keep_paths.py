@@ -34,3 +34,9 @@ def state_folder(environ: Mapping[str, str], home: str) -> str:
     if xdg and os.path.isabs(xdg):
         return os.path.join(xdg, "daskbench")
     return os.path.join(home, ".local", "state", "daskbench")
+
+
+def is_kept(environ: Mapping[str, str], home: str) -> bool:
+    """Whether a kept cluster's state file is there (``os`` only: the command line asks
+    before it starts the fork server, and every module imported first delays it)."""
+    return os.path.exists(os.path.join(state_folder(environ, home), STATE_NAME))

@@ -25,15 +25,16 @@ import multiprocessing
 import os
 import signal
 import threading
-from typing import Dict, List
+
+TYPE_CHECKING = False  # not typing's: the command line imports this before it asks for the server
+if TYPE_CHECKING:
+    from typing import Dict, List
 
 #: what the server imports before forking: a worker then starts without importing them,
 #: and its first trial without importing what every trial needs (pyarrow and, through
 #: pyarrow's conversion of Python values, pandas: ~0.4 s a worker otherwise)
 PRELOAD: List[str] = [
-    "distributed",
-    "distributed.nanny",
-    "distributed.worker",
+    "daskbench.cluster.dask_import",  # distributed, with Dask's config files read by libyaml
     "daskbench.runner.execute",
     "daskbench.results.columns",
     "pandas",
