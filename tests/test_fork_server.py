@@ -80,3 +80,43 @@ def test_dask_config_read_through_libyaml_is_the_one_dask_reads(tmp_path):
     assert fast == plain
     assert fast["distributed"]["scheduler"]["allowed-failures"] == 7 and fast["derived"]["x"][2] is True
     assert module == "yaml"  # put back: only Dask's import used the C parser
+
+
+def _gc_state() -> tuple:
+    import gc
+
+    return gc.isenabled(), gc.get_freeze_count()
+
+
+def test_forks_collect_garbage_and_skip_what_the_server_imported():
+    """The server imports with its garbage collector paused (daskbench/startup_gc.py) and
+    freezes what it imported before it forks: every worker has the collector on, and the
+    server's modules in the permanent generation (never scanned again)."""
+    with connect(LocalClusterConfig(n_workers=1, dashboard_address=None)) as client:
+        ((enabled, frozen),) = client.run(_gc_state).values()
+    assert enabled
+    assert frozen > 10_000  # distributed, pyarrow, pandas... as the server left them
+
+
+GC_PAUSE = """
+import gc
+from daskbench import startup_gc
+{before}
+startup_gc.pause()
+paused = gc.isenabled()
+startup_gc.resume()
+print(paused, gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+
+
+def test_the_collector_is_paused_and_resumed_only_if_it_was_on():
+    import subprocess
+    import sys
+
+    def state(before: str) -> str:
+        code = GC_PAUSE.format(before=before)
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+
+    assert state("") == ["False", "True", "True"]
+    # a process that turned it off itself keeps it off, and nothing of it is frozen
+    assert state("gc.disable()") == ["False", "False", "False"]

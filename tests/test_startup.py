@@ -207,6 +207,36 @@ def test_a_dry_run_starts_no_fork_server(own_dir):
     assert left == []
 
 
+GC_DURING_RUN = """
+import gc, sys
+import daskbench.__main__ as cli
+from daskbench.runner.driver import Runner
+
+seen = []
+real = Runner.run
+def run(self, done):
+    seen.append(gc.isenabled())
+    return real(self, done)
+Runner.run = run
+rc = cli.main(sys.argv[1:])
+print("gc", seen, gc.isenabled(), gc.get_freeze_count() > 0, rc)
+"""
+
+
+def test_the_driver_collects_garbage_while_the_trials_run(own_dir):
+    """The command line pauses the garbage collector while it imports and composes
+    (daskbench/startup_gc.py); it is on again, start-up's objects frozen, before the trials."""
+    write_experiment(
+        own_dir / "conf", "wh", "name: wh\ntrial: {_target_: wheremod.where}\nsweep: {params: {trial.x: '1,2'}}\n"
+    )
+    args = ["--config-dir", "conf", "+experiment=wh", "results.report=false", *SMALL]
+    r = subprocess.run(
+        [sys.executable, "-c", GC_DURING_RUN, *args], cwd=own_dir, capture_output=True, text=True, timeout=240
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "gc [True] True True 0" in r.stdout, r.stdout[-2000:]
+
+
 def test_report_is_written_in_the_background_and_complete(own_dir):
     """Shipped defaults (report on): the command returns, the report appears whole."""
     write_experiment(

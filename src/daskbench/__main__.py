@@ -70,6 +70,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             return code
     # the fork server imports Dask while this process imports Hydra and composes: asked for
     # before argparse (~20 ms) when the words can only be a run, else once they are parsed
+    from .startup_gc import pause
+
+    pause()  # until the run begins (api.run): start-up's imports and composing leave next to no garbage
     plain = _plain_run(words)
     if plain is not None and _local_forkserver(plain):
         _warm_up()
@@ -145,6 +148,9 @@ def _main(args: argparse.Namespace) -> int:
         return 0
     if args.report:
         from .observe.report import write_report
+        from .startup_gc import resume
+
+        resume()  # the report's work makes garbage
 
         print(f"report: {write_report(args.report)}")
         return 0

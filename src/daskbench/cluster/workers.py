@@ -86,7 +86,8 @@ def warm_up(method: str = "forkserver") -> None:
 
 def _preload() -> List[str]:
     # not the dashboard's Bokeh (~0.5-1 s): the scheduler loads it on its first visit (.lazy_dashboard)
-    return PRELOAD + ["daskbench.cluster.server_exit"]
+    # the collector paused while the server imports, and its imports frozen for the forks
+    return ["daskbench.cluster.server_gc", *PRELOAD, "daskbench.cluster.server_exit", "daskbench.cluster.server_ready"]
 
 
 def dask_setting(method: str) -> Dict[str, str]:
