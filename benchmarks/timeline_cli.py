@@ -10,7 +10,10 @@ seconds since the command started; ``exit seen`` is when the parent saw the proc
 end and its output close (what a shell or ``bench_hydra`` waits for).
 
     .venv/bin/python benchmarks/timeline_cli.py [N] [--repeat=K] [--no-dashboard]
-        [--start-method=forkserver|fork|spawn]
+        [--start-method=forkserver|fork|spawn] [--experiment=NAME]
+
+``--experiment=NAME`` times a shipped experiment (``boltzmann``...) with its own sweep
+instead of N no-ops.
 """
 
 from __future__ import annotations
@@ -47,7 +50,11 @@ def child(conf: str, extra: list) -> None:
             _patch_driver(tl)
 
     workers.warm_up = warm_up  # type: ignore[assignment]
-    argv = ["--config-dir", conf, "+experiment=noop", "cluster.n_workers=2", "runner.progress=none", *extra]
+    name = os.environ.get("DASKBENCH_TIMELINE_EXPERIMENT", "")
+    if name:  # a shipped experiment as a user runs it (its own sweep, results under ./results)
+        argv = [f"+experiment={name}", "runner.progress=none", *extra]
+    else:
+        argv = ["--config-dir", conf, "+experiment=noop", "cluster.n_workers=2", "runner.progress=none", *extra]
     rc = cli.main(argv)
     tl.mark("main() returned, os._exit")
     sys.stdout.flush()
@@ -88,7 +95,7 @@ def _patch_driver(tl) -> None:
     create.Client = client
 
 
-def run_once(n: int, flags: list) -> dict:
+def run_once(n: int, flags: list, experiment: str = "") -> dict:
     sys.path.insert(0, str(HERE))
     import shutil
 
@@ -102,6 +109,7 @@ def run_once(n: int, flags: list) -> dict:
         env["PYTHONPATH"] = str(HERE) + os.pathsep + env["PYTHONPATH"]
         t0 = time.time()
         env.update(DASKBENCH_TIMELINE=str(tl_file), DASKBENCH_TIMELINE_T0=repr(t0))
+        env["DASKBENCH_TIMELINE_EXPERIMENT"] = experiment
         proc = subprocess.run(
             [sys.executable, __file__, "--child", str(work / "conf")] + flags,
             cwd=work,
@@ -114,7 +122,8 @@ def run_once(n: int, flags: list) -> dict:
         if proc.returncode != 0:
             sys.stdout.write(proc.stdout)
             raise SystemExit("child failed")
-        report_wait = C.wait_for_report(work / "results") if "--no-report" not in flags else 0.0
+        results = work / "results" / experiment if experiment else work / "results"
+        report_wait = C.wait_for_report(results) if "--no-report" not in flags else 0.0
         rows = []
         for line in tl_file.read_text().splitlines():
             t, pid, role, what, cpu = line.split("\t")
@@ -141,10 +150,12 @@ def main() -> None:
     n = int(args[0]) if args else 200
     repeat = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--repeat=")), 1)
     flags = [a for a in sys.argv[1:] if a in ("--no-dashboard", "--no-report") or a.startswith("--start-method=")]
-    runs = [run_once(n, flags) for _ in range(repeat)]
+    experiment = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--experiment=")), "")
+    runs = [run_once(n, flags, experiment) for _ in range(repeat)]
     walls = sorted(r["wall"] for r in runs)
     med = min(runs, key=lambda r: abs(r["wall"] - walls[len(walls) // 2]))
-    print(f"python -m daskbench, {n} no-op trials, timeline of the median run of {repeat} (walls {walls})\n")
+    what = f"+experiment={experiment}" if experiment else f"{n} no-op trials"
+    print(f"python -m daskbench, {what}, timeline of the median run of {repeat} (walls {walls})\n")
     seen_chunks = {}
     for t, pid, role, what in med["rows"]:
         if what.startswith(("chunk start", "chunk end")):

@@ -42,3 +42,81 @@ def test_every_worker_ignores_ctrl_c_restarted_ones_too():
         client.restart_workers(list(before))
         client.wait_for_workers(1)
         assert all(client.run(_sigint_ignored).values())
+
+
+DUMP = (
+    "import json, yaml; import {module}; import dask; "
+    "print(json.dumps([dask.config.config, yaml.safe_load.__module__], default=repr))"
+)
+
+
+def _config_of(module: str, env: dict) -> list:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", DUMP.format(module=module)], capture_output=True, text=True, env=env, check=True
+    )
+    return json.loads(out.stdout)
+
+
+def test_dask_config_read_through_libyaml_is_the_one_dask_reads(tmp_path):
+    """The driver and the fork server import distributed with Dask's config files parsed by
+    libyaml (cluster/dask_import.py): the config they get is the one Dask's own import gives,
+    a user's config file included, and ``yaml.safe_load`` is PyYAML's own again afterwards."""
+    (tmp_path / "mine.yaml").write_text(
+        "distributed:\n"
+        "  scheduler:\n"
+        "    allowed-failures: 7\n"
+        "  worker:\n"
+        "    memory: {target: 0.5, spill: off}\n"
+        "base: &b {x: [1, 2.5, yes, null, '3']}\n"
+        "derived: {<<: *b, y: 2026-12-02}\n"
+    )
+    env = dict(os.environ, DASK_CONFIG=str(tmp_path))
+    fast, module = _config_of("daskbench.cluster.dask_import", env)
+    plain, _ = _config_of("distributed", env)
+    assert fast == plain
+    assert fast["distributed"]["scheduler"]["allowed-failures"] == 7 and fast["derived"]["x"][2] is True
+    assert module == "yaml"  # put back: only Dask's import used the C parser
+
+
+def _gc_state() -> tuple:
+    import gc
+
+    return gc.isenabled(), gc.get_freeze_count()
+
+
+def test_forks_collect_garbage_and_skip_what_the_server_imported():
+    """The server imports with its garbage collector paused (daskbench/startup_gc.py) and
+    freezes what it imported before it forks: every worker has the collector on, and the
+    server's modules in the permanent generation (never scanned again)."""
+    with connect(LocalClusterConfig(n_workers=1, dashboard_address=None)) as client:
+        ((enabled, frozen),) = client.run(_gc_state).values()
+    assert enabled
+    assert frozen > 10_000  # distributed, pyarrow, pandas... as the server left them
+
+
+GC_PAUSE = """
+import gc
+from daskbench import startup_gc
+{before}
+startup_gc.pause()
+paused = gc.isenabled()
+startup_gc.resume()
+print(paused, gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+
+
+def test_the_collector_is_paused_and_resumed_only_if_it_was_on():
+    import subprocess
+    import sys
+
+    def state(before: str) -> str:
+        code = GC_PAUSE.format(before=before)
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+
+    assert state("") == ["False", "True", "True"]
+    # a process that turned it off itself keeps it off, and nothing of it is frozen
+    assert state("gc.disable()") == ["False", "False", "False"]

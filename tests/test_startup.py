@@ -170,6 +170,73 @@ def test_a_mistake_found_while_the_cluster_starts_is_one_message_and_leaves_noth
     _no_process_left(proc.pid)
 
 
+@pytest.mark.parametrize(
+    "words, overrides",
+    [
+        (["+experiment=x", "trial.a=1,2"], ["+experiment=x", "trial.a=1,2"]),
+        (["--config-dir", "conf", "+experiment=x"], ["+experiment=x"]),
+        (["+experiment=x", "-cd", "conf", "cluster.n_workers=2"], ["+experiment=x", "cluster.n_workers=2"]),
+        (["--config-dir=conf", "+experiment=x"], ["+experiment=x"]),
+        (["+experiment=x", "--dry-run"], None),
+        (["+experiment=x", "--dry"], None),  # argparse's abbreviation of --dry-run
+        (["--cfg", "+experiment=x"], None),
+        (["--report", "results/x"], None),
+        (["--config-dir"], None),
+        (["-h"], None),
+    ],
+)
+def test_the_fork_server_is_asked_for_before_argparse_only_for_a_plain_run(words, overrides):
+    """A command line of overrides and --config-dir only starts the fork server before
+    argparse runs (~20 ms earlier); its overrides are the ones argparse finds."""
+    from daskbench.__main__ import _parser, _plain_run
+
+    assert _plain_run(words) == overrides
+    if overrides is not None:
+        assert _parser().parse_intermixed_args(words).overrides == overrides
+
+
+def test_a_dry_run_starts_no_fork_server(own_dir):
+    """--dry-run (and --cfg, --list, bad options) run nothing: no server is started for them,
+    which would otherwise hold the command's output open while it imports Dask."""
+    write_experiment(own_dir / "conf", "wh", "name: wh\ntrial: {_target_: wheremod.where}\n")
+    proc = _popen(["--config-dir", "conf", "+experiment=wh", "--dry-run"], own_dir)
+    proc.wait(timeout=240)  # its output is a few lines: the pipes do not fill
+    left = _in_session(proc.pid)  # as it exits: a server started would still be importing Dask
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0 and "experiment wh: 1 trials" in out, (out, err)
+    assert left == []
+
+
+GC_DURING_RUN = """
+import gc, sys
+import daskbench.__main__ as cli
+from daskbench.runner.driver import Runner
+
+seen = []
+real = Runner.run
+def run(self, done):
+    seen.append(gc.isenabled())
+    return real(self, done)
+Runner.run = run
+rc = cli.main(sys.argv[1:])
+print("gc", seen, gc.isenabled(), gc.get_freeze_count() > 0, rc)
+"""
+
+
+def test_the_driver_collects_garbage_while_the_trials_run(own_dir):
+    """The command line pauses the garbage collector while it imports and composes
+    (daskbench/startup_gc.py); it is on again, start-up's objects frozen, before the trials."""
+    write_experiment(
+        own_dir / "conf", "wh", "name: wh\ntrial: {_target_: wheremod.where}\nsweep: {params: {trial.x: '1,2'}}\n"
+    )
+    args = ["--config-dir", "conf", "+experiment=wh", "results.report=false", *SMALL]
+    r = subprocess.run(
+        [sys.executable, "-c", GC_DURING_RUN, *args], cwd=own_dir, capture_output=True, text=True, timeout=240
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "gc [True] True True 0" in r.stdout, r.stdout[-2000:]
+
+
 def test_report_is_written_in_the_background_and_complete(own_dir):
     """Shipped defaults (report on): the command returns, the report appears whole."""
     write_experiment(

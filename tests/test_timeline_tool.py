@@ -25,7 +25,7 @@ def test_the_timeline_has_each_processs_milestones():
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     rows = json.loads(proc.stdout.strip().splitlines()[-1])["median_rows"]
     seen = Counter((role, what.split("  [")[0]) for _, _, role, what in rows)
-    assert seen["forkserver", "preloaded distributed"] == 1
+    assert seen["forkserver", "preloaded daskbench.cluster.dask_import"] == 1
     assert seen["forkserver", "preloaded daskbench.cluster.server_exit"] == 1
     assert seen["scheduler", "scheduler listening"] == 1
     assert seen["worker", "worker registered"] == 2  # cluster.n_workers=2

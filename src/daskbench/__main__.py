@@ -68,13 +68,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         code = keep_client.run(words)
         if code is not None:
             return code
+    # the fork server imports Dask while this process imports Hydra and composes: asked for
+    # before argparse (~20 ms) when the words can only be a run, else once they are parsed
+    from .startup_gc import pause
+
+    pause()  # until the run begins (api.run): start-up's imports and composing leave next to no garbage
+    plain = _plain_run(words)
+    if plain is not None and _local_forkserver(plain):
+        _warm_up()
     # intermixed: options may come between overrides (`+experiment=x --dry-run trial.a=1`)
     args = _parser().parse_intermixed_args(argv)
-    if not (args.list or args.report or args.cfg or args.dry_run) and _local_forkserver(args.overrides):
-        from .cluster.workers import warm_up
-
-        # the fork server imports Dask while this process imports Hydra and composes
-        warm_up()
+    runs = not (args.list or args.report or args.cfg or args.dry_run)
+    if plain is None and runs and _local_forkserver(args.overrides):
+        _warm_up()
     try:
         return _main(args)
     except DaskbenchError as exc:
@@ -82,13 +88,36 @@ def main(argv: Optional[List[str]] = None) -> int:
         return exc.exit_code
 
 
+def _warm_up() -> None:
+    from .cluster.workers import warm_up
+
+    warm_up()
+
+
+def _plain_run(words: List[str]) -> Optional[List[str]]:
+    """The overrides of a command line of overrides and ``--config-dir`` only (what
+    argparse would make of it), or None for any other option: argparse decides then."""
+    overrides = []
+    rest = iter(words)
+    for word in rest:
+        if not word.startswith("-"):
+            overrides.append(word)
+        elif word in ("--config-dir", "-cd"):
+            value = next(rest, None)
+            if value is None or value.startswith("-"):
+                return None
+        elif not word.startswith("--config-dir="):
+            return None
+    return overrides
+
+
 def _local_forkserver(overrides: List[str]) -> bool:
     """Whether the command line leaves the default: a LocalCluster whose workers
     come from the fork server (an experiment may still choose otherwise; the
     server then goes unused and ends with this process)."""
-    from .cluster.keep import is_kept
+    from .cluster import keep_paths  # os only: this runs before the fork server is asked for
 
-    if is_kept():  # a kept cluster runs the trials (`cluster start`): no workers to fork
+    if keep_paths.is_kept(os.environ, os.path.expanduser("~")):  # a kept cluster runs the trials: no forks
         return False
     for word in overrides:
         key, _, value = word.lstrip("+~").partition("=")
@@ -108,6 +137,9 @@ def _cluster(words: List[str]) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from .cluster import dask_import  # noqa: F401  (first: distributed, its config files read by libyaml)
+
+    # isort: split
     from . import api
     from .config.compose import list_experiments
 
@@ -116,6 +148,9 @@ def _main(args: argparse.Namespace) -> int:
         return 0
     if args.report:
         from .observe.report import write_report
+        from .startup_gc import resume
+
+        resume()  # the report's work makes garbage
 
         print(f"report: {write_report(args.report)}")
         return 0

@@ -27,6 +27,7 @@ from .results.dataset import Dataset
 from .results.store import ResultStore
 from .runner.driver import Runner, RunOutcome
 from .runner.spec import make_spec
+from .startup_gc import resume as resume_gc
 
 
 @dataclass
@@ -113,6 +114,7 @@ def _sweep(
             echo(f"{cfg.name}: {len(rp.plan)} trials, {len(done)} already ok in {rp.results_dir}")
             if code_notice:
                 echo(code_notice)
+            resume_gc()  # the command line paused it for its start-up (startup_gc): on before the trials
             counts.started = time.monotonic()
             counts.total = len(rp.plan)
             bar = make_progress(progress or cfg.runner.progress, counts, cfg.name, cfg.runner.progress_interval_s)

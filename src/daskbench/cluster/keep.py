@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import ClusterError, ConfigError
+from . import keep_paths as kp
 from . import keep_state as ks
 from .keep_connect import connect_to, fresh_on_workers, take_early
 
@@ -41,7 +42,7 @@ def paths() -> Tuple[Path, Path]:
 def is_kept() -> bool:
     """Whether a kept cluster's state file is there: its cluster, not a new one, runs the
     trials of a ``cluster=local`` command (checked again, with its settings, on connecting)."""
-    return paths()[1].exists()
+    return kp.is_kept(os.environ, str(Path.home()))
 
 
 def pid_alive(pid: int) -> bool:

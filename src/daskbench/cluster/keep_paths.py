@@ -48,3 +48,9 @@ def source_mtime(package: object) -> float:
                 except OSError:
                     continue
     return newest
+
+
+def is_kept(environ: Mapping[str, str], home: str) -> bool:
+    """Whether a kept cluster's state file is there (``os`` only: the command line asks
+    before it starts the fork server, and every module imported first delays it)."""
+    return os.path.exists(os.path.join(state_folder(environ, home), STATE_NAME))

@@ -25,15 +25,16 @@ import multiprocessing
 import os
 import signal
 import threading
-from typing import Dict, List
+
+TYPE_CHECKING = False  # not typing's: the command line imports this before it asks for the server
+if TYPE_CHECKING:
+    from typing import Dict, List
 
 #: what the server imports before forking: a worker then starts without importing them,
 #: and its first trial without importing what every trial needs (pyarrow and, through
 #: pyarrow's conversion of Python values, pandas: ~0.4 s a worker otherwise)
 PRELOAD: List[str] = [
-    "distributed",
-    "distributed.nanny",
-    "distributed.worker",
+    "daskbench.cluster.dask_import",  # distributed, with Dask's config files read by libyaml
     "daskbench.runner.execute",
     "daskbench.results.columns",
     "pandas",
@@ -85,7 +86,8 @@ def warm_up(method: str = "forkserver") -> None:
 
 def _preload() -> List[str]:
     # not the dashboard's Bokeh (~0.5-1 s): the scheduler loads it on its first visit (.lazy_dashboard)
-    return PRELOAD + ["daskbench.cluster.server_exit"]
+    # the collector paused while the server imports, and its imports frozen for the forks
+    return ["daskbench.cluster.server_gc", *PRELOAD, "daskbench.cluster.server_exit", "daskbench.cluster.server_ready"]
 
 
 def dask_setting(method: str) -> Dict[str, str]:

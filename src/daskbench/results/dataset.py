@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ResultsError
@@ -188,6 +187,8 @@ class Dataset:
         shutil.rmtree(self._old, ignore_errors=True)
 
     def _write_merged(self, schema: pa.Schema, drop_ids: Optional[Set[str]], extra: Optional[pa.Table]) -> None:
+        import pyarrow.compute as pc  # here, not at the top: a fresh run needs none (~40 ms to import)
+
         drop = pa.array(sorted(drop_ids), pa.string()) if drop_ids else None
         rows = 0
         final = self._new / _part_name()

@@ -16,7 +16,6 @@ from typing import Any, FrozenSet, Iterable, Iterator, List
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 _HEX_ID = "^[0-9a-f]{16}$"
 
@@ -44,6 +43,8 @@ def _split(ids: pa.Array) -> tuple[np.ndarray, List[str]]:
     ids = ids.drop_null()
     if len(ids) == 0:
         return np.empty(0, np.uint64), []
+    import pyarrow.compute as pc  # here, not at the top: a fresh run needs none (~40 ms to import)
+
     if not pa.types.is_string(ids.type):
         ids = ids.cast(pa.string())
     hexy = pc.match_substring_regex(ids, _HEX_ID)
@@ -112,6 +113,8 @@ class TrialIndex(AbstractSet[str]):
 
     def contains(self, ids: pa.Array) -> np.ndarray:
         """Which of ``ids`` (an Arrow array of strings) are in the index, as a boolean array."""
+        import pyarrow.compute as pc
+
         ids = ids if pa.types.is_string(ids.type) else ids.cast(pa.string())
         out = np.zeros(len(ids), dtype=bool)
         hexy = pc.fill_null(pc.match_substring_regex(ids, _HEX_ID), False)

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import AbstractSet, Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import ResultsError
 from . import manifest
@@ -126,7 +125,8 @@ class ResultStore:
         schema = self.trials.schema()
         if schema is None and not self._extra:  # a fresh folder: nothing to resume or tidy
             return TrialIndex.from_arrow(())
-        import pyarrow.dataset as ds  # only here: it imports pandas (~0.4 s), which a run need not
+        import pyarrow.compute as pc  # these two only here: a fresh folder needs neither (~40 ms),
+        import pyarrow.dataset as ds  # and pyarrow.dataset imports pandas (~0.4 s), which a run need not
 
         if schema is not None and not {"trial_id", "status"} <= set(schema.names):
             raise ResultsError(
@@ -153,6 +153,7 @@ class ResultStore:
         ``current``, and their number per code version. Rows of unknown code are left out."""
         if not self._has_code:
             return set(), {}
+        import pyarrow.compute as pc
         import pyarrow.dataset as ds
 
         code = ds.field(CODE)
@@ -206,6 +207,8 @@ class ResultStore:
         table = self._table()
         ids = table["trial_id"]
         if self._redo:  # a redo cancelled before it ran leaves the old ok row (and its steps) as they were
+            import pyarrow.compute as pc  # only here: a fresh run's flushes need none (~40 ms to import)
+
             redo = pa.array(sorted(self._redo), pa.string())
             cancelled = pc.and_(pc.equal(table["status"], "cancelled"), pc.is_in(ids, value_set=redo))
             table = table.filter(pc.invert(cancelled))
@@ -270,5 +273,7 @@ def _present(ids: pa.ChunkedArray, among: Set[str]) -> Set[str]:
     """Those of ``among`` that are in ``ids`` (an empty ``among`` costs nothing)."""
     if not among:
         return set()
+    import pyarrow.compute as pc
+
     mask = pc.is_in(ids, value_set=pa.array(list(among), pa.string()))
     return set(pc.filter(ids, mask).to_pylist())
