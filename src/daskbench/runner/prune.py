@@ -54,6 +54,11 @@ def on_report(trial_id: str, metrics: Dict[str, float]) -> None:
         raise TrialPruned(f"pruned by the search at step {_last_step.get(trial_id)}")
 
 
+def tracked(trial_id: str) -> bool:
+    """Whether :func:`finish` has anything to do for the trial (it reported a step, or was pruned)."""
+    return trial_id in _last_step or trial_id in _stopped
+
+
 def start(trial_id: str) -> None:
     """A trial starts: drop a mark that came after an earlier run of the same trial
     ended (the same point asked again), which would stop this run at once."""
