@@ -131,7 +131,9 @@ def _same(fast, slow):
 
 
 def _items(xs, reps=1, groups=()):
-    return [Item(f"id{x}-{r}", groups, {"trial.x": x, "trial.seed": 100 + r}, 100 + r, r) for x in xs for r in range(reps)]
+    return [
+        Item(f"id{x}-{r}", groups, {"trial.x": x, "trial.seed": 100 + r}, 100 + r, r) for x in xs for r in range(reps)
+    ]
 
 
 @pytest.mark.parametrize("start", [0, 1, 3, 5])
@@ -166,9 +168,7 @@ def test_swept_groups_and_their_bases(chunky, monkeypatch):
 def test_a_slice_of_a_long_axis_built_by_the_worker(chunky, monkeypatch):
     """The chunk a fresh one-axis sweep sends: the worker builds its trials from the recipe."""
     axes = [axis_from_override(parse_override("trial.x=range(0,50)"))]
-    plan = SweepPlan(
-        name="t", axes=axes, bases={(): {"name": "t"}}, replicates=3, root_seed=5, inject_seed=True
-    )
+    plan = SweepPlan(name="t", axes=axes, bases={(): {"name": "t"}}, replicates=3, root_seed=5, inject_seed=True)
     recipe = plan.axis_trials()
     assert recipe is not None
     data = pack(TrialSlice(recipe, 7, 121))

@@ -161,6 +161,12 @@ def flush(trial_id: str) -> None:
         send(TOPIC_LIVE, entry[1])
 
 
+def unsent() -> Dict[str, Any]:
+    """The trials whose last throttled report :func:`flush` has still to send: empty unless
+    trials report (the same object for the process's life, to test cheaply)."""
+    return _pending
+
+
 def send(topic: str, msg: Dict[str, Any]) -> None:
     """Log one event on ``topic``: on this process's Dask worker, or through the
     sender set with :func:`set_sender`; outside a worker nobody hears it."""

@@ -1,7 +1,7 @@
 """One chunk's rows of the ``trials`` table, kept column by column as its trials end.
 
 A worker that runs a chunk of short trials in its own thread appends each trial that
-returned plain metrics (:meth:`ChunkRows.ok`) straight to the chunk's columns: no dict
+returned plain metrics (:meth:`ChunkRows.take`) straight to the chunk's columns: no dict
 per trial, no transposing. A trial that ended any other way (it raised, returned a
 table or a value to convert, was retried) comes as the row :mod:`.row` builds for it
 (:meth:`ChunkRows.row`) and is taken apart into the same columns.
@@ -18,6 +18,8 @@ hidden key is left out (the row path popped it).
 from __future__ import annotations
 
 from typing import Any, Collection, Dict, List, Optional
+
+import numpy as np
 
 from . import row as trow
 from .columns import column
@@ -47,9 +49,7 @@ class ChunkRows:
         self.hidden, self.worker = frozenset(hidden), worker
         self.clock0, self.wall0_us = clock0, wall0_us
         self.metrics: Dict[str, List[Any]] = {}  # name -> one value per trial so far (None: it had none)
-        #: the names of the metrics met so far: a trial returning exactly these may be given to ok()
-        self.names = self.metrics.keys()
-        self.started: List[int] = []  # started_at, microseconds since the epoch
+        self.clocks: List[float] = []  # each trial's clock reading at its start
         self.durations: List[float] = []
         self.ended: Dict[int, Dict[str, Any]] = {}  # trial index -> its _ENDED fields (and last_step)
         self._first: Optional[List[str]] = None  # the first trial's metrics, when it came as a row
@@ -57,18 +57,33 @@ class ChunkRows:
     def __len__(self) -> int:
         return len(self.durations)
 
-    def ok(self, metrics: Dict[str, Any], clock: float, duration: float) -> None:
-        """The next trial started at ``clock``, ran ``duration`` s, and returned ``metrics``
-        in one run: plain values (:data:`daskbench.runner.normalise.PLAIN`), named exactly
-        :attr:`names`."""
-        cols = self.metrics
+    def take(self, metrics: Dict[str, Any], clock: float, duration: float) -> bool:
+        """The next trial started at ``clock`` (``time.perf_counter``), ran ``duration`` s, and
+        returned ``metrics`` in one run: appended and True when they are plain values
+        (:data:`.row.PLAIN`) of metrics met before (those it lacks: None); else False, and
+        nothing is kept (the trial comes as a row instead, :meth:`row`)."""
+        cols, i = self.metrics, len(self.durations)
         for k, v in metrics.items():
-            cols[k].append(v)
-        self.started.append(self.wall0_us + int((clock - self.clock0) * 1e6))
+            col = cols.get(k)
+            if col is None or type(v) not in trow.PLAIN:
+                self._undo(i)
+                return False
+            col.append(v)
+        if len(metrics) != len(cols):
+            for col in cols.values():
+                if len(col) == i:  # a metric this trial did not return
+                    col.append(None)
+        self.clocks.append(clock)
         self.durations.append(duration)
+        return True
 
-    def row(self, row: trow.Row) -> None:
-        """The next trial, as the row the row path built for it (before its swept values)."""
+    def _undo(self, i: int) -> None:
+        for col in self.metrics.values():
+            del col[i:]
+
+    def row(self, row: trow.Row, clock: float) -> None:
+        """The next trial, started at ``clock``, as the row the row path built for it (before
+        its swept values)."""
         i = len(self.durations)
         cols = self.metrics
         mets = [k for k in row if k not in trow.RESERVED]
@@ -82,13 +97,17 @@ class ChunkRows:
         for col in cols.values():
             if len(col) == i:  # a metric this trial did not return
                 col.append(None)
-        self.started.append(row["started_at"])
+        self.clocks.append(clock)
         self.durations.append(row["duration_s"])
         if row["status"] != trow.Status.OK or row["attempts"] != 1:
             ended = {k: row[k] for k in _ENDED}
             if "last_step" in row:
                 ended["last_step"] = row["last_step"]
             self.ended[i] = ended
+
+    def started_at(self, clock: float) -> int:
+        """The wall-clock time of the clock reading ``clock``, in microseconds since the epoch."""
+        return self.wall0_us + int((clock - self.clock0) * 1e6)
 
     def statuses(self) -> List[str]:
         """Each trial's status, in order."""
@@ -129,5 +148,7 @@ class ChunkRows:
             for k, v in e.items():
                 if k != "status":
                     tail[k][i] = v
-        tail.update(worker=[self.worker] * n, started_at=self.started, duration_s=self.durations)
+        # started_at() of every clock reading at once (numpy's float64 and int64 arithmetic: the same values)
+        started = ((np.array(self.clocks, dtype=np.float64) - self.clock0) * 1e6).astype(np.int64) + self.wall0_us
+        tail.update(worker=[self.worker] * n, started_at=started.tolist(), duration_s=self.durations)
         return tail

@@ -37,9 +37,9 @@ from ..results.row import FailureKind, Row, Status
 from . import prune
 from .invoke import call_trial, resolve_target, swept_names
 from .isolate import TrialProcessError, TrialTimeout
-from .normalise import PLAIN, keyed, normalise
+from .normalise import keyed, normalise
 from .prune import TrialPruned
-from .spec import ChunkResult, GroupKey, Item, TrialSpec, load_spec, unpack
+from .spec import ChunkItem, ChunkResult, GroupKey, TrialSpec, load_spec, unpack_chunk
 
 __all__ = ["normalise", "run_chunk", "run_packed"]
 
@@ -91,15 +91,15 @@ def _call_with_timeout(spec: TrialSpec, gkey: GroupKey, params: Dict[str, Any]) 
     return box["value"]
 
 
-def run_chunk(spec: TrialSpec, items: Union[bytes, Sequence[Item]]) -> ChunkResult:
+def run_chunk(spec: TrialSpec, items: Union[bytes, Sequence[ChunkItem]]) -> ChunkResult:
     """Run each trial of the chunk in turn; never raises for a trial's fault."""
-    chunk: Sequence[Item] = unpack(items) if isinstance(items, bytes) else items
+    chunk, uniform = unpack_chunk(items) if isinstance(items, bytes) else (items, False)
     for p in spec.sys_path:
         if p not in sys.path:
             sys.path.append(p)
     worker = _worker_address()
     tables: Dict[str, List[Any]] = {}
-    calls = _fast_calls(spec, chunk)
+    calls = _fast_calls(spec, chunk, uniform)
     if calls is not None:
         rows = _run_columns(spec, chunk, worker, tables, calls)
         return _summary(
@@ -129,7 +129,7 @@ def _merged(tables: Dict[str, List[Any]]) -> Dict[str, Any]:
     return merged
 
 
-def _result(spec: TrialSpec, chunk: Sequence[Item], rows: List[Row], tables: Dict[str, Any]) -> ChunkResult:
+def _result(spec: TrialSpec, chunk: Sequence[ChunkItem], rows: List[Row], tables: Dict[str, Any]) -> ChunkResult:
     """The chunk's rows (dicts) as one table with their swept columns, and what the driver counts."""
     from ..results.columns import rows_to_table
 
@@ -175,7 +175,7 @@ def _summary(
 Calls = Dict[GroupKey, Tuple[Callable[..., Any], Dict[str, Any]]]
 
 
-def _fast_calls(spec: TrialSpec, chunk: Sequence[Item]) -> Optional[Calls]:
+def _fast_calls(spec: TrialSpec, chunk: Sequence[ChunkItem], uniform: bool = False) -> Optional[Calls]:
     """Per group choice, the trial's function and its keyword arguments but the swept ones,
     when the chunk may run in the fast loop: trials called in this thread as they are (no
     timeout, no child process, no pruner, no Hydra to resolve them), each setting the same
@@ -185,7 +185,7 @@ def _fast_calls(spec: TrialSpec, chunk: Sequence[Item]) -> Optional[Calls]:
     keys, groups = chunk[0].params.keys(), [g for g, _ in chunk[0].groups]
     if swept_names(keys) is None or trow.RESERVED.intersection((*keys, *groups)):
         return None
-    if not all(t.params.keys() == keys for t in chunk):
+    if not uniform and not all(t.params.keys() == keys for t in chunk):  # a recipe's slice: by construction
         return None
     if groups and any([g for g, _ in t.groups] != groups for t in chunk):
         return None
@@ -201,7 +201,7 @@ def _fast_calls(spec: TrialSpec, chunk: Sequence[Item]) -> Optional[Calls]:
     return calls
 
 
-def _swept(spec: TrialSpec, chunk: Sequence[Item]) -> Dict[str, List[Any]]:
+def _swept(spec: TrialSpec, chunk: Sequence[ChunkItem]) -> Dict[str, List[Any]]:
     """The chunk's swept columns (group choices, then values), the hidden keys left out."""
     first = chunk[0]
     cols = {g: [t.groups[j][1] for t in chunk] for j, (g, _) in enumerate(first.groups)}
@@ -213,7 +213,7 @@ def _swept(spec: TrialSpec, chunk: Sequence[Item]) -> Dict[str, List[Any]]:
 
 
 def _run_columns(
-    spec: TrialSpec, chunk: Sequence[Item], worker: str, tables: Dict[str, List[Any]], calls: Calls
+    spec: TrialSpec, chunk: Sequence[ChunkItem], worker: str, tables: Dict[str, List[Any]], calls: Calls
 ) -> ChunkRows:
     """The fast loop: each trial called in this thread, its metrics appended to the chunk's columns."""
     clock = time.perf_counter
@@ -229,7 +229,8 @@ def _run_columns(
     )
     names = swept_names(chunk[0].params)
     assert names is not None
-    known, ok, flush, tracked = rows.names, rows.ok, live.flush, prune.tracked
+    take, flush, tracked = rows.take, live.flush, prune.tracked
+    unsent, (steps, marked) = live.unsent(), prune.tracking()  # empty unless trials report
     cursor = live.TrialCursor(spec.experiment, spec.run_id, spec.prune)
     token = live.set_current(cursor)  # one context for the chunk: the cursor tells its trials apart
     try:
@@ -243,19 +244,15 @@ def _run_columns(
             try:
                 value = fn(**kwargs)
             except Exception as exc:  # a trial's own failure: settled as the per-trial path does
-                rows.row(_settle(spec, item, worker, tables, rows, t0, exc=exc))
+                rows.row(_settle(spec, item, worker, tables, rows, t0, exc=exc), t0)
                 continue
             duration = clock() - t0
-            if type(value) is dict and value.keys() == known:  # the common case: the metrics met before
-                for v in value.values():
-                    if type(v) not in PLAIN:
-                        break
-                else:
-                    if not tracked(tid):
-                        flush(tid)
-                        ok(value, t0, duration)
-                        continue
-            rows.row(_settle(spec, item, worker, tables, rows, t0, value=value))
+            # the common case: plain values of the metrics met before, and nothing to tidy for pruning
+            if type(value) is dict and not ((steps or marked) and tracked(tid)) and take(value, t0, duration):
+                if unsent:
+                    flush(tid)  # its last throttled report
+                continue
+            rows.row(_settle(spec, item, worker, tables, rows, t0, value=value), t0)
     finally:
         cursor.trial_id = None
         live.reset_current(token)
@@ -268,7 +265,7 @@ _UNSET: Any = object()
 
 def _settle(
     spec: TrialSpec,
-    item: Item,
+    item: ChunkItem,
     worker: str,
     tables: Dict[str, List[Any]],
     rows: ChunkRows,
@@ -281,10 +278,10 @@ def _settle(
     timed as the per-trial path does it (:func:`_run_trial`)."""
     row = trow.started(item.trial_id, item.seed, item.replicate, worker)
     attempts = _runs(spec, item, row, tables, live.current(), value, exc)
-    return _ended(row, item.trial_id, attempts, rows.wall0_us + int((t0 - rows.clock0) * 1e6), t0)
+    return _ended(row, item.trial_id, attempts, rows.started_at(t0), t0)
 
 
-def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[Any]]) -> Row:
+def _run_trial(spec: TrialSpec, item: ChunkItem, worker: str, tables: Dict[str, List[Any]]) -> Row:
     """One trial, retried up to ``spec.retries`` times if it raises; its row."""
     row = trow.started(item.trial_id, item.seed, item.replicate, worker)
     started = time.time_ns() // 1000  # microseconds: the started_at column's unit (no datetime per trial)
@@ -300,7 +297,7 @@ def _run_trial(spec: TrialSpec, item: Item, worker: str, tables: Dict[str, List[
 
 def _runs(
     spec: TrialSpec,
-    item: Item,
+    item: ChunkItem,
     row: Row,
     tables: Dict[str, List[Any]],
     context: Optional[live.TrialContext],

@@ -10,8 +10,7 @@ from typing import Any, Dict, Tuple
 
 from ..results import row as trow
 
-#: the types a metric's value has in the common case: taken as they are, checked per trial
-PLAIN = frozenset({float, int, str, bool, type(None)})
+PLAIN = trow.PLAIN
 
 
 def _is_table(obj: Any) -> bool:
