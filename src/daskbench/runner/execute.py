@@ -192,10 +192,10 @@ def _fast_calls(spec: TrialSpec, chunk: Sequence[ChunkItem], uniform: bool = Fal
     calls: Calls = {}
     for t in chunk:
         if t.groups not in calls:
-            base = dict(spec.bases[t.groups])
             try:
+                base = dict(spec.bases[t.groups])
                 fn = resolve_target(base.pop("_target_"))
-            except Exception:  # each trial records the failure to import it, as the per-trial path does
+            except Exception:  # each trial records the failure (to import it...), as the per-trial path does
                 return None
             calls[t.groups] = (fn, base)
     return calls
