@@ -315,7 +315,8 @@ def test_a_long_axis_built_in_slices_gives_the_sweeps_trials(override, kw):
         assert part[k] == expected[a + k] and part[-1] == expected[b - 1]  # one trial, built alone
         assert list(part) == expected[a:b]
         items = [Item(t.trial_id, t.groups, t.params, t.seed, t.replicate) for t in expected[a:b]]
-        assert unpack(pack(TrialSlice(recipe, a, b))) == items
+        got = unpack(pack(TrialSlice(recipe, a, b)))  # the sweep's Trials: an Item's fields, by name
+        assert [Item(*(getattr(t, f) for f in Item._fields)) for t in got] == items
 
 
 def test_only_one_plain_axis_is_built_in_slices():

@@ -129,6 +129,8 @@ class RunnerConfig:
 
     chunk_size: ``auto`` batches short trials so that one task lasts about
         ``target_chunk_seconds``; an integer fixes the trials per task.
+    max_chunk_size: the most trials ``auto`` puts in one task (5000 no-op trials
+        are ~20 ms of a worker's time: fewer would make tasks mostly Dask's cost).
     max_in_flight: tasks submitted and not yet collected (default: 4 per
         worker thread, deeper for short tasks on a small cluster: see
         ``ChunkSizer.depth``).
@@ -145,7 +147,7 @@ class RunnerConfig:
 
     chunk_size: Any = "auto"
     target_chunk_seconds: float = 0.5
-    max_chunk_size: int = 1000
+    max_chunk_size: int = 5000
     max_in_flight: Optional[int] = None
     progress: str = "auto"
     progress_interval_s: float = 5.0

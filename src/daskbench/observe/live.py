@@ -21,7 +21,8 @@ Event topics and their messages (all plain dicts, shared with the plugin):
   ``{experiment, run_id, trial_id, time, tick, ticks_per_s, done}``
 
 The worker-side runner says which trial runs in a thread with :func:`set_current`
-/ :func:`reset_current`; a trial's child process (``runner.isolation=process``)
+/ :func:`reset_current` (a chunk's fast loop sets one :class:`TrialCursor` for all its
+trials); a trial's child process (``runner.isolation=process``)
 relays its events through its worker with :func:`set_sender`.
 """
 
@@ -33,7 +34,7 @@ import numbers
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 TOPIC_LIVE = "daskbench-live"
 TOPIC_TRIALS = "daskbench-trials"
@@ -56,7 +57,27 @@ class TrialContext:
     prune: bool = False  # an adaptive search prunes: every report with a step is sent (pruners compare steps)
 
 
-_current: contextvars.ContextVar[Optional[TrialContext]] = contextvars.ContextVar("daskbench_trial", default=None)
+class TrialCursor:
+    """The running trial of a chunk that runs its trials one after another in one thread:
+    the chunk sets it once (:func:`set_current`) and moves ``trial_id`` from trial to
+    trial, instead of a :class:`TrialContext` made and set per trial; :func:`current`
+    makes the trial's context only when a trial asks for it. ``trial_id`` None: between
+    trials (a thread the trial left running, with a copy of its context, reports nothing)."""
+
+    __slots__ = ("experiment", "run_id", "prune", "trial_id")
+
+    def __init__(self, experiment: str, run_id: str, prune: bool = False) -> None:
+        self.experiment, self.run_id, self.prune = experiment, run_id, prune
+        self.trial_id: Optional[str] = None
+
+    def context(self) -> Optional[TrialContext]:
+        """The running trial's context, or None between trials."""
+        tid = self.trial_id
+        return None if tid is None else TrialContext(self.experiment, self.run_id, tid, self.prune)
+
+
+Current = Union[TrialContext, TrialCursor]
+_current: contextvars.ContextVar[Optional[Current]] = contextvars.ContextVar("daskbench_trial", default=None)
 _pending: Dict[str, Tuple[float, Optional[Dict[str, Any]]]] = {}  # trial_id -> (last send time, unsent message)
 _lock = threading.Lock()
 #: called as hook(trial_id, metrics) by report(); daskbench.runner.prune adds the one
@@ -69,16 +90,17 @@ Sender = Callable[[str, Dict[str, Any]], None]
 
 def current() -> Optional[TrialContext]:
     """The running trial, or None outside one (pass it to threads you start)."""
-    return _current.get()
+    ctx = _current.get()
+    return ctx.context() if isinstance(ctx, TrialCursor) else ctx
 
 
-def set_current(context: Optional[TrialContext]) -> contextvars.Token[Optional[TrialContext]]:
+def set_current(context: Optional[Current]) -> contextvars.Token[Optional[Current]]:
     """Make ``context`` the running trial of this thread (and of the threads that copy
     its context); returns the token that :func:`reset_current` takes."""
     return _current.set(context)
 
 
-def reset_current(token: contextvars.Token[Optional[TrialContext]]) -> None:
+def reset_current(token: contextvars.Token[Optional[Current]]) -> None:
     """Undo the :func:`set_current` that returned ``token`` (the trial is over)."""
     _current.reset(token)
 
@@ -98,7 +120,7 @@ def report(context: Optional[TrialContext] = None, **metrics: Any) -> None:
     Outside a trial running on a Dask worker this does nothing. A value that is
     not a finite number is not aggregated; the driver says so once per metric.
     """
-    ctx = context or _current.get()
+    ctx = context or current()
     if ctx is None:
         return
     clean: Dict[str, float] = {}
@@ -137,6 +159,12 @@ def flush(trial_id: str) -> None:
         entry = _pending.pop(trial_id, None)
     if entry and entry[1] is not None:
         send(TOPIC_LIVE, entry[1])
+
+
+def unsent() -> Dict[str, Any]:
+    """The trials whose last throttled report :func:`flush` has still to send: empty unless
+    trials report (the same object for the process's life, to test cheaply)."""
+    return _pending
 
 
 def send(topic: str, msg: Dict[str, Any]) -> None:

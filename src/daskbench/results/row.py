@@ -96,6 +96,8 @@ TAIL_NAMES: Tuple[str, ...] = tuple(c.name for c in TAIL)
 STATUSES: Tuple[str, ...] = tuple(s.value for s in Status)
 
 _TAIL_SET = frozenset(TAIL_NAMES)
+#: the types a metric's value has in the common case, written as they are
+PLAIN = frozenset({float, int, str, bool, type(None)})
 
 #: the fields of a row that ended ok, beyond its metrics
 _OK: Row = {"status": Status.OK, "error": None, "failure_kind": None, "traceback": None}

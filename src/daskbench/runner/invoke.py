@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from typing import Any, Dict, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 
 @functools.lru_cache(maxsize=64)
@@ -20,6 +20,18 @@ def resolve_target(target: str) -> Any:
 def _parts(key: str) -> Tuple[str, ...]:
     """``trial.a.b`` -> ``("a", "b")``: the path below ``trial`` (cached: every trial sets the same keys)."""
     return tuple(key.split(".")[1:])
+
+
+def swept_names(keys: Iterable[str]) -> Optional[Dict[str, str]]:
+    """The keyword argument each swept key sets (``trial.x`` -> ``x``), when every one
+    sets a keyword of its own (none a key below one, ``trial.a.b``); else None."""
+    out = {}
+    for key in keys:
+        parts = _parts(key)
+        if len(parts) != 1:
+            return None
+        out[key] = parts[0]
+    return out
 
 
 def _set_path(tree: Dict[str, Any], parts: Sequence[str], value: Any) -> None:

@@ -16,7 +16,7 @@ thread (``runner.isolation: thread``, the default without ``timeout_s``).
 from __future__ import annotations
 
 import threading
-from typing import Dict, Iterable, Optional, Set
+from typing import Dict, Iterable, Optional, Set, Tuple
 
 from ..observe import live
 
@@ -52,6 +52,17 @@ def on_report(trial_id: str, metrics: Dict[str, float]) -> None:
         _last_step[trial_id] = int(step)
     if trial_id in _stopped:
         raise TrialPruned(f"pruned by the search at step {_last_step.get(trial_id)}")
+
+
+def tracking() -> Tuple[Dict[str, int], Set[str]]:
+    """The steps reached and the trials pruned that :func:`finish` forgets: both empty
+    unless trials report steps (the same objects for the process's life, to test cheaply)."""
+    return _last_step, _stopped
+
+
+def tracked(trial_id: str) -> bool:
+    """Whether :func:`finish` has anything to do for the trial (it reported a step, or was pruned)."""
+    return trial_id in _last_step or trial_id in _stopped
 
 
 def start(trial_id: str) -> None:

@@ -14,11 +14,12 @@ import pickle
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ..results.row import Row
 from ..sweep.batch import AxisTrials, TrialSlice
 from ..sweep.identity import SEED_KEY
+from ..sweep.trial import Trial
 
 if TYPE_CHECKING:  # the driver's side only: workers never compose configs
     from ..config.compose import RunPlan
@@ -64,6 +65,10 @@ class Item(NamedTuple):
     replicate: int
 
 
+#: one trial of a chunk on the worker: an Item, or a Trial (its fields by the same names)
+ChunkItem = Union[Item, Trial]
+
+
 @dataclass
 class ChunkResult:
     """A chunk's rows for the ``trials`` table as one Arrow table, built on the worker
@@ -107,14 +112,21 @@ def pack(items: Sequence[Any]) -> bytes:
     return pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def unpack(data: bytes) -> List[Item]:
+def unpack(data: bytes) -> Sequence[ChunkItem]:
     """The items :func:`pack` packed."""
+    return unpack_chunk(data)[0]
+
+
+def unpack_chunk(data: bytes) -> Tuple[Sequence[ChunkItem], bool]:
+    """The items :func:`pack` packed, and whether they are a slice of a recipe (whose
+    trials all set the same keys). A slice's trials come as the sweep's
+    :class:`~daskbench.sweep.trial.Trial`\\ s: the same fields by name, no copy per trial."""
     fields = pickle.loads(data)
     if isinstance(fields[0], AxisTrials):  # a TrialSlice's recipe and where the chunk lies in it
         recipe, start, stop = fields
-        return [Item(t[0], t[2], t[1], t[3], t[4]) for t in recipe.trials(start, stop)]
+        return recipe.trials(start, stop), True
     ids, groups, params, seeds, replicates = fields
-    return [Item(*f) for f in zip(ids, groups, params, seeds, replicates)]
+    return [Item(*f) for f in zip(ids, groups, params, seeds, replicates)], False
 
 
 def dump_spec(spec: TrialSpec) -> bytes:
