@@ -62,9 +62,11 @@ def test_short_tasks_queue_deeper_long_ones_keep_four_per_thread():
     one.mean_s = 1.0  # long trials: as before
     assert one.depth(8, 10_000, 2) == 8
     auto = ChunkSizer(fixed=None)
-    auto.mean_s = 1e-5  # chunks of 1000 no-ops: no more trials in flight than 8 full chunks
-    assert auto.size(10**6, 2) == 1000 and auto.depth(8, 10**6, 2) == 8
-    assert ChunkSizer(fixed=100, mean_s=1e-5).depth(8, 10**6, 2) == 8 * 1000 // 100  # 8 full chunks of trials
+    auto.mean_s = 1e-5  # chunks of 5000 no-ops: no more trials in flight than 8 full chunks
+    assert auto.size(10**6, 2) == 5000 and auto.depth(8, 10**6, 2) == 8
+    assert ChunkSizer(fixed=100, mean_s=1e-5).depth(8, 10**6, 2) == min(
+        MAX_DEEP, 8 * 5000 // 100
+    )  # 8 full chunks of trials, at most MAX_DEEP
     assert ChunkSizer(fixed=1, mean_s=1e-4).depth(4000, 10**6, 1000) == 4000  # a large cluster: as it was
 
 
@@ -83,4 +85,4 @@ def test_a_large_cluster_gets_tasks_long_enough_for_the_scheduler():
     assert one_s.size(100_000, 10_000) == 5  # two chunks a thread: the end of the sweep balances
     assert ChunkSizer(fixed=1, mean_s=1.0).size(10**6, 10_000) == 1  # runner.chunk_size is kept
     short = ChunkSizer(fixed=None, mean_s=1e-3)
-    assert short.size(10**6, 2) == 500 and short.size(10**8, 10_000) == 1000  # runner.max_chunk_size
+    assert short.size(10**6, 2) == 500 and short.size(10**8, 10_000) == 5000  # runner.max_chunk_size

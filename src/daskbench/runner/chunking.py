@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+from ..config.schema import RunnerConfig
 from .spec import ChunkResult
 
 #: seconds of work per worker thread that short tasks keep queued (ChunkSizer.depth)
@@ -30,8 +31,8 @@ class ChunkSizer:
     ``fixed`` (runner.chunk_size) overrides it."""
 
     fixed: Optional[int]
-    target_s: float = 0.5
-    max_size: int = 1000
+    target_s: float = RunnerConfig.target_chunk_seconds  # the shipped runner settings
+    max_size: int = RunnerConfig.max_chunk_size
     mean_s: Optional[float] = None
 
     def observe(self, result: ChunkResult) -> None:
