@@ -22,7 +22,7 @@ import asyncio
 import concurrent.futures
 import uuid
 import weakref
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -288,13 +288,21 @@ class ActorHost:
         ]
         self.actors = self._wait_all(self.futures, lambda f: f.result(timeout=POLL_S), "starting")
         peers = {i: (keys[i], addr) for i, addr in enumerate(self.placed)}
-        listening = self._call_all([a.listen(self.transport) for a in self.actors], "listening")
-        routes = self._call_all([a.connect(peers, dict(enumerate(listening))) for a in self.actors], "connecting")
+        listening = self._call_all(lambda a: a.listen(self.transport), "listening")
+        routes = self._call_all(lambda a: a.connect(peers, dict(enumerate(listening))), "connecting")
         self.transport_used = transport_used(routes)
         self.rate.restart()
 
-    def _call_all(self, calls: Sequence[Any], what: str) -> List[Any]:
-        """Results of one actor call per shard, waited for together: the barrier."""
+    def _call_all(self, call: Callable[[Any], Any], what: str) -> List[Any]:
+        """Results of ``call(actor)`` for every shard, waited for together: the barrier.
+        Distributed raises at the call itself, not in its result, once it knows that an
+        actor's worker is gone ("Worker holding Actor was lost"): that is a lost shard too."""
+        try:
+            calls = [call(a) for a in self.actors]
+        except Exception as exc:
+            if is_lost(exc):
+                raise ShardLost(f"a shard is lost while {what}: {exc}") from None
+            raise
         while True:
             try:
                 results = gather_actor_calls(self.client.loop, calls, POLL_S)
@@ -348,22 +356,16 @@ class ActorHost:
 
     def run(self, start: int, until: int, clock: Clock, lookahead: int = 1) -> List[List[StepReport]]:
         """One call per shard for the whole window: the shards keep in step among themselves."""
-        try:
-            calls = [a.run(start, until, clock, lookahead) for a in self.actors]
-        except Exception as exc:
-            if is_lost(exc):
-                raise ShardLost(f"a shard is lost: {exc}") from None
-            raise
-        reports = self._call_all(calls, f"running ticks {start}..{until - 1}")
+        reports = self._call_all(lambda a: a.run(start, until, clock, lookahead), f"running ticks {start}..{until - 1}")
         for tick in sorted({r.tick for shard in reports for r in shard if r.active}):
             self.rate.ticked(tick)
         return reports
 
     def snapshot(self) -> List[bytes]:
-        return self._call_all([a.snapshot() for a in self.actors], "checkpointing")
+        return self._call_all(lambda a: a.snapshot(), "checkpointing")
 
     def agent_report(self):
-        parts = self._call_all([a.agent_report() for a in self.actors], "reporting")
+        parts = self._call_all(lambda a: a.agent_report(), "reporting")
         return [p for shard_parts in parts for p in shard_parts]
 
     def describe(self) -> Dict[str, Any]:
