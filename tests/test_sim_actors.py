@@ -121,7 +121,9 @@ def test_killing_a_shards_worker_restarts_it_with_the_undisturbed_result(hosts, 
 
     procs = {name: hosts.start_worker(name) for name in ("a", "b", "c")}
     names = hosts.wait_for_workers(3)
-    settings = dict(ticks=1500, shards=2, checkpoint_every=checkpoint_every, agent_report_every=500)
+    # long enough (several seconds on 2 cores) that the kill lands mid-run: 1,500 ticks of
+    # 600 agents were sometimes over within the second the test waits before the kill
+    settings = dict(ticks=8000, shards=2, checkpoint_every=checkpoint_every, agent_report_every=500)
     ref = sim.run(Boltzmann(n_agents=600), sim.Settings(**settings), seed=11)
     settings["transport"] = transport
     box = {}
@@ -148,9 +150,10 @@ def test_killing_a_shards_worker_restarts_it_with_the_undisturbed_result(hosts, 
         assert not t.is_alive(), "the simulation hung after its worker died"
     assert "error" not in box, box.get("error")
     out = box["out"]
-    assert out.metrics["restarts"] == 1 and out.metrics["shard_transport"] == transport
+    assert out.metrics["restarts"] == 1, "the simulation ended before its worker was killed"
+    assert out.metrics["shard_transport"] == transport
     assert _strip(out.steps) == _strip(ref.steps)
-    assert [r["tick"] for r in out.steps] == list(range(1500))
+    assert [r["tick"] for r in out.steps] == list(range(8000))
     assert len(out.agents) == len(ref.agents)
 
 
