@@ -130,7 +130,7 @@ def main() -> None:
     mode = C.mode()
     work = C.tmpdir("compose")
     conf = work / "conf"
-    C.write_experiment(conf, "busy", "benchmarks.workloads.busy", {"ms": 0.0, "i": 0}, work / "unused")
+    C.write_experiment(conf, "busy", "benchmarks.workloads.busy", {"ms": 0.0, "i": 0}, work / "unused", report=True)
     n, rounds = TRIALS[mode], ROUNDS[mode]
     load = os.getloadavg()[0]
     try:

@@ -76,13 +76,16 @@ class Tools:
         self.cluster = C.local_cluster(cores)
         self.client = Client(self.cluster)
         self.conf = work / "conf"
-        C.write_experiment(self.conf, "busy", "benchmarks.workloads.busy", {"ms": 0.0, "i": 0}, work / "unused")
+        C.write_experiment(
+            self.conf, "busy", "benchmarks.workloads.busy", {"ms": 0.0, "i": 0}, work / "unused", report=True
+        )
         C.write_experiment(
             self.conf,
             "mesa",
             "benchmarks.workloads.mesa_trial",
             {"n": 100, "steps": 100, "seed": 0, "i": 0},
             work / "unused",
+            report=True,
         )
         self.available = {"daskbench": None, "dask_map": None, "process_pool": None}
         self.pool = None
