@@ -193,7 +193,8 @@ def wait_for_report(results_dir: Path, timeout_s: float = 180.0) -> float:
 
 def local_cluster(n_workers: int = 2, **options: Any) -> Any:
     """The benchmarks' LocalCluster: worker processes of one thread each on 127.0.0.1,
-    no dashboard, quiet logs (``options`` add to or override these)."""
+    its dashboard on (as daskbench ships; on a free port), quiet logs (``options`` add to
+    or override these)."""
     import logging
 
     from distributed import LocalCluster
@@ -203,7 +204,7 @@ def local_cluster(n_workers: int = 2, **options: Any) -> Any:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
         silence_logs=logging.ERROR,
     )
     return LocalCluster(**{**kwargs, **options})

@@ -234,7 +234,8 @@ class Cluster:
                 "127.0.0.1",
                 "--port",
                 "0",
-                "--no-dashboard",
+                "--dashboard-address",  # on, as daskbench's own clusters have it
+                "127.0.0.1:0",
                 "--scheduler-file",
                 str(self.file),
             ],

@@ -494,7 +494,7 @@ def main(argv: List[str] = None) -> int:
 
     from distributed import Client
 
-    # the scheduler's HTTP server (not a dashboard: that is off) moves off a taken port: not news here
+    # the scheduler's HTTP server moves off a taken port: not news here
     warnings.filterwarnings("ignore", message="Port .* is already in use")
     res: Dict[str, Any] = {"mode": mode, "repeats": repeats, "targets": TARGETS, "transport": args.transport}
     with (
