@@ -191,6 +191,14 @@ def wait_for_report(results_dir: Path, timeout_s: float = 180.0) -> float:
     raise SystemExit(f"no report in {results_dir} after {timeout_s:g}s")
 
 
+def report_drawn(res: Any, timeout_s: float = 300.0) -> None:
+    """Wait until the background report of ``daskbench.run``'s result ``res`` is written
+    (none if the run wrote none). Not part of any timing: ``run`` returns before the
+    report is drawn, but the next run or baseline must not compete with it for the cores."""
+    if getattr(res, "report", None) is not None:
+        res.wait_report(timeout_s)
+
+
 def local_cluster(n_workers: int = 2, **options: Any) -> Any:
     """The benchmarks' LocalCluster: worker processes of one thread each on 127.0.0.1,
     its dashboard on (as daskbench ships; on a free port), quiet logs (``options`` add to

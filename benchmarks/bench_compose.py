@@ -72,6 +72,7 @@ def _runs(conf: Path, work: Path, n: int, rounds: int) -> Dict[str, Any]:
         )
         wall = time.perf_counter() - t0
         assert res.counts.ok == n and res.exit_code == 0, res.counts
+        C.report_drawn(res)  # outside the timing: the user does not wait for it, the next run must not compete with it
         shutil.rmtree(out, ignore_errors=True)
         return wall
 

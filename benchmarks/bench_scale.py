@@ -120,6 +120,7 @@ def child(n: int, sched_file: str, sched_pid: int, work: Path, raw_tasks: int, m
         submit_s, chunks = submit["s"], submit["chunks"]
         peak = _rss_mib()
         assert res.counts.ok == n, res.counts
+        C.report_drawn(res)  # after the counters: the report is drawn by a process of its own
         raw = raw_map(client, sched_pid, raw_tasks) if raw_tasks else None
         fixed = chunk_costs(client, sched_pid, conf, work, mode) if raw_tasks else None
     files = sorted(str(p.relative_to(results)) for p in results.rglob("*") if p.is_file())
@@ -192,6 +193,7 @@ def chunk_costs(client, sched_pid: int, conf: Path, work: Path, mode: str) -> Di
         )
         wall = time.perf_counter() - t0
         assert res.counts.ok == n, res.counts
+        C.report_drawn(res)  # outside the timing, as the user meets it
         chunks = -(-n // k)
         out.append(
             {

@@ -192,3 +192,47 @@ def test_missing_or_empty_folder(user_dir):
     with pytest.raises(ResultsError, match="make it with: do this"):
         require_results("results/nothing", command="make it with: do this")
     assert not (user_dir / "results" / "nothing").exists()  # nothing is created
+
+
+def test_run_returns_before_its_report_and_wait_report_gives_the_page(user_dir, client):
+    """daskbench.run draws the report in a process of its own (as the command line does):
+    wait_report() gives the whole page; a write_report of the same folder meanwhile takes
+    its turn (both pages whole, one PNG set); without a report wait_report says why."""
+    (user_dir / "shaped.py").write_text(SHAPED_PY)
+    write_experiment(
+        user_dir / "conf",
+        "later",
+        """
+        name: later
+        trial: {_target_: shaped.shaped}
+        sweep: {params: {trial.x: '1,2,4'}}
+    """,
+    )
+    res = go("later", client=client)
+    assert res.exit_code == 0 and res.counts.ok == 3
+    assert not isinstance(res.report, Path)  # the process drawing it
+    again = write_report("results/later")  # waits for the background writer, then draws again
+    page = res.wait_report()
+    assert page == again == Path("results/later/report/report.html")
+    assert page.read_text().rstrip().endswith("</html>")
+    assert pngs(page) == ["metric-big.png", "metric-f.png", "metric-g.png", "timing.png"]
+    assert "report: " in (page.parent / "report.log").read_text()
+    assert not list(page.parent.glob(".*"))  # no partial page, no lock file
+
+    res = go("later", ["results.dir=results/drawn", "trial.x=5,6"], client=client)
+    res2 = daskbench.run(
+        "later",
+        ["results.dir=results/now", "trial.x=5,6"],
+        client=client,
+        config_dir="conf",
+        progress="none",
+        echo=lambda *_: None,
+        background_report=False,
+    )
+    assert isinstance(res2.report, Path) and res2.report.is_file()  # drawn before run returned
+    assert res2.wait_report() == res2.report
+    assert res.wait_report().is_file()
+
+    res = go("later", ["results.dir=results/none", "results.report=false"], client=client)
+    with pytest.raises(ResultsError, match=r"wrote no report.*python -m daskbench --report results/none"):
+        res.wait_report()

@@ -21,7 +21,9 @@ from .cluster.early import ClusterStart
 from .config.compose import RunPlan, build_plan
 from .config.schema import LocalClusterConfig
 from .errors import ObjectiveMissing, ResultsError
+from .observe import report_background
 from .observe.progress import Counts, make_progress
+from .observe.report_background import BackgroundReport
 from .results import codeversion, manifest
 from .results.dataset import Dataset
 from .results.store import ResultStore
@@ -40,6 +42,19 @@ class RunResult:
     outcome: RunOutcome
     resume_command: str
     duration_s: float
+    #: the report: its page (written before ``run`` returned), or the process drawing it
+    #: (``background_report``); None when ``results.report`` is false, no trial ran, or it failed
+    report: Union[Path, BackgroundReport, None] = None
+
+    def wait_report(self, timeout: Optional[float] = 120.0) -> Path:
+        """The report's page once it is written (``run`` returns while a background report is
+        still drawing); :class:`ResultsError` if there is none or it could not be written."""
+        if self.report is None:
+            raise ResultsError(
+                f"{self.name}: this run wrote no report (results.report=false, no trial ran, or it failed: "
+                f"see the run's output); write it with: python -m daskbench --report {self.path}"
+            )
+        return self.report if isinstance(self.report, Path) else self.report.wait(timeout)
 
     @property
     def exit_code(self) -> int:
@@ -59,16 +74,17 @@ def run(
     config_dir: Optional[str] = None,
     progress: Optional[str] = None,
     echo: Callable[[str], None] = print,
-    background_report: bool = False,
+    background_report: bool = True,
 ) -> RunResult:
     """Run (or resume) the sweep of ``experiment`` with Hydra-style ``overrides``.
 
     With ``client=None`` a cluster is made from the ``cluster`` config group (a
     LocalCluster by default, started while the rest of the config is checked) and
     closed afterwards; pass an existing ``distributed.Client`` to run on it. Trials
-    already ``ok`` on disk are skipped. ``background_report``: the report is written
-    by a process of its own, and ``run`` returns without waiting for it (the
-    command line does this).
+    already ``ok`` on disk are skipped. The report (``results.report``) is drawn by a
+    process of its own and ``run`` returns without waiting for it, as the command line
+    does: plotting costs 1-2.5 s, more than a small sweep (``RunResult.wait_report()``
+    waits for the page); ``background_report=False`` draws it before returning.
     """
     with ClusterStart(client) as start:  # a mistake found below closes a cluster started early
         rp = build_plan(experiment, list(overrides), config_dir, on_cluster=start.begin)
@@ -83,10 +99,9 @@ def run(
         with _undone_if_objective_missing(rp):  # a search's config mistake found in its first results
             outcome = _sweep(start, rp, store, run_info, counts, (done, redo), code_notice, progress, echo)
     cfg = rp.cfg
-    if cfg.results.report and counts.done:
-        _write_report(rp.results_dir, echo, background_report)
+    report = _write_report(rp.results_dir, echo, background_report) if cfg.results.report and counts.done else None
     resume = _resume_command(experiment, overrides, config_dir)
-    return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0)
+    return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0, report)
 
 
 def _sweep(
@@ -228,20 +243,23 @@ def _open_store(
     return store, done, redo, notice
 
 
-def _write_report(results_dir: Path, echo: Callable[[str], None], background: bool = False) -> None:
+def _write_report(
+    results_dir: Path, echo: Callable[[str], None], background: bool
+) -> Union[Path, BackgroundReport, None]:
     """Plots and tables next to the results; a report problem never fails the run."""
     try:
         if background:
-            from .observe import report_background
-
-            page = report_background.start(results_dir)
-            echo(f"report: {page} (being written in the background; its log: {page.parent / 'report.log'})")
-            return
+            job = report_background.start(results_dir)
+            echo(f"report: {job.page} (being written in the background; its log: {job.log})")
+            return job
         from .observe.report import write_report
 
-        echo(f"report: {write_report(results_dir)}")
+        page = write_report(results_dir)
+        echo(f"report: {page}")
+        return page
     except Exception as exc:  # the results are safe on disk whatever happens here
         echo(f"report: not written ({type(exc).__name__}: {exc})")
+        return None
 
 
 def make_target(rp: RunPlan) -> str:
