@@ -317,6 +317,9 @@ def test_a_long_axis_built_in_slices_gives_the_sweeps_trials(override, kw):
         items = [Item(t.trial_id, t.groups, t.params, t.seed, t.replicate) for t in expected[a:b]]
         got = unpack(pack(TrialSlice(recipe, a, b)))  # the sweep's Trials: an Item's fields, by name
         assert [Item(*(getattr(t, f) for f in Item._fields)) for t in got] == items
+        # a worker reads it as columns (the fast loop) or one trial at a time (its slow paths)
+        assert got.ids == [t.trial_id for t in expected[a:b]] and got[k] == expected[a + k]
+        assert all(got.params[key] == [t.params[key] for t in expected[a:b]] for key in expected[0].params)
 
 
 def test_only_one_plain_axis_is_built_in_slices():

@@ -28,12 +28,13 @@ import threading
 import time
 import traceback
 from collections import Counter
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..observe import live
 from ..results import row as trow
 from ..results.chunk import ChunkRows
 from ..results.row import FailureKind, Row, Status
+from ..sweep.batch import SliceColumns
 from . import prune
 from .invoke import call_trial, resolve_target, swept_names
 from .isolate import TrialProcessError, TrialTimeout
@@ -190,7 +191,7 @@ def _fast_calls(spec: TrialSpec, chunk: Sequence[ChunkItem], uniform: bool = Fal
     if groups and any([g for g, _ in t.groups] != groups for t in chunk):
         return None
     calls: Calls = {}
-    for t in chunk:
+    for t in [chunk[0]] if uniform else chunk:  # a recipe's slice: one choice of groups, none
         if t.groups not in calls:
             try:
                 base = dict(spec.bases[t.groups])
@@ -203,10 +204,13 @@ def _fast_calls(spec: TrialSpec, chunk: Sequence[ChunkItem], uniform: bool = Fal
 
 def _swept(spec: TrialSpec, chunk: Sequence[ChunkItem]) -> Dict[str, List[Any]]:
     """The chunk's swept columns (group choices, then values), the hidden keys left out."""
-    first = chunk[0]
-    cols = {g: [t.groups[j][1] for t in chunk] for j, (g, _) in enumerate(first.groups)}
-    for k in first.params:
-        cols[k] = [t.params[k] for t in chunk]
+    if isinstance(chunk, SliceColumns):  # a recipe's slice: its columns as they are
+        cols = dict(chunk.params)
+    else:
+        first = chunk[0]
+        cols = {g: [t.groups[j][1] for t in chunk] for j, (g, _) in enumerate(first.groups)}
+        for k in first.params:
+            cols[k] = [t.params[k] for t in chunk]
     for k in spec.hidden:
         cols.pop(k, None)
     return cols
@@ -217,10 +221,14 @@ def _run_columns(
 ) -> ChunkRows:
     """The fast loop: each trial called in this thread, its metrics appended to the chunk's columns."""
     clock = time.perf_counter
+    if isinstance(chunk, SliceColumns):
+        ids, seeds, replicates = chunk.ids, chunk.seeds, chunk.replicates
+    else:
+        ids, seeds, replicates = [t.trial_id for t in chunk], [t.seed for t in chunk], [t.replicate for t in chunk]
     rows = ChunkRows(
-        [t.trial_id for t in chunk],
-        [t.seed for t in chunk],
-        [t.replicate for t in chunk],
+        ids,
+        seeds,
+        replicates,
         _swept(spec, chunk),
         spec.hidden,
         worker,
@@ -234,17 +242,13 @@ def _run_columns(
     cursor = live.TrialCursor(spec.experiment, spec.run_id, spec.prune)
     token = live.set_current(cursor)  # one context for the chunk: the cursor tells its trials apart
     try:
-        for item in chunk:
-            cursor.trial_id = tid = item.trial_id
-            fn, kwargs = calls[item.groups]
-            kwargs = kwargs.copy()
-            for k, v in item.params.items():
-                kwargs[names[k]] = v
+        for j, tid, fn, kwargs in _calls(chunk, calls, names):
+            cursor.trial_id = tid
             t0 = clock()
             try:
                 value = fn(**kwargs)
             except Exception as exc:  # a trial's own failure: settled as the per-trial path does
-                rows.row(_settle(spec, item, worker, tables, rows, t0, exc=exc), t0)
+                rows.row(_settle(spec, chunk[j], worker, tables, rows, t0, exc=exc), t0)
                 continue
             duration = clock() - t0
             # the common case: plain values of the metrics met before, and nothing to tidy for pruning
@@ -252,11 +256,33 @@ def _run_columns(
                 if unsent:
                     flush(tid)  # its last throttled report
                 continue
-            rows.row(_settle(spec, item, worker, tables, rows, t0, value=value), t0)
+            rows.row(_settle(spec, chunk[j], worker, tables, rows, t0, value=value), t0)
     finally:
         cursor.trial_id = None
         live.reset_current(token)
     return rows
+
+
+def _calls(
+    chunk: Sequence[ChunkItem], calls: Calls, names: Dict[str, str]
+) -> Iterator[Tuple[int, str, Callable[..., Any], Dict[str, Any]]]:
+    """Each trial's index, id, function and keyword arguments, in order; a recipe's slice
+    read from its columns, with no object built per trial."""
+    if isinstance(chunk, SliceColumns):
+        fn, base = calls[()]
+        named = [(names[k], col) for k, col in chunk.params.items()]
+        for j, tid in enumerate(chunk.ids):
+            kwargs = base.copy()
+            for name, col in named:
+                kwargs[name] = col[j]
+            yield j, tid, fn, kwargs
+        return
+    for j, item in enumerate(chunk):
+        fn, base = calls[item.groups]
+        kwargs = base.copy()
+        for k, v in item.params.items():
+            kwargs[names[k]] = v
+        yield j, item.trial_id, fn, kwargs
 
 
 # -- one trial at a time -------------------------------------------------------------

@@ -120,11 +120,12 @@ def unpack(data: bytes) -> Sequence[ChunkItem]:
 def unpack_chunk(data: bytes) -> Tuple[Sequence[ChunkItem], bool]:
     """The items :func:`pack` packed, and whether they are a slice of a recipe (whose
     trials all set the same keys). A slice's trials come as the sweep's
-    :class:`~daskbench.sweep.trial.Trial`\\ s: the same fields by name, no copy per trial."""
+    :class:`~daskbench.sweep.trial.Trial`\\ s, held as columns
+    (:class:`~daskbench.sweep.batch.SliceColumns`: the fast loop reads no object per trial)."""
     fields = pickle.loads(data)
     if isinstance(fields[0], AxisTrials):  # a TrialSlice's recipe and where the chunk lies in it
         recipe, start, stop = fields
-        return recipe.trials(start, stop), True
+        return recipe.columns(start, stop), True
     ids, groups, params, seeds, replicates = fields
     return [Item(*f) for f in zip(ids, groups, params, seeds, replicates)], False
 
