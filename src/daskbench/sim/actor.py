@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 import uuid
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -40,6 +41,7 @@ _LOCAL: weakref.WeakValueDictionary[str, ShardActor] = weakref.WeakValueDictiona
 
 SHARD_PRIORITY = 1_000_000  # shard creation runs before queued trials on a worker
 POLL_S = 1.0  # how often a waiting coordinator checks that the shards' workers are alive
+TURN_TIMEOUT_S = 60.0  # how long a window call waits for the one before it to reach the shard
 
 
 async def _gather(futures: Sequence[Any]) -> List[Any]:
@@ -92,6 +94,9 @@ class ShardActor:
         self._plan: Optional[Tuple[Dict[int, PeerBarrier], Dict[int, Tuple[str, int]], Dict[int, Any]]] = None
         self.routes: Dict[str, List[int]] = {}
         self._thread: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._next: Optional[int] = None  # the tick the last window left off at (None: none ran yet, or the end)
+        self._seq = 0  # number of the last window call handed to the shard's thread
+        self._turn: Optional[asyncio.Condition] = None
         _LOCAL[key] = self
 
     def listen(self, transport: str) -> Optional[Tuple[str, int]]:
@@ -130,24 +135,54 @@ class ShardActor:
         self.routes = {"socket": sorted(sockets), "comm": sorted(actors), "local": sorted(local)}
         return self.transport()
 
-    async def run(self, start: int, until: int, clock: Clock, lookahead: int = 1) -> List[StepReport]:
+    async def run(
+        self, start: int, until: int, clock: Clock, lookahead: int = 1, seq: int = 0, ahead: bool = False
+    ) -> Optional[List[StepReport]]:
         """Run the window ``[start, until)`` in step with the other shards (see :mod:`.window`).
 
         On a thread of the shard's own: a worker runs its actors' plain methods on one
-        thread, and two shards on one worker must wait for each other's envelopes."""
+        thread, and two shards on one worker must wait for each other's envelopes.
+
+        ``seq`` (from 1): the coordinator's number of the call; windows are handed to the
+        shard's thread in that order, whatever order the calls arrive in, so the coordinator
+        may ask for the next window while this one runs. ``ahead``: asked for before the
+        previous window ended, on the guess that it starts where that one stops; if it does
+        not (the clock skipped idle ticks past it, or the simulation ended), the shard runs
+        nothing and returns None (every shard decides alike: they all stopped at the same tick)."""
         if self._thread is None:
             self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"sim-shard-{self.key}")
-        args = (start, until, clock, lookahead)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._window, *args)
+        loop = asyncio.get_running_loop()
+        args = (start, until, clock, lookahead, ahead)
+        if not seq:
+            return await loop.run_in_executor(self._thread, self._window, *args)
+        if self._turn is None:
+            self._turn = asyncio.Condition()
+        async with self._turn:
+            try:
+                await asyncio.wait_for(self._turn.wait_for(lambda: self._seq >= seq - 1), TURN_TIMEOUT_S)
+            except TimeoutError:
+                raise ShardLost(f"window call {seq - 1} never reached shard {self.shard.index}") from None
+            if self._thread is None:  # aborted meanwhile
+                raise ShardLost("aborted by the coordinator")
+            fut = loop.run_in_executor(self._thread, self._window, *args)
+            self._seq = seq
+            self._turn.notify_all()
+        return await fut
 
-    def _window(self, start: int, until: int, clock: Clock, lookahead: int) -> List[StepReport]:
+    def _window(self, start: int, until: int, clock: Clock, lookahead: int, ahead: bool = False):
         b = self.barrier
+        if ahead and self._next != start:
+            return None
+        if b.abort_flag.is_set():  # a window queued behind one that was aborted
+            raise ShardLost("aborted by the coordinator")
         try:
             if self._plan is not None:
                 plan, self._plan = self._plan, None
                 b.connect(*plan)
             peers = b.peers
-            reports = run_window(self.shard, clock, start, until, lookahead, peers, b.send, b.wait, b.exchange.dues)
+            reports, self._next = run_window(
+                self.shard, clock, start, until, lookahead, peers, b.send, b.wait, b.exchange.dues
+            )
             b.flush()
             return reports
         except BaseException:
@@ -217,6 +252,16 @@ def transport_used(routes: Sequence[Dict[str, Any]]) -> str:
     return "mixed" if len(ways) > 1 else next(iter(ways), "none")
 
 
+class Window:
+    """A window of ticks asked of the shards (:meth:`ActorHost.submit`), not yet collected."""
+
+    __slots__ = ("start", "until", "calls", "issued")
+
+    def __init__(self, start: int, until: int, calls: List[Any]):
+        self.start, self.until, self.calls = start, until, calls
+        self.issued = time.perf_counter()
+
+
 class ActorHost:
     """Shards in Dask actors, one per chosen worker in turn."""
 
@@ -249,6 +294,7 @@ class ActorHost:
         self.transport_used = "none"  # how shards on different workers exchanged: socket, comm, mixed or none
         # the speed for the scheduler's daskbench_sim_ticks_per_second; built in the trial's thread
         self.rate = live.TickRate(live.current())
+        self._seq = 0  # window calls made to this generation of actors
 
     def _alive(self) -> List[str]:
         info = self.client.scheduler_info(n_workers=-1)["workers"]
@@ -257,6 +303,7 @@ class ActorHost:
     def start(self, snapshots: Optional[Sequence[bytes]] = None) -> None:
         client = self.client
         self.generation += 1
+        self._seq = 0
         if self.generation > 1:  # after a loss: place on the workers that are left
             self.workers = self._alive()
         self.placed = [self.workers[i % len(self.workers)] for i in range(self.n_shards)]
@@ -294,15 +341,22 @@ class ActorHost:
         self.rate.restart()
 
     def _call_all(self, call: Callable[[Any], Any], what: str) -> List[Any]:
-        """Results of ``call(actor)`` for every shard, waited for together: the barrier.
-        Distributed raises at the call itself, not in its result, once it knows that an
-        actor's worker is gone ("Worker holding Actor was lost"): that is a lost shard too."""
+        """Results of ``call(actor)`` for every shard, waited for together: the barrier."""
+        return self._results(self._issue(call, what), what)
+
+    def _issue(self, call: Callable[[Any], Any], what: str) -> List[Any]:
+        """``call(actor)`` for every shard, not waited for. Distributed raises at the call
+        itself, not in its result, once it knows that an actor's worker is gone ("Worker
+        holding Actor was lost"): that is a lost shard too."""
         try:
-            calls = [call(a) for a in self.actors]
+            return [call(a) for a in self.actors]
         except Exception as exc:
             if is_lost(exc):
                 raise ShardLost(f"a shard is lost while {what}: {exc}") from None
             raise
+
+    def _results(self, calls: List[Any], what: str) -> List[Any]:
+        """The results of calls made by :meth:`_issue`, waited for together."""
         while True:
             try:
                 results = gather_actor_calls(self.client.loop, calls, POLL_S)
@@ -356,7 +410,26 @@ class ActorHost:
 
     def run(self, start: int, until: int, clock: Clock, lookahead: int = 1) -> List[List[StepReport]]:
         """One call per shard for the whole window: the shards keep in step among themselves."""
-        reports = self._call_all(lambda a: a.run(start, until, clock, lookahead), f"running ticks {start}..{until - 1}")
+        reports = self.collect(self.submit(start, until, clock, lookahead))
+        assert reports is not None  # only a window asked for ahead is skipped
+        return reports
+
+    def submit(self, start: int, until: int, clock: Clock, lookahead: int = 1, ahead: bool = False) -> Window:
+        """Ask every shard for the window ``[start, until)`` without waiting for it; ``ahead``:
+        before the window the shards run now has ended, on the guess that it stops at ``start``
+        (they run it straight after that one, with no round trip to the coordinator between)."""
+        self._seq += 1
+        seq, what = self._seq, f"running ticks {start}..{until - 1}"
+        return Window(start, until, self._issue(lambda a: a.run(start, until, clock, lookahead, seq, ahead), what))
+
+    def collect(self, window: Window) -> Optional[List[List[StepReport]]]:
+        """The shards' reports of a window from :meth:`submit`; None if they skipped it (asked
+        for ahead, on a guess that did not hold)."""
+        reports = self._results(window.calls, f"running ticks {window.start}..{window.until - 1}")
+        if any(r is None for r in reports):
+            if not all(r is None for r in reports):
+                raise SimulationError(f"some shards ran the window from tick {window.start}, some skipped it")
+            return None
         for tick in sorted({r.tick for shard in reports for r in shard if r.active}):
             self.rate.ticked(tick)
         return reports

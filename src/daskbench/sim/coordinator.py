@@ -11,6 +11,13 @@ end, or after ``span`` ticks: ``span`` starts at :data:`FIRST_WINDOW` and double
 (up to :data:`MAX_WINDOW`) while a window takes less than :data:`WINDOW_S`, so
 the coordinator hears from the shards a few times a second; with
 ``realtime_factor`` set a window is one tick (the coordinator paces every tick).
+On a host that can take a window before the last one ended (``submit`` and
+``collect``: the actors), the coordinator asks for the next window as soon as it
+has asked for one, on the guess that it starts where that one stops (it does unless
+the clock skips idle ticks past its end), so the shards go from one window to the
+next without waiting for the coordinator (a round trip of 5-10 ms through the
+workers' event loops); not before a checkpoint or an agent report, which the
+coordinator takes between windows, nor in real time.
 When a shard is lost it starts the shards again from the last checkpoint (or
 from the start), drops what it had collected past that point and carries on,
 so the result is the one an undisturbed run gives.
@@ -159,6 +166,7 @@ class _Progress:
     last_tick: int
     restarts: int = 0
     span: int = FIRST_WINDOW  # ticks in the next window at most
+    returned: float = 0.0  # when the last window's reports came back (perf_counter)
 
 
 def simulate(model: Model, host: Host, settings: Settings, clock: Clock) -> Outcome:
@@ -168,11 +176,18 @@ def simulate(model: Model, host: Host, settings: Settings, clock: Clock) -> Outc
     host.start(None)
     done = _Progress([], [], counters, Checkpoint(None, clock.start, None, 0, 0, dict(counters)), clock.start)
     tick: Optional[int] = clock.start
+    ahead: Any = None  # the next window, asked for before the last one ended
     while tick is not None:
         try:
-            tick = _window(model, host, settings, clock, done, tick)
+            tick, ahead = _window(model, host, settings, clock, done, tick, ahead)
         except ShardLost as exc:
+            ahead = None
             tick = _restart(host, settings, clock, done, exc)
+    if ahead is not None:  # asked for past the end: the shards skip it
+        try:
+            host.collect(ahead)  # type: ignore[attr-defined]
+        except ShardLost:
+            pass  # the simulation is complete; a shard lost now changes nothing
     metrics = _metrics(model, clock, done, time.perf_counter() - t_start)
     return Outcome(done.steps, done.agents, metrics)
 
@@ -190,13 +205,44 @@ def _until(settings: Settings, clock: Clock, tick: int, span: int) -> int:
     return until
 
 
-def _window(model: Model, host: Host, settings: Settings, clock: Clock, done: _Progress, tick: int) -> Optional[int]:
-    """Run the window starting at ``tick`` and record it; returns the next tick (None: the end)."""
-    until = _until(settings, clock, tick, done.span)
-    clock.pace(tick)
-    t0 = time.perf_counter()
-    reports = host.run(tick, until, clock, settings.lookahead)
-    wall = time.perf_counter() - t0
+def _follows(settings: Settings, clock: Clock, until: int) -> bool:
+    """May the next window be asked for before the one ending at ``until`` has ended?
+    Not if the coordinator takes a checkpoint or an agent report after it, nor in real time."""
+    if settings.realtime_factor is not None or until >= clock.end:
+        return False
+    A, C, since = settings.agent_report_every, settings.checkpoint_every, until - clock.start
+    return not (C and since % C == 0) and not (A and (since - 1) % A == 0)
+
+
+def _window(
+    model: Model, host: Host, settings: Settings, clock: Clock, done: _Progress, tick: int, ahead: Any = None
+) -> Tuple[Optional[int], Any]:
+    """Run the window starting at ``tick`` and record it; returns the next tick (None: the end)
+    and the window after it if it was asked for already (see the module docstring)."""
+    lookahead = settings.lookahead
+    pipelined = hasattr(host, "submit")
+    if ahead is not None and ahead.start != tick:  # the guess did not hold: the shards skip it
+        host.collect(ahead)  # type: ignore[attr-defined]
+        ahead = None
+    if ahead is not None:
+        window, until = ahead, ahead.until
+    else:
+        until = _until(settings, clock, tick, done.span)
+        clock.pace(tick)
+        window = host.submit(tick, until, clock, lookahead) if pipelined else None  # type: ignore[attr-defined]
+    t0 = time.perf_counter() if window is None else max(window.issued, done.returned)
+    after = None
+    if pipelined and _follows(settings, clock, until):
+        after = host.submit(until, _until(settings, clock, until, done.span), clock, lookahead, True)  # type: ignore[attr-defined]
+    if window is None:
+        reports = host.run(tick, until, clock, lookahead)
+    else:
+        got = host.collect(window)  # type: ignore[attr-defined]
+        if got is None:
+            raise SimulationError(f"the shards skipped the window from tick {tick}, which follows the last one")
+        reports = got
+    done.returned = time.perf_counter()
+    wall = done.returned - t0  # asked for ahead: from the last window's end, as the shards ran it
     ran, nxt = chain(clock, tick, until, reports)
     counters = done.counters
     for t, rs in ran:
@@ -217,7 +263,7 @@ def _window(model: Model, host: Host, settings: Settings, clock: Clock, done: _P
         done.span = min(done.span * 2, MAX_WINDOW)
     elif wall > 2 * WINDOW_S:
         done.span = max(done.span // 2, 1)
-    return nxt
+    return nxt, after
 
 
 def _restart(host: Host, settings: Settings, clock: Clock, done: _Progress, exc: ShardLost) -> int:
@@ -235,6 +281,7 @@ def _restart(host: Host, settings: Settings, clock: Clock, done: _Progress, exc:
     del done.steps[ckpt.n_steps :]
     del done.agents[ckpt.n_agents :]
     done.counters = dict(ckpt.counters)
+    done.returned = 0.0
     clock.restart()
     return ckpt.next_tick
 

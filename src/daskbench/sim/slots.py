@@ -88,6 +88,12 @@ class ReservedHost:
     def run(self, start: int, until: int, clock: Any, lookahead: int = 1) -> Any:
         return self.host.run(start, until, clock, lookahead)
 
+    def submit(self, start: int, until: int, clock: Any, lookahead: int = 1, ahead: bool = False) -> Any:
+        return self.host.submit(start, until, clock, lookahead, ahead)
+
+    def collect(self, window: Any) -> Any:
+        return self.host.collect(window)
+
     def snapshot(self) -> Any:
         return self.host.snapshot()
 

@@ -93,8 +93,9 @@ def run_window(
     send: Callable[[int, List[Entry]], None],
     wait: Callable[[int], None],
     dues: Callable[[int], List[Optional[int]]],
-) -> List[StepReport]:
-    """Run one shard through the window; returns its report of every tick it ran.
+) -> Tuple[List[StepReport], Optional[int]]:
+    """Run one shard through the window; returns its report of every tick it ran and the
+    tick it runs next (where the next window starts; None: the simulation's end).
 
     ``send(peer, entries)`` hands envelopes to another shard without waiting;
     ``wait(tick)`` returns once every peer's envelope of ``tick`` is in (the
@@ -131,7 +132,7 @@ def run_window(
     _flush(outgoing, send)
     for t in sent + unsent:  # the window ends with every message sent in it delivered
         _received(t, wait, dues)
-    return reports
+    return reports, tick
 
 
 def _received(tick: int, wait: Callable[[int], None], dues: Callable[[int], List[Optional[int]]]) -> None:
