@@ -12,18 +12,17 @@ backend is left alone. The pages themselves are rendered by :mod:`.report_page`.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import ResultsError
 from ..results import manifest
 from ..results import row as trow
 from . import report_data, search_report
 from .report_page import render_html, render_markdown
+from .report_turns import taking_turns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,27 +79,8 @@ def write_report(
     if band not in BANDS:
         raise ResultsError(f"band={band!r}: use one of {', '.join(BANDS)}")
     root = require_results(results_dir)
-    with _taking_turns(root / "report"):  # a background report of the same folder may be drawing
+    with taking_turns(root / "report"):  # a background report of the same folder may be drawing
         return _write(root, dims, band, slowest, max_rows)
-
-
-@contextlib.contextmanager
-def _taking_turns(out: Path) -> Iterator[None]:
-    """Hold an advisory lock on the folder ``out`` itself (no lock file left in it): one
-    writer of a folder's report at a time, so one never deletes the PNGs another is about
-    to embed. Where ``fcntl`` is missing, no lock."""
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
-        yield
-        return
-    fd = os.open(out, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor closes
-        yield
-    finally:
-        os.close(fd)
 
 
 def _write(root: Path, dims: Optional[Sequence[str]], band: str, slowest: int, max_rows: int) -> Path:
