@@ -21,9 +21,9 @@ from .cluster.early import ClusterStart
 from .config.compose import RunPlan, build_plan
 from .config.schema import LocalClusterConfig
 from .errors import ObjectiveMissing, ResultsError
-from .observe import report_background
 from .observe.progress import Counts, make_progress
 from .observe.report_background import BackgroundReport
+from .observe.report_background import start as start_report
 from .results import codeversion, manifest
 from .results.dataset import Dataset
 from .results.store import ResultStore
@@ -249,7 +249,7 @@ def _write_report(
     """Plots and tables next to the results; a report problem never fails the run."""
     try:
         if background:
-            job = report_background.start(results_dir)
+            job = start_report(results_dir)
             echo(f"report: {job.page} (being written in the background; its log: {job.log})")
             return job
         from .observe.report import write_report

@@ -43,10 +43,6 @@ class BackgroundReport:
         """The report process's output: ``report: PAGE``, or why it wrote none."""
         return self.page.parent / LOG
 
-    def done(self) -> bool:
-        """Has the report process ended (written its page or given up)?"""
-        return self.process.poll() is not None
-
     def wait(self, timeout: Optional[float] = None) -> Path:
         """The page, once written; :class:`ResultsError` with the process's own words if it
         wrote none, or if it is still drawing after ``timeout`` seconds (it goes on)."""
