@@ -195,6 +195,9 @@ def test_short_trials_are_chunked(user_dir, client):
 
 
 def test_long_trials_not_batched_and_keys_named(user_dir, client):
+    # chunks go out before any trial is measured; a chunk stops starting trials at its time
+    # budget (2 x runner.target_chunk_seconds) and hands the rest back: a trial longer than
+    # that runs alone in its task
     write_experiment(
         user_dir / "conf",
         "sl",
@@ -202,6 +205,7 @@ def test_long_trials_not_batched_and_keys_named(user_dir, client):
         name: sl
         trial: {_target_: usertrials.slow, delay: 0.3}
         sweep: {params: {trial.x: 'range(0,6)'}}
+        runner: {target_chunk_seconds: 0.1}
     """,
     )
     from distributed import get_task_stream
@@ -209,8 +213,10 @@ def test_long_trials_not_batched_and_keys_named(user_dir, client):
     with get_task_stream(client) as ts:
         res = go("sl", client=client)
     assert res.counts.ok == 6
+    df = res.load()
+    assert len(df) == 6 and df.trial_id.is_unique and sorted(df["trial.x"]) == list(range(6))
     keys = [str(t["key"]) for t in ts.data if str(t["key"]).startswith("sl-")]
-    assert len(keys) == 6  # a 0.3 s trial is worth its own task
+    assert len(keys) == 6  # one trial each: the first chunks of two ran one and gave one back
     from dask.utils import key_split
 
     assert {key_split(k) for k in keys} == {"sl"}  # the dashboard groups by experiment

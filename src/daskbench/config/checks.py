@@ -7,6 +7,7 @@ bad key or token and says how to fix it.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from pathlib import Path
@@ -57,13 +58,27 @@ def check_experiment_file(name: str, dirs: Sequence[Path]) -> None:
     else:
         return  # Hydra reports an unknown experiment with the names it knows
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if text in _CHECKED_FILES:  # the same text passed before (a process that runs many sweeps)
+            return
+        doc = yaml.safe_load(text)
     except UnicodeDecodeError as exc:
         raise ConfigError(utf8_message(exc, path)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(yaml_message(exc, path)) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    _check_experiment_doc(doc, path)
+    _CHECKED_FILES[text] = None
+    while len(_CHECKED_FILES) > 16:
+        del _CHECKED_FILES[next(iter(_CHECKED_FILES))]
+
+
+#: texts of experiment files that passed :func:`check_experiment_file`, oldest first
+_CHECKED_FILES: Dict[str, None] = {}
+
+
+def _check_experiment_doc(doc: Any, path: Path) -> None:
     if doc is None:
         return
     if not isinstance(doc, dict):
@@ -121,6 +136,10 @@ def resolved_trials(bases: Dict[Any, Dict[str, Any]], axes: Sequence[Axis]) -> D
         out[g] = None
         if "trial" not in tree:
             continue
+        plain = _without_interpolation(tree["trial"], axes)
+        if plain is not None:
+            out[g] = plain
+            continue
         cfg = OmegaConf.create({k: v for k, v in tree.items() if k != "hydra"})
         for a in axes:
             if not a.is_group:
@@ -132,4 +151,26 @@ def resolved_trials(bases: Dict[Any, Dict[str, Any]], axes: Sequence[Axis]) -> D
             raise ConfigError(interpolation_message(exc)) from None
         except OmegaConfBaseException:
             pass  # left to the trial
+    return out
+
+
+def _without_interpolation(trial: Any, axes: Sequence[Axis]) -> Optional[Dict[str, Any]]:
+    """What :func:`resolved_trials` gives for a ``trial`` section holding no ``${...}``,
+    without OmegaConf (resolving it changes nothing but the swept keys' values); None
+    when it holds one, or a value axis lies outside it or under a key that holds no keys."""
+    if not isinstance(trial, dict) or "${" in repr(trial):
+        return None
+    out = copy.deepcopy(trial)
+    for a in axes:
+        if a.is_group:
+            continue
+        parts = a.key.split(".")
+        if parts[0] != "trial" or len(parts) < 2:
+            return None
+        node = out
+        for p in parts[1:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                return None
+        node[parts[-1]] = a.values[0] if a.values is not None else (a.interval or (None,))[0]
     return out

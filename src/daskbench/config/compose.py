@@ -8,6 +8,7 @@ no ``-m`` flag is needed, and handed to the pure expansion in :mod:`sweep`.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,14 +19,13 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf._utils import get_omega_conf_dumper
 from omegaconf.errors import OmegaConfBaseException
 
 from ..errors import ConfigError, ExperimentNotFound
 from ..sweep import identity
 from ..sweep.plan import SEED_KEY, Axis, SweepPlan, parse_override
 from ..sweep.search import from_config as search_config
-from . import checks, memo, schema, sections, targets, yamlload
+from . import checks, memo, schema, sections, targets, yamldump, yamlload
 from .axes import build_axes
 from .simcheck import check_simulation
 
@@ -172,13 +172,15 @@ def build_plan(
     plain_words = [str(o.input_line) for o in plain]
     cfg0 = _compose_base(dirs, plain, config_dir)
     choices = {k: v for k, v in cfg0.hydra.runtime.choices.items() if not k.startswith("hydra")}
-    sections.check_top_level(cfg0, choices)
-    cfg = sections.type_sections(cfg0)
-    cluster = sections.cluster(cfg0)
+    # the plain tree once: the checks, the typing, the bases and the YAML all read it
+    raw: Dict[str, Any] = OmegaConf.to_container(cfg0, resolve=False)  # type: ignore[assignment]
+    sections.check_top_level(cfg0, choices, raw)
+    cfg = sections.type_sections(cfg0, raw)
+    cluster = sections.cluster(cfg0, raw)
     if on_cluster is not None:
         on_cluster(cluster)
     axes, fixed = build_axes(cfg0, plain, sweeps, choices, dirs)
-    bases = _group_bases(cfg0, dirs, plain_words, axes, fixed, config_dir)
+    bases = _group_bases(cfg0, raw, dirs, plain_words, axes, fixed, config_dir)
     trials = checks.resolved_trials(bases, axes)
 
     trial = next(iter(bases.values())).get("trial") or {}
@@ -205,24 +207,17 @@ def build_plan(
         cluster=cluster,
         plan=plan,
         trial_bases=bases,
-        config_yaml=_config_yaml(cfg0),
+        config_yaml=_config_yaml(raw),
         search_path=[str(d) for d in dirs],
         results_dir=Path(cfg.results.dir).expanduser(),
         sys_path=targets.import_roots(dirs),
     )
 
 
-def _config_yaml(cfg0: DictConfig) -> str:
-    """The composed config as YAML, the ``hydra`` node left out."""
-    shown = OmegaConf.to_container(cfg0, resolve=False)
-    assert isinstance(shown, dict)
-    shown.pop("hydra", None)
-    # the text OmegaConf.to_yaml gives, without first making the plain tree an OmegaConf
-    # object again (most of its time): its own dumper, which quotes what would read back as
-    # another type
-    return yaml.dump(
-        shown, Dumper=get_omega_conf_dumper(), default_flow_style=False, allow_unicode=True, sort_keys=False
-    )
+def _config_yaml(raw: Dict[str, Any]) -> str:
+    """The composed config (``raw``: as plain containers) as the YAML ``OmegaConf.to_yaml``
+    gives, the ``hydra`` node left out."""
+    return yamldump.dump({k: v for k, v in raw.items() if k != "hydra"})
 
 
 def _check_trial(
@@ -277,6 +272,7 @@ def _compose_base(dirs: Sequence[Path], plain: Sequence[Override], config_dir: O
 
 def _group_bases(
     cfg0: DictConfig,
+    raw: Dict[str, Any],
     dirs: Sequence[Path],
     plain_words: List[str],
     axes: Sequence[Axis],
@@ -294,9 +290,11 @@ def _group_bases(
     bases: Dict[GroupKey, Dict[str, Any]] = {}
     for combo in combos:
         words_c = base_words + [f"{'+' if a.add else ''}{a.key}={v}" for a, v in combo]
-        c = cfg0 if (not combo and not fixed_groups) else _compose(dirs, words_c, config_dir)
-        tree: Dict[str, Any] = OmegaConf.to_container(c, resolve=False)  # type: ignore[assignment]
-        tree.pop("hydra", None)
+        if not combo and not fixed_groups:  # the base config itself (a copy: it is changed below)
+            tree: Dict[str, Any] = copy.deepcopy({k: v for k, v in raw.items() if k != "hydra"})
+        else:
+            tree = OmegaConf.to_container(_compose(dirs, words_c, config_dir), resolve=False)  # type: ignore[assignment]
+            tree.pop("hydra", None)
         for a in fixed_values:
             _set(tree, a.key, _values(a)[0])
         bases[tuple(sorted((a.key, str(v)) for a, v in combo))] = tree

@@ -47,12 +47,13 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tup
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.config_store import ConfigStore
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import DictConfig
 from omegaconf.basecontainer import BaseContainer
 from omegaconf.errors import OmegaConfBaseException
+
+from ..sweep import axes
 
 #: compositions kept (each a composed config with its ``hydra`` node, pickled: ~20 KB)
 MAX_ENTRIES = 16
@@ -84,7 +85,6 @@ class _Listing:
 _lock = threading.RLock()
 _entries: OrderedDict[Tuple[Any, ...], _Entry] = OrderedDict()
 _sources: OrderedDict[Tuple[Any, ...], Sources] = OrderedDict()  # the sources each base last composed from
-_parser = OverridesParser.create()
 
 
 def enabled() -> bool:
@@ -113,7 +113,7 @@ def compose(main_dir: str, words: List[str], hydra_compose: Compose) -> DictConf
         if sources is None:  # the first composition here: nothing to compare with
             return _record(base, hydra_compose(words))
         try:
-            parsed = _parser.parse_overrides(words)
+            parsed = [axes.parsed(w) for w in words]
         except HydraException:
             return hydra_compose(words)  # Hydra says what is wrong
         if any(o.is_sweep_override() for o in parsed):

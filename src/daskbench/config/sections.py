@@ -4,15 +4,16 @@ code reading a section, cluster code included, trusts it."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import fields
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..errors import ConfigError
-from . import checks, schema
+from . import checks, schema, typed_memo
 
 #: how to set one key of a section, for a section given a single value
 _EXAMPLES = {
@@ -57,9 +58,10 @@ def typed(section: str, node: Any, cls: type) -> Any:
         raise ConfigError(checks.value_message(exc, where)) from None
 
 
-def check_top_level(cfg0: DictConfig, choices: Dict[str, Any]) -> None:
+def check_top_level(cfg0: DictConfig, choices: Dict[str, Any], raw: Optional[Dict[str, Any]] = None) -> None:
     """Top-level keys are the schema's or config groups'; ``name`` is set; nothing is
-    left ``???``; a section holds keys, not a single value (``runner=process``)."""
+    left ``???``; a section holds keys, not a single value (``runner=process``).
+    ``raw``: ``cfg0`` as ``OmegaConf.to_container(resolve=False)`` gives it, if known."""
     known = {f.name for f in fields(schema.ExperimentConfig)}
     group_roots = {g.split("/")[0] for g in choices}
     for key in cfg0.keys():
@@ -73,7 +75,9 @@ def check_top_level(cfg0: DictConfig, choices: Dict[str, Any]) -> None:
     for k in map(str, cfg0.keys()):
         if k != "hydra" and OmegaConf.is_missing(cfg0, k):
             raise ConfigError(f"{k} has no value (???); set it in the experiment config or with {k}=VALUE")
-    raw: Dict[str, Any] = OmegaConf.to_container(cfg0, resolve=False)  # type: ignore[assignment]
+    if raw is None:
+        raw = OmegaConf.to_container(cfg0, resolve=False)  # type: ignore[assignment]
+        assert isinstance(raw, dict)
     for key in schema.MAPPING_KEYS:
         value = raw.get(key)
         if value is None or isinstance(value, dict) or (isinstance(value, str) and "${" in value):
@@ -84,10 +88,25 @@ def check_top_level(cfg0: DictConfig, choices: Dict[str, Any]) -> None:
         )
 
 
-def type_sections(cfg0: DictConfig) -> schema.ExperimentConfig:
+def type_sections(cfg0: DictConfig, raw: Optional[Dict[str, Any]] = None) -> schema.ExperimentConfig:
     """The run's sections as :class:`~daskbench.config.schema.ExperimentConfig`, checked
-    (``trial`` stays free: it is checked against the trial function's signature)."""
+    (``trial`` stays free: it is checked against the trial function's signature).
+    ``raw``: ``cfg0`` as plain containers (``to_container(resolve=False)``), if known: a
+    config without interpolations is then typed a section at a time, each section from
+    memory when the same content was typed before (:mod:`.typed_memo`)."""
     known = {f.name for f in fields(schema.ExperimentConfig)}
+    if raw is not None:
+        part = {k: raw[k] for k in raw if k in known and k not in ("trial", "cluster")}
+        if typed_memo.key("config", part) is not None:
+            try:
+                fast = _by_section(part)
+            except (ConfigError, OmegaConfBaseException):
+                fast = None  # a mistake: the whole config typed below says what it is, as ever
+            if fast is not None:
+                problems = fast.problems()
+                if problems:
+                    raise ConfigError("; ".join(problems))
+                return fast
     try:
         run_part = {k: cfg0[k] for k in cfg0.keys() if k in known and k not in ("trial", "cluster")}
     except OmegaConfBaseException as exc:  # e.g. name: ${nosuch}
@@ -111,8 +130,35 @@ def type_sections(cfg0: DictConfig) -> schema.ExperimentConfig:
     return cfg
 
 
-def cluster(cfg0: DictConfig) -> Any:
-    """The ``cluster`` section as the dataclass of its kind, checked."""
+def _by_section(part: Dict[str, Any]) -> schema.ExperimentConfig:
+    """:func:`type_sections`'s answer for ``part`` (the run's keys as plain containers, no
+    interpolation): the top-level values and each section typed on their own, by content."""
+    top = {k: v for k, v in part.items() if k not in schema.SECTIONS}
+    cfg = typed_memo.typed("config", top, lambda: _object("config", top, schema.ExperimentConfig))
+    typed_sections = {
+        k: typed_memo.typed(k, node, functools.partial(_object, k, node, schema.SECTIONS[k]))
+        for k, node in part.items()
+        if k in schema.SECTIONS
+    }
+    return dataclasses.replace(cfg, **typed_sections)
+
+
+def _object(section: str, node: Any, cls: type) -> Any:
+    """``node`` (plain) typed as ``cls``: the dataclass :func:`typed` and ``to_object`` give."""
+    return OmegaConf.to_object(typed(section, node, cls))
+
+
+def cluster(cfg0: DictConfig, raw: Optional[Dict[str, Any]] = None) -> Any:
+    """The ``cluster`` section as the dataclass of its kind, checked; from memory when the
+    same section was checked before (``raw``: ``cfg0`` as plain containers, if known)."""
+    if raw is not None:
+        node = raw.get("cluster") or {}
+        if isinstance(node, dict):
+            return typed_memo.typed("cluster", node, lambda: _cluster(cfg0))
+    return _cluster(cfg0)
+
+
+def _cluster(cfg0: DictConfig) -> Any:
     node = cfg0.get("cluster") or {}
     kind = node.get("kind", "local")
     cls = schema.CLUSTER_SCHEMAS.get(kind)

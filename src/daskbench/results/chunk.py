@@ -105,6 +105,14 @@ class ChunkRows:
                 ended["last_step"] = row["last_step"]
             self.ended[i] = ended
 
+    def cut_to_ran(self) -> None:
+        """Keep the trials that ran only (a chunk that stopped at its time budget): the
+        columns given for the rest are dropped."""
+        n = len(self.durations)
+        if n < len(self.ids):
+            self.ids, self.seeds, self.replicates = self.ids[:n], self.seeds[:n], self.replicates[:n]
+            self.swept = {k: col[:n] for k, col in self.swept.items()}
+
     def started_at(self, clock: float) -> int:
         """The wall-clock time of the clock reading ``clock``, in microseconds since the epoch."""
         return self.wall0_us + int((clock - self.clock0) * 1e6)

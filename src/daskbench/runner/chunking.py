@@ -9,6 +9,11 @@ from typing import Optional
 from ..config.schema import RunnerConfig
 from .spec import ChunkResult
 
+#: the most trials in a chunk sent before any trial is measured: the chunk's time budget
+#: (ChunkSizer.budget) stops long trials after the first; this bounds what is sent twice
+FIRST_MAX = 256
+#: a chunk stops starting trials past this many times its target length (ChunkSizer.budget)
+BUDGET_TARGETS = 2.0
 #: seconds of work per worker thread that short tasks keep queued (ChunkSizer.depth)
 QUEUE_S = 0.5
 #: the most tasks in flight that deepening gives
@@ -52,17 +57,30 @@ class ChunkSizer:
         second."""
         return max(self.target_s, 2 * threads * TASK_COST_S)
 
-    def size(self, remaining: int, threads: int) -> int:
-        """Trials for the next task, with ``remaining`` trials left and ``threads`` to keep busy."""
+    def size(self, remaining: int, threads: int, slots: int = 0) -> int:
+        """Trials for the next task, with ``remaining`` trials left, ``threads`` to keep busy,
+        and ``slots`` more tasks this refill may send (this one included): chunks shrink
+        towards the end of a sweep so every thread stays busy (the spread), but the last
+        slots of a refill take what is left rather than leave a small tail for another
+        round trip to the scheduler."""
         if self.fixed:
             return self.fixed
-        if self.mean_s is None:
-            return 1  # measure first: long trials should never be batched
+        spread = math.ceil(remaining / max(2 * threads, 1))  # keep every thread busy to the end
+        fill = math.ceil(remaining / slots) if slots > 0 else 0  # ...in this refill, if it can hold them
+        if self.mean_s is None:  # nothing measured yet: the time budget stops a chunk of long trials early
+            return max(1, min(max(spread, fill), FIRST_MAX, self.max_size))
         per = max(self.mean_s, 1e-6)
         want = math.ceil(self.target(threads) / per)
-        spread = math.ceil(remaining / max(2 * threads, 1))  # keep every thread busy to the end
         floor = math.ceil(min(MIN_TASK_S, self.target_s) / per)  # ...in tasks that are worth one
-        return max(1, min(want, self.max_size, max(spread, floor)))
+        return max(1, min(want, self.max_size, max(spread, floor, fill)))
+
+    def budget(self, threads: int) -> Optional[float]:
+        """Seconds after which a chunk starts no more trials and hands the rest back
+        (``BUDGET_TARGETS`` task lengths; None with ``runner.chunk_size`` fixed). It lets
+        the first chunks go out before any trial is measured: a chunk of long trials runs
+        one and returns, as a chunk of one would; later, a chunk whose trials grew slower
+        than measured does not hold its thread for long."""
+        return None if self.fixed else BUDGET_TARGETS * self.target(threads)
 
     def depth(self, base: int, remaining: int, threads: int) -> int:
         """Tasks to keep in flight, ``base`` (4 per thread) or more: short tasks on a small

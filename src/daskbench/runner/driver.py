@@ -55,7 +55,7 @@ from ..results.row import Row
 from ..results.store import ResultStore
 from ..sweep.plan import Trial
 from .chunking import ChunkSizer
-from .flight import Flight
+from .flight import Flight, unrun
 from .recovery import (
     Cancel,
     ChunkDone,
@@ -214,7 +214,7 @@ class Runner:
         """Submit until ``max_in_flight`` tasks are in flight: trials to run again first. New
         chunks go in refills of ``fl.refill`` or more, each one graph update for the scheduler."""
         if fl.base_in_flight is not None:  # short tasks on a small cluster: deeper refills
-            fl.max_in_flight = self.sizer.depth(fl.base_in_flight, self.counts.total - fl.processed, fl.threads)
+            fl.max_in_flight = self.sizer.depth(fl.base_in_flight, fl.remaining(self.counts.total), fl.threads)
             fl.refill = max(1, fl.max_in_flight // 2)
         for d in self.recovery.handle(SlotsFree(fl.max_in_flight - len(fl.pending))):
             if isinstance(d, Submit):
@@ -222,8 +222,9 @@ class Runner:
         if fl.pending and fl.max_in_flight - len(fl.pending) < fl.refill:
             return  # enough queued: wait for a refill's worth of free slots
         chunks: List[Sequence[Trial]] = []
-        while not fl.exhausted and len(fl.pending) + len(chunks) < fl.max_in_flight:
-            size = self.sizer.size(self.counts.total - fl.processed, fl.threads)
+        while not fl.drained and len(fl.pending) + len(chunks) < fl.max_in_flight:
+            slots = fl.max_in_flight - len(fl.pending) - len(chunks)
+            size = self.sizer.size(fl.remaining(self.counts.total), fl.threads, slots)
             batch = fl.take(size, self.counts)
             if not batch:
                 break
@@ -232,15 +233,17 @@ class Runner:
             self._send(fl, chunks)
 
     def _send(self, fl: Flight, chunks: List[Sequence[Trial]], quarantine: bool = False) -> None:
-        for fut, batch in zip(self._submit(chunks, quarantine=quarantine), chunks):
+        # a chunk of trials not yet measured, or grown slower, stops at its time budget
+        budget = None if quarantine else self.sizer.budget(fl.threads)
+        for fut, batch in zip(self._submit(chunks, budget, quarantine=quarantine), chunks):
             fl.pending[fut] = batch
             fl.ac.add(fut)
             self.counts.in_flight += len(batch)
 
-    def _submit(self, chunks: List[Sequence[Trial]], quarantine: bool = False) -> List[Any]:
+    def _submit(self, chunks: List[Sequence[Trial]], budget_s: Optional[float], quarantine: bool = False) -> List[Any]:
         """Submit chunks of trials as they are (a ``Trial`` is what a worker reads of an item),
-        all in one graph update; their futures."""
-        futs = self.submitter.submit(self.quarantine_spec if quarantine else self.spec, chunks)
+        all in one graph update, each stopping at ``budget_s``; their futures."""
+        futs = self.submitter.submit(self.quarantine_spec if quarantine else self.spec, chunks, budget_s)
         self._n_chunks = self.submitter.n
         return futs
 
@@ -262,6 +265,8 @@ class Runner:
             event = ChunkRaised(fut.key, batch, f"{type(result).__name__}: {result}")
         else:
             self.sizer.observe(result)
+            if result.n < len(batch):  # it stopped at its time budget: the rest go again
+                fl.give_back(unrun(batch, result.n))
             self.events.add(result.table, result.counts)
             if self.source is None and self.recovery.passes_through(fut.key, batch):
                 self._record_table(batch, result)  # the hot path: no row is touched

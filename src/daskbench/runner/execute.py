@@ -9,37 +9,31 @@ or a pruner: those run in a loop that does per trial only what such a trial need
 (its keyword arguments, two clock readings, its metrics appended to the chunk's
 columns, :class:`~daskbench.results.chunk.ChunkRows`); a trial that raises or returns
 anything but plain metrics is settled by the per-trial path every other chunk takes
-(a row per trial), from that first run on. Both give the same table.
+(a row per trial, :mod:`.one_trial`), from that first run on. Both give the same table.
 
-Where a trial runs (``runner.isolation``): ``thread`` calls it in the worker's
-own thread (with ``timeout_s``, in a watchdog thread that cannot be stopped);
-``process`` runs it in a child process killed at ``timeout_s`` (see
-:mod:`daskbench.runner.isolate`); ``auto`` is ``process`` when ``timeout_s`` is set
-and ``thread`` otherwise.
+A chunk may be given a time budget: it starts no trial once it has run that long,
+and its result holds the trials that ran (at least one); the driver sends the rest
+again (:meth:`daskbench.runner.chunking.ChunkSizer.budget`).
 """
 
 from __future__ import annotations
 
-import contextvars
 import heapq
 import math
 import sys
-import threading
 import time
-import traceback
 from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..observe import live
 from ..results import row as trow
 from ..results.chunk import ChunkRows
-from ..results.row import FailureKind, Row, Status
+from ..results.row import Row, Status
 from ..sweep.batch import SliceColumns
 from . import prune
-from .invoke import call_trial, resolve_target, swept_names
-from .isolate import TrialProcessError, TrialTimeout
-from .normalise import keyed, normalise
-from .prune import TrialPruned
+from .invoke import resolve_target, swept_names
+from .normalise import normalise
+from .one_trial import run_trial, settle
 from .spec import ChunkItem, ChunkResult, GroupKey, TrialSpec, load_spec, unpack_chunk
 
 __all__ = ["normalise", "run_chunk", "run_packed"]
@@ -54,46 +48,12 @@ def _worker_address() -> str:
         return "driver"
 
 
-def _attempt(spec: TrialSpec, gkey: GroupKey, params: Dict[str, Any], context: Optional[live.TrialContext]) -> Any:
-    """One run of one trial, where ``spec.isolation`` says."""
-    if not spec.timeout_s and not spec.quarantine and spec.isolation != "process":  # in this thread, as it is
-        return call_trial(spec.bases[gkey], params, spec.fast)
-    if spec.in_process:
-        from . import isolate
-
-        return isolate.call(spec, gkey, params, context)
-    return _call_with_timeout(spec, gkey, params)
-
-
-def _call_with_timeout(spec: TrialSpec, gkey: GroupKey, params: Dict[str, Any]) -> Any:
-    if not spec.timeout_s:
-        return call_trial(spec.bases[gkey], params, spec.fast)
-    box: Dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = call_trial(spec.bases[gkey], params, spec.fast)
-        except BaseException as exc:  # handed back to the calling thread
-            box["error"] = exc
-
-    # runner.isolation=thread: Python threads cannot be killed, so a trial past
-    # its time is recorded as a timeout and left running in the background.
-    ctx = contextvars.copy_context()  # so daskbench.report() knows the trial there too
-    t = threading.Thread(target=ctx.run, args=(target,), daemon=True, name="daskbench-trial")
-    t.start()
-    t.join(spec.timeout_s)
-    if t.is_alive():
-        raise TrialTimeout(
-            f"trial ran longer than timeout_s={spec.timeout_s:g} "
-            "(runner.isolation=thread: it may still be running on its worker)"
-        )
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def run_chunk(spec: TrialSpec, items: Union[bytes, Sequence[ChunkItem]]) -> ChunkResult:
-    """Run each trial of the chunk in turn; never raises for a trial's fault."""
+def run_chunk(
+    spec: TrialSpec, items: Union[bytes, Sequence[ChunkItem]], budget_s: Optional[float] = None
+) -> ChunkResult:
+    """Run each trial of the chunk in turn; never raises for a trial's fault. With a
+    ``budget_s``, no trial starts once the chunk has run that long: the result holds
+    the first trials only (at least one), and the driver sends the rest again."""
     chunk, uniform = unpack_chunk(items) if isinstance(items, bytes) else (items, False)
     for p in spec.sys_path:
         if p not in sys.path:
@@ -102,18 +62,23 @@ def run_chunk(spec: TrialSpec, items: Union[bytes, Sequence[ChunkItem]]) -> Chun
     tables: Dict[str, List[Any]] = {}
     calls = _fast_calls(spec, chunk, uniform)
     if calls is not None:
-        rows = _run_columns(spec, chunk, worker, tables, calls)
+        rows = _run_columns(spec, chunk, worker, tables, calls, budget_s)
         return _summary(
             rows.table(), _merged(tables), rows.statuses(), rows.durations, lambda i: rows.ended[i]["error"]
         )
-    table_rows = [_run_trial(spec, item, worker, tables) for item in chunk]
-    return _result(spec, chunk, table_rows, _merged(tables))
+    table_rows: List[Row] = []
+    began = time.perf_counter()
+    for item in chunk:
+        if table_rows and budget_s is not None and time.perf_counter() - began >= budget_s:
+            break
+        table_rows.append(run_trial(spec, item, worker, tables))
+    return _result(spec, chunk[: len(table_rows)], table_rows, _merged(tables))
 
 
-def run_packed(token: str, spec: bytes, items: bytes) -> ChunkResult:
+def run_packed(token: str, spec: bytes, items: bytes, budget_s: Optional[float] = None) -> ChunkResult:
     """The task the driver submits: :func:`run_chunk` with the run's spec as
     :func:`~daskbench.runner.spec.dump_spec` pickled it once (unpickled once per worker)."""
-    return run_chunk(load_spec(token, spec), items)
+    return run_chunk(load_spec(token, spec), items, budget_s)
 
 
 def _merged(tables: Dict[str, List[Any]]) -> Dict[str, Any]:
@@ -217,10 +182,17 @@ def _swept(spec: TrialSpec, chunk: Sequence[ChunkItem]) -> Dict[str, List[Any]]:
 
 
 def _run_columns(
-    spec: TrialSpec, chunk: Sequence[ChunkItem], worker: str, tables: Dict[str, List[Any]], calls: Calls
+    spec: TrialSpec,
+    chunk: Sequence[ChunkItem],
+    worker: str,
+    tables: Dict[str, List[Any]],
+    calls: Calls,
+    budget_s: Optional[float] = None,
 ) -> ChunkRows:
-    """The fast loop: each trial called in this thread, its metrics appended to the chunk's columns."""
+    """The fast loop: each trial called in this thread, its metrics appended to the chunk's
+    columns; none started past ``budget_s`` (the first always is)."""
     clock = time.perf_counter
+    until = math.inf if budget_s is None else clock() + budget_s
     if isinstance(chunk, SliceColumns):
         ids, seeds, replicates = chunk.ids, chunk.seeds, chunk.replicates
     else:
@@ -243,12 +215,14 @@ def _run_columns(
     token = live.set_current(cursor)  # one context for the chunk: the cursor tells its trials apart
     try:
         for j, tid, fn, kwargs in _calls(chunk, calls, names):
-            cursor.trial_id = tid
             t0 = clock()
+            if t0 >= until and j:
+                break
+            cursor.trial_id = tid
             try:
                 value = fn(**kwargs)
             except Exception as exc:  # a trial's own failure: settled as the per-trial path does
-                rows.row(_settle(spec, chunk[j], worker, tables, rows, t0, exc=exc), t0)
+                rows.row(settle(spec, chunk[j], worker, tables, rows, t0, exc=exc), t0)
                 continue
             duration = clock() - t0
             # the common case: plain values of the metrics met before, and nothing to tidy for pruning
@@ -256,10 +230,11 @@ def _run_columns(
                 if unsent:
                     flush(tid)  # its last throttled report
                 continue
-            rows.row(_settle(spec, chunk[j], worker, tables, rows, t0, value=value), t0)
+            rows.row(settle(spec, chunk[j], worker, tables, rows, t0, value=value), t0)
     finally:
         cursor.trial_id = None
         live.reset_current(token)
+    rows.cut_to_ran()
     return rows
 
 
@@ -283,105 +258,3 @@ def _calls(
         for k, v in item.params.items():
             kwargs[names[k]] = v
         yield j, item.trial_id, fn, kwargs
-
-
-# -- one trial at a time -------------------------------------------------------------
-_UNSET: Any = object()
-
-
-def _settle(
-    spec: TrialSpec,
-    item: ChunkItem,
-    worker: str,
-    tables: Dict[str, List[Any]],
-    rows: ChunkRows,
-    t0: float,
-    value: Any = _UNSET,
-    exc: Optional[Exception] = None,
-) -> Row:
-    """The row of a trial of the fast loop that did not just return plain metrics, from
-    its first run (which returned ``value`` or raised ``exc``) on: retried, flushed and
-    timed as the per-trial path does it (:func:`_run_trial`)."""
-    row = trow.started(item.trial_id, item.seed, item.replicate, worker)
-    attempts = _runs(spec, item, row, tables, live.current(), value, exc)
-    return _ended(row, item.trial_id, attempts, rows.started_at(t0), t0)
-
-
-def _run_trial(spec: TrialSpec, item: ChunkItem, worker: str, tables: Dict[str, List[Any]]) -> Row:
-    """One trial, retried up to ``spec.retries`` times if it raises; its row."""
-    row = trow.started(item.trial_id, item.seed, item.replicate, worker)
-    started = time.time_ns() // 1000  # microseconds: the started_at column's unit (no datetime per trial)
-    t0 = time.perf_counter()
-    context = live.TrialContext(spec.experiment, spec.run_id, item.trial_id, spec.prune)
-    token = live.set_current(context)
-    if spec.prune:
-        prune.start(item.trial_id)
-    attempts = _runs(spec, item, row, tables, context)
-    live.reset_current(token)
-    return _ended(row, item.trial_id, attempts, started, t0)
-
-
-def _runs(
-    spec: TrialSpec,
-    item: ChunkItem,
-    row: Row,
-    tables: Dict[str, List[Any]],
-    context: Optional[live.TrialContext],
-    value: Any = _UNSET,
-    exc: Optional[Exception] = None,
-) -> int:
-    """Run the trial until a run settles it (ok, pruned, timed out, or out of retries),
-    recording how in ``row``; how many runs it took. ``value``/``exc``: what its first
-    run returned or raised, when it has been run already."""
-    attempts = 0
-    while True:
-        attempts += 1
-        if value is _UNSET and exc is None:
-            try:
-                value = _attempt(spec, item.groups, item.params, context)
-            except Exception as e:
-                exc = e
-        if exc is None:
-            try:
-                metrics, out_tables = normalise(value)
-                trow.set_ok(row, metrics)
-                for name, table in out_tables.items():
-                    tables.setdefault(name, []).append(keyed(table, item.trial_id))
-                return attempts
-            except Exception as e:  # what it returned is no result
-                settled = _failed(row, e, returned=True)
-        else:
-            settled = _failed(row, exc, returned=False)
-        if settled or attempts > spec.retries:
-            return attempts
-        value, exc = _UNSET, None
-
-
-def _failed(row: Row, exc: Exception, returned: bool) -> bool:
-    """Record a run's failure in ``row``; whether it settles the trial (no retry)."""
-    if isinstance(exc, TrialPruned):
-        return True  # the search stopped it: recorded pruned by _ended, not retried
-    if isinstance(exc, TrialTimeout):
-        trow.set_failed(row, Status.TIMEOUT, FailureKind.TIMEOUT, f"TrialTimeout: {exc}")
-        return True  # not retried: it would most likely time out again
-    if isinstance(exc, TrialProcessError):  # raised in the child: its own text and kind
-        error, tb, kind = exc.error, exc.traceback_text, exc.kind
-    else:
-        error, tb = f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
-        kind = FailureKind.BAD_RESULT if returned else trow.kind_of_exception(exc)
-    trow.set_failed(row, Status.FAILED, kind, error, tb)
-    return False
-
-
-def _ended(row: Row, trial_id: str, attempts: int, started: int, t0: float) -> Row:
-    """A trial's row once it ran: its last report sent, pruned if the search stopped it, timed."""
-    live.flush(trial_id)
-    step = prune.finish(trial_id)
-    if step is not None:  # pruned: at its next report, or it asked should_stop() and returned
-        row.update(
-            status=Status.PRUNED, error=None, failure_kind=None, traceback=None, last_step=None if step < 0 else step
-        )
-    row["attempts"] = attempts
-    row["started_at"] = started
-    row["duration_s"] = time.perf_counter() - t0
-    return row

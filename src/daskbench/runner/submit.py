@@ -50,16 +50,19 @@ class Submitter:
         self._specs.append((spec, token, dump_spec(spec)))
         return token, self._specs[-1][2]
 
-    def submit(self, spec: TrialSpec, chunks: Sequence[Sequence[Any]]) -> List[Any]:
-        """One future per chunk, all in one graph update; the keys name the experiment for the dashboard."""
+    def submit(self, spec: TrialSpec, chunks: Sequence[Sequence[Any]], budget_s: Optional[float] = None) -> List[Any]:
+        """One future per chunk, all in one graph update; the keys name the experiment for
+        the dashboard. ``budget_s``: a chunk starts no trial once it has run that long."""
         keys = [f"{self.key_prefix}{self.n + i + 1}" for i in range(len(chunks))]
         self.n += len(chunks)
         packed = [pack(c) for c in chunks]
         token, data = self._packed_spec(spec)
         if len(chunks) == 1:
-            return [self.client.submit(run_packed, token, data, packed[0], key=keys[0], **self.options)]
+            return [self.client.submit(run_packed, token, data, packed[0], budget_s, key=keys[0], **self.options)]
         n = len(chunks)
-        return list(self.client.map(run_packed, [token] * n, [data] * n, packed, key=keys, **self.options))
+        return list(
+            self.client.map(run_packed, [token] * n, [data] * n, packed, [budget_s] * n, key=keys, **self.options)
+        )
 
     def results(self, ac: Any, need: int = 1) -> List[Tuple[Any, Any]]:
         """Wait for ``need`` tasks of ``ac`` (an ``as_completed`` without results) to end;

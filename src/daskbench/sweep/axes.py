@@ -7,6 +7,8 @@ exactly what they mean to Hydra. Pure: no Dask, no files, no composition.
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -47,10 +49,22 @@ class Axis:
         return ",".join(map(str, self.values or ()))
 
 
+@functools.lru_cache(maxsize=512)
+def _parse(text: str) -> Override:
+    return _parser.parse_override(text)
+
+
+def parsed(text: str) -> Override:
+    """One override as Hydra's grammar parses it (its ``HydraException`` if it cannot):
+    parsed once per process and text (ANTLR takes ~1 ms a word; a notebook's runs repeat
+    most of theirs), a copy each time, so a caller cannot change what is kept."""
+    return copy.deepcopy(_parse(text))
+
+
 def parse_override(text: str) -> Override:
     """Parse one command-line override with Hydra's grammar, or say which token is bad."""
     try:
-        return _parser.parse_override(text)
+        return parsed(text)
     except HydraException as exc:  # OverrideParseException and grammar errors
         # ANTLR lists every token it could have taken ("expecting {':', BRACKET_OPEN, ...}"): noise to a user
         detail = re.sub(r" expecting \{[^}]*\}| expecting \S+", "", str(exc).splitlines()[0])
