@@ -11,6 +11,10 @@ so the figures compare the cost of running trials, not of starting pools
   row to Parquet;
 * ``dask_map``: one raw Dask future per trial (``client.map`` + ``gather``) on the
   same cluster: the baseline every ratio is taken against;
+* ``dask_chunks``: the trials batched by hand into 4 chunks per worker thread, one
+  raw future per chunk (one ``client.map``, one ``gather``), on the same cluster: about
+  the least any runner on Dask pays for a small sweep, so the gap between it and
+  ``joblib`` is Dask's own (its scheduler, its round trips, its idle workers' CPU);
 * ``joblib``: ``joblib.Parallel(n_jobs=cores, backend="loky")``, automatic batching;
 * ``process_pool``: ``concurrent.futures.ProcessPoolExecutor(cores).map`` with its
   default ``chunksize=1`` (what a user gets without tuning).
@@ -53,6 +57,7 @@ LONG_S = 30.0
 OVERHEAD_S = {
     "daskbench": 5e-5,
     "dask_map": 2.5e-3,
+    "dask_chunks": 5e-5,
     "joblib": 3e-4,
     "process_pool": 2e-4,
     "mesa_batch_run": 3e-4,
@@ -150,6 +155,18 @@ class Tools:
         del futs
         return wall, sum(r["cpu_s"] for r in out)
 
+    def run_dask_chunks(self, n: int, ms: float) -> Tuple[float, float]:
+        from benchmarks.workloads import busy_chunk
+
+        k = max(1, -(-n // (4 * self.cores)))  # 4 chunks per worker thread
+        bounds = [(i, min(i + k, n)) for i in range(0, n, k)]
+        t0 = time.perf_counter()
+        futs = self.client.map(busy_chunk, [ms] * len(bounds), bounds, pure=False)
+        out = self.client.gather(futs)
+        wall = time.perf_counter() - t0
+        del futs
+        return wall, sum(r["cpu_s"] for chunk in out for r in chunk)
+
     def run_joblib(self, n: int, ms: float) -> Tuple[float, float]:
         from joblib import Parallel, delayed
 
@@ -214,7 +231,7 @@ def main() -> None:
     cores = C.cores()
     work = C.tmpdir("throughput")
     tools = Tools(work, cores)
-    trial_tools = ["daskbench", "dask_map", "joblib", "process_pool"]
+    trial_tools = ["daskbench", "dask_map", "dask_chunks", "joblib", "process_pool"]
     if tools_opt:
         trial_tools = [t for t in trial_tools if t in tools_opt.split(",")]
     cells: List[Dict[str, Any]] = []
@@ -222,6 +239,7 @@ def main() -> None:
     try:
         # warm-up: every worker imports the trial module, every pool spawns
         tools.run_dask_map(20, 0)
+        tools.run_dask_chunks(20, 0)
         tools.run_daskbench(20, 0)
         if tools.available["joblib"] is None:
             tools.run_joblib(20, 0)
@@ -288,7 +306,7 @@ def main() -> None:
         t = cell["tools"]
         db = t["daskbench"]
         row = [f"{cell['trial_ms']} ms", cell["trials"], _tps(db), _eff(db, cell["trial_ms"])]
-        for tool in ("dask_map", "joblib", "process_pool"):  # the table's columns, whatever --tools ran
+        for tool in ("dask_map", "dask_chunks", "joblib", "process_pool"):  # the table's columns, whatever --tools ran
             v = t.get(tool, {})
             row.append(_tps(v) if "seconds" in v else "skipped")
             row.append(f"{v['seconds'] / db['seconds']:.2f}x" if "seconds" in v and "seconds" in db else "-")
@@ -303,6 +321,8 @@ def main() -> None:
                 "eff",
                 "dask_map/s",
                 "db vs map",
+                "chunks/s",
+                "db vs chunks",
                 "joblib/s",
                 "db vs joblib",
                 "pool/s",

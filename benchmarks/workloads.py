@@ -27,6 +27,11 @@ def busy(ms: float = 0.0, i: int = 0) -> dict:
     return {"cpu_s": time.thread_time() - t0}
 
 
+def busy_chunk(ms: float, bounds: tuple) -> list:
+    """``busy(ms, i)`` for each ``i`` in ``range(*bounds)``: a chunk batched by hand."""
+    return [busy(ms, i) for i in range(*bounds)]
+
+
 def busy_call(args) -> dict:
     """``busy`` taking one tuple, for ``map``-style pools."""
     return busy(*args)

@@ -77,7 +77,7 @@ def test_throughput(smoke):
     for cell in r["cells"]:
         db = cell["tools"]["daskbench"]
         assert _positive(db["trials_per_s"]) and db["repeats"] >= 1
-        for tool in ("dask_map", "joblib", "process_pool"):
+        for tool in ("dask_map", "dask_chunks", "joblib", "process_pool"):
             v = cell["tools"][tool]
             assert "skipped" in v or (_positive(v["seconds"]) and _positive(v["speedup_vs_dask_map"])), v
         if cell["trial_ms"]:

@@ -408,3 +408,88 @@ def test_every_help_example_plans(monkeypatch, tmp_path, capsys):
         code = main([*words, "--dry-run"])
         assert code == 0, (words, capsys.readouterr().err)
         assert "trials ->" in capsys.readouterr().out
+
+
+def _composed(name, overrides=(), config_dir=None):
+    """The base composition build_plan starts from, and its plain tree."""
+    from omegaconf import OmegaConf
+
+    from daskbench.config import compose
+
+    dirs = compose.search_dirs(config_dir)
+    plain, _ = compose._words(name, list(overrides), config_dir, dirs)
+    cfg0 = compose._compose_base(dirs, plain, config_dir)
+    return cfg0, OmegaConf.to_container(cfg0, resolve=False)
+
+
+SHIPPED = ["sweep", "boltzmann", "epidemic", "market", "iobench", "staffing"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_typing_from_memory_gives_what_typing_the_whole_config_gives(monkeypatch, tmp_path, name):
+    """Sections typed one at a time by content (config/typed_memo.py) against the
+    whole-config OmegaConf merge, on every shipped experiment; the YAML of the manifest
+    against OmegaConf.to_yaml; a trial resolved without OmegaConf against OmegaConf."""
+    from omegaconf import OmegaConf
+
+    from daskbench.config import checks, compose, sections, typed_memo
+
+    shipped = {p.stem for p in (compose.search_dirs(None)[0] / "experiment").glob("*.yaml")}
+    assert shipped == set(SHIPPED)  # every shipped experiment is checked here
+    monkeypatch.chdir(tmp_path)
+    cfg0, raw = _composed(name, ["results.dir=out"])
+    whole = sections.type_sections(cfg0)  # no plain tree given: the whole config merged, as ever
+    typed_memo.clear()
+    assert sections.type_sections(cfg0, raw) == whole  # typed a section at a time, each stored
+    again = sections.type_sections(cfg0, raw)  # from memory
+    assert again == whole and again is not whole
+    again.runner.max_chunk_size = -1  # a caller's change stays its own
+    assert sections.type_sections(cfg0, raw).runner.max_chunk_size == whole.runner.max_chunk_size
+    assert sections.cluster(cfg0, raw) == sections.cluster(cfg0)
+    shown = {k: v for k, v in raw.items() if k != "hydra"}
+    assert compose._config_yaml(raw) == OmegaConf.to_yaml(shown)
+    rp = daskbench.plan(name, ["results.dir=out"])
+    assert checks.resolved_trials(rp.trial_bases, rp.plan.axes) == {
+        g: OmegaConf.to_container(_with_first_values(OmegaConf.create(tree), rp.plan.axes).trial, resolve=True)
+        for g, tree in rp.trial_bases.items()
+    }
+
+
+def _with_first_values(cfg, axes):
+    from omegaconf import OmegaConf
+
+    for a in axes:
+        if not a.is_group:
+            OmegaConf.update(cfg, a.key, a.values[0] if a.values is not None else a.interval[0], force_add=True)
+    return cfg
+
+
+def test_typing_remembers_no_mistake_and_no_interpolation(user_dir):
+    from daskbench.config import typed_memo
+
+    body = """
+        name: m
+        trial: {_target_: usertrials.quad, x: 0.0}
+        vars: {n: 7}
+        runner: {max_chunk_size: '${vars.n}'}
+    """
+    write_experiment(user_dir / "conf", "m", body)
+    typed_memo.clear()
+    rp = daskbench.plan("m", [], config_dir="conf")
+    assert rp.cfg.runner.max_chunk_size == 7  # the interpolation resolved: typed the old way
+    assert not [k for k in typed_memo._entries if k[0] == "runner"]  # ...and not remembered
+    with pytest.raises(ConfigError, match="runner.max_chunk_size"):
+        daskbench.plan("m", ["runner.max_chunk_size=lots"], config_dir="conf")
+    with pytest.raises(ConfigError, match="runner.max_chunk_size"):  # said again: nothing stored
+        daskbench.plan("m", ["runner.max_chunk_size=lots"], config_dir="conf")
+    with pytest.raises(ConfigError, match="unknown key runner.max_chunk"):
+        daskbench.plan("m", ["+runner.max_chunk=3"], config_dir="conf")
+
+
+def test_an_experiment_file_checked_before_is_checked_again_once_it_changes(user_dir):
+    path = write_experiment(user_dir / "conf", "e", "name: e\ntrial: {_target_: usertrials.quad}\n")
+    assert len(daskbench.plan("e", [], config_dir="conf").plan) == 1
+    assert len(daskbench.plan("e", [], config_dir="conf").plan) == 1  # the same text: passed before
+    path.write_text("name: e\ntrial: usertrials.quad\n")
+    with pytest.raises(ConfigError, match="`trial` must be a mapping"):
+        daskbench.plan("e", [], config_dir="conf")

@@ -138,3 +138,36 @@ def test_a_child_process_sends_back_the_kind_of_its_failure(user_dir):
         "hogs": ("out_of_memory", "MemoryError"),
         "unsendable": ("bad_result", "TypeError"),
     }
+
+
+@pytest.mark.parametrize("timeout_s", [None, 30.0], ids=["fast-loop", "per-trial"])
+def test_a_chunk_starts_no_trial_past_its_time_budget(user_dir, timeout_s):
+    """The driver sends the trials a chunk did not start again: the result holds the ones
+    that ran, in order, with their own rows, and never fewer than one."""
+    sys.path.insert(0, str(user_dir))
+    items = [Item(f"id{x}", (), {"trial.x": x, "trial.delay": 0.05}, None, 0) for x in range(6)]
+    kw = {"timeout_s": timeout_s, "isolation": "thread"} if timeout_s else {}
+    ran = run_chunk(spec("usertrials.slow", **kw), items, budget_s=0.12)
+    n = ran.n  # a sleep never ends early: the 4th trial would start at 0.15 s or later
+    assert 1 <= n <= 3 and [r["trial_id"] for r in ran.rows()] == [f"id{x}" for x in range(n)]
+    assert ran.counts == {"ok": n} and ran.table.column("trial.x").to_pylist() == list(range(n))
+    one = run_chunk(spec("usertrials.slow", **kw), items, budget_s=0.0)
+    assert [r["trial_id"] for r in one.rows()] == ["id0"]  # the first always runs
+    assert run_chunk(spec("usertrials.slow", **kw), items).n == 6  # no budget: all of them
+
+
+def test_a_chunk_result_travels_as_arrow_ipc_and_comes_back_equal(user_dir):
+    import pickle
+
+    sys.path.insert(0, str(user_dir))
+    items = [Item(f"id{x}", (), {"trial.x": x}, None, 0) for x in range(6)]
+    res = run_chunk(spec("usertrials.with_steps"), items)
+    back = pickle.loads(pickle.dumps(res, protocol=5))
+    assert back.table.equals(res.table) and back.table.schema.equals(res.table.schema, check_metadata=True)
+    assert set(back.tables) == set(res.tables) and all(back.tables[k].equals(res.tables[k]) for k in res.tables)
+    assert (back.counts, back.compute_s, back.slowest, back.errors) == (
+        res.counts,
+        res.compute_s,
+        res.slowest,
+        res.errors,
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, List
 
 from daskbench.runner.submit import Submitter
+from daskbench.sweep.axes import axis_from_override, parse_override
+from daskbench.sweep.plan import SweepPlan
 
 
 class FlippingFuture:
@@ -86,3 +88,48 @@ def test_a_large_cluster_gets_tasks_long_enough_for_the_scheduler():
     assert ChunkSizer(fixed=1, mean_s=1.0).size(10**6, 10_000) == 1  # runner.chunk_size is kept
     short = ChunkSizer(fixed=None, mean_s=1e-3)
     assert short.size(10**6, 2) == 500 and short.size(10**8, 10_000) == 5000  # runner.max_chunk_size
+
+
+def test_chunks_go_out_before_a_trial_is_measured_and_carry_a_time_budget():
+    """No probe wave: unmeasured chunks are sized by the spread alone (at most FIRST_MAX),
+    the last slots of a refill take what is left, and every automatic chunk stops at its
+    budget (2 task lengths); runner.chunk_size fixes both size and no budget."""
+    from daskbench.runner.chunking import BUDGET_TARGETS, FIRST_MAX, ROUND_TRIP_S, ChunkSizer
+
+    fresh = ChunkSizer(fixed=None)
+    assert fresh.size(200, 2, slots=8) == 50  # a quarter per thread pair, not one trial
+    assert fresh.size(15, 2, slots=1) == 15  # the refill's last slot: the rest, no tail left
+    assert fresh.size(10**6, 2, slots=8) == FIRST_MAX  # a long sweep's first chunks stay small
+    assert fresh.size(3, 2, slots=8) == 1
+    assert fresh.budget(2) == BUDGET_TARGETS * 0.5 and fresh.budget(10_000) == BUDGET_TARGETS * 40.0
+    assert ChunkSizer(fixed=7).budget(2) is None and ChunkSizer(fixed=7).size(200, 2, slots=8) == 7
+    measured = ChunkSizer(fixed=None, mean_s=1e-3)
+    assert measured.size(15, 2, slots=1) == 15  # 15 ms: shorter than a refill's round trip
+    rest = int(2 * ROUND_TRIP_S / 1e-3)  # twice as long as a round trip: spread, not taken at once
+    assert measured.size(rest, 2, slots=1) == -(-rest // 4)
+
+
+def test_trials_a_chunk_did_not_run_are_handed_out_again_first():
+    from daskbench.observe.progress import Counts
+    from daskbench.runner.flight import Flight, unrun
+    from daskbench.sweep.batch import TrialSlice
+
+    plan = SweepPlan(
+        "p", [axis_from_override(parse_override("trial.x=range(0,100)"))], {(): {"trial": {"_target_": "m.f"}}}
+    )
+    recipe = plan.axis_trials()
+    fl = Flight(iter(()), set(), 8, 2, False, ac=None)  # bookkeeping only: no Dask here
+    fl.recipe = recipe
+    counts = Counts()
+    first = fl.take(40, counts)
+    assert isinstance(first, TrialSlice) and (first.start, first.stop) == (0, 40)
+    fl.give_back(unrun(first, 10))  # the chunk ran 10 of its 40
+    assert fl.remaining(100) == 100 - 40 + 30 and not fl.drained
+    again = fl.take(25, counts)  # handed back first, still a slice: no trial built
+    assert isinstance(again, TrialSlice) and (again.start, again.stop) == (10, 35)
+    assert [t.trial_id for t in again] == [t.trial_id for t in list(plan)[10:35]]
+    assert (fl.take(25, counts).start, fl.n_returned) == (35, 0)  # the rest of it, then...
+    nxt = fl.take(25, counts)
+    assert (nxt.start, nxt.stop) == (40, 65)  # ...the sweep goes on where it was
+    trials = list(plan)[:5]
+    assert list(unrun(trials, 2)) == trials[2:]  # a list of trials (a resumed sweep) likewise

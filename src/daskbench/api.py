@@ -156,13 +156,16 @@ def _run_info(rp: RunPlan, overrides: Sequence[str], code: codeversion.CodeVersi
 def _prepare(cl: Any, rp: RunPlan, own: bool, echo: Callable[[str], None]) -> None:
     """Say where the dashboard is and ready the cluster for the run: on a cluster made
     for it (``own``) its full setup, on the user's own client plugins and resources only."""
-    link = dashboard_link(cl)  # None: the scheduler serves no dashboard (only /metrics)
+    # the scheduler's id: what this process already knows of it (its dashboard, its plugins)
+    # is kept by id, so a process running sweep after sweep on one client asks once
+    sid = str(cl.scheduler_info(n_workers=0).get("id") or "") or None
+    link = dashboard_link(cl, sid)  # None: the scheduler serves no dashboard (only /metrics)
     if link:
         echo(f"Dask dashboard: {link}")
     if not own:  # the user's own client: plugins and resources only
-        prepare(cl, None, "", dict(rp.cfg.resources), echo)
+        prepare(cl, None, "", dict(rp.cfg.resources), echo, scheduler_id=sid)
     else:
-        prepare(cl, rp.cluster, make_target(rp), dict(rp.cfg.resources), echo)
+        prepare(cl, rp.cluster, make_target(rp), dict(rp.cfg.resources), echo, scheduler_id=sid)
 
 
 def _adaptive_source(rp: RunPlan, echo: Callable[[str], None]) -> Any:

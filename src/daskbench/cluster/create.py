@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Set
 
 import dask
 from distributed import Client, LocalCluster
@@ -222,17 +222,31 @@ def warm_for_prepare() -> None:
     get_versions()
 
 
+#: schedulers (by id) this process has given daskbench's plugins: both are idempotent, so a
+#: process that runs sweep after sweep on one scheduler sends them once, not every run
+_plugged: Set[str] = set()
+
+
 def prepare(
-    client: Client, cfg: Any, target: str, resources: Dict[str, float], echo: Callable[[str], None] = print
+    client: Client,
+    cfg: Any,
+    target: str,
+    resources: Dict[str, float],
+    echo: Callable[[str], None] = print,
+    scheduler_id: Optional[str] = None,
 ) -> None:
-    """Install daskbench's scheduler plugin, ship the trial's code to remote
-    workers, and make sure some worker can run a trial that needs ``resources``."""
+    """Install daskbench's scheduler plugins (once per ``scheduler_id``, when given), ship
+    the trial's code to remote workers, and make sure some worker can run a trial that
+    needs ``resources``."""
     from ..observe.plugin import ObservePlugin
     from ..observe.scheduler_plugins import KeepActorWorkers
 
-    client.register_plugin(KeepActorWorkers(), name=KeepActorWorkers.name)
-    # Prometheus counters and the /daskbench/status page, served by the scheduler
-    client.register_plugin(ObservePlugin(), name=ObservePlugin.name)
+    if not scheduler_id or scheduler_id not in _plugged:
+        client.register_plugin(KeepActorWorkers(), name=KeepActorWorkers.name)
+        # Prometheus counters and the /daskbench/status page, served by the scheduler
+        client.register_plugin(ObservePlugin(), name=ObservePlugin.name)
+        if scheduler_id:
+            _plugged.add(scheduler_id)
     if isinstance(cfg, (AddressClusterConfig, KubernetesClusterConfig)) and getattr(cfg, "upload_code", True):
         from .shipping import ship_code
 

@@ -6,20 +6,25 @@ serves the dashboard: a scheduler started with ``dask scheduler --no-dashboard``
 and ``/health`` there, and ``scheduler_info()["services"]`` lists that port as
 ``dashboard`` either way. So the link itself is asked, with a ``HEAD`` request
 (Bokeh answers it without building a page): 404 means there is no dashboard.
+The answer is kept per link and scheduler (``scheduler_id``, when the caller has it):
+a process that runs sweep after sweep on one client asks once.
 """
 
 from __future__ import annotations
 
 import http.client
 import ssl
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 #: seconds to wait for the scheduler's HTTP server before printing the link untested
 PROBE_TIMEOUT_S = 2.0
 
+#: (link, scheduler id) -> whether the link leads to a dashboard, for the last few schedulers
+_known: Dict[Tuple[str, str], bool] = {}
 
-def dashboard_link(client: Any) -> Optional[str]:
+
+def dashboard_link(client: Any, scheduler_id: Optional[str] = None) -> Optional[str]:
     """The client's dashboard link, or None when its scheduler serves no dashboard there.
 
     A link that cannot be asked (no answer in :data:`PROBE_TIMEOUT_S`, a port
@@ -32,7 +37,15 @@ def dashboard_link(client: Any) -> Optional[str]:
         return None
     if not link:
         return None
-    return None if _status(link) == 404 else link
+    key = (link, scheduler_id) if scheduler_id else None
+    if key is not None and key in _known:
+        return link if _known[key] else None
+    status = _status(link)
+    if key is not None and status is not None:  # an answer, not a timeout: kept
+        if len(_known) >= 16:
+            _known.clear()
+        _known[key] = status != 404
+    return None if status == 404 else link
 
 
 def _status(link: str) -> Optional[int]:

@@ -12,6 +12,10 @@ from .spec import ChunkResult
 #: the most trials in a chunk sent before any trial is measured: the chunk's time budget
 #: (ChunkSizer.budget) stops long trials after the first; this bounds what is sent twice
 FIRST_MAX = 256
+#: seconds a refill's round trip costs (fetch the results, send the next chunks: 20-30 ms
+#: on a small machine): a refill takes the trials left when they make chunks no longer than
+#: that, rather than leave them for another round trip (ChunkSizer.size)
+ROUND_TRIP_S = 0.02
 #: a chunk stops starting trials past this many times its target length (ChunkSizer.budget)
 BUDGET_TARGETS = 2.0
 #: seconds of work per worker thread that short tasks keep queued (ChunkSizer.depth)
@@ -62,7 +66,8 @@ class ChunkSizer:
         and ``slots`` more tasks this refill may send (this one included): chunks shrink
         towards the end of a sweep so every thread stays busy (the spread), but the last
         slots of a refill take what is left rather than leave a small tail for another
-        round trip to the scheduler."""
+        round trip to the scheduler: before any trial is measured (chunks are small then),
+        or when such a chunk lasts at most ``ROUND_TRIP_S``."""
         if self.fixed:
             return self.fixed
         spread = math.ceil(remaining / max(2 * threads, 1))  # keep every thread busy to the end
@@ -71,6 +76,8 @@ class ChunkSizer:
             return max(1, min(max(spread, fill), FIRST_MAX, self.max_size))
         per = max(self.mean_s, 1e-6)
         want = math.ceil(self.target(threads) / per)
+        if fill * per > ROUND_TRIP_S:  # a long chunk at the end would keep one thread busy alone
+            fill = 0
         floor = math.ceil(min(MIN_TASK_S, self.target_s) / per)  # ...in tasks that are worth one
         return max(1, min(want, self.max_size, max(spread, floor, fill)))
 
