@@ -230,7 +230,8 @@ def test_driver_sigkill_then_same_command_equals_an_undisturbed_run(faults):
     ref = run_cli([*base, "results.dir=results/ref"], cwd=faults)
     assert ref.returncode == 0, ref.stderr
     trials = faults / "results/dk/trials"
-    for min_parts in (1, 4):  # two kills, the second in a resumed run
+    for _ in range(2):  # two kills, the second in a resumed run, each once it has written a part
+        min_parts = len(list(trials.glob("part-*.parquet"))) + 1
         proc = subprocess.Popen(
             [sys.executable, "-m", "daskbench", *base],
             cwd=faults,
