@@ -26,9 +26,10 @@ nothing Hydra's compose reads has changed since:
 Not seen: a resolver whose answer changes between two calls (``${now:...}``) used in
 a defaults list or ``hydra.searchpath`` (Hydra resolves those while composing; values
 elsewhere stay unresolved and are resolved afresh each run), and a ConfigStore node
-changed in place rather than stored again. A composition is stored the second time
-its key is met (a one-shot command composes once and pays nothing for the memo), at
-most :data:`MAX_ENTRIES` of them; every answer is a new copy (unpickled from what is
+changed in place rather than stored again. A process's first composition (which
+finds the search path's sources; a one-shot command's only one) is Hydra's alone;
+every later one is stored the first time its key is met, so a notebook's third
+`run` composes from memory, at most :data:`MAX_ENTRIES` of them; every answer is a new copy (unpickled from what is
 stored), so a caller cannot change what is stored. ``DASKBENCH_COMPOSE_MEMO=0`` turns it off.
 """
 
@@ -132,28 +133,27 @@ def _compose(
     values = [o for o in parsed if _sets_a_value(o, listing.groups)]
     key = (base, tuple(str(o.input_line) for o in chosen))
     entry = _entries.get(key)
-    if entry is not None and entry.fingerprint == listing.fingerprint and entry.sources == sources:
-        _entries.move_to_end(key)
-        if entry.stored is not None:
-            try:
-                cfg = _copy(entry.stored)
-            except Exception:  # e.g. a class it names is gone from its module: compose afresh
-                del _entries[key]
-                return _record(base, hydra_compose(words))
-            return _finish(cfg, parsed, values)
-        # met before: compose the choosing words alone, keep that, then set the values
-        cfg = hydra_compose([str(o.input_line) for o in chosen])
-        after = _listing(sources)
-        if _config_sources(cfg) != sources or after is None or after.fingerprint != listing.fingerprint:
-            # a file changed meanwhile: which words choose configs may have changed too
-            return _record(base, hydra_compose(words))
-        entry.stored = _keep(cfg)
-        return _finish(cfg, parsed, values)
-    _entries[key] = _Entry(listing.fingerprint, sources, None, held)
+    if entry is None or entry.fingerprint != listing.fingerprint or entry.sources != sources:
+        entry = _entries[key] = _Entry(listing.fingerprint, sources, None, held)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
     _entries.move_to_end(key)
-    while len(_entries) > MAX_ENTRIES:
-        _entries.popitem(last=False)
-    return _record(base, hydra_compose(words))
+    if entry.stored is not None:
+        try:
+            cfg = _copy(entry.stored)
+        except Exception:  # e.g. a class it names is gone from its module: compose afresh
+            del _entries[key]
+            return _record(base, hydra_compose(words))
+        return _finish(cfg, parsed, values)
+    # compose the choosing words alone, keep that, then set the values
+    cfg = hydra_compose([str(o.input_line) for o in chosen])
+    after = _listing(sources)
+    if _config_sources(cfg) != sources or after is None or after.fingerprint != listing.fingerprint:
+        # a file changed meanwhile: which words choose configs may have changed too
+        del _entries[key]
+        return _record(base, hydra_compose(words))
+    entry.stored = _keep(cfg)
+    return _finish(cfg, parsed, values)
 
 
 def _keep(cfg: DictConfig) -> Any:
