@@ -25,7 +25,8 @@ def _dumper() -> Type[Any]:
     class FastDumper(yaml.CDumper):  # type: ignore[misc, name-defined]
         pass
 
-    FastDumper.add_representer(str, base.str_representer)
+    # OmegaConf types its representer for its own Dumper class; the C one takes it as it is
+    FastDumper.add_representer(str, base.str_representer)  # type: ignore[arg-type]
     return FastDumper
 
 
