@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -83,10 +85,21 @@ def test_runs_on_a_users_client_leave_its_topics_as_they_were(quad, client):
     from daskbench.dask_compat import unsubscribe
     from daskbench.observe.live import TOPIC_LIVE
 
+    def still_subscribed():
+        # an unsubscription travels on the client's batched stream (sent within its 10 ms
+        # interval), this question on a comm of its own: it may arrive first
+        deadline = time.monotonic() + 10
+        while True:
+            subs = client.run_on_scheduler(_subscribers)
+            if client.id not in subs.get("all", []) and client.id not in subs.get(TOPIC_LIVE, []):
+                return None
+            if time.monotonic() > deadline:
+                return subs
+            time.sleep(0.05)
+
     for extra in ([], ["trial.x=1,2,3,4"]):
         assert go("quad", extra, client=client).exit_code == 0
-        subs = client.run_on_scheduler(_subscribers)
-        assert client.id not in subs.get("all", []) and client.id not in subs.get(TOPIC_LIVE, []), subs
+        assert still_subscribed() is None
     seen = []
     client.subscribe_topic("all", seen.append)
     try:
