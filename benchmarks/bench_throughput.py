@@ -28,9 +28,15 @@ interleaved with the other tools, and the median is kept. A combination whose
 estimated wall time exceeds ``MAX_EST_S`` is skipped and listed with its estimate.
 
     python -m benchmarks.bench_throughput [--smoke|--quick|--full] [--cells=100000x0,5000x1] [--tools=daskbench,joblib]
+        [--cluster=dask|daskbench]
 
 ``--cells=NxMS,...`` runs only those cells (``N`` trials of ``MS`` ms; no Mesa),
 with ``--full``'s limits unless a mode is given; ``--tools`` only those tools.
+``--cluster=daskbench``: the Dask tools share a LocalCluster made as daskbench makes its
+own (``cluster.create.connect`` with the shipped ``cluster`` settings: fork-server workers,
+the scheduler in a process of its own, ``cluster.dask_config``) instead of a plain
+``distributed.LocalCluster`` with Dask's settings and its scheduler in this process (the
+default: a user's own cluster, passed as ``client=``).
 """
 
 from __future__ import annotations
@@ -71,6 +77,10 @@ MESA = {
 MESA_TRIAL_S = 0.008  # measured: one run of the n=100, 100-step model
 
 
+#: which cluster the Dask tools share (``--cluster=``): dask (a plain LocalCluster) | daskbench
+CLUSTER = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--cluster=")), "dask")
+
+
 class Tools:
     """The pools, started once; each ``run_*`` returns (wall seconds, sum of trial CPU seconds)."""
 
@@ -78,8 +88,17 @@ class Tools:
         from distributed import Client
 
         self.work, self.cores = work, cores
-        self.cluster = C.local_cluster(cores)
-        self.client = Client(self.cluster)
+        self._own: Any = None
+        self.cluster: Any = None
+        if CLUSTER == "daskbench":
+            from daskbench.cluster.create import connect
+            from daskbench.config.schema import LocalClusterConfig
+
+            self._own = connect(LocalClusterConfig(n_workers=cores, dashboard_address="127.0.0.1:0"))
+            self.client = self._own.__enter__()
+        else:
+            self.cluster = C.local_cluster(cores)
+            self.client = Client(self.cluster)
         self.conf = work / "conf"
         C.write_experiment(
             self.conf, "busy", "benchmarks.workloads.busy", {"ms": 0.0, "i": 0}, work / "unused", report=True
@@ -119,6 +138,9 @@ class Tools:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown()
+        if self._own is not None:
+            self._own.__exit__(None, None, None)
+            return
         self.client.close()
         self.cluster.close()
 
@@ -225,6 +247,8 @@ def _cells(mode: str) -> List[Tuple[int, int]]:
 
 
 def main() -> None:
+    if CLUSTER not in ("dask", "daskbench"):
+        raise SystemExit(f"--cluster={CLUSTER}: choose dask (a plain LocalCluster, the default) or daskbench")
     cells_only = any(a.startswith("--cells=") for a in sys.argv)
     mode = C.mode() if not cells_only or any(f"--{m}" in sys.argv for m in C.MODES) else "full"
     tools_opt = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--tools=")), "")
@@ -366,7 +390,8 @@ def main() -> None:
             "trial": "CPU busy loop (time.thread_time), benchmarks.workloads.busy",
             "cells": cells,
             "mesa": mesa_cells,
-            "command": f"python -m benchmarks.bench_throughput --{mode}",
+            "cluster": CLUSTER,
+            "command": "python -m benchmarks.bench_throughput " + " ".join(sys.argv[1:]),
         },
     )
 

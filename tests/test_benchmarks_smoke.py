@@ -184,3 +184,13 @@ def test_bench_sim_million(tmp_path):
     m = r["million"]
     assert r["benchmark"] == "sim_million" and m["agents"] == 20_000 and len(m["share_per_repeat"]) == 1
     assert all(_positive(m[k]) for k in ("tick_ms_1_shard", "tick_ms_2_shards", "ceiling", "share_of_ceiling"))
+
+
+def test_bench_idle(tmp_path):
+    """``bench_idle.py``: the shipped ``cluster.dask_config`` beside Dask's own, and the floor."""
+    r = _script(tmp_path, "benchmarks/bench_idle.py", "--smoke")
+    assert r["benchmark"] == "idle" and r["repeats"] == 1
+    for name in ("daskbench", "dask"):
+        assert all(_positive(r[name][k]) for k in ("worker_idle_ms_per_s", "scheduler_idle_ms_per_s"))
+        assert r[name]["trial_wall_over_cpu"] >= 1.0
+    assert _positive(r["floor"])

@@ -120,3 +120,59 @@ def test_the_collector_is_paused_and_resumed_only_if_it_was_on():
     assert state("") == ["False", "True", "True"]
     # a process that turned it off itself keeps it off, and nothing of it is frozen
     assert state("gc.disable()") == ["False", "False", "False"]
+
+
+def _dask_settings() -> tuple:
+    import dask
+
+    return tuple(
+        dask.config.get(k)
+        for k in (
+            "distributed.worker.profile.interval",
+            "distributed.admin.tick.interval",
+            "distributed.scheduler.allowed-failures",
+        )
+    )
+
+
+def test_cluster_dask_config_reaches_the_scheduler_and_the_workers_restarted_ones_too():
+    """``cluster.dask_config`` (the quieter profiler and event-loop check by default) is what
+    the forked scheduler and every worker read; what chunk recovery relies on stays over it;
+    ``null`` leaves Dask's own values."""
+    import dask
+
+    from daskbench.config.dask_settings import QUIET_DASK
+
+    quiet = LocalClusterConfig(n_workers=1, dashboard_address=None)
+    assert quiet.dask_config == QUIET_DASK
+    with connect(quiet) as client:
+        assert set(client.run(_dask_settings).values()) == {("50ms", "100ms", 0)}
+        assert client.run_on_scheduler(_dask_settings) == ("50ms", "100ms", 0)
+        (worker,) = client.scheduler_info()["workers"]
+        client.restart_workers([worker])
+        client.wait_for_workers(1)
+        assert set(client.run(_dask_settings).values()) == {("50ms", "100ms", 0)}
+    asked = {"distributed": {"worker": {"profile": {"interval": "30ms"}}, "scheduler": {"allowed-failures": 5}}}
+    with connect(LocalClusterConfig(n_workers=1, dashboard_address=None, dask_config=asked)) as client:
+        assert set(client.run(_dask_settings).values()) == {("30ms", dask.config.get(_TICK), 0)}
+    with connect(LocalClusterConfig(n_workers=1, dashboard_address=None, dask_config=None)) as client:
+        assert client.run_on_scheduler(_dask_settings)[:2] == (dask.config.get(_PROFILE), dask.config.get(_TICK))
+    assert dask.config.get(_PROFILE) == "10ms"  # the driver's own config is as it was
+
+
+_PROFILE = "distributed.worker.profile.interval"
+_TICK = "distributed.admin.tick.interval"
+
+
+def test_cluster_dask_config_flattens_and_refuses_a_setting_dask_does_not_have():
+    from daskbench.config.dask_settings import dask_config_problems, flat_dask_config
+
+    tree = {"distributed": {"worker": {"profile": {"interval": "50ms"}}}, "array.chunk-size": "64MiB"}
+    assert flat_dask_config(tree) == {_PROFILE: "50ms", "array.chunk-size": "64MiB"}
+    assert flat_dask_config(None) == {} and dask_config_problems(None) == []
+    assert dask_config_problems(tree) == []
+    (why,) = dask_config_problems({"distributed": {"worker": {"profile": {"intervl": "1s"}}}})
+    assert why.startswith("cluster.dask_config.distributed.worker.profile.intervl: Dask has no such setting")
+    assert LocalClusterConfig(dask_config={"distributed": {"nosuch": 1}}).problems() == [
+        dask_config_problems({"distributed": {"nosuch": 1}})[0]
+    ]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from daskbench.cluster import keep_serve as serve
 from daskbench.cluster import keep_state as ks
 from daskbench.cluster.keep import pid_alive, token_pids
 from daskbench.config.schema import LocalClusterConfig
@@ -248,6 +249,14 @@ def test_mismatch_only_for_what_the_run_asks_for():
     assert ks.mismatch(ks.settings_of(LocalClusterConfig(dashboard_address=None)), kept, defaults) is None
     why = ks.mismatch(ks.settings_of(LocalClusterConfig(resources={"GPU": 2})), kept, defaults)
     assert why == "this run asks for cluster.resources={GPU:2}, the kept cluster has cluster.resources={GPU:1}"
+    loud = ks.settings_of(LocalClusterConfig(dask_config=None))
+    assert loud["dask_config"] == {} and defaults["dask_config"]["distributed.worker.profile.interval"] == "50ms"
+    why = ks.mismatch(loud, kept, defaults)
+    assert why == (
+        "this run asks for cluster.dask_config={}, the kept cluster has cluster.dask_config="
+        "{distributed.worker.profile.interval:50ms,distributed.admin.tick.interval:100ms}"
+    )
+    assert serve.config_of(kept).dask_config == kept["dask_config"]  # what the kept cluster starts with
 
 
 def test_uptime_and_status_lines(tmp_path):

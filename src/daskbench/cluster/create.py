@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Set
 import dask
 from distributed import Client, LocalCluster
 
+from ..config.dask_settings import flat_dask_config
 from ..config.schema import AddressClusterConfig, KubernetesClusterConfig, LocalClusterConfig, SecurityConfig
 from ..errors import ClusterError, ConfigError
 from .sigint import IgnoreSigint, sigint_ignored
@@ -124,8 +125,10 @@ def _local(cfg: LocalClusterConfig, level: int) -> Iterator[Client]:
     # that crashed (runner.crash_retries), instead of Dask running a crashing
     # chunk on four workers in turn.
     # The workers start as cluster.start_method says (cluster.workers: forkserver by default).
+    # cluster.dask_config first (the quieter profiler and event-loop check, schema.QUIET_DASK):
+    # what the recovery of crashed chunks relies on is set over it.
     settings = {"distributed.admin.low-level-log-length": 0, "distributed.scheduler.allowed-failures": 0}
-    with dask.config.set({**settings, **dask_setting(cfg.start_method)}):
+    with dask.config.set({**flat_dask_config(cfg.dask_config), **settings, **dask_setting(cfg.start_method)}):
         try:
             with sigint_ignored():  # spawned and forked workers inherit the ignore
                 cluster = _cluster_class(cfg)(**kwargs)

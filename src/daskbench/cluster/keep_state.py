@@ -26,7 +26,17 @@ VERSION = 1
 #: the ``cluster.*`` keys a run may set that the kept cluster must match; the
 #: dashboard address and ``resource_wait_s`` are not among them (the run uses
 #: the kept cluster's dashboard, whatever it is)
-MATCHED = ("n_workers", "threads_per_worker", "processes", "memory_limit", "resources", "host", "adapt", "security")
+MATCHED = (
+    "n_workers",
+    "threads_per_worker",
+    "processes",
+    "memory_limit",
+    "resources",
+    "host",
+    "adapt",
+    "security",
+    "dask_config",
+)
 
 LOOPBACK = ("127.0.0.1", "localhost")
 
@@ -90,6 +100,8 @@ def parse(text: str) -> Kept:
 
 def settings_of(cfg: Any) -> Dict[str, Any]:
     """The matched settings of a ``LocalClusterConfig``, as plain JSON values."""
+    from ..config.dask_settings import flat_dask_config
+
     return {
         "n_workers": cfg.n_workers,
         "threads_per_worker": int(cfg.threads_per_worker),
@@ -103,6 +115,7 @@ def settings_of(cfg: Any) -> Dict[str, Any]:
             **{k: getattr(cfg.security, k) for k in ("ca_file", "cert_file", "key_file")},
         },
         "dashboard_address": cfg.dashboard_address,
+        "dask_config": flat_dask_config(cfg.dask_config),
     }
 
 

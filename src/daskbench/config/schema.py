@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
+from .dask_settings import QUIET_DASK, dask_config_problems, nested_copy
+
 #: values of ``runner.isolation``
 ISOLATION = ("auto", "thread", "process")
 #: values of ``results.rerun`` (see daskbench.results.codeversion)
@@ -242,6 +244,8 @@ class LocalClusterConfig:
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     resource_wait_s: float = 60.0  # adaptive only: how long to wait for a worker with `resources`
+    # Dask settings for this cluster's scheduler and workers, nested as in Dask's YAML (null: none)
+    dask_config: Optional[Dict[str, Any]] = field(default_factory=lambda: nested_copy(QUIET_DASK))
 
     def problems(self) -> List[str]:
         """Bad ``cluster.*`` values of a LocalCluster."""
@@ -266,6 +270,7 @@ class LocalClusterConfig:
         bad += _amounts("cluster.resources", self.resources)
         bad += _at_least("cluster.resource_wait_s", self.resource_wait_s, 0)
         bad += _start_method(self.start_method)
+        bad += dask_config_problems(self.dask_config)
         return bad + self.adapt.problems() + self.security.problems(local=True)
 
 
