@@ -214,3 +214,34 @@ def test_rows_without_a_code_version_resume_as_unknown(cv_dir, client):
     again, said = go(["results.rerun=changed"], client=client)
     assert said == [] and again.counts.skipped == 6 and again.counts.done == 0
     assert "code_version" not in daskbench.load("results/cv").columns
+
+
+@needs_git
+def test_reading_in_a_thread_gives_what_of_target_gives_and_its_errors(tmp_path, monkeypatch):
+    """A run starts reading its code version in a thread once its trial module is imported
+    (``Reading``): the same version as read in line, another target read when asked, no
+    thread when held back (beside a fork), and an error raised in the run's own thread."""
+    repo = tmp_path / "repo"
+    (repo / "rpkg").mkdir(parents=True)
+    (repo / "rpkg" / "__init__.py").write_text("")
+    (repo / "rpkg" / "trials.py").write_text("def f():\n    return {}\n")
+    (repo / "boom").mkdir()
+    (repo / "boom" / "__init__.py").write_text("raise RuntimeError('boom: the package fails to import')\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "first")
+    monkeypatch.syspath_prepend(str(repo))
+    reading = codeversion.Reading()
+    reading.start("rpkg.trials.f")
+    assert reading._thread is not None and reading._thread.name == "daskbench-code-version"
+    got = reading.get("rpkg.trials.f")
+    assert got == codeversion.of_target("rpkg.trials.f") and got.commit == _git(repo, "rev-parse", "HEAD")
+    assert reading.get("no_such_module_anywhere.f") == CodeVersion("no_such_module_anywhere")
+    held = codeversion.Reading()
+    held.in_thread = False
+    held.start("rpkg.trials.f")
+    assert held._thread is None and held.get("rpkg.trials.f") == got
+    failing = codeversion.Reading()
+    failing.start("boom.trials.f")
+    with pytest.raises(RuntimeError, match="boom: the package fails to import"):
+        failing.get("boom.trials.f")

@@ -87,28 +87,44 @@ def run(
     waits for the page); ``background_report=False`` draws it before returning.
     """
     with ClusterStart(client) as start:  # a mistake found below closes a cluster started early
-        rp = build_plan(experiment, list(overrides), config_dir, on_cluster=start.begin)
+        reading = codeversion.Reading()  # git, in a thread while the run gets ready
+
+        def on_cluster(cluster: Any) -> None:
+            start.begin(cluster)
+            # no thread of ours while this process forks its workers (cluster.start_method=fork)
+            reading.in_thread = not (client is None and _forks_driver(cluster))
+
+        rp = build_plan(experiment, list(overrides), config_dir, on_cluster=on_cluster, on_target=reading.start)
         if client is None and not isinstance(rp.cluster, LocalClusterConfig):
             # the driver's folders mean nothing on other hosts: code is shipped instead
             rp.sys_path = []
-        code = codeversion.of_target(make_target(rp))
+        target = make_target(rp)
+
+        def code() -> codeversion.CodeVersion:
+            return reading.get(target)
+
         store, done, redo, code_notice = _open_store(rp, code)
         counts = Counts()
-        run_info = _run_info(rp, overrides, code)
+        run_info = _run_info(rp, overrides)
         t0 = time.monotonic()
         with _undone_if_objective_missing(rp):  # a search's config mistake found in its first results
-            outcome = _sweep(start, rp, store, run_info, counts, (done, redo), code_notice, progress, echo)
+            outcome = _sweep(start, rp, store, (run_info, code), counts, (done, redo), code_notice, progress, echo)
     cfg = rp.cfg
     report = _write_report(rp.results_dir, echo, background_report) if cfg.results.report and counts.done else None
     resume = _resume_command(experiment, overrides, config_dir)
     return RunResult(cfg.name, rp.results_dir, counts, outcome, resume, time.monotonic() - t0, report)
 
 
+def _forks_driver(cluster: Any) -> bool:
+    """Whether the run's own cluster forks this process for its workers."""
+    return isinstance(cluster, LocalClusterConfig) and cluster.start_method == "fork"
+
+
 def _sweep(
     start: ClusterStart,
     rp: RunPlan,
     store: ResultStore,
-    run_info: Dict[str, Any],
+    run: Tuple[Dict[str, Any], Callable[[], codeversion.CodeVersion]],
     counts: Counts,
     resume: Tuple[AbstractSet[str], AbstractSet[str]],
     code_notice: Optional[str],
@@ -117,12 +133,16 @@ def _sweep(
 ) -> RunOutcome:
     """Ready the cluster, record the run, run its trials; the manifest says how it ended."""
     cfg = rp.cfg
+    run_info, code = run  # the manifest entry, and the code version it waits for
     done, redo = resume  # ids already ok; of those, the ones to run again (other code made them)
     outcome = None
     recorded = False
     try:
         with start.client(rp.cluster) as cl:
             _prepare(cl, rp, own=start.own, echo=echo)
+            version = code()  # read while the cluster got ready: every row and the manifest name it
+            store.code_version = version.label
+            run_info["code"] = version.as_dict()
             # the first write: only once the cluster is up and can run trials
             store.record_run(dict(run_info, outcome="running"), rp.config_yaml, cfg.name)
             recorded = True
@@ -141,15 +161,15 @@ def _sweep(
             _record_end(store, rp, run_info, outcome, counts)
 
 
-def _run_info(rp: RunPlan, overrides: Sequence[str], code: codeversion.CodeVersion) -> Dict[str, Any]:
-    """The run's manifest entry as it starts: its id, when, how it was asked for, its code."""
+def _run_info(rp: RunPlan, overrides: Sequence[str]) -> Dict[str, Any]:
+    """The run's manifest entry as it starts: its id, when, how it was asked for (its code
+    is added once read: ``_sweep``)."""
     return {
         "id": uuid.uuid4().hex[:12],
         "started_at": _now(),
         "argv": list(sys.argv),
         "overrides": list(overrides),
         "axes": [a.key for a in rp.plan.axes],
-        "code": code.as_dict(),
     }
 
 
@@ -223,11 +243,12 @@ def _record_end(
 
 
 def _open_store(
-    rp: RunPlan, code: codeversion.CodeVersion
+    rp: RunPlan, code: Callable[[], codeversion.CodeVersion]
 ) -> Tuple[ResultStore, AbstractSet[str], AbstractSet[str], Optional[str]]:
     """The results store, opened to resume: (store, ids already ok, ok ids to run again
     because other code made them, the line that says so). Reads only: a bad results
-    folder fails here, before a cluster starts."""
+    folder fails here, before a cluster starts. The code version is waited for here only
+    if the folder holds ok rows to compare it with (else before the first write: ``_sweep``)."""
     cfg = rp.cfg
     store = ResultStore(
         rp.results_dir,
@@ -235,10 +256,14 @@ def _open_store(
         cfg.results.flush_seconds,
         cfg.results.compact_parts,
         first_columns=[a.key for a in rp.plan.axes],
-        code_version=code.label,
     )
     done = store.open_for_resume(cfg.name)
-    redo, notice = codeversion.on_resume(store, code, rerun=cfg.results.rerun == "changed")
+    redo: AbstractSet[str] = set()
+    notice = None
+    if done:
+        version = code()
+        store.code_version = version.label
+        redo, notice = codeversion.on_resume(store, version, rerun=cfg.results.rerun == "changed")
     if rp.plan.search is not None:
         from .runner import adaptive
 

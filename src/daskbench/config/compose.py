@@ -158,6 +158,7 @@ def build_plan(
     overrides: Sequence[str],
     config_dir: Optional[str] = None,
     on_cluster: Optional[Callable[[Any], None]] = None,
+    on_target: Optional[Callable[[str], None]] = None,
 ) -> RunPlan:
     """Compose ``+experiment=NAME`` plus overrides and check everything a run needs.
 
@@ -165,7 +166,8 @@ def build_plan(
     top-level keys, type and check the sections (cluster included), build the
     axes, compose once per combination of swept groups, check the trial function
     and its arguments (and a simulation's settings), decide the seeds, plan.
-    ``on_cluster`` gets the checked cluster section at once (see cluster.early).
+    ``on_cluster`` gets the checked cluster section at once (see cluster.early),
+    ``on_target`` the trial function's import path once it is imported.
     """
     dirs = search_dirs(config_dir)
     plain, sweeps = _words(experiment, overrides, config_dir, dirs)
@@ -186,6 +188,8 @@ def build_plan(
     trial = next(iter(bases.values())).get("trial") or {}
     zip_groups = [list(map(str, z)) for z in cfg.sweep.zip]
     target, accepts_seed = _check_trial(trial, trials, axes, dirs, zip_groups)
+    if on_target is not None:
+        on_target(target)
     inject, fixed_seed = _seeding(cfg, target, accepts_seed, trial, axes)
 
     content = {g: identity.content(tree) for g, tree in bases.items()}

@@ -8,6 +8,9 @@ nannies and the forked scheduler take the driver's config for their processes.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 #: the Dask settings daskbench's own local clusters start with (``cluster.dask_config``):
@@ -41,12 +44,43 @@ def flat_dask_config(tree: Optional[Mapping[str, Any]], prefix: str = "") -> Dic
 
 def dask_config_problems(tree: Optional[Mapping[str, Any]]) -> List[str]:
     """``cluster.dask_config``: each leaf a setting Dask knows (a typo would set nothing)."""
-    import dask
-
-    missing = object()
     return [
         f"cluster.dask_config.{key}: Dask has no such setting (`dask config list` shows them); "
         "give its full name, e.g. cluster.dask_config.distributed.worker.profile.interval=10ms"
         for key in flat_dask_config(tree)
-        if dask.config.get(key, missing) is missing
+        if not _known(key)
     ]
+
+
+def _known(key: str) -> bool:
+    import dask
+
+    missing = object()
+    if dask.config.get(key, missing) is not missing:  # dask's own, the user's files, distributed if imported
+        return True
+    node: Any = _distributed_defaults()
+    for part in key.split("."):
+        if not isinstance(node, dict):
+            return False
+        part = part if part in node else part.replace("_", "-")
+        if part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _distributed_defaults() -> Dict[str, Any]:
+    """distributed's settings (its ``distributed.yaml``), read without importing distributed:
+    a command checks its config before the cluster's thread imports it (~0.3 s)."""
+    import yaml
+
+    spec = importlib.util.find_spec("distributed")
+    if spec is None or not spec.origin:
+        return {}
+    try:
+        text = Path(spec.origin).with_name("distributed.yaml").read_text()
+    except OSError:
+        return {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(text, Loader=loader) or {}  # noqa: S506 - a safe loader

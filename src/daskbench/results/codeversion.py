@@ -22,6 +22,7 @@ import hashlib
 import importlib.util
 import os
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,45 @@ def of_target(target: str) -> CodeVersion:
     """The code version of the module that holds ``target`` (``pkg.module.function``)."""
     module = target.rpartition(".")[0]
     return of_file(module, _source_file(module))
+
+
+class Reading:
+    """The code version of a run's trial module, read in a thread from :meth:`start` on.
+
+    ``git status`` takes 3-5 ms (more in a big repository): a run starts it as soon as its
+    trial module is imported, and gets ready meanwhile (the rest of its plan, its store,
+    its cluster); :meth:`get` waits for it (or reads it then, if it was never started)."""
+
+    def __init__(self) -> None:
+        self.in_thread = True  # False: get() reads it itself (no thread may run, e.g. beside a fork)
+        self._target: Optional[str] = None
+        self._thread: Optional[threading.Thread] = None
+        self._result: Optional[CodeVersion] = None
+        self._error: Optional[BaseException] = None
+
+    def start(self, target: str) -> None:
+        """Read ``target``'s code version in a thread (once; nothing unless ``in_thread``)."""
+        if self._thread is not None or not self.in_thread:
+            return
+        self._target = target
+        self._thread = threading.Thread(target=self._read, name="daskbench-code-version", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            self._result = of_target(str(self._target))
+        except BaseException as exc:  # handed to get(), in the run's own thread
+            self._error = exc
+
+    def get(self, target: str) -> CodeVersion:
+        """``target``'s code version: the one read in the thread if it was started for it."""
+        if self._thread is None or self._target != target:
+            return of_target(target)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
 
 def of_file(module: str, source: Optional[Path]) -> CodeVersion:
