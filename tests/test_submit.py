@@ -133,3 +133,32 @@ def test_trials_a_chunk_did_not_run_are_handed_out_again_first():
     assert (nxt.start, nxt.stop) == (40, 65)  # ...the sweep goes on where it was
     trials = list(plan)[:5]
     assert list(unrun(trials, 2)) == trials[2:]  # a list of trials (a resumed sweep) likewise
+
+
+def _first_wave(sizer, n: int, threads: int = 2, in_flight: int = 8) -> list:
+    """The chunk sizes the driver's first refill sends for ``n`` unmeasured trials."""
+    sizes: list = []
+    left = n
+    while left and len(sizes) < in_flight:
+        k = sizer.size(left, threads, sizer.slots(in_flight - len(sizes), len(sizes), threads))
+        sizes.append(min(k, left))
+        left -= sizes[-1]
+    return sizes
+
+
+def test_a_small_unmeasured_sweep_goes_out_as_two_equal_chunks_a_thread():
+    """Before any trial is measured, the first FIRST_PER_THREAD tasks a thread share the
+    sweep (each task fewer is Dask's work saved); a long sweep still fills every slot with
+    chunks of at most FIRST_MAX; once measured, or with runner.chunk_size, slots are as free."""
+    from daskbench.runner.chunking import FIRST_MAX, FIRST_PER_THREAD, ChunkSizer
+
+    fresh = ChunkSizer(fixed=None)
+    assert FIRST_PER_THREAD == 2
+    assert _first_wave(fresh, 200) == [50, 50, 50, 50]
+    assert _first_wave(fresh, 501) == [126, 125, 125, 125]
+    assert _first_wave(fresh, 3) == [1, 1, 1]
+    assert _first_wave(fresh, 10_000) == [FIRST_MAX] * 8  # the rest waits for a measured refill
+    assert _first_wave(fresh, 2_000) == [FIRST_MAX] * 7 + [2_000 - 7 * FIRST_MAX]
+    assert fresh.slots(free=6, sent=2, threads=2) == 2 and fresh.slots(free=4, sent=4, threads=2) == 1
+    assert ChunkSizer(fixed=None, mean_s=1e-3).slots(free=6, sent=2, threads=2) == 6
+    assert ChunkSizer(fixed=10).slots(free=6, sent=2, threads=2) == 6

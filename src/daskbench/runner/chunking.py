@@ -12,6 +12,10 @@ from .spec import ChunkResult
 #: the most trials in a chunk sent before any trial is measured: the chunk's time budget
 #: (ChunkSizer.budget) stops long trials after the first; this bounds what is sent twice
 FIRST_MAX = 256
+#: chunks a thread that share a sweep's trials before any is measured: a small sweep goes
+#: out whole as two tasks a thread (one running, one queued), not four, each task fewer is
+#: ~1.5 ms of wall less on 2 cores (benchmarks/BENCHMARKS.md, 200 x 1 ms)
+FIRST_PER_THREAD = 2
 #: seconds a refill's round trip costs (fetch the results, send the next chunks: 20-30 ms
 #: on a small machine): a refill takes the trials left when they make chunks no longer than
 #: that, rather than leave them for another round trip (ChunkSizer.size)
@@ -80,6 +84,15 @@ class ChunkSizer:
             fill = 0
         floor = math.ceil(min(MIN_TASK_S, self.target_s) / per)  # ...in tasks that are worth one
         return max(1, min(want, self.max_size, max(spread, floor, fill)))
+
+    def slots(self, free: int, sent: int, threads: int) -> int:
+        """Slots to size the next chunk for (:meth:`size`), with ``free`` in flight and ``sent``
+        tasks pending or in this refill: before any trial is measured, only the first
+        ``FIRST_PER_THREAD`` tasks a thread share what is left, so a small sweep is sent as
+        that many equal chunks; past them (a long sweep), each further slot as it comes."""
+        if self.fixed or self.mean_s is not None:
+            return free
+        return max(1, min(free, FIRST_PER_THREAD * threads - sent))
 
     def budget(self, threads: int) -> Optional[float]:
         """Seconds after which a chunk starts no more trials and hands the rest back

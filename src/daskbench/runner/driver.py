@@ -223,7 +223,8 @@ class Runner:
             return  # enough queued: wait for a refill's worth of free slots
         chunks: List[Sequence[Trial]] = []
         while not fl.drained and len(fl.pending) + len(chunks) < fl.max_in_flight:
-            slots = fl.max_in_flight - len(fl.pending) - len(chunks)
+            sent = len(fl.pending) + len(chunks)
+            slots = self.sizer.slots(fl.max_in_flight - sent, sent, fl.threads)
             size = self.sizer.size(fl.remaining(self.counts.total), fl.threads, slots)
             batch = fl.take(size, self.counts)
             if not batch:
