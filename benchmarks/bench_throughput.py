@@ -28,7 +28,7 @@ interleaved with the other tools, and the median is kept. A combination whose
 estimated wall time exceeds ``MAX_EST_S`` is skipped and listed with its estimate.
 
     python -m benchmarks.bench_throughput [--smoke|--quick|--full] [--cells=100000x0,5000x1] [--tools=daskbench,joblib]
-        [--cluster=dask|daskbench]
+        [--cluster=dask|daskbench] [--repeats=N]
 
 ``--cells=NxMS,...`` runs only those cells (``N`` trials of ``MS`` ms; no Mesa),
 with ``--full``'s limits unless a mode is given; ``--tools`` only those tools.
@@ -79,6 +79,10 @@ MESA_TRIAL_S = 0.008  # measured: one run of the n=100, 100-step model
 
 #: which cluster the Dask tools share (``--cluster=``): dask (a plain LocalCluster) | daskbench
 CLUSTER = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--cluster=")), "dask")
+#: ``--repeats=N``: that many runs of each cell and tool instead of the mode's
+_REPEATS_OPT = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--repeats=")), "")
+if _REPEATS_OPT:
+    REPEATS = {m: int(_REPEATS_OPT) for m in REPEATS}
 
 
 class Tools:

@@ -285,3 +285,25 @@ def test_bad_input_is_one_clear_line(app, args, code, message):
     assert r.returncode == code, (r.stdout, r.stderr)
     assert message.replace("PORT", port) in r.stderr
     assert "Traceback" not in r.stderr and ran(app) == []
+
+
+def test_the_launchers_cluster_dask_config_goes_over_daskbenchs():
+    """``+hydra.launcher.cluster.dask_config...``: the keys given, over daskbench's own quieter
+    profiler and event-loop check; none given: daskbench's; a key Dask lacks: one clear line."""
+    import dataclasses
+
+    from daskbench.config.dask_settings import QUIET_DASK, flat_dask_config
+    from daskbench.errors import ConfigError
+    from hydra_plugins.daskbench_launcher._daskbench import cluster_config
+    from hydra_plugins.daskbench_launcher.config import ClusterConf
+
+    plain = dataclasses.asdict(ClusterConf())
+    assert flat_dask_config(cluster_config(plain).dask_config) == flat_dask_config(QUIET_DASK)
+    asked = dict(plain, dask_config={"distributed": {"worker": {"profile": {"interval": "10ms"}}}})
+    got = flat_dask_config(cluster_config(asked).dask_config)
+    assert got == {"distributed.worker.profile.interval": "10ms", "distributed.admin.tick.interval": "100ms"}
+    wrong = dict(plain, dask_config={"distributed": {"worker": {"profile": {"intervl": "10ms"}}}})
+    with pytest.raises(
+        ConfigError, match=r"^hydra\.launcher\.cluster\.dask_config\.distributed\.worker\.profile\.intervl: Dask"
+    ):
+        cluster_config(wrong)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from daskbench.cluster.create import check_local_resources, connect, wait_for_resources
+from daskbench.config.dask_settings import flat_dask_config
 from daskbench.config.schema import CLUSTER_SCHEMAS, LocalClusterConfig
 from daskbench.errors import ClusterError, ConfigError, DaskbenchError
 from daskbench.results import codeversion
@@ -66,6 +67,8 @@ def cluster_config(conf: Mapping[str, Any]) -> Any:
         if key in ("adapt", "security"):
             base = names[key].default_factory()  # type: ignore[misc]
             value = dataclasses.replace(base, **_set(value))
+        if key == "dask_config":  # the keys given, over daskbench's own (the quieter profiler...)
+            value = dict(flat_dask_config(names[key].default_factory()), **flat_dask_config(value))  # type: ignore[misc]
         values[key] = value
     if kind == "address" and "address" not in values:
         raise ConfigError(f"{_KEY}.kind=address needs {_KEY}.address=tcp://HOST:8786")

@@ -8,7 +8,7 @@ not have is refused with a message naming it.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -40,7 +40,9 @@ class ClusterConf:
 
     kind=local: n_workers, threads_per_worker, processes, memory_limit, resources,
     host, dashboard_address, adapt, security, resource_wait_s, start_method
-    (forkserver | fork | spawn: how worker processes start).
+    (forkserver | fork | spawn: how worker processes start), dask_config (Dask settings
+    for the cluster's processes, over daskbench's: ``+hydra.launcher.cluster.dask_config.
+    distributed.worker.profile.interval=10ms``).
     kind=address: address, timeout_s, security, upload_code, resource_wait_s.
     kind=kubernetes: name, namespace, manifest, image, n_workers, env, adapt,
     resource_wait_s, shutdown_on_close.
@@ -67,6 +69,7 @@ class ClusterConf:
     image: Optional[str] = None
     env: Dict[str, str] = field(default_factory=dict)
     shutdown_on_close: Optional[bool] = None
+    dask_config: Dict[str, Any] = field(default_factory=dict)  # nested as in Dask's YAML; over daskbench's
 
 
 @dataclass
