@@ -165,13 +165,11 @@ def build_plan(
     The stages, in order: parse the words, compose the base config, check its
     top-level keys, type and check the sections (cluster included), build the
     axes, compose once per combination of swept groups, check the trial function
-    and its arguments (and a simulation's settings), decide the seeds, plan.
-    ``on_cluster`` gets the checked cluster section at once (see cluster.early),
-    ``on_target`` the trial function's import path once it is imported.
+    and its arguments (and a simulation's settings), decide the seeds, plan. ``on_cluster``
+    gets the checked cluster section at once (cluster.early), ``on_target`` the trial's path.
     """
     dirs = search_dirs(config_dir)
     plain, sweeps = _words(experiment, overrides, config_dir, dirs)
-    plain_words = [str(o.input_line) for o in plain]
     cfg0 = _compose_base(dirs, plain, config_dir)
     choices = {k: v for k, v in cfg0.hydra.runtime.choices.items() if not k.startswith("hydra")}
     # the plain tree once: the checks, the typing, the bases and the YAML all read it
@@ -182,7 +180,7 @@ def build_plan(
     if on_cluster is not None:
         on_cluster(cluster)
     axes, fixed = build_axes(cfg0, plain, sweeps, choices, dirs)
-    bases = _group_bases(cfg0, raw, dirs, plain_words, axes, fixed, config_dir)
+    bases = _group_bases(cfg0, raw, dirs, [str(o.input_line) for o in plain], axes, fixed, config_dir)
     trials = checks.resolved_trials(bases, axes)
 
     trial = next(iter(bases.values())).get("trial") or {}
@@ -192,11 +190,10 @@ def build_plan(
         on_target(target)
     inject, fixed_seed = _seeding(cfg, target, accepts_seed, trial, axes)
 
-    content = {g: identity.content(tree) for g, tree in bases.items()}
     plan = SweepPlan(
         name=cfg.name,
         axes=axes,
-        bases=content,
+        bases={g: identity.content(tree) for g, tree in bases.items()},
         zip=zip_groups,
         design=cfg.sweep.design,
         samples=cfg.sweep.samples,

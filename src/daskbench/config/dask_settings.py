@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 #: the Dask settings daskbench's own local clusters start with (``cluster.dask_config``):
 #: a worker's sampling profiler and every server's event-loop check wake its event loop
@@ -53,16 +54,20 @@ def dask_config_problems(tree: Optional[Mapping[str, Any]]) -> List[str]:
 
 
 def _known(key: str) -> bool:
-    import dask
-
-    missing = object()
-    if dask.config.get(key, missing) is not missing:  # dask's own, the user's files, distributed if imported
+    dask = sys.modules.get("dask")  # its config as loaded (the user's files too), if imported already
+    if dask is not None and dask.config.get(key, _MISSING) is not _MISSING:
         return True
-    node: Any = _distributed_defaults()
-    for part in key.split("."):
+    return any(_in(tree, key.split(".")) for tree in _defaults())
+
+
+_MISSING = object()
+
+
+def _in(node: Any, parts: List[str]) -> bool:
+    for part in parts:
         if not isinstance(node, dict):
             return False
-        part = part if part in node else part.replace("_", "-")
+        part = part if part in node else part.replace("_", "-")  # Dask reads either spelling
         if part not in node:
             return False
         node = node[part]
@@ -70,17 +75,19 @@ def _known(key: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _distributed_defaults() -> Dict[str, Any]:
-    """distributed's settings (its ``distributed.yaml``), read without importing distributed:
-    a command checks its config before the cluster's thread imports it (~0.3 s)."""
+def _defaults() -> Tuple[Dict[str, Any], ...]:
+    """Dask's and distributed's settings (their ``dask.yaml`` and ``distributed.yaml``), read
+    without importing either: planning imports no Dask (a command's cluster thread does)."""
     import yaml
 
-    spec = importlib.util.find_spec("distributed")
-    if spec is None or not spec.origin:
-        return {}
-    try:
-        text = Path(spec.origin).with_name("distributed.yaml").read_text()
-    except OSError:
-        return {}
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader) or {}  # noqa: S506 - a safe loader
+    out = []
+    for package, name in (("dask", "dask.yaml"), ("distributed", "distributed.yaml")):
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.origin:
+            continue
+        try:
+            out.append(yaml.load(Path(spec.origin).with_name(name).read_text(), Loader=loader) or {})  # noqa: S506
+        except OSError:
+            continue
+    return tuple(out)
