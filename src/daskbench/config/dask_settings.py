@@ -33,14 +33,9 @@ def nested_copy(tree: Mapping[str, Any]) -> Dict[str, Any]:
 def flat_dask_config(tree: Optional[Mapping[str, Any]], prefix: str = "") -> Dict[str, Any]:
     """``cluster.dask_config`` as dotted Dask keys: ``dask.config.set`` replaces a whole
     mapping given as one value, where each leaf must be set on its own."""
-    out: Dict[str, Any] = {}
-    for k, v in (tree or {}).items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping) and v:
-            out.update(flat_dask_config(v, key + "."))
-        else:
-            out[key] = v
-    return out
+    from ..sweep.identity import flatten  # the one flattener of nested config (numpy: not at import)
+
+    return flatten(tree or {}, prefix)
 
 
 def dask_config_problems(tree: Optional[Mapping[str, Any]]) -> List[str]:
