@@ -250,10 +250,11 @@ def test_mismatch_only_for_what_the_run_asks_for():
     why = ks.mismatch(ks.settings_of(LocalClusterConfig(resources={"GPU": 2})), kept, defaults)
     assert why == "this run asks for cluster.resources={GPU:2}, the kept cluster has cluster.resources={GPU:1}"
     loud = ks.settings_of(LocalClusterConfig(dask_config=None))
-    assert loud["dask_config"] == {} and defaults["dask_config"]["distributed.worker.profile.interval"] == "50ms"
+    assert loud["dask_config"] is None and defaults["dask_config"]["distributed.worker.profile.interval"] == "50ms"
+    assert serve.config_of(loud).dask_config is None  # a kept cluster started so keeps Dask's own values
     why = ks.mismatch(loud, kept, defaults)
     assert why == (
-        "this run asks for cluster.dask_config={}, the kept cluster has cluster.dask_config="
+        "this run asks for cluster.dask_config=null, the kept cluster has cluster.dask_config="
         "{distributed.worker.profile.interval:50ms,distributed.admin.tick.interval:100ms}"
     )
     assert serve.config_of(kept).dask_config == kept["dask_config"]  # what the kept cluster starts with

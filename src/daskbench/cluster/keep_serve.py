@@ -41,7 +41,7 @@ def config_of(settings: Dict[str, Any]) -> Any:
         dashboard_address=s["dashboard_address"],
         adapt=AdaptConfig(**s["adapt"]),
         security=SecurityConfig(**s["security"]),
-        dask_config=dict(s.get("dask_config", {})),  # dotted keys: flat_dask_config keeps them as they are
+        dask_config=s.get("dask_config"),  # dotted keys (flat_dask_config keeps them), or null: Dask's own
     )
 
 

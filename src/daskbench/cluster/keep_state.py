@@ -115,7 +115,7 @@ def settings_of(cfg: Any) -> Dict[str, Any]:
             **{k: getattr(cfg.security, k) for k in ("ca_file", "cert_file", "key_file")},
         },
         "dashboard_address": cfg.dashboard_address,
-        "dask_config": flat_dask_config(cfg.dask_config),
+        "dask_config": None if cfg.dask_config is None else flat_dask_config(cfg.dask_config),
     }
 
 
