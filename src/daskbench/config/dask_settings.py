@@ -25,17 +25,12 @@ QUIET_DASK: Dict[str, Any] = {
 }
 
 
-def nested_copy(tree: Mapping[str, Any]) -> Dict[str, Any]:
-    """A copy of a nested mapping: each config gets its own."""
-    return {k: nested_copy(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
-
-
-def flat_dask_config(tree: Optional[Mapping[str, Any]], prefix: str = "") -> Dict[str, Any]:
+def flat_dask_config(tree: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """``cluster.dask_config`` as dotted Dask keys: ``dask.config.set`` replaces a whole
     mapping given as one value, where each leaf must be set on its own."""
     from ..sweep.identity import flatten  # the one flattener of nested config (numpy: not at import)
 
-    return flatten(tree or {}, prefix)
+    return flatten(tree or {})
 
 
 def dask_config_problems(tree: Optional[Mapping[str, Any]]) -> List[str]:

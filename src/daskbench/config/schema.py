@@ -14,13 +14,14 @@ keeps the two equal; the YAML carries the comments a user reads).
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
-from .dask_settings import QUIET_DASK, dask_config_problems, nested_copy
+from .dask_settings import QUIET_DASK, dask_config_problems
 
 #: values of ``runner.isolation``
 ISOLATION = ("auto", "thread", "process")
@@ -245,7 +246,7 @@ class LocalClusterConfig:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     resource_wait_s: float = 60.0  # adaptive only: how long to wait for a worker with `resources`
     # Dask settings for this cluster's scheduler and workers, nested as in Dask's YAML (null: none)
-    dask_config: Optional[Dict[str, Any]] = field(default_factory=lambda: nested_copy(QUIET_DASK))
+    dask_config: Optional[Dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(QUIET_DASK))
 
     def problems(self) -> List[str]:
         """Bad ``cluster.*`` values of a LocalCluster."""
