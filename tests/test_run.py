@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pandas as pd
@@ -72,6 +73,32 @@ def test_sweep_table_and_resume(quad, client):
     assert len(manifest["runs"]) == 3 and manifest["runs"][0]["outcome"] == "finished"
     assert "dask" in manifest["versions"] and "usertrials.quad" in manifest["config"]
     assert manifest["runs"][2]["counts"]["ok"] == 4 and manifest["runs"][2]["ended_at"]
+
+
+def test_a_run_freezes_the_drivers_heap_only_while_its_trials_run(quad, client, monkeypatch):
+    """A full pass of the garbage collector over the driver's heap (a notebook's, with the
+    client and its cluster in it) stopped the driver mid-run: what the process held is
+    frozen while the trials run and handed back after; a freeze of the process's own stays."""
+    from daskbench.runner.driver import Runner
+
+    seen = []
+    real = Runner.run
+
+    def run(self, done):
+        seen.append(gc.get_freeze_count())
+        return real(self, done)
+
+    monkeypatch.setattr(Runner, "run", run)
+    gc.unfreeze()  # what an earlier test in this process may have left (the command line's start-up)
+    assert go("quad", client=client).counts.ok == 12
+    assert seen[0] > 1000 and gc.get_freeze_count() == 0
+    gc.freeze()
+    mine = gc.get_freeze_count()
+    try:
+        assert go("quad", ["trial.x=5"], client=client).counts.ok == 4
+        assert seen[1] >= mine // 2 and gc.get_freeze_count() >= mine // 2  # not undone (frozen objects may die)
+    finally:
+        gc.unfreeze()
 
 
 def _subscribers(dask_scheduler=None):

@@ -29,6 +29,7 @@ from .results.dataset import Dataset
 from .results.store import ResultStore
 from .runner.driver import Runner, RunOutcome
 from .runner.spec import make_spec
+from .startup_gc import frozen_for_run
 from .startup_gc import resume as resume_gc
 
 
@@ -154,7 +155,9 @@ def _sweep(
             counts.total = len(rp.plan)
             bar = make_progress(progress or cfg.runner.progress, counts, cfg.name, cfg.runner.progress_interval_s)
             src = _adaptive_source(rp, echo)
-            outcome = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo, source=src).run(done - redo)
+            runner = Runner(cl, rp, store, counts, bar, run_id=run_info["id"], echo=echo, source=src)
+            with frozen_for_run():  # a script's or a notebook's heap is not rescanned while trials run
+                outcome = runner.run(done - redo)
             return outcome
     finally:
         if recorded and store.broken is None:  # a broken store has said why already
