@@ -28,7 +28,7 @@ interleaved with the other tools, and the median is kept. A combination whose
 estimated wall time exceeds ``MAX_EST_S`` is skipped and listed with its estimate.
 
     python -m benchmarks.bench_throughput [--smoke|--quick|--full] [--cells=100000x0,5000x1] [--tools=daskbench,joblib]
-        [--cluster=dask|daskbench] [--repeats=N]
+        [--cluster=dask|daskbench|quietest] [--repeats=N]
 
 ``--cells=NxMS,...`` runs only those cells (``N`` trials of ``MS`` ms; no Mesa),
 with ``--full``'s limits unless a mode is given; ``--tools`` only those tools.
@@ -36,7 +36,11 @@ with ``--full``'s limits unless a mode is given; ``--tools`` only those tools.
 own (``cluster.create.connect`` with the shipped ``cluster`` settings: fork-server workers,
 the scheduler in a process of its own, ``cluster.dask_config``) instead of a plain
 ``distributed.LocalCluster`` with Dask's settings and its scheduler in this process (the
-default: a user's own cluster, passed as ``client=``).
+default: a user's own cluster, passed as ``client=``). ``--cluster=quietest``: the same, with
+every periodic piece of Dask's background that a setting slows or stops slowed or stopped as
+well (:data:`QUIETEST`: the memory monitors, the system monitor, the profiler, the event-loop
+check): not a setting to ship (it blanks dashboard plots and slows the memory limits'
+response), but the least a Dask-based runner's processes take from the trials here.
 """
 
 from __future__ import annotations
@@ -77,7 +81,16 @@ MESA = {
 MESA_TRIAL_S = 0.008  # measured: one run of the n=100, 100-step model
 
 
-#: which cluster the Dask tools share (``--cluster=``): dask (a plain LocalCluster) | daskbench
+#: ``--cluster=quietest``: Dask's settings on top of ``cluster.dask_config`` that slow or stop
+#: each periodic task of its processes' event loops
+QUIETEST: Dict[str, Any] = {
+    "distributed.worker.memory.monitor-interval": "1s",  # the workers' and the nannies' memory checks
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.profile.enabled": False,
+}
+
+#: which cluster the Dask tools share (``--cluster=``): dask (a plain LocalCluster) | daskbench | quietest
 CLUSTER = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--cluster=")), "dask")
 #: ``--repeats=N``: that many runs of each cell and tool instead of the mode's
 _REPEATS_OPT = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--repeats=")), "")
@@ -94,11 +107,14 @@ class Tools:
         self.work, self.cores = work, cores
         self._own: Any = None
         self.cluster: Any = None
-        if CLUSTER == "daskbench":
+        if CLUSTER in ("daskbench", "quietest"):
             from daskbench.cluster.create import connect
             from daskbench.config.schema import LocalClusterConfig
 
-            self._own = connect(LocalClusterConfig(n_workers=cores, dashboard_address="127.0.0.1:0"))
+            cfg = LocalClusterConfig(n_workers=cores, dashboard_address="127.0.0.1:0")
+            if CLUSTER == "quietest":
+                cfg.dask_config = _nested(cfg.dask_config or {}, QUIETEST)
+            self._own = connect(cfg)
             self.client = self._own.__enter__()
         else:
             self.cluster = C.local_cluster(cores)
@@ -232,6 +248,20 @@ class Tools:
         return self._daskbench("mesa", n, [f"trial.n={model['n']}", f"trial.steps={model['steps']}"])
 
 
+def _nested(tree: Dict[str, Any], dotted: Dict[str, Any]) -> Dict[str, Any]:
+    """``tree`` (nested as in Dask's YAML) with each dotted key of ``dotted`` set in it."""
+    import copy
+
+    out = copy.deepcopy(tree)
+    for key, value in dotted.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
 def estimate_s(tool: str, n: int, trial_s: float, cores: int) -> float:
     return n * trial_s / cores + n * OVERHEAD_S[tool]
 
@@ -251,8 +281,10 @@ def _cells(mode: str) -> List[Tuple[int, int]]:
 
 
 def main() -> None:
-    if CLUSTER not in ("dask", "daskbench"):
-        raise SystemExit(f"--cluster={CLUSTER}: choose dask (a plain LocalCluster, the default) or daskbench")
+    if CLUSTER not in ("dask", "daskbench", "quietest"):
+        raise SystemExit(
+            f"--cluster={CLUSTER}: choose dask (a plain LocalCluster, the default), daskbench or quietest"
+        )
     cells_only = any(a.startswith("--cells=") for a in sys.argv)
     mode = C.mode() if not cells_only or any(f"--{m}" in sys.argv for m in C.MODES) else "full"
     tools_opt = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--tools=")), "")
