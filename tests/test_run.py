@@ -101,6 +101,31 @@ def test_a_run_freezes_the_drivers_heap_only_while_its_trials_run(quad, client, 
         gc.unfreeze()
 
 
+def test_workers_are_asked_of_the_scheduler_not_read_from_the_clients_cache(client):
+    """The client's own refresh every 2 s stores an identity without workers; landing between
+    ``scheduler_info(n_workers=-1)``'s fetch and its return, it made every worker look gone
+    (a simulation restarted from its checkpoint on its live workers). ``workers_now`` asks
+    the scheduler itself, whatever the refresh does meanwhile."""
+    import threading
+
+    from daskbench.dask_compat import workers_now
+
+    stop = threading.Event()
+
+    def refresh():  # what the client's periodic callback does, as often as it can
+        while not stop.is_set():
+            client.sync(client._update_scheduler_info, n_workers=0)
+
+    thread = threading.Thread(target=refresh, daemon=True)
+    thread.start()
+    try:
+        seen = [len(workers_now(client)) for _ in range(200)]
+    finally:
+        stop.set()
+        thread.join()
+    assert seen == [2] * 200, [n for n in seen if n != 2]
+
+
 def _subscribers(dask_scheduler=None):
     topics = dask_scheduler._broker._topics  # what the scheduler sends each topic's events to
     return {name: sorted(t.subscribers) for name, t in topics.items()}

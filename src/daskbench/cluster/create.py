@@ -19,6 +19,7 @@ from distributed import Client, LocalCluster
 
 from ..config.dask_settings import flat_dask_config
 from ..config.schema import AddressClusterConfig, KubernetesClusterConfig, LocalClusterConfig, SecurityConfig
+from ..dask_compat import workers_now
 from ..errors import ClusterError, ConfigError
 from .sigint import IgnoreSigint, sigint_ignored
 from .workers import dask_setting
@@ -266,8 +267,7 @@ def prepare(
 
 def worker_resources(client: Client) -> Dict[str, Dict[str, float]]:
     """Resources each worker advertises, by worker address."""
-    info = client.scheduler_info()
-    return {addr: dict(w.get("resources") or {}) for addr, w in info.get("workers", {}).items()}
+    return {addr: dict(w.get("resources") or {}) for addr, w in workers_now(client).items()}
 
 
 def _matching(client: Client, wanted: Dict[str, float]) -> bool:

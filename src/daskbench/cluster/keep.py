@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
+from ..dask_compat import workers_now
 from ..errors import ClusterError, ConfigError
 from . import keep_paths as kp
 from . import keep_state as ks
@@ -324,7 +325,7 @@ def status() -> int:
         print(f"stop it with {_STOP_HINT}")
         return 1
     with client:
-        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        workers = workers_now(client)
     print("\n".join(ks.status_lines(kept, workers, time.time(), paths()[1])))
     return 0
 

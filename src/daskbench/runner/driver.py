@@ -46,7 +46,7 @@ from distributed import Client
 from distributed.scheduler import KilledWorker
 
 from ..config.compose import RunPlan
-from ..dask_compat import topic_handler, unsubscribe
+from ..dask_compat import topic_handler, unsubscribe, workers_now
 from ..errors import ClusterError
 from ..observe.live import TOPIC_LIVE, TOPIC_SWEEP, LiveAggregate
 from ..observe.progress import Counts, Progress
@@ -132,8 +132,7 @@ class Runner:
         return max(sum(self._worker_threads()), 1)
 
     def _worker_threads(self) -> List[int]:
-        info = self.client.scheduler_info()
-        return [w.get("nthreads", 1) for w in info.get("workers", {}).values()]
+        return [w.get("nthreads", 1) for w in workers_now(self.client).values()]
 
     def _max_in_flight(self) -> Tuple[int, int]:
         """(tasks at most in flight, threads to keep busy)."""

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..dask_compat import workers_now
 from ..observe import live
 from .barrier import is_lost
 from .clock import Clock
@@ -141,8 +142,7 @@ class ActorHost:
         self._seq = 0  # window calls made to this generation of actors
 
     def _alive(self) -> List[str]:
-        info = self.client.scheduler_info(n_workers=-1)["workers"]
-        return eligible_workers(info, self.resources)
+        return eligible_workers(workers_now(self.client), self.resources)
 
     def start(self, snapshots: Optional[Sequence[bytes]] = None) -> None:
         client = self.client
@@ -232,7 +232,7 @@ class ActorHost:
             pass
 
     def _check_workers(self, what: str) -> None:
-        gone = sorted(set(self.placed) - set(self.client.scheduler_info(n_workers=-1)["workers"]))
+        gone = sorted(set(self.placed) - set(workers_now(self.client)))
         if gone:
             raise ShardLost(f"worker {', '.join(gone)} holding a shard left while {what}")
 

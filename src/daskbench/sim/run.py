@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
+from ..dask_compat import workers_now
 from .clock import Clock
 from .coordinator import Outcome, Settings, simulate
 from .errors import SimulationError
@@ -103,7 +104,7 @@ def run(model: Model, settings: Settings, seed: int = 0, client: Any = None, loc
         client_now = get_client()
     else:
         client_now = client
-    workers = eligible_workers(client_now.scheduler_info(n_workers=-1)["workers"], resources)
+    workers = eligible_workers(workers_now(client_now), resources)
     whole = isinstance(settings.shards, (int, np.integer))
     shards = int(settings.shards) if whole else len(workers)  # type: ignore[arg-type]
     if auto:

@@ -26,6 +26,8 @@ import contextlib
 import uuid
 from typing import Any, Iterator, List, Optional, Sequence
 
+from ..dask_compat import workers_now
+
 LEASE = "daskbench-sim-sharded"
 POLL_S = 1.0
 HOLDER_PRIORITY = 1_000_000  # before queued trials on the worker
@@ -133,6 +135,6 @@ def _wait_started(client: Any, workers: List[str], names: List[str], futures: Li
     for addr, name, fut in zip(workers, names, futures):
         event = Event(name)
         while not event.wait(timeout=POLL_S):
-            alive = client.scheduler_info(n_workers=-1)["workers"]
+            alive = workers_now(client)
             if fut.status in ("error", "cancelled", "lost") or addr not in alive:
                 break
