@@ -28,8 +28,10 @@ interleaved with the other tools, and the median is kept. A combination whose
 estimated wall time exceeds ``MAX_EST_S`` is skipped and listed with its estimate.
 
     python -m benchmarks.bench_throughput [--smoke|--quick|--full] [--cells=100000x0,5000x1] [--tools=daskbench,joblib]
-        [--cluster=dask|daskbench|quietest] [--repeats=N]
+        [--cluster=dask|daskbench|quietest] [--repeats=N] [--override=KEY=VALUE ...]
 
+``--override=KEY=VALUE`` (repeatable) adds a Hydra override to every daskbench run, e.g.
+``--override=runner.chunk_size=64`` to fix the trials a task holds (what a task costs).
 ``--cells=NxMS,...`` runs only those cells (``N`` trials of ``MS`` ms; no Mesa),
 with ``--full``'s limits unless a mode is given; ``--tools`` only those tools.
 ``--cluster=daskbench``: the Dask tools share a LocalCluster made as daskbench makes its
@@ -94,6 +96,8 @@ QUIETEST: Dict[str, Any] = {
 CLUSTER = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--cluster=")), "dask")
 #: ``--repeats=N``: that many runs of each cell and tool instead of the mode's
 _REPEATS_OPT = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--repeats=")), "")
+#: ``--override=KEY=VALUE``: Hydra overrides added to every daskbench run
+OVERRIDES = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--override=")]
 if _REPEATS_OPT:
     REPEATS = {m: int(_REPEATS_OPT) for m in REPEATS}
 
@@ -166,7 +170,7 @@ class Tools:
 
     # -- the tools ------------------------------------------------------------
     def run_daskbench(self, n: int, ms: float) -> Tuple[float, float]:
-        return self._daskbench("busy", n, [f"trial.ms={ms}"])
+        return self._daskbench("busy", n, [f"trial.ms={ms}", *OVERRIDES])
 
     def _daskbench(self, name: str, n: int, extra: List[str]) -> Tuple[float, float]:
         import daskbench
@@ -282,9 +286,7 @@ def _cells(mode: str) -> List[Tuple[int, int]]:
 
 def main() -> None:
     if CLUSTER not in ("dask", "daskbench", "quietest"):
-        raise SystemExit(
-            f"--cluster={CLUSTER}: choose dask (a plain LocalCluster, the default), daskbench or quietest"
-        )
+        raise SystemExit(f"--cluster={CLUSTER}: choose dask (a plain LocalCluster, the default), daskbench or quietest")
     cells_only = any(a.startswith("--cells=") for a in sys.argv)
     mode = C.mode() if not cells_only or any(f"--{m}" in sys.argv for m in C.MODES) else "full"
     tools_opt = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--tools=")), "")

@@ -14,7 +14,7 @@ from .spec import ChunkResult
 FIRST_MAX = 256
 #: chunks a thread that share a sweep's trials before any is measured: a small sweep goes
 #: out whole as two tasks a thread (one running, one queued), not four, each task fewer is
-#: ~1.5 ms of wall less on 2 cores (benchmarks/BENCHMARKS.md, 200 x 1 ms)
+#: ~1.5 ms of wall less on 2 cores (BENCHMARKS.md, 200 x 1 ms)
 FIRST_PER_THREAD = 2
 #: seconds a refill's round trip costs (fetch the results, send the next chunks: 20-30 ms
 #: on a small machine): a refill takes the trials left when they make chunks no longer than
@@ -27,7 +27,8 @@ QUEUE_S = 0.5
 #: the most tasks in flight that deepening gives
 MAX_DEEP = 256
 #: seconds of trials below which a task costs about as much as Dask's own work for it (~2-3 ms
-#: of scheduler and driver CPU a task on a small machine, BENCHMARKS.md section 5): the spread
+#: of scheduler and driver CPU a task on a small machine, BENCHMARKS.md section 5; ~7 ms of CPU
+#: with the workers' loops and threads and their idle gap counted, section 1): the spread
 #: cap never makes a chunk shorter, so the end of a sweep waits at most this long on its last one
 MIN_TASK_S = 0.005
 #: CPU one task costs the busier of the scheduler and the driver, each one thread: about

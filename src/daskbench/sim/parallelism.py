@@ -1,8 +1,8 @@
 """How many shards ``trial.shards: auto`` gives a simulation: the rule, pure.
 
 A shard pays for itself only when its own stepping is long next to what a tick
-costs in calls and in the barrier between shards (about 1-3 ms per tick on 2
-workers, BENCHMARKS.md "Simulations"). A smaller model steps faster with all
+costs in calls and in the barrier between shards (0.4-0.5 ms a tick for 2 shards
+on 2 workers, more with more shards, BENCHMARKS.md "Simulations"). A smaller model steps faster with all
 its agents in the trial's own task, and a sweep of such models runs one trial
 per worker thread at once instead of every trial fighting over every worker.
 
