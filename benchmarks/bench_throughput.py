@@ -429,6 +429,7 @@ def main() -> None:
             "cells": cells,
             "mesa": mesa_cells,
             "cluster": CLUSTER,
+            "overrides": OVERRIDES,
             "command": "python -m benchmarks.bench_throughput " + " ".join(sys.argv[1:]),
         },
     )

@@ -194,3 +194,16 @@ def test_bench_idle(tmp_path):
         assert all(_positive(r[name][k]) for k in ("worker_idle_ms_per_s", "scheduler_idle_ms_per_s"))
         assert r[name]["trial_wall_over_cpu"] >= 1.0
     assert _positive(r["floor"])
+
+
+def test_throughput_on_the_quietest_cluster_with_an_override(tmp_path):
+    """``bench_throughput --cluster=quietest`` (Dask's background at its least) with an
+    override for every daskbench run still runs, and a bad override stops it."""
+    args = ["benchmarks/bench_throughput.py", "--smoke", "--cluster=quietest", "--tools=daskbench,dask_chunks"]
+    r = _script(tmp_path, *args, "--override=runner.chunk_size=4")
+    assert r["cluster"] == "quietest" and r["overrides"] == ["runner.chunk_size=4"]
+    assert r["cells"] and all(_positive(c["tools"]["daskbench"]["trials_per_s"]) for c in r["cells"])
+    bad = subprocess.run(
+        [sys.executable, *args, "--override=runner.chunk_size=0"], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert bad.returncode != 0 and "runner.chunk_size" in bad.stdout + bad.stderr
