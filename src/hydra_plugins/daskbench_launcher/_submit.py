@@ -10,6 +10,7 @@ from distributed import as_completed
 from distributed.scheduler import KilledWorker
 from hydra.core.utils import JobReturn, JobStatus
 
+from daskbench.dask_compat import workers_now
 from daskbench.results.row import FailureKind, Status
 
 from ._daskbench import ClusterError
@@ -48,7 +49,7 @@ class BatchRun:
         self._n = 0
 
     def _threads(self) -> int:
-        workers = self.client.scheduler_info().get("workers", {}).values()
+        workers = workers_now(self.client).values()  # not the client's cache: a refresh may empty it
         return max(sum(w.get("nthreads", 1) for w in workers), 1)
 
     def run(self, jobs: Sequence[Any]) -> Dict[int, JobReturn]:
