@@ -113,11 +113,12 @@ class Tools:
         self.cluster: Any = None
         if CLUSTER in ("daskbench", "quietest"):
             from daskbench.cluster.create import connect
+            from daskbench.config.dask_settings import flat_dask_config
             from daskbench.config.schema import LocalClusterConfig
 
             cfg = LocalClusterConfig(n_workers=cores, dashboard_address="127.0.0.1:0")
-            if CLUSTER == "quietest":
-                cfg.dask_config = _nested(cfg.dask_config or {}, QUIETEST)
+            if CLUSTER == "quietest":  # dotted keys beside the nested ones: flat_dask_config takes both
+                cfg.dask_config = {**flat_dask_config(cfg.dask_config), **QUIETEST}
             self._own = connect(cfg)
             self.client = self._own.__enter__()
         else:
@@ -250,20 +251,6 @@ class Tools:
 
     def run_daskbench_mesa(self, n: int, model: Dict[str, int]) -> Tuple[float, float]:
         return self._daskbench("mesa", n, [f"trial.n={model['n']}", f"trial.steps={model['steps']}"])
-
-
-def _nested(tree: Dict[str, Any], dotted: Dict[str, Any]) -> Dict[str, Any]:
-    """``tree`` (nested as in Dask's YAML) with each dotted key of ``dotted`` set in it."""
-    import copy
-
-    out = copy.deepcopy(tree)
-    for key, value in dotted.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
 
 
 def estimate_s(tool: str, n: int, trial_s: float, cores: int) -> float:

@@ -2,9 +2,10 @@
 
 A shard pays for itself only when its own stepping is long next to what a tick
 costs in calls and in the barrier between shards (0.4-0.5 ms a tick for 2 shards
-on 2 workers, more with more shards, BENCHMARKS.md "Simulations"). A smaller model steps faster with all
-its agents in the trial's own task, and a sweep of such models runs one trial
-per worker thread at once instead of every trial fighting over every worker.
+on 2 workers, more with more shards, BENCHMARKS.md "Simulations"). A smaller
+model steps faster with all its agents in the trial's own task, and a sweep of
+such models runs one trial per worker thread at once instead of every trial
+fighting over every worker.
 
 The rule (README, "Simulations on Dask actors"):
 
